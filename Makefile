@@ -1,0 +1,72 @@
+# saha: turn a generative multimodal LLM into an embedding model (Ju & Lee, arXiv 2508.00955).
+#
+#   make [PIPELINE=demo|mmeb-train|mmeb-eval] [RUN=name] [DATA=...] [EVAL_DATA=...]
+#        [IMAGE_ROOT=...] [MODEL=...] [SUBSETS=...] [SPLIT=...] TARGET
+#
+# Every artefact is a file under $(RUNS_DIR)/$(RUN)/, so `make` reruns only what is stale,
+# `make -B <artefact>` reruns one stage, and a change of a stage's parameters (a stamp file per
+# stage, rewritten only when its content changes) reruns that stage and what depends on it.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+PIPELINE ?= demo
+RUN ?= $(PIPELINE)
+RUNS_DIR ?= runs
+RUN_DIR := $(RUNS_DIR)/$(RUN)
+STAMPS := $(RUN_DIR)/.params
+
+CARGO ?= cargo
+CARGO_TARGET_DIR ?= target
+export CARGO_TARGET_DIR
+BIN ?= $(CARGO_TARGET_DIR)/release
+
+ifeq ($(wildcard pipelines/$(PIPELINE).mk),)
+$(error PIPELINE=$(PIPELINE): no pipelines/$(PIPELINE).mk; choose one of: $(basename $(notdir $(wildcard pipelines/*.mk))))
+endif
+
+include pipelines/functions.mk
+include pipelines/$(PIPELINE).mk
+include pipelines/stages.mk
+
+.PHONY: help test sql build
+help:
+	@echo "saha: hierarchical embedding prompt + SaHa hard negatives, as make-driven stages"
+	@echo
+	@echo "Targets:"
+	@echo "  demo        the whole pipeline on bundled synthetic data (PIPELINE=demo)"
+	@echo "  test        install test prerequisites and run every test (cargo test --release)"
+	@echo "  data        generate the synthetic dataset (demo pipeline)"
+	@echo "  prompt      pairs.parquet + items.parquet from DATA (hierarchical prompts)"
+	@echo "  prompt-eval eval/pairs.parquet + eval/items.parquet + eval/eval_lists.parquet from EVAL_DATA"
+	@echo "  sql         run Q=\"SQL\" over every Parquet file of the run (tables named by file stem)"
+	@echo "  build       build the stage binaries into $(BIN)"
+	@echo "  help        this text"
+	@echo "  Planned, with their issues: embed, retrieve, remap, filter, train, eval, report, bench-*"
+	@echo
+	@echo "Variables (current value):"
+	@echo "  PIPELINE=$(PIPELINE)   pipelines: $(basename $(notdir $(wildcard pipelines/*.mk)))"
+	@echo "  RUN=$(RUN)   artefacts go to $(RUN_DIR)/"
+	@echo "  DATA=$(DATA)"
+	@echo "  EVAL_DATA=$(EVAL_DATA)"
+	@echo "  IMAGE_ROOT=$(IMAGE_ROOT)"
+	@echo "  SPLIT=$(SPLIT)  EVAL_SPLIT=$(EVAL_SPLIT)  SUBSETS=$(SUBSETS)"
+	@echo "  MODEL=$(MODEL)"
+	@echo "  SYSTEM=$(SYSTEM)   (empty: the reference system prompt)"
+	@echo "  PROMPT_FILE=$(PROMPT_FILE)  PROMPT_FLAGS_EXTRA=$(PROMPT_FLAGS_EXTRA)"
+	@echo "  Q=\"...\"     SQL for 'make sql'"
+
+test:
+	bash scripts/setup-test.sh
+	$(CARGO) test --release --workspace
+
+build:
+	$(CARGO) build --release --workspace --bins
+
+sql: | $(BIN)/saha-sql
+	@test -n "$(Q)" || { echo 'make sql: pass the query as Q="select ..."' >&2; exit 2; }
+	$(BIN)/saha-sql --run $(RUN_DIR) -e $(call squote,$(Q))

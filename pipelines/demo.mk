@@ -1,0 +1,27 @@
+# The embedded default: a small synthetic MMEB-format dataset made by saha-synth, so the whole
+# pipeline runs on a laptop with no downloads. DATA / EVAL_DATA / IMAGE_ROOT point into it.
+
+SEED ?= 42
+TRAIN_PER_SUBSET ?= 64
+EVAL_PER_SUBSET ?= 24
+DATA_ROOT := $(RUN_DIR)/data
+DATA := $(DATA_ROOT)/train
+EVAL_DATA := $(DATA_ROOT)/eval
+IMAGE_ROOT := $(DATA_ROOT)/images
+DATA_DEPS := $(DATA_ROOT)/synth.json
+EVAL_DATA_DEPS := $(DATA_ROOT)/synth.json
+
+FLAGS_synth = --seed $(SEED) --train-per-subset $(TRAIN_PER_SUBSET) --eval-per-subset $(EVAL_PER_SUBSET)
+$(DATA_ROOT)/synth.json: $(BIN)/saha-synth $(STAMPS)/synth.params
+	$(BIN)/saha-synth --out $(DATA_ROOT) $(FLAGS_synth)
+
+.PHONY: data demo
+data: $(DATA_ROOT)/synth.json
+
+demo: $(DATA_ROOT)/synth.json $(RUN_DIR)/pairs.parquet $(RUN_DIR)/eval/pairs.parquet | $(BIN)/saha-sql
+	@echo
+	@echo "== demo run '$(RUN)' in $(RUN_DIR)/: synthetic data -> prompt stage (train and eval) =="
+	@echo "   (the embedding, mining, training and evaluation stages come with their issues)"
+	@$(BIN)/saha-sql --run $(RUN_DIR) -e "select subset, count(*) as pairs, count(distinct query_id) as queries, count(distinct target_id) as targets, count(distinct label) as labels from pairs group by subset order by subset"
+	@$(BIN)/saha-sql --run $(RUN_DIR) -e "select side, role, count(*) as items, sum(case when image_path is null then 0 else 1 end) as with_image from items group by side, role order by side"
+	@echo "Inspect any artefact with SQL, e.g.: make sql Q=\"select prompt from items limit 2\""

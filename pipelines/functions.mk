@@ -1,0 +1,11 @@
+# Small make functions used by the pipeline files.
+
+# Quote a make value for the shell.
+squote = '$(subst ','\'',$(1))'
+
+# Every Parquet file of a DATA path: a folder is no good as a make prerequisite (its mtime does
+# not follow its files), so pipelines depend on the files. Images are not tracked.
+parquet_files = $(if $(1),$(shell find $(1) -name '*.parquet' 2>/dev/null | LC_ALL=C sort))
+
+# Stop with a message when a required variable is empty, unless only `help` was asked for.
+require = $(if $(strip $($(1))),,$(if $(filter-out help,$(or $(MAKECMDGOALS),help)),$(error PIPELINE=$(PIPELINE) needs $(1)=... ($(2)))))

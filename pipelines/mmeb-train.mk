@@ -1,0 +1,13 @@
+# Real MMEB-train (TIGER-Lab/MMEB-train as downloaded: one sub-folder per subset), e.g.
+#   make PIPELINE=mmeb-train RUN=mmeb2b DATA=/data/MMEB-train IMAGE_ROOT=/data/MMEB-train/images \
+#        MODEL=/models/Qwen2-VL-2B-Instruct SUBSETS=VisDial,CIRR prompt
+# The reference samples from the `diverse_instruction` split and keeps duplicate rows.
+
+SPLIT ?= diverse_instruction
+DATA ?=
+EVAL_DATA ?=
+IMAGE_ROOT ?= $(DATA)
+PROMPT_FLAGS_EXTRA ?= --on-duplicate keep
+$(call require,DATA,an MMEB-train file or folder)
+DATA_DEPS := $(call parquet_files,$(DATA))
+EVAL_DATA_DEPS := $(call parquet_files,$(EVAL_DATA))

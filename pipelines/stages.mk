@@ -1,0 +1,51 @@
+# Rules shared by every pipeline: building the stage binaries, parameter stamps, and the
+# stages every pipeline runs the same way on its own DATA / EVAL_DATA. Included after the
+# pipeline file, so the pipeline's DATA_DEPS and defaults are known here.
+
+.SECONDEXPANSION:
+
+# A stage binary is stale when its crate, the schema crate or the lock file changed.
+crate_sources = $(shell find $(1) -name '*.rs' -o -name Cargo.toml 2>/dev/null)
+COMMON_SOURCES := $(call crate_sources,schemas) Cargo.toml Cargo.lock
+$(BIN)/saha-%: $$(call crate_sources,stages/$$*) $(COMMON_SOURCES)
+	$(CARGO) build --release --quiet -p saha-$* --bin saha-$*
+	@touch $@
+
+# $(STAMPS)/<stage>.params holds the stage's flags; it is rewritten only when they change, so
+# its mtime moves exactly when the stage must rerun.
+.PHONY: FORCE
+FORCE:
+$(STAMPS)/%.params: export SAHA_PARAMS = $(FLAGS_$*)
+$(STAMPS)/%.params: FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' "$$SAHA_PARAMS" > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+SYSTEM ?=
+PROMPT_FILE ?=
+PROMPT_FLAGS_EXTRA ?=
+SPLIT ?=
+EVAL_SPLIT ?=
+SUBSETS ?=
+EVAL_SUBSETS ?= $(SUBSETS)
+MODEL ?=
+
+prompt_flags = --data $(call squote,$(1)) $(if $(2),--split $(2)) $(if $(3),--subsets $(3)) \
+  --image-root $(call squote,$(IMAGE_ROOT)) $(if $(SYSTEM),--system $(call squote,$(SYSTEM))) \
+  $(if $(PROMPT_FILE),--prompt-file $(call squote,$(PROMPT_FILE))) $(PROMPT_FLAGS_EXTRA)
+
+FLAGS_prompt = $(call prompt_flags,$(DATA),$(SPLIT),$(SUBSETS))
+FLAGS_prompt-eval = $(call prompt_flags,$(EVAL_DATA),$(EVAL_SPLIT),$(EVAL_SUBSETS))
+
+PROMPT_OUT := $(RUN_DIR)/pairs.parquet $(RUN_DIR)/items.parquet $(RUN_DIR)/skipped.parquet
+$(PROMPT_OUT) &: $(BIN)/saha-prompt $(STAMPS)/prompt.params $(DATA_DEPS) $(PROMPT_FILE)
+	$(BIN)/saha-prompt $(FLAGS_prompt) --out-dir $(RUN_DIR)
+
+EVAL_PROMPT_OUT := $(RUN_DIR)/eval/pairs.parquet $(RUN_DIR)/eval/items.parquet \
+  $(RUN_DIR)/eval/eval_lists.parquet $(RUN_DIR)/eval/skipped.parquet
+$(EVAL_PROMPT_OUT) &: $(BIN)/saha-prompt $(STAMPS)/prompt-eval.params $(EVAL_DATA_DEPS) $(PROMPT_FILE)
+	$(BIN)/saha-prompt $(FLAGS_prompt-eval) --out-dir $(RUN_DIR)/eval
+
+.PHONY: prompt prompt-eval
+prompt: $(PROMPT_OUT)
+prompt-eval: $(EVAL_PROMPT_OUT)

@@ -1,0 +1,306 @@
+//! The artefact catalogue: one [`ArtefactSpec`] per table the stages exchange.
+//! `schemas/README.md` is generated from it (a test keeps the two in step).
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::{Result, SchemaError};
+
+/// A column's Arrow type as the catalogue states it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnType {
+    Exact(DataType),
+    /// `FixedSizeList<Float32, D>` for any `D`: the dimension is a property of the model.
+    Vector,
+}
+
+impl ColumnType {
+    pub fn matches(&self, found: &DataType) -> bool {
+        match (self, found) {
+            (ColumnType::Exact(t), f) => t == f,
+            (ColumnType::Vector, DataType::FixedSizeList(inner, _)) => {
+                inner.data_type() == &DataType::Float32
+            }
+            (ColumnType::Vector, _) => false,
+        }
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ColumnType::Exact(t) => f.write_str(&type_name(t)),
+            ColumnType::Vector => f.write_str("FixedSizeList<Float32, D>"),
+        }
+    }
+}
+
+/// A short, readable name for an Arrow type (`utf8`, `u32`, `list<u32>` ...).
+pub fn type_name(t: &DataType) -> String {
+    match t {
+        DataType::Utf8 => "utf8".into(),
+        DataType::LargeUtf8 => "large_utf8".into(),
+        DataType::Utf8View => "utf8_view".into(),
+        DataType::UInt8 => "u8".into(),
+        DataType::UInt16 => "u16".into(),
+        DataType::UInt32 => "u32".into(),
+        DataType::UInt64 => "u64".into(),
+        DataType::Int32 => "i32".into(),
+        DataType::Int64 => "i64".into(),
+        DataType::Float32 => "f32".into(),
+        DataType::Float64 => "f64".into(),
+        DataType::Boolean => "bool".into(),
+        DataType::List(f) | DataType::LargeList(f) => format!("list<{}>", type_name(f.data_type())),
+        DataType::FixedSizeList(f, n) => format!("fixed_size_list<{}, {n}>", type_name(f.data_type())),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    pub name: &'static str,
+    pub kind: ColumnType,
+    pub nullable: bool,
+    pub doc: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArtefactSpec {
+    /// File stem: the artefact is `runs/<run>/<name>.parquet` and the SQL table `<name>`.
+    pub name: &'static str,
+    pub produced_by: &'static str,
+    pub doc: &'static str,
+    pub columns: Vec<ColumnSpec>,
+}
+
+fn col(name: &'static str, t: DataType, doc: &'static str) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        kind: ColumnType::Exact(t),
+        nullable: false,
+        doc,
+    }
+}
+
+fn nullable(name: &'static str, t: DataType, doc: &'static str) -> ColumnSpec {
+    ColumnSpec {
+        nullable: true,
+        ..col(name, t, doc)
+    }
+}
+
+impl ArtefactSpec {
+    /// The Arrow schema written for this artefact. Vector columns need the dimension `dim`.
+    pub fn schema_with_dim(&self, dim: Option<i32>) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let t = match &c.kind {
+                    ColumnType::Exact(t) => t.clone(),
+                    ColumnType::Vector => vector_type(dim.expect("vector artefacts need a dimension")),
+                };
+                Field::new(c.name, t, c.nullable)
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.schema_with_dim(None)
+    }
+
+    /// Checks that `found` has every catalogue column with the stated type. Extra columns are
+    /// allowed, so later versions can add columns without breaking older readers.
+    pub fn validate(&self, path: &Path, found: &Schema) -> Result<()> {
+        for c in &self.columns {
+            let Ok(field) = found.field_with_name(c.name) else {
+                return Err(SchemaError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: c.name.to_string(),
+                    expected: c.kind.to_string(),
+                    found: found
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            };
+            if !c.kind.matches(field.data_type()) {
+                return Err(SchemaError::WrongType {
+                    path: path.to_path_buf(),
+                    column: c.name.to_string(),
+                    expected: c.kind.to_string(),
+                    found: type_name(field.data_type()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn vector_type(dim: i32) -> DataType {
+    DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, false)), dim)
+}
+
+pub fn pairs() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "pairs",
+        produced_by: "saha-prompt",
+        doc: "One row per (query, positive) pair as read from the input, in input order \
+              (subsets in the order given, rows in file order). For MMEB-eval rows the positive is \
+              candidate 0, the ground truth.",
+        columns: vec![
+            col("pair_id", UInt32, "Row number in this file, from 0."),
+            col("subset", Utf8, "Subset (dataset) name: the file stem or the Hugging Face config folder."),
+            col("qry", Utf8, "Query text as in the data, with the `<|image_1|>` placeholder."),
+            nullable("qry_image_path", Utf8, "Query image, relative to the image root; null for text-only."),
+            col("pos_text", Utf8, "Positive target text as in the data."),
+            nullable("pos_image_path", Utf8, "Positive target image, relative to the image root; null for text-only."),
+            col("query_id", UInt32, "`item_id` of the query in items.parquet."),
+            col("target_id", UInt32, "`item_id` of the positive target in items.parquet."),
+            nullable("label", Utf8, "Ground-truth class when the data has one (used to audit false negatives)."),
+            col("source_file", Utf8, "Input file the row came from."),
+            col("source_row", UInt32, "Row number inside that file, from 0."),
+        ],
+    }
+}
+
+pub fn items() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "items",
+        produced_by: "saha-prompt",
+        doc: "One row per unique encoder input, de-duplicated like the reference by \
+              `(side, subset, text, image_path)`. Query items come first (in order of first use), \
+              then target items.",
+        columns: vec![
+            col("item_id", UInt32, "Row number in this file, from 0."),
+            col("side", Utf8, "`query` or `target`."),
+            col("subset", Utf8, "Subset the item belongs to."),
+            col("text", Utf8, "Raw dataset text (placeholder form, no prompt, no suffix)."),
+            nullable("image_path", Utf8, "Image relative to the image root; null for text-only."),
+            nullable("system", Utf8, "System turn; null when the template has no system block."),
+            col("user", Utf8, "User turn after instruction handling, image-token replacement, escaping and suffix."),
+            col("prompt", Utf8, "The fully rendered chat string the tokenizer sees."),
+            col("role", Utf8, "`Q` or `D`: the reference role the prompt was built with (RefCOCO-Matching targets are `Q`)."),
+        ],
+    }
+}
+
+pub fn eval_lists() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "eval_lists",
+        produced_by: "saha-prompt",
+        doc: "MMEB-eval candidate lists in long form: one row per (query row, candidate). \
+              Rank 0 is the ground truth.",
+        columns: vec![
+            col("pair_id", UInt32, "The eval row (pairs.parquet)."),
+            col("rank", UInt16, "Position in the row's candidate list; 0 is the ground truth."),
+            col("item_id", UInt32, "The candidate's `item_id` in items.parquet."),
+        ],
+    }
+}
+
+pub fn skipped() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "skipped",
+        produced_by: "saha-prompt",
+        doc: "Input rows left out under `--on-missing skip` (or dropped duplicates), with why.",
+        columns: vec![
+            col("source_file", Utf8, "Input file."),
+            col("source_row", UInt32, "Row inside that file, from 0."),
+            col("column", Utf8, "Column that caused the skip."),
+            col("reason", Utf8, "What was wrong."),
+            nullable("value", Utf8, "The offending value, e.g. the image path."),
+        ],
+    }
+}
+
+pub fn embeddings() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "embeddings",
+        produced_by: "saha-embed",
+        doc: "One row per item. Footer metadata holds the model (`saha.embedding.model`), the \
+              dimension (`saha.embedding.dim`) and whether vectors are L2-normalised \
+              (`saha.embedding.normalized`).",
+        columns: vec![
+            col("item_id", UInt32, "The item (items.parquet)."),
+            ColumnSpec {
+                name: "embedding",
+                kind: ColumnType::Vector,
+                nullable: false,
+                doc: "Final hidden state of the last real token, L2-normalised unless stated otherwise.",
+            },
+        ],
+    }
+}
+
+/// Every artefact in the catalogue, in pipeline order.
+pub fn all() -> Vec<ArtefactSpec> {
+    vec![pairs(), items(), eval_lists(), skipped(), embeddings()]
+}
+
+/// The Markdown tables of `schemas/README.md`.
+pub fn markdown(specs: &[ArtefactSpec]) -> String {
+    let mut out = String::new();
+    for s in specs {
+        out.push_str(&format!(
+            "## `{}.parquet`\n\nWritten by `{}`. {}\n\n| column | type | null | meaning |\n|---|---|---|---|\n",
+            s.name, s.produced_by, s.doc
+        ));
+        for c in &s.columns {
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                c.name,
+                c.kind,
+                if c.nullable { "yes" } else { "no" },
+                c.doc
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_matches_catalogue() {
+        let readme = include_str!("../README.md");
+        let tables = markdown(&all());
+        assert!(
+            readme.contains(&tables),
+            "schemas/README.md is out of date; regenerate with `cargo run --release -p saha-schemas --example readme`"
+        );
+    }
+
+    #[test]
+    fn validate_names_column_and_types() {
+        let spec = pairs();
+        let schema = Schema::new(vec![Field::new("pair_id", DataType::Int64, false)]);
+        let err = spec.validate(Path::new("x.parquet"), &schema).unwrap_err().to_string();
+        assert!(err.contains("x.parquet") && err.contains("`pair_id`") && err.contains("i64") && err.contains("u32"), "{err}");
+        let schema = Schema::new(vec![Field::new("pair_id", DataType::UInt32, false)]);
+        let err = spec.validate(Path::new("x.parquet"), &schema).unwrap_err().to_string();
+        assert!(err.contains("missing column `subset`"), "{err}");
+    }
+
+    #[test]
+    fn vector_columns_accept_any_dimension() {
+        let spec = embeddings();
+        for dim in [4, 1536] {
+            spec.validate(Path::new("e"), &spec.schema_with_dim(Some(dim))).unwrap();
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Every table the saha stages exchange: its Arrow schema, a doc of each column, typed
+//! read/write helpers, validation with errors that name file, row and column, provenance
+//! metadata, and an atomic Parquet writer.
+
+pub mod artefacts;
+pub mod atomic;
+pub mod columns;
+pub mod embeddings;
+pub mod error;
+pub mod progress;
+pub mod provenance;
+pub mod read;
+pub mod records;
+pub mod write;
+
+pub use artefacts::{ArtefactSpec, ColumnSpec};
+pub use atomic::AtomicFile;
+pub use error::{Result, SchemaError};
+pub use provenance::{InputHash, Provenance};
+pub use read::ParquetTable;
+pub use records::{EvalListEntry, Item, Pair, Record, Side, SkippedRow};
+pub use write::ParquetSink;

@@ -1,0 +1,149 @@
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, SchemaError};
+
+/// Parquet key-value metadata keys written on every artefact.
+pub const KEY_ARTEFACT: &str = "saha.artefact";
+pub const KEY_STAGE: &str = "saha.stage";
+pub const KEY_VERSION: &str = "saha.version";
+pub const KEY_PARAMS: &str = "saha.params";
+pub const KEY_INPUTS: &str = "saha.inputs";
+pub const KEY_STATS: &str = "saha.stats";
+
+/// One input file of a stage and the SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputHash {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// What produced an artefact: stage, version, parameters, inputs and summary counts.
+/// It is stored in the Parquet footer, so `saha-sql` and any Parquet tool can show it, and it
+/// holds no clock time, so the same inputs and parameters give byte-identical files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub stage: String,
+    pub version: String,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub inputs: Vec<InputHash>,
+    pub stats: BTreeMap<String, serde_json::Value>,
+}
+
+impl Provenance {
+    pub fn new(stage: &str, version: &str) -> Self {
+        Self {
+            stage: stage.to_string(),
+            version: version.to_string(),
+            ..Self::default()
+        }
+    }
+
+    pub fn param(&mut self, key: &str, value: impl Serialize) -> &mut Self {
+        self.params.insert(key.to_string(), to_json(value));
+        self
+    }
+
+    pub fn stat(&mut self, key: &str, value: impl Serialize) -> &mut Self {
+        self.stats.insert(key.to_string(), to_json(value));
+        self
+    }
+
+    /// Hashes `path` and records it as an input.
+    pub fn input(&mut self, path: &Path) -> Result<&mut Self> {
+        let (sha256, bytes) = sha256_file(path)?;
+        self.inputs.push(InputHash {
+            path: path.display().to_string(),
+            sha256,
+            bytes,
+        });
+        Ok(self)
+    }
+
+    /// The key-value pairs to store in a Parquet footer for artefact `artefact`.
+    pub fn to_key_values(&self, artefact: &str) -> Vec<(String, String)> {
+        vec![
+            (KEY_ARTEFACT.into(), artefact.into()),
+            (KEY_STAGE.into(), self.stage.clone()),
+            (KEY_VERSION.into(), self.version.clone()),
+            (KEY_PARAMS.into(), to_json_string(&self.params)),
+            (KEY_INPUTS.into(), to_json_string(&self.inputs)),
+            (KEY_STATS.into(), to_json_string(&self.stats)),
+        ]
+    }
+
+    /// Reads provenance back from footer key-values; `None` when the file was not written by a
+    /// saha stage.
+    pub fn from_key_values(kv: &BTreeMap<String, String>) -> Option<Self> {
+        let stage = kv.get(KEY_STAGE)?.clone();
+        fn parse<T: serde::de::DeserializeOwned>(kv: &BTreeMap<String, String>, key: &str) -> Option<T> {
+            kv.get(key).and_then(|s| serde_json::from_str(s).ok())
+        }
+        Some(Self {
+            stage,
+            version: kv.get(KEY_VERSION).cloned().unwrap_or_default(),
+            params: parse(kv, KEY_PARAMS).unwrap_or_default(),
+            inputs: parse(kv, KEY_INPUTS).unwrap_or_default(),
+            stats: parse(kv, KEY_STATS).unwrap_or_default(),
+        })
+    }
+}
+
+fn to_json_string(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("provenance values serialise")
+}
+
+fn to_json(value: impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value).expect("provenance values serialise")
+}
+
+/// SHA-256 of a file's bytes, streamed, as lowercase hex, and its length.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut file = File::open(path).map_err(|e| SchemaError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| SchemaError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    let hex = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((hex, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_key_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.bin");
+        std::fs::write(&input, b"abc").unwrap();
+        let mut p = Provenance::new("prompt", "0.1.0");
+        p.param("top_k", 15).param("system", "sys");
+        p.input(&input).unwrap();
+        p.stat("rows", 3);
+        assert_eq!(
+            p.inputs[0].sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let kv: BTreeMap<_, _> = p.to_key_values("pairs").into_iter().collect();
+        assert_eq!(kv[KEY_ARTEFACT], "pairs");
+        assert_eq!(Provenance::from_key_values(&kv).unwrap(), p);
+    }
+}

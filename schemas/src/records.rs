@@ -1,0 +1,350 @@
+//! Row types of the tables, with conversion to and from Arrow batches.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray, UInt16Array, UInt32Array};
+use arrow::datatypes::{UInt16Type, UInt32Type};
+use arrow::record_batch::RecordBatch;
+
+use crate::artefacts::{self, ArtefactSpec};
+use crate::columns::{primitive, required, strings, BatchAt};
+use crate::error::Result;
+use crate::provenance::Provenance;
+use crate::read::ParquetTable;
+use crate::write::ParquetSink;
+
+const WRITE_CHUNK: usize = 65_536;
+
+/// A row type of one catalogue artefact.
+pub trait Record: Sized {
+    fn spec() -> ArtefactSpec;
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef>;
+    /// Appends the rows of `batch` (already validated against the spec) to `out`.
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()>;
+
+    fn to_batch(rows: &[Self]) -> RecordBatch {
+        RecordBatch::try_new(Self::spec().schema(), Self::to_columns(rows)).expect("columns follow the catalogue schema")
+    }
+}
+
+/// Starts an atomic Parquet file for `R` carrying `provenance`.
+pub fn sink_for<R: Record>(path: &Path, provenance: &Provenance) -> Result<ParquetSink> {
+    let spec = R::spec();
+    ParquetSink::create(path, spec.schema(), provenance.to_key_values(spec.name))
+}
+
+/// Writes `rows` into `sink` in bounded chunks.
+pub fn write_rows<R: Record>(sink: &mut ParquetSink, rows: &[R]) -> Result<()> {
+    for chunk in rows.chunks(WRITE_CHUNK) {
+        sink.write(&R::to_batch(chunk))?;
+    }
+    Ok(())
+}
+
+/// Writes `rows` to `path` atomically.
+pub fn write_records<R: Record>(path: &Path, rows: &[R], provenance: &Provenance) -> Result<()> {
+    let mut sink = sink_for::<R>(path, provenance)?;
+    write_rows(&mut sink, rows)?;
+    sink.finish()?;
+    Ok(())
+}
+
+/// Reads and validates a whole artefact file.
+pub fn read_records<R: Record>(path: &Path) -> Result<(Vec<R>, Option<Provenance>)> {
+    let table = ParquetTable::open_artefact(path, &R::spec())?;
+    let provenance = table.provenance();
+    let mut rows = Vec::with_capacity(table.num_rows);
+    let mut batches = table.batches()?;
+    while let Some((batch, at)) = batches.next_batch()? {
+        R::from_batch(&batch, at, &mut rows)?;
+    }
+    Ok((rows, provenance))
+}
+
+fn utf8<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+fn utf8_opt<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(values.collect::<StringArray>())
+}
+
+fn u32s(values: impl Iterator<Item = u32>) -> ArrayRef {
+    Arc::new(UInt32Array::from_iter_values(values))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Side {
+    Query,
+    Target,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Query => "query",
+            Side::Target => "target",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "query" => Some(Side::Query),
+            "target" => Some(Side::Target),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair {
+    pub pair_id: u32,
+    pub subset: String,
+    pub qry: String,
+    pub qry_image_path: Option<String>,
+    pub pos_text: String,
+    pub pos_image_path: Option<String>,
+    pub query_id: u32,
+    pub target_id: u32,
+    pub label: Option<String>,
+    pub source_file: String,
+    pub source_row: u32,
+}
+
+impl Record for Pair {
+    fn spec() -> ArtefactSpec {
+        artefacts::pairs()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            u32s(rows.iter().map(|r| r.pair_id)),
+            utf8(rows.iter().map(|r| r.subset.as_str())),
+            utf8(rows.iter().map(|r| r.qry.as_str())),
+            utf8_opt(rows.iter().map(|r| r.qry_image_path.as_deref())),
+            utf8(rows.iter().map(|r| r.pos_text.as_str())),
+            utf8_opt(rows.iter().map(|r| r.pos_image_path.as_deref())),
+            u32s(rows.iter().map(|r| r.query_id)),
+            u32s(rows.iter().map(|r| r.target_id)),
+            utf8_opt(rows.iter().map(|r| r.label.as_deref())),
+            utf8(rows.iter().map(|r| r.source_file.as_str())),
+            u32s(rows.iter().map(|r| r.source_row)),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let pair_id = primitive::<UInt32Type>(batch, "pair_id", at)?;
+        let subset = strings(batch, "subset", at)?;
+        let qry = strings(batch, "qry", at)?;
+        let qry_image = strings(batch, "qry_image_path", at)?;
+        let pos_text = strings(batch, "pos_text", at)?;
+        let pos_image = strings(batch, "pos_image_path", at)?;
+        let query_id = primitive::<UInt32Type>(batch, "query_id", at)?;
+        let target_id = primitive::<UInt32Type>(batch, "target_id", at)?;
+        let label = strings(batch, "label", at)?;
+        let source_file = strings(batch, "source_file", at)?;
+        let source_row = primitive::<UInt32Type>(batch, "source_row", at)?;
+        for i in 0..batch.num_rows() {
+            out.push(Pair {
+                pair_id: pair_id[i],
+                subset: required(&subset, i, "subset", at)?.to_string(),
+                qry: required(&qry, i, "qry", at)?.to_string(),
+                qry_image_path: qry_image.get(i).map(str::to_string),
+                pos_text: required(&pos_text, i, "pos_text", at)?.to_string(),
+                pos_image_path: pos_image.get(i).map(str::to_string),
+                query_id: query_id[i],
+                target_id: target_id[i],
+                label: label.get(i).map(str::to_string),
+                source_file: required(&source_file, i, "source_file", at)?.to_string(),
+                source_row: source_row[i],
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub item_id: u32,
+    pub side: Side,
+    pub subset: String,
+    pub text: String,
+    pub image_path: Option<String>,
+    pub system: Option<String>,
+    pub user: String,
+    pub prompt: String,
+    /// `Q` or `D`, the reference's role argument.
+    pub role: String,
+}
+
+impl Record for Item {
+    fn spec() -> ArtefactSpec {
+        artefacts::items()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            u32s(rows.iter().map(|r| r.item_id)),
+            utf8(rows.iter().map(|r| r.side.as_str())),
+            utf8(rows.iter().map(|r| r.subset.as_str())),
+            utf8(rows.iter().map(|r| r.text.as_str())),
+            utf8_opt(rows.iter().map(|r| r.image_path.as_deref())),
+            utf8_opt(rows.iter().map(|r| r.system.as_deref())),
+            utf8(rows.iter().map(|r| r.user.as_str())),
+            utf8(rows.iter().map(|r| r.prompt.as_str())),
+            utf8(rows.iter().map(|r| r.role.as_str())),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let item_id = primitive::<UInt32Type>(batch, "item_id", at)?;
+        let side = strings(batch, "side", at)?;
+        let subset = strings(batch, "subset", at)?;
+        let text = strings(batch, "text", at)?;
+        let image = strings(batch, "image_path", at)?;
+        let system = strings(batch, "system", at)?;
+        let user = strings(batch, "user", at)?;
+        let prompt = strings(batch, "prompt", at)?;
+        let role = strings(batch, "role", at)?;
+        for i in 0..batch.num_rows() {
+            let side_str = required(&side, i, "side", at)?;
+            let side = Side::parse(side_str)
+                .ok_or_else(|| at.bad_value(i, "side", format!("`{side_str}` is neither `query` nor `target`")))?;
+            out.push(Item {
+                item_id: item_id[i],
+                side,
+                subset: required(&subset, i, "subset", at)?.to_string(),
+                text: required(&text, i, "text", at)?.to_string(),
+                image_path: image.get(i).map(str::to_string),
+                system: system.get(i).map(str::to_string),
+                user: required(&user, i, "user", at)?.to_string(),
+                prompt: required(&prompt, i, "prompt", at)?.to_string(),
+                role: required(&role, i, "role", at)?.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvalListEntry {
+    pub pair_id: u32,
+    pub rank: u16,
+    pub item_id: u32,
+}
+
+impl Record for EvalListEntry {
+    fn spec() -> ArtefactSpec {
+        artefacts::eval_lists()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            u32s(rows.iter().map(|r| r.pair_id)),
+            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.rank))),
+            u32s(rows.iter().map(|r| r.item_id)),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let pair_id = primitive::<UInt32Type>(batch, "pair_id", at)?;
+        let rank = primitive::<UInt16Type>(batch, "rank", at)?;
+        let item_id = primitive::<UInt32Type>(batch, "item_id", at)?;
+        out.extend((0..batch.num_rows()).map(|i| EvalListEntry {
+            pair_id: pair_id[i],
+            rank: rank[i],
+            item_id: item_id[i],
+        }));
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRow {
+    pub source_file: String,
+    pub source_row: u32,
+    pub column: String,
+    pub reason: String,
+    pub value: Option<String>,
+}
+
+impl Record for SkippedRow {
+    fn spec() -> ArtefactSpec {
+        artefacts::skipped()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            utf8(rows.iter().map(|r| r.source_file.as_str())),
+            u32s(rows.iter().map(|r| r.source_row)),
+            utf8(rows.iter().map(|r| r.column.as_str())),
+            utf8(rows.iter().map(|r| r.reason.as_str())),
+            utf8_opt(rows.iter().map(|r| r.value.as_deref())),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let source_file = strings(batch, "source_file", at)?;
+        let source_row = primitive::<UInt32Type>(batch, "source_row", at)?;
+        let column = strings(batch, "column", at)?;
+        let reason = strings(batch, "reason", at)?;
+        let value = strings(batch, "value", at)?;
+        for i in 0..batch.num_rows() {
+            out.push(SkippedRow {
+                source_file: required(&source_file, i, "source_file", at)?.to_string(),
+                source_row: source_row[i],
+                column: required(&column, i, "column", at)?.to_string(),
+                reason: required(&reason, i, "reason", at)?.to_string(),
+                value: value.get(i).map(str::to_string),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_round_trip_and_keep_provenance() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pairs.parquet");
+        let rows = vec![Pair {
+            pair_id: 0,
+            subset: "S".into(),
+            qry: "<|image_1|> q".into(),
+            qry_image_path: Some("S/0.png".into()),
+            pos_text: "t".into(),
+            pos_image_path: None,
+            query_id: 0,
+            target_id: 1,
+            label: Some("red".into()),
+            source_file: "S.parquet".into(),
+            source_row: 0,
+        }];
+        let mut prov = Provenance::new("prompt", "0.1.0");
+        prov.param("x", 1);
+        write_records(&path, &rows, &prov).unwrap();
+        let (back, p) = read_records::<Pair>(&path).unwrap();
+        assert_eq!(back, rows);
+        assert_eq!(p.unwrap(), prov);
+    }
+
+    #[test]
+    fn wrong_artefact_is_refused_with_column_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items.parquet");
+        write_records(&path, &[EvalListEntry { pair_id: 0, rank: 0, item_id: 0 }], &Provenance::new("t", "0")).unwrap();
+        let err = read_records::<Item>(&path).unwrap_err().to_string();
+        assert!(err.contains("items.parquet") && err.contains("missing column `item_id`"), "{err}");
+    }
+}

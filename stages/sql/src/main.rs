@@ -1,0 +1,48 @@
+use std::io::{IsTerminal, Read};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use saha_sql::{format, Args, Session, STAGE};
+
+fn run(args: &Args) -> Result<()> {
+    let session = Session::open(args)?;
+    if args.tables || (args.sql.is_none() && std::io::stdin().is_terminal()) {
+        for (name, path) in &session.tables {
+            let batches = session.query(&format!("select count(*) as n from \"{name}\""))?;
+            let n = format::cell(batches[0].column(0).as_ref(), 0)?;
+            let cols = session.query(&format!("select * from \"{name}\" limit 0"))?;
+            let names: Vec<String> = match cols.first() {
+                Some(b) => b.schema().fields().iter().map(|f| f.name().clone()).collect(),
+                None => Vec::new(),
+            };
+            println!("{name} ({n} rows, {}): {}", path.display(), names.join(", "));
+        }
+        return Ok(());
+    }
+    let sql = match &args.sql {
+        Some(s) => s.clone(),
+        None => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("reading SQL from standard input")?;
+            s
+        }
+    };
+    let batches = session.query(&sql)?;
+    match &args.out {
+        Some(path) => {
+            format::write_file(path, &batches, &sql)?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            eprintln!("{STAGE}: wrote {rows} rows to {}", path.display());
+        }
+        None => print!("{}", format::table(&batches, args.max_width)?),
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("{STAGE}: error: {e:#}");
+        std::process::exit(1);
+    }
+}

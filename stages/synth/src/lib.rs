@@ -1,0 +1,229 @@
+//! `saha-synth`: a small, seeded MMEB-format dataset with real PNG images, for the demo and tests.
+//!
+//! Writes `OUT/train/<Subset>.parquet` (MMEB-train columns), `OUT/eval/<Subset>.parquet`
+//! (MMEB-eval columns), `OUT/images/<Subset>/*.png` and `OUT/synth.json`. Every file carries a
+//! `label` column with the ground-truth class, and the data is full of false-negative traps:
+//! shared class names and answers, and paraphrased captions of identical scenes.
+
+pub mod rng;
+pub mod scene;
+pub mod tasks;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
+use arrow::record_batch::RecordBatch;
+use clap::Parser;
+use rayon::prelude::*;
+use saha_schemas::{progress, ParquetSink, Provenance};
+
+use crate::rng::Rng;
+use crate::scene::Scene;
+use crate::tasks::{answers, classes, describe, phrase, Kind, TASKS};
+
+pub const STAGE: &str = "saha-synth";
+
+#[derive(Debug, Clone, Parser, serde::Serialize)]
+#[command(
+    name = "saha-synth",
+    version,
+    about = "Write a small synthetic MMEB-format dataset (train + eval Parquet, PNG images) with false-negative traps"
+)]
+pub struct Args {
+    /// Output folder; replaced as a whole, atomically.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed: the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Training pairs per subset.
+    #[arg(long, default_value_t = 64)]
+    pub train_per_subset: usize,
+    /// Evaluation queries per subset.
+    #[arg(long, default_value_t = 24)]
+    pub eval_per_subset: usize,
+    /// Candidates per evaluation query for the retrieval subsets (classification and VQA use
+    /// every label).
+    #[arg(long, default_value_t = 8)]
+    pub candidates: usize,
+}
+
+struct Row {
+    query: String,
+    query_image: String,
+    targets: Vec<(String, String)>,
+    label: String,
+}
+
+struct Picture {
+    path: String,
+    scene: Scene,
+}
+
+fn image_path(subset: &str, name: &str, pictures: &mut Vec<Picture>, scene: &Scene) -> String {
+    let path = format!("{subset}/{name}.png");
+    pictures.push(Picture { path: path.clone(), scene: scene.clone() });
+    path
+}
+
+fn train_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut Vec<Picture>) -> Vec<Row> {
+    (0..args.train_per_subset)
+        .map(|i| {
+            let mut rng = Rng::fork(args.seed, stream, i as u64);
+            let scene = Scene::random(&mut rng);
+            let p = phrase(kind, &scene, rng.below(4), rng.below(3));
+            let img = |pictures: &mut Vec<Picture>| image_path(subset, &format!("train_{i:05}"), pictures, &scene);
+            let query_image = if p.query_has_image { img(pictures) } else { String::new() };
+            let target_image = if p.target_has_image { img(pictures) } else { String::new() };
+            Row { query: p.query, query_image, targets: vec![(p.target, target_image)], label: p.label }
+        })
+        .collect()
+}
+
+fn eval_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut Vec<Picture>) -> Vec<Row> {
+    (0..args.eval_per_subset)
+        .map(|i| {
+            let mut rng = Rng::fork(args.seed, stream, i as u64);
+            let scene = Scene::random(&mut rng);
+            let (variant, question) = (rng.below(4), rng.below(3));
+            let p = phrase(kind, &scene, variant, question);
+            let name = format!("eval_{i:05}");
+            let query_image = if p.query_has_image { image_path(subset, &name, pictures, &scene) } else { String::new() };
+            let first_image = if p.target_has_image { image_path(subset, &format!("{name}_0"), pictures, &scene) } else { String::new() };
+            let mut targets = vec![(p.target.clone(), first_image)];
+            match kind {
+                Kind::Classification | Kind::Vqa => {
+                    let all = if kind == Kind::Vqa { answers(question) } else { classes() };
+                    targets.extend(all.into_iter().filter(|c| *c != p.target).map(|c| (c, String::new())));
+                }
+                Kind::TextToImage | Kind::ImageToText => {
+                    let mut seen = vec![describe(&scene)];
+                    while targets.len() < args.candidates.max(2) {
+                        let other = Scene::random(&mut rng);
+                        if seen.contains(&describe(&other)) {
+                            continue;
+                        }
+                        seen.push(describe(&other));
+                        let d = phrase(kind, &other, rng.below(4), question);
+                        let img = if d.target_has_image {
+                            image_path(subset, &format!("{name}_{}", targets.len()), pictures, &other)
+                        } else {
+                            String::new()
+                        };
+                        targets.push((d.target, img));
+                    }
+                }
+            }
+            Row { query: p.query, query_image, targets, label: p.label }
+        })
+        .collect()
+}
+
+fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(v))
+}
+
+fn train_batch(rows: &[Row]) -> RecordBatch {
+    let cols = vec![
+        ("qry", strings(rows.iter().map(|r| r.query.as_str()))),
+        ("qry_image_path", strings(rows.iter().map(|r| r.query_image.as_str()))),
+        ("pos_text", strings(rows.iter().map(|r| r.targets[0].0.as_str()))),
+        ("pos_image_path", strings(rows.iter().map(|r| r.targets[0].1.as_str()))),
+        ("label", strings(rows.iter().map(|r| r.label.as_str()))),
+    ];
+    RecordBatch::try_from_iter(cols).expect("columns of equal length")
+}
+
+fn eval_batch(rows: &[Row]) -> RecordBatch {
+    let list = |pick: fn(&(String, String)) -> &str| -> ArrayRef {
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for r in rows {
+            for t in &r.targets {
+                b.values().append_value(pick(t));
+            }
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    };
+    let cols = vec![
+        ("qry_text", strings(rows.iter().map(|r| r.query.as_str()))),
+        ("qry_img_path", strings(rows.iter().map(|r| r.query_image.as_str()))),
+        ("tgt_text", list(|t| t.0.as_str())),
+        ("tgt_img_path", list(|t| t.1.as_str())),
+        ("label", strings(rows.iter().map(|r| r.label.as_str()))),
+    ];
+    RecordBatch::try_from_iter(cols).expect("columns of equal length")
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch, prov: &Provenance, artefact: &str) -> Result<()> {
+    let mut sink = ParquetSink::create(path, batch.schema(), prov.to_key_values(artefact))?;
+    sink.write(batch)?;
+    sink.finish()?;
+    Ok(())
+}
+
+pub struct Summary {
+    pub train_rows: usize,
+    pub eval_rows: usize,
+    pub images: usize,
+}
+
+/// Generates the dataset into a temporary sibling folder, then swaps it in for `args.out`.
+pub fn generate(args: &Args) -> Result<Summary> {
+    let name = args.out.file_name().context("--out has no folder name")?.to_string_lossy().into_owned();
+    let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let result = write_into(&tmp, args);
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    if args.out.exists() {
+        fs::remove_dir_all(&args.out).with_context(|| format!("cannot replace {}", args.out.display()))?;
+    }
+    fs::rename(&tmp, &args.out).with_context(|| format!("cannot move data into {}", args.out.display()))?;
+    Ok(summary)
+}
+
+fn write_into(dir: &Path, args: &Args) -> Result<Summary> {
+    let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
+    prov.param("args", args);
+    let mut pictures = Vec::new();
+    let (mut n_train, mut n_eval) = (0, 0);
+    for (t, (subset, kind)) in TASKS.iter().enumerate() {
+        let train = train_rows(subset, *kind, args, t as u64, &mut pictures);
+        let eval = eval_rows(subset, *kind, args, 100 + t as u64, &mut pictures);
+        n_train += train.len();
+        n_eval += eval.len();
+        write_parquet(&dir.join(format!("train/{subset}.parquet")), &train_batch(&train), &prov, "mmeb-train")?;
+        write_parquet(&dir.join(format!("eval/{subset}.parquet")), &eval_batch(&eval), &prov, "mmeb-eval")?;
+    }
+    let bar = progress::bar(pictures.len() as u64, "images");
+    pictures.par_iter().try_for_each(|p| -> Result<()> {
+        let path = dir.join("images").join(&p.path);
+        fs::create_dir_all(path.parent().expect("images live in subset folders"))?;
+        p.scene.draw().save(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        bar.inc(1);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let manifest = serde_json::json!({
+        "stage": STAGE,
+        "version": env!("CARGO_PKG_VERSION"),
+        "params": args,
+        "subsets": TASKS.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        "train_rows": n_train,
+        "eval_rows": n_eval,
+        "images": pictures.len(),
+    });
+    fs::write(dir.join("synth.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
+    Ok(Summary { train_rows: n_train, eval_rows: n_eval, images: pictures.len() })
+}

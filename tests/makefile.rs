@@ -1,0 +1,86 @@
+//! The make interface: the demo DAG, up-to-date checks, parameter stamps, make -n and make sql.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::SystemTime;
+
+use saha_tests::{bin_dir, repo_root};
+
+fn make(runs: &Path, args: &[&str]) -> Output {
+    Command::new("make")
+        .arg("-C")
+        .arg(repo_root())
+        .arg(format!("RUNS_DIR={}", runs.display()))
+        .arg(format!("BIN={}", bin_dir().display()))
+        .arg("TRAIN_PER_SUBSET=16")
+        .arg("EVAL_PER_SUBSET=4")
+        .args(args)
+        .env("SAHA_NO_PROGRESS", "1")
+        .output()
+        .expect("make runs")
+}
+
+fn ok(out: &Output) -> String {
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "make failed:\n{text}");
+    text
+}
+
+fn mtime(p: &Path) -> SystemTime {
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).modified().unwrap()
+}
+
+#[test]
+fn demo_dag_reruns_only_what_is_stale() {
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("demo");
+    let text = ok(&make(runs.path(), &["demo"]));
+    assert!(text.contains("saha-synth") && text.contains("saha-prompt"), "{text}");
+    assert!(text.contains("| ShapeClass"), "demo prints its summary:\n{text}");
+    let synth = run.join("data/synth.json");
+    let pairs = run.join("pairs.parquet");
+    let eval_lists = run.join("eval/eval_lists.parquet");
+    let (t_synth, t_pairs, t_eval) = (mtime(&synth), mtime(&pairs), mtime(&eval_lists));
+
+    // Twice: nothing to do.
+    let q = make(runs.path(), &["-q", pairs.to_str().unwrap(), eval_lists.to_str().unwrap(), synth.to_str().unwrap()]);
+    assert!(q.status.success(), "artefacts should be up to date");
+    let text = ok(&make(runs.path(), &["demo"]));
+    assert!(!text.contains("saha-prompt --data") && !text.contains("saha-synth --out"), "{text}");
+    assert_eq!((mtime(&synth), mtime(&pairs)), (t_synth, t_pairs));
+
+    // make -n shows what a parameter change would run, and runs nothing.
+    let text = ok(&make(runs.path(), &["-n", "demo", "SYSTEM=Describe it."]));
+    assert!(text.contains("saha-prompt --data") && text.contains("--system 'Describe it.'"), "{text}");
+    assert_eq!(mtime(&pairs), t_pairs);
+
+    // A new system prompt reruns the prompt stages and nothing upstream.
+    let text = ok(&make(runs.path(), &["demo", "SYSTEM=Describe it."]));
+    assert!(text.contains("saha-prompt --data") && !text.contains("saha-synth --out"), "{text}");
+    assert_eq!(mtime(&synth), t_synth);
+    assert!(mtime(&pairs) > t_pairs && mtime(&eval_lists) > t_eval);
+    let text = ok(&make(runs.path(), &["sql", "SYSTEM=Describe it.", "Q=select distinct system from items"]));
+    assert!(text.contains("| Describe it. |"), "{text}");
+
+    // -B on one artefact reruns that stage only.
+    let t_pairs = mtime(&pairs);
+    let text = ok(&make(runs.path(), &["-B", pairs.to_str().unwrap(), "SYSTEM=Describe it."]));
+    assert!(text.contains("saha-prompt"), "{text}");
+    assert!(mtime(&pairs) > t_pairs);
+}
+
+#[test]
+fn sql_target_and_pipeline_errors() {
+    let runs = tempfile::tempdir().unwrap();
+    ok(&make(runs.path(), &["prompt", "RUN=s"]));
+    let text = ok(&make(runs.path(), &["sql", "RUN=s", "Q=select side, count(*) from items group by side order by side"]));
+    assert!(text.contains("| query ") && text.contains("(2 rows)"), "{text}");
+
+    let out = make(runs.path(), &["PIPELINE=mmeb-train", "prompt"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs DATA="));
+    let out = make(runs.path(), &["PIPELINE=nope", "help"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no pipelines/nope.mk"));
+    let text = ok(&make(runs.path(), &["help"]));
+    assert!(text.contains("PIPELINE=demo") && text.contains("prompt"), "{text}");
+}

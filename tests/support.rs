@@ -1,0 +1,119 @@
+//! Helpers for the end-to-end tests: locate the stage binaries, run them, and write small
+//! MMEB-format inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+
+/// The folder holding the stage binaries this test was built with (`target/release`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps folder");
+    deps.parent().expect("profile folder").to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(path.is_file(), "{} missing: run through `cargo test --workspace`", path.display());
+    path
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// Runs a stage binary with progress bars off.
+pub fn run(name: &str, args: &[&str]) -> Output {
+    Command::new(bin(name))
+        .args(args)
+        .env("SAHA_NO_PROGRESS", "1")
+        .output()
+        .expect("stage binary runs")
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn write_batch(path: &Path, batch: RecordBatch) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+fn col(values: Vec<&str>) -> ArrayRef {
+    Arc::new(StringArray::from(values))
+}
+
+/// An MMEB-train file: each row is (qry, qry_image_path, pos_text, pos_image_path); "" = none.
+pub fn write_train(path: &Path, rows: &[[&str; 4]], labels: Option<&[&str]>) {
+    let mut cols = vec![
+        ("qry", col(rows.iter().map(|r| r[0]).collect())),
+        ("qry_image_path", col(rows.iter().map(|r| r[1]).collect())),
+        ("pos_text", col(rows.iter().map(|r| r[2]).collect())),
+        ("pos_image_path", col(rows.iter().map(|r| r[3]).collect())),
+    ];
+    if let Some(l) = labels {
+        cols.push(("label", col(l.to_vec())));
+    }
+    write_batch(path, RecordBatch::try_from_iter(cols).unwrap());
+}
+
+/// An MMEB-eval file: (qry_text, qry_img_path, [(tgt_text, tgt_img_path)]).
+pub fn write_eval(path: &Path, rows: &[(&str, &str, Vec<(&str, &str)>)]) {
+    let list = |pick: for<'a> fn(&'a (&'a str, &'a str)) -> &'a str| -> ArrayRef {
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for r in rows {
+            for t in &r.2 {
+                b.values().append_value(pick(t));
+            }
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    };
+    let cols = vec![
+        ("qry_text", col(rows.iter().map(|r| r.0).collect())),
+        ("qry_img_path", col(rows.iter().map(|r| r.1).collect())),
+        ("tgt_text", list(|t| t.0)),
+        ("tgt_img_path", list(|t| t.1)),
+    ];
+    write_batch(path, RecordBatch::try_from_iter(cols).unwrap());
+}
+
+/// A small PNG at `root/rel`.
+pub fn write_png(root: &Path, rel: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // A valid 1x1 PNG; the prompt stage only checks that the file exists.
+    const PNG: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
+        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53, 0xde, 0x00, 0x00, 0x00,
+        0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0x00, 0x00, 0x03, 0x01, 0x01, 0x00, 0x18,
+        0xdd, 0x8d, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+    std::fs::write(path, PNG).unwrap();
+}
+
+/// Files (not folders) directly inside `dir`, sorted, hidden ones included.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
