@@ -12,7 +12,6 @@ SHELL := bash
 .DELETE_ON_ERROR:
 .SUFFIXES:
 .DEFAULT_GOAL := help
-MAKEFLAGS += --no-builtin-rules
 
 PIPELINE ?= demo
 RUN ?= $(PIPELINE)
@@ -62,6 +61,7 @@ help:
 
 test:
 	bash scripts/setup-test.sh
+	$(CARGO) build --release --workspace --bins
 	$(CARGO) test --release --workspace
 
 build:

@@ -4,22 +4,18 @@
 
 .SECONDEXPANSION:
 
-# A stage binary is stale when its crate, the schema crate or the lock file changed.
+# A stage binary is stale when its crate, the schema crate or the lock file changed; a rebuilt
+# stage reruns. BUILD=0 takes the binaries in $(BIN) as they are (the tests do, having built them).
+BUILD ?= 1
+ifeq ($(BUILD),1)
 crate_sources = $(shell find $(1) -name '*.rs' -o -name Cargo.toml 2>/dev/null)
 COMMON_SOURCES := $(call crate_sources,schemas) Cargo.toml Cargo.lock
 $(BIN)/saha-%: $$(call crate_sources,stages/$$*) $(COMMON_SOURCES)
 	$(CARGO) build --release --quiet -p saha-$* --bin saha-$*
 	@touch $@
-
-# $(STAMPS)/<stage>.params holds the stage's flags; it is rewritten only when they change, so
-# its mtime moves exactly when the stage must rerun.
-.PHONY: FORCE
-FORCE:
-$(STAMPS)/%.params: export SAHA_PARAMS = $(FLAGS_$*)
-$(STAMPS)/%.params: FORCE
-	@mkdir -p $(@D)
-	@printf '%s\n' "$$SAHA_PARAMS" > $@.tmp
-	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+else
+$(BIN)/saha-%: ;
+endif
 
 SYSTEM ?=
 PROMPT_FILE ?=
@@ -30,9 +26,9 @@ SUBSETS ?=
 EVAL_SUBSETS ?= $(SUBSETS)
 MODEL ?=
 
-prompt_flags = --data $(call squote,$(1)) $(if $(2),--split $(2)) $(if $(3),--subsets $(3)) \
+prompt_flags = $(strip --data $(call squote,$(1)) $(if $(2),--split $(2)) $(if $(3),--subsets $(3)) \
   --image-root $(call squote,$(IMAGE_ROOT)) $(if $(SYSTEM),--system $(call squote,$(SYSTEM))) \
-  $(if $(PROMPT_FILE),--prompt-file $(call squote,$(PROMPT_FILE))) $(PROMPT_FLAGS_EXTRA)
+  $(if $(PROMPT_FILE),--prompt-file $(call squote,$(PROMPT_FILE))) $(PROMPT_FLAGS_EXTRA))
 
 FLAGS_prompt = $(call prompt_flags,$(DATA),$(SPLIT),$(SUBSETS))
 FLAGS_prompt-eval = $(call prompt_flags,$(EVAL_DATA),$(EVAL_SPLIT),$(EVAL_SUBSETS))
@@ -49,3 +45,26 @@ $(EVAL_PROMPT_OUT) &: $(BIN)/saha-prompt $(STAMPS)/prompt-eval.params $(EVAL_DAT
 .PHONY: prompt prompt-eval
 prompt: $(PROMPT_OUT)
 prompt-eval: $(EVAL_PROMPT_OUT)
+
+# Parameter stamps. $(STAMPS)/<stage>.params holds the stage's flags and is rewritten, while the
+# Makefile is read, only when they changed: its mtime moves exactly when the stage must rerun.
+# Under `make -n` nothing is written; a changed stamp is marked out of date instead, so the dry
+# run shows exactly the commands a real run would.
+PARAM_STAGES += prompt prompt-eval
+.PHONY: FORCE
+FORCE:
+dry_run := $(findstring n,$(firstword -$(MAKEFLAGS)))
+stamp_stale = $(shell printf '%s\n' $(call squote,$(FLAGS_$(1))) | cmp -s - $(STAMPS)/$(1).params || echo stale)
+define stamp_rule
+ifneq ($$(call stamp_stale,$(1)),)
+ifeq ($$(dry_run),)
+$$(shell mkdir -p $$(STAMPS) && printf '%s\n' $$(call squote,$$(FLAGS_$(1))) > $$(STAMPS)/.$(1).tmp && mv -f $$(STAMPS)/.$(1).tmp $$(STAMPS)/$(1).params)
+else
+$$(STAMPS)/$(1).params: FORCE
+endif
+endif
+endef
+ifneq ($(filter-out help test build sql,$(or $(MAKECMDGOALS),help)),)
+$(foreach s,$(sort $(PARAM_STAGES)),$(eval $(call stamp_rule,$(s))))
+endif
+$(STAMPS)/%.params: ;

@@ -345,6 +345,6 @@ mod tests {
         let path = dir.path().join("items.parquet");
         write_records(&path, &[EvalListEntry { pair_id: 0, rank: 0, item_id: 0 }], &Provenance::new("t", "0")).unwrap();
         let err = read_records::<Item>(&path).unwrap_err().to_string();
-        assert!(err.contains("items.parquet") && err.contains("missing column `item_id`"), "{err}");
+        assert!(err.contains("items.parquet") && err.contains("missing column `side`"), "{err}");
     }
 }

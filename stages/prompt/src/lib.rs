@@ -56,18 +56,23 @@ pub struct Args {
     pub image_root: PathBuf,
     /// Folder for the outputs (pairs.parquet, items.parquet, eval_lists.parquet, skipped.parquet).
     #[arg(long, default_value = ".")]
+    #[serde(skip)]
     pub out_dir: PathBuf,
     /// Output path of pairs.parquet (overrides --out-dir).
     #[arg(long)]
+    #[serde(skip)]
     pub pairs: Option<PathBuf>,
     /// Output path of items.parquet (overrides --out-dir).
     #[arg(long)]
+    #[serde(skip)]
     pub items: Option<PathBuf>,
     /// Output path of eval_lists.parquet, written for MMEB-eval data (overrides --out-dir).
     #[arg(long)]
+    #[serde(skip)]
     pub eval_lists: Option<PathBuf>,
     /// Output path of skipped.parquet, always written, empty when nothing was skipped.
     #[arg(long)]
+    #[serde(skip)]
     pub skipped: Option<PathBuf>,
     /// Chat template and image token of the backbone.
     #[arg(long, value_enum, default_value_t = Backbone::Qwen2Vl)]

@@ -35,6 +35,7 @@ pub const STAGE: &str = "saha-synth";
 pub struct Args {
     /// Output folder; replaced as a whole, atomically.
     #[arg(long)]
+    #[serde(skip)]
     pub out: PathBuf,
     /// Seed: the same seed gives byte-identical files.
     #[arg(long, default_value_t = 42)]
@@ -69,11 +70,26 @@ fn image_path(subset: &str, name: &str, pictures: &mut Vec<Picture>, scene: &Sce
     path
 }
 
+/// The scene of example `i`. Caption subsets draw from a small pool of prototype scenes, each
+/// photographed several times and described in other words: the same content owns many targets.
+fn scene_for(kind: Kind, args: &Args, stream: u64, rng: &mut Rng) -> Scene {
+    match kind {
+        Kind::TextToImage | Kind::ImageToText => {
+            let prototypes = (args.train_per_subset / 4).max(4);
+            let p = rng.below(prototypes);
+            let mut scene = Scene::random(&mut Rng::fork(args.seed, 1000 + stream, p as u64));
+            scene.restyle(rng);
+            scene
+        }
+        Kind::Classification | Kind::Vqa => Scene::random(rng),
+    }
+}
+
 fn train_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut Vec<Picture>) -> Vec<Row> {
     (0..args.train_per_subset)
         .map(|i| {
             let mut rng = Rng::fork(args.seed, stream, i as u64);
-            let scene = Scene::random(&mut rng);
+            let scene = scene_for(kind, args, stream, &mut rng);
             let p = phrase(kind, &scene, rng.below(4), rng.below(3));
             let img = |pictures: &mut Vec<Picture>| image_path(subset, &format!("train_{i:05}"), pictures, &scene);
             let query_image = if p.query_has_image { img(pictures) } else { String::new() };
@@ -87,7 +103,7 @@ fn eval_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut 
     (0..args.eval_per_subset)
         .map(|i| {
             let mut rng = Rng::fork(args.seed, stream, i as u64);
-            let scene = Scene::random(&mut rng);
+            let scene = scene_for(kind, args, stream, &mut rng);
             let (variant, question) = (rng.below(4), rng.below(3));
             let p = phrase(kind, &scene, variant, question);
             let name = format!("eval_{i:05}");

@@ -63,19 +63,27 @@ pub struct Scene {
 
 impl Scene {
     pub fn random(rng: &mut Rng) -> Self {
-        let width = rng.range(48, 128);
-        // Aspect ratios between 1:2 and 2:1, like the photos the resolution policies clamp.
-        let height = (width as f32 * [0.5, 0.75, 1.0, 1.5, 2.0][rng.below(5)]).round() as u32;
-        let grey = rng.range(215, 250) as u8;
-        Scene {
+        let mut scene = Scene {
             shape: *rng.pick(&SHAPES),
             colour: *rng.pick(&COLOURS),
             position: rng.below(POSITIONS.len()),
             large: rng.below(2) == 1,
-            width,
-            height: height.clamp(32, 192),
-            background: [grey, grey, rng.range(200, 250) as u8],
-        }
+            width: 0,
+            height: 0,
+            background: [0; 3],
+        };
+        scene.restyle(rng);
+        scene
+    }
+
+    /// New picture size and background, same content: another photo of the same scene.
+    pub fn restyle(&mut self, rng: &mut Rng) {
+        self.width = rng.range(48, 128);
+        // Aspect ratios between 1:2 and 2:1, like the photos the resolution policies clamp.
+        let aspect = [0.5, 0.75, 1.0, 1.5, 2.0][rng.below(5)];
+        self.height = ((self.width as f32 * aspect).round() as u32).clamp(32, 192);
+        let grey = rng.range(215, 250) as u8;
+        self.background = [grey, grey, rng.range(200, 250) as u8];
     }
 
     /// The ground-truth class: colour and shape.
