@@ -24,8 +24,9 @@ CARGO_TARGET_DIR ?= target
 export CARGO_TARGET_DIR
 BIN ?= $(CARGO_TARGET_DIR)/release
 
-ifeq ($(wildcard pipelines/$(PIPELINE).mk),)
-$(error PIPELINE=$(PIPELINE): no pipelines/$(PIPELINE).mk; choose one of: $(basename $(notdir $(wildcard pipelines/*.mk))))
+PIPELINES := $(filter-out functions stages,$(basename $(notdir $(wildcard pipelines/*.mk))))
+ifeq ($(filter $(PIPELINE),$(PIPELINES)),)
+$(error PIPELINE=$(PIPELINE): no pipelines/$(PIPELINE).mk; choose one of: $(PIPELINES))
 endif
 
 include pipelines/functions.mk
@@ -48,7 +49,7 @@ help:
 	@echo "  Planned, with their issues: embed, retrieve, remap, filter, train, eval, report, bench-*"
 	@echo
 	@echo "Variables (current value):"
-	@echo "  PIPELINE=$(PIPELINE)   pipelines: $(basename $(notdir $(wildcard pipelines/*.mk)))"
+	@echo "  PIPELINE=$(PIPELINE)   pipelines: $(PIPELINES)"
 	@echo "  RUN=$(RUN)   artefacts go to $(RUN_DIR)/"
 	@echo "  DATA=$(DATA)"
 	@echo "  EVAL_DATA=$(EVAL_DATA)"

@@ -3,10 +3,5 @@
 #        MODEL=/models/Qwen2-VL-2B-Instruct prompt-eval
 
 EVAL_SPLIT ?= test
-DATA ?=
-EVAL_DATA ?=
 IMAGE_ROOT ?= $(EVAL_DATA)
-PROMPT_FLAGS_EXTRA ?= --on-duplicate keep
 $(call require,EVAL_DATA,an MMEB-eval file or folder)
-DATA_DEPS := $(call parquet_files,$(DATA))
-EVAL_DATA_DEPS := $(call parquet_files,$(EVAL_DATA))

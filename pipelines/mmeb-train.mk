@@ -4,10 +4,5 @@
 # The reference samples from the `diverse_instruction` split and keeps duplicate rows.
 
 SPLIT ?= diverse_instruction
-DATA ?=
-EVAL_DATA ?=
 IMAGE_ROOT ?= $(DATA)
-PROMPT_FLAGS_EXTRA ?= --on-duplicate keep
 $(call require,DATA,an MMEB-train file or folder)
-DATA_DEPS := $(call parquet_files,$(DATA))
-EVAL_DATA_DEPS := $(call parquet_files,$(EVAL_DATA))

@@ -17,9 +17,15 @@ else
 $(BIN)/saha-%: ;
 endif
 
+# Defaults a pipeline file may have set already. Real MMEB keeps duplicate rows, as the reference
+# does (the synthetic demo has none, so the stricter stage default holds there).
+DATA ?=
+EVAL_DATA ?=
+DATA_DEPS ?= $(call parquet_files,$(DATA))
+EVAL_DATA_DEPS ?= $(call parquet_files,$(EVAL_DATA))
 SYSTEM ?=
 PROMPT_FILE ?=
-PROMPT_FLAGS_EXTRA ?=
+PROMPT_FLAGS_EXTRA ?= $(if $(filter mmeb-%,$(PIPELINE)),--on-duplicate keep)
 SPLIT ?=
 EVAL_SPLIT ?=
 SUBSETS ?=

@@ -22,13 +22,20 @@ fn make(runs: &Path, args: &[&str]) -> Output {
 }
 
 fn ok(out: &Output) -> String {
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "make failed:\n{text}");
     text
 }
 
 fn mtime(p: &Path) -> SystemTime {
-    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).modified().unwrap()
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .modified()
+        .unwrap()
 }
 
 #[test]
@@ -45,27 +52,45 @@ fn demo_dag_reruns_only_what_is_stale() {
 
     // Twice: nothing to do, and the dry run agrees.
     let text = ok(&make(runs.path(), &["-n", "demo"]));
-    assert!(!text.contains("saha-prompt --data") && !text.contains("saha-synth --out"), "{text}");
+    assert!(
+        !text.contains("saha-prompt --data") && !text.contains("saha-synth --out"),
+        "{text}"
+    );
     let text = ok(&make(runs.path(), &["demo"]));
-    assert!(!text.contains("saha-prompt --data") && !text.contains("saha-synth --out"), "{text}");
+    assert!(
+        !text.contains("saha-prompt --data") && !text.contains("saha-synth --out"),
+        "{text}"
+    );
     assert_eq!((mtime(&synth), mtime(&pairs)), (t_synth, t_pairs));
 
     // make -n shows what a parameter change would run, and runs nothing.
     let text = ok(&make(runs.path(), &["-n", "demo", "SYSTEM=Describe it."]));
-    assert!(text.contains("saha-prompt --data") && text.contains("--system 'Describe it.'"), "{text}");
+    assert!(
+        text.contains("saha-prompt --data") && text.contains("--system 'Describe it.'"),
+        "{text}"
+    );
     assert_eq!(mtime(&pairs), t_pairs);
 
     // A new system prompt reruns the prompt stages and nothing upstream.
     let text = ok(&make(runs.path(), &["demo", "SYSTEM=Describe it."]));
-    assert!(text.contains("saha-prompt --data") && !text.contains("saha-synth --out"), "{text}");
+    assert!(
+        text.contains("saha-prompt --data") && !text.contains("saha-synth --out"),
+        "{text}"
+    );
     assert_eq!(mtime(&synth), t_synth);
     assert!(mtime(&pairs) > t_pairs && mtime(&eval_lists) > t_eval);
-    let text = ok(&make(runs.path(), &["sql", "SYSTEM=Describe it.", "Q=select distinct system from items"]));
+    let text = ok(&make(
+        runs.path(),
+        &["sql", "SYSTEM=Describe it.", "Q=select distinct system from items"],
+    ));
     assert!(text.contains("| Describe it. |"), "{text}");
 
     // -B on one artefact reruns that stage only.
     let t_pairs = mtime(&pairs);
-    let text = ok(&make(runs.path(), &["-B", pairs.to_str().unwrap(), "SYSTEM=Describe it."]));
+    let text = ok(&make(
+        runs.path(),
+        &["-B", pairs.to_str().unwrap(), "SYSTEM=Describe it."],
+    ));
     assert!(text.contains("saha-prompt"), "{text}");
     assert!(mtime(&pairs) > t_pairs);
 }
@@ -74,7 +99,14 @@ fn demo_dag_reruns_only_what_is_stale() {
 fn sql_target_and_pipeline_errors() {
     let runs = tempfile::tempdir().unwrap();
     ok(&make(runs.path(), &["prompt", "RUN=s"]));
-    let text = ok(&make(runs.path(), &["sql", "RUN=s", "Q=select side, count(*) from items group by side order by side"]));
+    let text = ok(&make(
+        runs.path(),
+        &[
+            "sql",
+            "RUN=s",
+            "Q=select side, count(*) from items group by side order by side",
+        ],
+    ));
     assert!(text.contains("| query ") && text.contains("(2 rows)"), "{text}");
 
     let out = make(runs.path(), &["PIPELINE=mmeb-train", "prompt"]);

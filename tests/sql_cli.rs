@@ -8,7 +8,15 @@ fn run_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("S.parquet");
     write_train(&data, &[["q1", "", "t1", ""], ["q2", "", "t1", ""]], Some(&["x", "y"]));
-    let res = run("saha-prompt", &["--data", data.to_str().unwrap(), "--out-dir", d.path().join("run").to_str().unwrap()]);
+    let res = run(
+        "saha-prompt",
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--out-dir",
+            d.path().join("run").to_str().unwrap(),
+        ],
+    );
     assert!(res.status.success(), "{}", stderr(&res));
     let e = Embeddings {
         item_ids: vec![0, 1, 2],
@@ -17,7 +25,8 @@ fn run_dir() -> tempfile::TempDir {
         model: "tiny".into(),
         normalized: false,
     };
-    e.write(&d.path().join("run/embeddings.parquet"), &Provenance::new("test", "0")).unwrap();
+    e.write(&d.path().join("run/embeddings.parquet"), &Provenance::new("test", "0"))
+        .unwrap();
     d
 }
 
@@ -31,15 +40,34 @@ fn sql(dir: &std::path::Path, q: &str, extra: &[&str]) -> std::process::Output {
 fn prints_aligned_tables_and_vectors() {
     let d = run_dir();
     let run_path = d.path().join("run");
-    let res = sql(&run_path, "select side, count(*) as n from items group by side order by side", &[]);
+    let res = sql(
+        &run_path,
+        "select side, count(*) as n from items group by side order by side",
+        &[],
+    );
     assert!(res.status.success(), "{}", stderr(&res));
-    assert_eq!(stdout(&res), "| side   | n |\n|--------|---|\n| query  | 2 |\n| target | 1 |\n(2 rows)\n");
+    assert_eq!(
+        stdout(&res),
+        "| side   | n |\n|--------|---|\n| query  | 2 |\n| target | 1 |\n(2 rows)\n"
+    );
 
-    let res = sql(&run_path, "select item_id, embedding from embeddings where item_id = 1", &[]);
+    let res = sql(
+        &run_path,
+        "select item_id, embedding from embeddings where item_id = 1",
+        &[],
+    );
     assert!(res.status.success(), "{}", stderr(&res));
-    assert!(stdout(&res).contains("[D=6] 0.6000, 0.7000, 0.8000, 0.9000, …"), "{}", stdout(&res));
+    assert!(
+        stdout(&res).contains("[D=6] 0.6000, 0.7000, 0.8000, 0.9000, …"),
+        "{}",
+        stdout(&res)
+    );
 
-    let res = sql(&run_path, "select p.pair_id, i.text from pairs p join items i on i.item_id = p.target_id", &[]);
+    let res = sql(
+        &run_path,
+        "select p.pair_id, i.text from pairs p join items i on i.item_id = p.target_id",
+        &[],
+    );
     assert!(stdout(&res).contains("(2 rows)"), "{}", stdout(&res));
 }
 
@@ -48,7 +76,11 @@ fn writes_csv_and_parquet_and_reports_errors() {
     let d = run_dir();
     let run_path = d.path().join("run");
     let csv = d.path().join("out.csv");
-    let res = sql(&run_path, "select item_id, embedding from embeddings order by item_id limit 1", &["--out", csv.to_str().unwrap()]);
+    let res = sql(
+        &run_path,
+        "select item_id, embedding from embeddings order by item_id limit 1",
+        &["--out", csv.to_str().unwrap()],
+    );
     assert!(res.status.success(), "{}", stderr(&res));
     let text = std::fs::read_to_string(&csv).unwrap();
     assert!(text.starts_with("item_id,embedding\n0,"), "{text}");
@@ -75,5 +107,8 @@ fn lists_tables_including_nested_folders() {
     let res = run("saha-sql", &["--run", run_path.to_str().unwrap(), "--tables"]);
     assert!(res.status.success(), "{}", stderr(&res));
     let out = stdout(&res);
-    assert!(out.contains("pairs (2 rows") && out.contains("eval_pairs (2 rows") && out.contains("embeddings (3 rows"), "{out}");
+    assert!(
+        out.contains("pairs (2 rows") && out.contains("eval_pairs (2 rows") && out.contains("embeddings (3 rows"),
+        "{out}"
+    );
 }

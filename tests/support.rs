@@ -18,12 +18,19 @@ pub fn bin_dir() -> PathBuf {
 
 pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
-    assert!(path.is_file(), "{} missing: run through `cargo test --workspace`", path.display());
+    assert!(
+        path.is_file(),
+        "{} missing: run through `cargo test --workspace`",
+        path.display()
+    );
     path
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// Runs a stage binary with progress bars off.
@@ -41,6 +48,11 @@ pub fn stderr(out: &Output) -> String {
 
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes named columns as one Parquet file (for inputs of any shape, well-formed or not).
+pub fn write_columns(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+    write_batch(path, RecordBatch::try_from_iter(columns).unwrap());
 }
 
 fn write_batch(path: &Path, batch: RecordBatch) {
@@ -69,8 +81,11 @@ pub fn write_train(path: &Path, rows: &[[&str; 4]], labels: Option<&[&str]>) {
     write_batch(path, RecordBatch::try_from_iter(cols).unwrap());
 }
 
-/// An MMEB-eval file: (qry_text, qry_img_path, [(tgt_text, tgt_img_path)]).
-pub fn write_eval(path: &Path, rows: &[(&str, &str, Vec<(&str, &str)>)]) {
+/// One MMEB-eval row: (qry_text, qry_img_path, [(tgt_text, tgt_img_path)]).
+pub type EvalRow<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+
+/// An MMEB-eval file.
+pub fn write_eval(path: &Path, rows: &[EvalRow]) {
     let list = |pick: for<'a> fn(&'a (&'a str, &'a str)) -> &'a str| -> ArrayRef {
         let mut b = ListBuilder::new(StringBuilder::new());
         for r in rows {

@@ -5,7 +5,19 @@ use std::collections::HashMap;
 use saha_tests::{run, stderr};
 
 fn generate(out: &std::path::Path, seed: &str) {
-    let res = run("saha-synth", &["--out", out.to_str().unwrap(), "--seed", seed, "--train-per-subset", "40", "--eval-per-subset", "6"]);
+    let res = run(
+        "saha-synth",
+        &[
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            seed,
+            "--train-per-subset",
+            "40",
+            "--eval-per-subset",
+            "6",
+        ],
+    );
     assert!(res.status.success(), "{}", stderr(&res));
 }
 
@@ -18,7 +30,10 @@ fn all_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push((p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+                out.push((
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
             }
         }
     }
@@ -29,12 +44,19 @@ fn all_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn same_seed_same_bytes_other_seed_other_data() {
     let d = tempfile::tempdir().unwrap();
-    let (a, b, c) = (d.path().join("a/data"), d.path().join("b/data"), d.path().join("c/data"));
+    let (a, b, c) = (
+        d.path().join("a/data"),
+        d.path().join("b/data"),
+        d.path().join("c/data"),
+    );
     generate(&a, "7");
     generate(&b, "7");
     generate(&c, "8");
     let (fa, fb, fc) = (all_files(&a), all_files(&b), all_files(&c));
-    assert_eq!(fa.iter().map(|f| &f.0).collect::<Vec<_>>(), fb.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert_eq!(
+        fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        fb.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
     for (x, y) in fa.iter().zip(&fb) {
         assert!(x.1 == y.1, "{} differs between runs with one seed", x.0);
     }
@@ -52,7 +74,14 @@ fn data_is_mmeb_shaped_with_images_and_false_negative_traps() {
     let out = d.path().join("run");
     let res = run(
         "saha-prompt",
-        &["--data", data.join("train").to_str().unwrap(), "--image-root", data.join("images").to_str().unwrap(), "--out-dir", out.to_str().unwrap()],
+        &[
+            "--data",
+            data.join("train").to_str().unwrap(),
+            "--image-root",
+            data.join("images").to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+        ],
     );
     assert!(res.status.success(), "{}", stderr(&res));
     let (pairs, _) = saha_schemas::records::read_records::<saha_schemas::Pair>(&out.join("pairs.parquet")).unwrap();
@@ -84,7 +113,14 @@ fn data_is_mmeb_shaped_with_images_and_false_negative_traps() {
     let eval_out = d.path().join("eval");
     let res = run(
         "saha-prompt",
-        &["--data", data.join("eval").to_str().unwrap(), "--image-root", data.join("images").to_str().unwrap(), "--out-dir", eval_out.to_str().unwrap()],
+        &[
+            "--data",
+            data.join("eval").to_str().unwrap(),
+            "--image-root",
+            data.join("images").to_str().unwrap(),
+            "--out-dir",
+            eval_out.to_str().unwrap(),
+        ],
     );
     assert!(res.status.success(), "{}", stderr(&res));
     assert!(eval_out.join("eval_lists.parquet").is_file());

@@ -21,9 +21,7 @@ impl ColumnType {
     pub fn matches(&self, found: &DataType) -> bool {
         match (self, found) {
             (ColumnType::Exact(t), f) => t == f,
-            (ColumnType::Vector, DataType::FixedSizeList(inner, _)) => {
-                inner.data_type() == &DataType::Float32
-            }
+            (ColumnType::Vector, DataType::FixedSizeList(inner, _)) => inner.data_type() == &DataType::Float32,
             (ColumnType::Vector, _) => false,
         }
     }
@@ -157,14 +155,38 @@ pub fn pairs() -> ArtefactSpec {
               candidate 0, the ground truth.",
         columns: vec![
             col("pair_id", UInt32, "Row number in this file, from 0."),
-            col("subset", Utf8, "Subset (dataset) name: the file stem or the Hugging Face config folder."),
-            col("qry", Utf8, "Query text as in the data, with the `<|image_1|>` placeholder."),
-            nullable("qry_image_path", Utf8, "Query image, relative to the image root; null for text-only."),
+            col(
+                "subset",
+                Utf8,
+                "Subset (dataset) name: the file stem or the Hugging Face config folder.",
+            ),
+            col(
+                "qry",
+                Utf8,
+                "Query text as in the data, with the `<|image_1|>` placeholder.",
+            ),
+            nullable(
+                "qry_image_path",
+                Utf8,
+                "Query image, relative to the image root; null for text-only.",
+            ),
             col("pos_text", Utf8, "Positive target text as in the data."),
-            nullable("pos_image_path", Utf8, "Positive target image, relative to the image root; null for text-only."),
+            nullable(
+                "pos_image_path",
+                Utf8,
+                "Positive target image, relative to the image root; null for text-only.",
+            ),
             col("query_id", UInt32, "`item_id` of the query in items.parquet."),
-            col("target_id", UInt32, "`item_id` of the positive target in items.parquet."),
-            nullable("label", Utf8, "Ground-truth class when the data has one (used to audit false negatives)."),
+            col(
+                "target_id",
+                UInt32,
+                "`item_id` of the positive target in items.parquet.",
+            ),
+            nullable(
+                "label",
+                Utf8,
+                "Ground-truth class when the data has one (used to audit false negatives).",
+            ),
             col("source_file", Utf8, "Input file the row came from."),
             col("source_row", UInt32, "Row number inside that file, from 0."),
         ],
@@ -183,12 +205,32 @@ pub fn items() -> ArtefactSpec {
             col("item_id", UInt32, "Row number in this file, from 0."),
             col("side", Utf8, "`query` or `target`."),
             col("subset", Utf8, "Subset the item belongs to."),
-            col("text", Utf8, "Raw dataset text (placeholder form, no prompt, no suffix)."),
-            nullable("image_path", Utf8, "Image relative to the image root; null for text-only."),
-            nullable("system", Utf8, "System turn; null when the template has no system block."),
-            col("user", Utf8, "User turn after instruction handling, image-token replacement, escaping and suffix."),
+            col(
+                "text",
+                Utf8,
+                "Raw dataset text (placeholder form, no prompt, no suffix).",
+            ),
+            nullable(
+                "image_path",
+                Utf8,
+                "Image relative to the image root; null for text-only.",
+            ),
+            nullable(
+                "system",
+                Utf8,
+                "System turn; null when the template has no system block.",
+            ),
+            col(
+                "user",
+                Utf8,
+                "User turn after instruction handling, image-token replacement, escaping and suffix.",
+            ),
             col("prompt", Utf8, "The fully rendered chat string the tokenizer sees."),
-            col("role", Utf8, "`Q` or `D`: the reference role the prompt was built with (RefCOCO-Matching targets are `Q`)."),
+            col(
+                "role",
+                Utf8,
+                "`Q` or `D`: the reference role the prompt was built with (RefCOCO-Matching targets are `Q`).",
+            ),
         ],
     }
 }
@@ -202,7 +244,11 @@ pub fn eval_lists() -> ArtefactSpec {
               Rank 0 is the ground truth.",
         columns: vec![
             col("pair_id", UInt32, "The eval row (pairs.parquet)."),
-            col("rank", UInt16, "Position in the row's candidate list; 0 is the ground truth."),
+            col(
+                "rank",
+                UInt16,
+                "Position in the row's candidate list; 0 is the ground truth.",
+            ),
             col("item_id", UInt32, "The candidate's `item_id` in items.parquet."),
         ],
     }
@@ -290,7 +336,10 @@ mod tests {
         let spec = pairs();
         let schema = Schema::new(vec![Field::new("pair_id", DataType::Int64, false)]);
         let err = spec.validate(Path::new("x.parquet"), &schema).unwrap_err().to_string();
-        assert!(err.contains("x.parquet") && err.contains("`pair_id`") && err.contains("i64") && err.contains("u32"), "{err}");
+        assert!(
+            err.contains("x.parquet") && err.contains("`pair_id`") && err.contains("i64") && err.contains("u32"),
+            "{err}"
+        );
         let schema = Schema::new(vec![Field::new("pair_id", DataType::UInt32, false)]);
         let err = spec.validate(Path::new("x.parquet"), &schema).unwrap_err().to_string();
         assert!(err.contains("missing column `subset`"), "{err}");

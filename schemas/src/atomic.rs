@@ -23,11 +23,7 @@ impl AtomicFile {
         let name = target
             .file_name()
             .ok_or_else(|| SchemaError::invalid(target, "output path has no file name"))?;
-        let temp = dir.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let temp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
         let file = File::create(&temp).map_err(|e| SchemaError::io(&temp, e))?;
         Ok(Self {
             target: target.to_path_buf(),
@@ -80,9 +76,7 @@ impl Drop for AtomicFile {
 /// Writes `bytes` to `target` atomically.
 pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     let mut out = AtomicFile::create(target)?;
-    out.file()
-        .write_all(bytes)
-        .map_err(|e| SchemaError::io(target, e))?;
+    out.file().write_all(bytes).map_err(|e| SchemaError::io(target, e))?;
     out.commit()?;
     Ok(())
 }

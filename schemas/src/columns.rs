@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, GenericListArray, LargeStringArray, PrimitiveArray, StringArray,
-    StringViewArray,
+    Array, ArrayRef, AsArray, GenericListArray, LargeStringArray, PrimitiveArray, StringArray, StringViewArray,
 };
 use arrow::datatypes::{ArrowPrimitiveType, DataType};
 use arrow::record_batch::RecordBatch;
@@ -105,7 +104,8 @@ pub fn optional_strings<'b>(batch: &'b RecordBatch, name: &str, at: BatchAt) -> 
 
 /// A non-null string, or an error naming the row.
 pub fn required<'a>(col: &StrColumn<'a>, i: usize, name: &str, at: BatchAt) -> Result<&'a str> {
-    col.get(i).ok_or_else(|| at.bad_value(i, name, "null where a value is required"))
+    col.get(i)
+        .ok_or_else(|| at.bad_value(i, name, "null where a value is required"))
 }
 
 /// A column of strings lists (`list<utf8>` in any string/list layout).
@@ -124,9 +124,9 @@ impl<'a> StrListColumn<'a> {
     }
 }
 
-fn list_parts<'a, O: arrow::array::OffsetSizeTrait>(
-    a: &'a GenericListArray<O>,
-) -> (Vec<usize>, &'a ArrayRef, Option<&'a arrow::buffer::NullBuffer>) {
+type ListParts<'a> = (Vec<usize>, &'a ArrayRef, Option<&'a arrow::buffer::NullBuffer>);
+
+fn list_parts<O: arrow::array::OffsetSizeTrait>(a: &GenericListArray<O>) -> ListParts<'_> {
     (
         a.value_offsets().iter().map(|o| o.as_usize()).collect(),
         a.values(),
@@ -141,8 +141,8 @@ pub fn string_lists<'b>(batch: &'b RecordBatch, name: &str, at: BatchAt) -> Resu
         DataType::LargeList(_) => list_parts(array.as_list::<i64>()),
         other => return Err(wrong_type(at, name, "list<utf8>", other)),
     };
-    let values = StrColumn::from_array(values.as_ref())
-        .ok_or_else(|| wrong_type(at, name, "list<utf8>", array.data_type()))?;
+    let values =
+        StrColumn::from_array(values.as_ref()).ok_or_else(|| wrong_type(at, name, "list<utf8>", array.data_type()))?;
     Ok(StrListColumn { offsets, values, nulls })
 }
 

@@ -80,7 +80,10 @@ impl Embeddings {
         let mut batches = table.batches()?;
         while let Some((batch, at)) = batches.next_batch()? {
             item_ids.extend_from_slice(primitive::<UInt32Type>(&batch, "item_id", at)?);
-            let list = batch.column_by_name("embedding").expect("validated").as_fixed_size_list();
+            let list = batch
+                .column_by_name("embedding")
+                .expect("validated")
+                .as_fixed_size_list();
             if let Some(row) = (0..list.len()).find(|&i| list.is_null(i)) {
                 return Err(at.bad_value(row, "embedding", "null embedding"));
             }
@@ -88,9 +91,20 @@ impl Embeddings {
             let start = list.offset() * dim;
             values.extend_from_slice(&inner.values()[start..start + list.len() * dim]);
         }
-        let embeddings = Self { item_ids, dim, values, model, normalized };
+        let embeddings = Self {
+            item_ids,
+            dim,
+            values,
+            model,
+            normalized,
+        };
         if let Some(row) = embeddings.values.iter().position(|v| !v.is_finite()) {
-            return Err(SchemaError::bad_value(path, row / dim.max(1), "embedding", "non-finite value"));
+            return Err(SchemaError::bad_value(
+                path,
+                row / dim.max(1),
+                "embedding",
+                "non-finite value",
+            ));
         }
         Ok(embeddings)
     }

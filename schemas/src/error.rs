@@ -7,10 +7,7 @@ pub type Result<T, E = SchemaError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{}: not a readable Parquet file: {message}", path.display())]
     Parquet { path: PathBuf, message: String },
     #[error("{}: missing column `{column}` (expected {expected}); found columns: {found}", path.display())]

@@ -87,7 +87,13 @@ impl Batches {
             Some(Ok(batch)) => {
                 let first_row = self.next_row;
                 self.next_row += batch.num_rows();
-                Ok(Some((batch, BatchAt { path: &self.path, first_row })))
+                Ok(Some((
+                    batch,
+                    BatchAt {
+                        path: &self.path,
+                        first_row,
+                    },
+                )))
             }
         }
     }

@@ -1,4 +1,6 @@
 //! Row types of the tables, with conversion to and from Arrow batches.
+// Rows are assembled from several column slices at one index; a range loop reads best.
+#![allow(clippy::needless_range_loop)]
 
 use std::fmt;
 use std::path::Path;
@@ -25,7 +27,8 @@ pub trait Record: Sized {
     fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()>;
 
     fn to_batch(rows: &[Self]) -> RecordBatch {
-        RecordBatch::try_new(Self::spec().schema(), Self::to_columns(rows)).expect("columns follow the catalogue schema")
+        RecordBatch::try_new(Self::spec().schema(), Self::to_columns(rows))
+            .expect("columns follow the catalogue schema")
     }
 }
 
@@ -343,8 +346,20 @@ mod tests {
     fn wrong_artefact_is_refused_with_column_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("items.parquet");
-        write_records(&path, &[EvalListEntry { pair_id: 0, rank: 0, item_id: 0 }], &Provenance::new("t", "0")).unwrap();
+        write_records(
+            &path,
+            &[EvalListEntry {
+                pair_id: 0,
+                rank: 0,
+                item_id: 0,
+            }],
+            &Provenance::new("t", "0"),
+        )
+        .unwrap();
         let err = read_records::<Item>(&path).unwrap_err().to_string();
-        assert!(err.contains("items.parquet") && err.contains("missing column `side`"), "{err}");
+        assert!(
+            err.contains("items.parquet") && err.contains("missing column `side`"),
+            "{err}"
+        );
     }
 }

@@ -22,14 +22,10 @@ impl ParquetSink {
         let mut out = AtomicFile::create(path)?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_key_value_metadata(Some(
-                key_values
-                    .into_iter()
-                    .map(|(k, v)| KeyValue::new(k, v))
-                    .collect(),
-            ))
+            .set_key_value_metadata(Some(key_values.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()))
             .build();
-        let writer = ArrowWriter::try_new(out.take(), schema, Some(props)).map_err(|e| SchemaError::parquet(path, e))?;
+        let writer =
+            ArrowWriter::try_new(out.take(), schema, Some(props)).map_err(|e| SchemaError::parquet(path, e))?;
         Ok(Self { out, writer })
     }
 

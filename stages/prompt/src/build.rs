@@ -88,7 +88,13 @@ impl<'a> Interner<'a> {
     fn id(&mut self, side: Side, subset: usize, input: &'a Input, role: Role, origin: Origin) -> u32 {
         let keys = &mut self.keys;
         *self.index.entry((side, subset, input)).or_insert_with(|| {
-            keys.push(ItemKey { side, subset, input, role, origin });
+            keys.push(ItemKey {
+                side,
+                subset,
+                input,
+                role,
+                origin,
+            });
             (keys.len() - 1) as u32
         })
     }
@@ -111,10 +117,18 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
         .collect::<Result<_>>()?;
     let layout = read[0].0;
     if let Some(((_, f), _)) = files.iter().zip(&read).find(|(_, (l, _))| *l != layout) {
-        bail!("{}: mixes MMEB-train and MMEB-eval files; pass one kind at a time", f.display());
+        bail!(
+            "{}: mixes MMEB-train and MMEB-eval files; pass one kind at a time",
+            f.display()
+        );
     }
     for (s, src) in subsets.iter().enumerate() {
-        let rows: usize = files.iter().zip(&read).filter(|((fs, _), _)| *fs == s).map(|(_, (_, r))| r.len()).sum();
+        let rows: usize = files
+            .iter()
+            .zip(&read)
+            .filter(|((fs, _), _)| *fs == s)
+            .map(|(_, (_, r))| r.len())
+            .sum();
         if rows == 0 {
             let names: Vec<_> = src.files.iter().map(|f| f.display().to_string()).collect();
             bail!("subset `{}` is empty: no rows in {}", src.name, names.join(", "));
@@ -190,10 +204,12 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
                     let what = format!("duplicate of {} row {frow}", file_names[ffi]);
                     match opts.on_duplicate {
                         OnDuplicate::Keep => {}
-                        OnDuplicate::Error => bail!(
+                        OnDuplicate::Error => {
+                            bail!(
                             "{}: row {}: duplicate row ({} repeated: {what}; --on-duplicate keep|drop accepts them)",
                             file_names[fi], row.source_row, cols.join(", ")
-                        ),
+                        )
+                        }
                         OnDuplicate::Drop => {
                             keep[fi][ri] = false;
                             skipped.push(SkippedRow {
@@ -218,7 +234,11 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
         .map(|(fi, (_, rows))| {
             rows.iter()
                 .map(|row| {
-                    let origin = Origin { file: fi, row: row.source_row, column: cols[0] };
+                    let origin = Origin {
+                        file: fi,
+                        row: row.source_row,
+                        column: cols[0],
+                    };
                     items_index.id(Side::Query, files[fi].0, &row.query, Role::Query, origin)
                 })
                 .collect()
@@ -229,10 +249,18 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
         .enumerate()
         .map(|(fi, (_, rows))| {
             let subset = files[fi].0;
-            let role = if targets_are_queries(&subsets[subset].name) { Role::Query } else { Role::Document };
+            let role = if targets_are_queries(&subsets[subset].name) {
+                Role::Query
+            } else {
+                Role::Document
+            };
             rows.iter()
                 .map(|row| {
-                    let origin = Origin { file: fi, row: row.source_row, column: cols[2] };
+                    let origin = Origin {
+                        file: fi,
+                        row: row.source_row,
+                        column: cols[2],
+                    };
                     row.targets
                         .iter()
                         .map(|t| items_index.id(Side::Target, subset, t, role, origin.clone()))
@@ -263,7 +291,12 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
             };
             let (text, image) = k.input;
             let r = renderer.render(text, image.is_some(), k.role).map_err(|msg| {
-                anyhow::anyhow!("{}: row {}, column `{}`: {msg}", file_names[k.origin.file], k.origin.row, k.origin.column)
+                anyhow::anyhow!(
+                    "{}: row {}, column `{}`: {msg}",
+                    file_names[k.origin.file],
+                    k.origin.row,
+                    k.origin.column
+                )
             })?;
             bar.inc(1);
             let item = Item {
@@ -322,7 +355,10 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
         }
     }
     if pairs.is_empty() {
-        bail!("no rows left after skipping ({} skipped); nothing to write", skipped.len());
+        bail!(
+            "no rows left after skipping ({} skipped); nothing to write",
+            skipped.len()
+        );
     }
     stats.rows_read = read.iter().map(|(_, r)| r.len()).sum();
     stats.pairs = pairs.len();

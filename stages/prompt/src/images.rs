@@ -38,7 +38,9 @@ impl ImagePolicy {
                 _ => {}
             }
             if depth < 0 {
-                return Some(format!("image path `{rel}` escapes the image root with `..` (--allow-outside-root permits it)"));
+                return Some(format!(
+                    "image path `{rel}` escapes the image root with `..` (--allow-outside-root permits it)"
+                ));
             }
         }
         None
@@ -64,12 +66,18 @@ mod tests {
 
     #[test]
     fn refuses_absolute_and_escaping_paths() {
-        let p = ImagePolicy { root: "/data".into(), allow_outside_root: false };
+        let p = ImagePolicy {
+            root: "/data".into(),
+            allow_outside_root: false,
+        };
         assert!(p.refuse("A/b.png").is_none());
         assert!(p.refuse("A/../b.png").is_none());
         assert!(p.refuse("/etc/passwd").unwrap().contains("absolute"));
         assert!(p.refuse("A/../../b.png").unwrap().contains("escapes"));
-        let open = ImagePolicy { allow_outside_root: true, ..p };
+        let open = ImagePolicy {
+            allow_outside_root: true,
+            ..p
+        };
         assert!(open.refuse("../x.png").is_none());
     }
 }

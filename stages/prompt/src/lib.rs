@@ -137,7 +137,9 @@ impl Args {
     }
 
     fn out(&self, explicit: &Option<PathBuf>, name: &str) -> PathBuf {
-        explicit.clone().unwrap_or_else(|| self.out_dir.join(format!("{name}.parquet")))
+        explicit
+            .clone()
+            .unwrap_or_else(|| self.out_dir.join(format!("{name}.parquet")))
     }
 }
 

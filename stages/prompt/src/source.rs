@@ -33,7 +33,9 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The split a Hugging Face file belongs to: `test-00000-of-00001.parquet` and `test.parquet`
@@ -82,11 +84,20 @@ pub fn discover(data: &Path, split: Option<&str>, only: &[String]) -> Result<Vec
         bail!("data {}: no such file or folder", data.display());
     }
     let mut found = if data.is_file() {
-        vec![SubsetSource { name: stem(data), files: vec![data.to_path_buf()] }]
+        vec![SubsetSource {
+            name: stem(data),
+            files: vec![data.to_path_buf()],
+        }]
     } else {
         let direct = parquet_files(data)?;
         if !direct.is_empty() {
-            direct.into_iter().map(|f| SubsetSource { name: stem(&f), files: vec![f] }).collect()
+            direct
+                .into_iter()
+                .map(|f| SubsetSource {
+                    name: stem(&f),
+                    files: vec![f],
+                })
+                .collect()
         } else {
             let mut out = Vec::new();
             for dir in subdirs(data)? {
@@ -95,7 +106,10 @@ pub fn discover(data: &Path, split: Option<&str>, only: &[String]) -> Result<Vec
                     continue;
                 }
                 let files = pick_split(&dir, splits, split)?;
-                out.push(SubsetSource { name: stem(&dir), files });
+                out.push(SubsetSource {
+                    name: stem(&dir),
+                    files,
+                });
             }
             out
         }
@@ -110,7 +124,11 @@ pub fn discover(data: &Path, split: Option<&str>, only: &[String]) -> Result<Vec
     for name in only {
         let Some(i) = found.iter().position(|s| &s.name == name) else {
             let names: Vec<_> = found.iter().map(|s| s.name.as_str()).collect();
-            bail!("data {}: no subset `{name}`; available: {}", data.display(), names.join(", "));
+            bail!(
+                "data {}: no subset `{name}`; available: {}",
+                data.display(),
+                names.join(", ")
+            );
         };
         picked.push(found.swap_remove(i));
     }
@@ -125,7 +143,11 @@ fn pick_split(dir: &Path, splits: Vec<(String, Vec<PathBuf>)>, split: Option<&st
             None => bail!("{}: no split `{want}`; available: {}", dir.display(), names()),
         },
         None if splits.len() == 1 => Ok(splits.into_iter().next().unwrap().1),
-        None => bail!("{}: several splits ({}); choose one with --split", dir.display(), names()),
+        None => bail!(
+            "{}: several splits ({}); choose one with --split",
+            dir.display(),
+            names()
+        ),
     }
 }
 
@@ -147,7 +169,11 @@ mod tests {
 
         touch(&d.path().join("flat/B.parquet"));
         touch(&d.path().join("flat/A.parquet"));
-        let names: Vec<_> = discover(&d.path().join("flat"), None, &[]).unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<_> = discover(&d.path().join("flat"), None, &[])
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, ["A", "B"]);
 
         let hf = d.path().join("hf");
@@ -157,13 +183,18 @@ mod tests {
         touch(&hf.join("N24News/data/diverse_instruction-00000-of-00001.parquet"));
         touch(&hf.join("N24News/data/original-00000-of-00001.parquet"));
         let err = discover(&hf, None, &[]).unwrap_err().to_string();
-        assert!(err.contains("several splits") && err.contains("diverse_instruction, original"), "{err}");
+        assert!(
+            err.contains("several splits") && err.contains("diverse_instruction, original"),
+            "{err}"
+        );
         let subsets = discover(&hf, Some("diverse_instruction"), &["N24News".into(), "CIRR".into()]).unwrap();
         assert_eq!(subsets[0].name, "N24News");
         assert_eq!(subsets[1].files.len(), 2);
         let err = discover(&hf, Some("train"), &[]).unwrap_err().to_string();
         assert!(err.contains("no split `train`"), "{err}");
-        let err = discover(&hf, Some("original"), &["Nope".into()]).unwrap_err().to_string();
+        let err = discover(&hf, Some("original"), &["Nope".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no subset `Nope`"), "{err}");
     }
 }

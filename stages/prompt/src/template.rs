@@ -35,13 +35,7 @@ const QWEN2_SPECIAL: &[&str] = &[
     "<|video_pad|>",
 ];
 const LLAVA_SPECIAL: &[&str] = &["[INST]", "[/INST]", "<image>", "<s>", "</s>", "<unk>"];
-const PHI3_SPECIAL: &[&str] = &[
-    "<|system|>",
-    "<|user|>",
-    "<|assistant|>",
-    "<|end|>",
-    "<|endoftext|>",
-];
+const PHI3_SPECIAL: &[&str] = &["<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|endoftext|>"];
 
 impl Backbone {
     /// The token that replaces [`IMAGE_PLACEHOLDER`]. `wrap` adds Qwen2-VL's vision start/end

@@ -23,7 +23,12 @@ pub fn cell(array: &dyn Array, row: usize) -> Result<String> {
             let list = array.as_fixed_size_list();
             let values = list.value(row);
             let floats = values.as_primitive::<Float32Type>();
-            let shown: Vec<String> = floats.values().iter().take(VECTOR_PREVIEW).map(|v| format!("{v:.4}")).collect();
+            let shown: Vec<String> = floats
+                .values()
+                .iter()
+                .take(VECTOR_PREVIEW)
+                .map(|v| format!("{v:.4}"))
+                .collect();
             let more = if *dim as usize > VECTOR_PREVIEW { ", …" } else { "" };
             return Ok(format!("[D={dim}] {}{more}", shown.join(", ")));
         }
@@ -62,7 +67,13 @@ pub fn table(batches: &[RecordBatch], max_width: usize) -> Result<String> {
     }
     let width = |s: &str| s.chars().count();
     let widths: Vec<usize> = (0..headers.len())
-        .map(|i| rows.iter().map(|r| width(&r[i])).chain([width(&headers[i])]).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .map(|r| width(&r[i]))
+                .chain([width(&headers[i])])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let numeric: Vec<bool> = schema.fields().iter().map(|f| f.data_type().is_numeric()).collect();
     let line = |cells: &[String]| -> String {
@@ -71,17 +82,28 @@ pub fn table(batches: &[RecordBatch], max_width: usize) -> Result<String> {
             .enumerate()
             .map(|(i, c)| {
                 let pad = " ".repeat(widths[i] - width(c));
-                if numeric[i] { format!("{pad}{c}") } else { format!("{c}{pad}") }
+                if numeric[i] {
+                    format!("{pad}{c}")
+                } else {
+                    format!("{c}{pad}")
+                }
             })
             .collect();
         format!("| {} |\n", parts.join(" | "))
     };
     let mut out = line(&headers);
-    out.push_str(&format!("|{}|\n", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")));
+    out.push_str(&format!(
+        "|{}|\n",
+        widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")
+    ));
     for r in &rows {
         out.push_str(&line(r));
     }
-    out.push_str(&format!("({} row{})\n", rows.len(), if rows.len() == 1 { "" } else { "s" }));
+    out.push_str(&format!(
+        "({} row{})\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    ));
     Ok(out)
 }
 
@@ -90,7 +112,10 @@ pub fn write_file(path: &Path, batches: &[RecordBatch], sql: &str) -> Result<()>
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
         "parquet" => {
-            let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+            let schema = batches
+                .first()
+                .map(|b| b.schema())
+                .unwrap_or_else(|| Arc::new(Schema::empty()));
             let mut prov = Provenance::new(crate::STAGE, env!("CARGO_PKG_VERSION"));
             prov.param("sql", sql);
             let mut sink = ParquetSink::create(path, schema, prov.to_key_values("query"))?;
@@ -122,7 +147,13 @@ fn flatten_for_csv(batch: &RecordBatch) -> Result<RecordBatch> {
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
         if f.data_type().is_nested() {
             let text: StringArray = (0..c.len())
-                .map(|r| if c.is_null(r) { Ok(None) } else { cell(c.as_ref(), r).map(Some) })
+                .map(|r| {
+                    if c.is_null(r) {
+                        Ok(None)
+                    } else {
+                        cell(c.as_ref(), r).map(Some)
+                    }
+                })
                 .collect::<Result<_>>()?;
             fields.push(Field::new(f.name(), DataType::Utf8, true));
             cols.push(Arc::new(text));

@@ -46,7 +46,10 @@ pub struct Args {
 /// Every Parquet file under `dir` with the table name it gets.
 pub fn discover_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     if !dir.is_dir() {
-        bail!("run folder {} does not exist (run the pipeline first, or pass --run)", dir.display());
+        bail!(
+            "run folder {} does not exist (run the pipeline first, or pass --run)",
+            dir.display()
+        );
     }
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -71,7 +74,11 @@ pub fn discover_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
         let stem = f.file_stem().unwrap_or_default().to_string_lossy().into_owned();
         let mut name = sanitize(&stem);
         if out.iter().any(|(n, _)| *n == name) {
-            let folder = f.parent().and_then(|p| p.file_name()).unwrap_or_default().to_string_lossy();
+            let folder = f
+                .parent()
+                .and_then(|p| p.file_name())
+                .unwrap_or_default()
+                .to_string_lossy();
             name = sanitize(&format!("{folder}_{stem}"));
         }
         if !out.iter().any(|(n, _)| *n == name) {
@@ -82,7 +89,10 @@ pub fn discover_tables(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 }
 
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect::<String>().to_lowercase()
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect::<String>()
+        .to_lowercase()
 }
 
 pub struct Session {
@@ -95,14 +105,18 @@ impl Session {
     pub fn open(args: &Args) -> Result<Self> {
         let mut tables = discover_tables(&args.run)?;
         for spec in &args.tables_extra {
-            let (name, path) = spec.split_once('=').with_context(|| format!("--table {spec}: expected NAME=PATH"))?;
+            let (name, path) = spec
+                .split_once('=')
+                .with_context(|| format!("--table {spec}: expected NAME=PATH"))?;
             tables.retain(|(n, _)| n != name);
             tables.push((name.to_string(), PathBuf::from(path)));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let ctx = SessionContext::new();
         for (name, path) in &tables {
-            let p = path.to_str().with_context(|| format!("{}: path is not UTF-8", path.display()))?;
+            let p = path
+                .to_str()
+                .with_context(|| format!("{}: path is not UTF-8", path.display()))?;
             runtime
                 .block_on(ctx.register_parquet(name, p, ParquetReadOptions::default()))
                 .with_context(|| format!("{}: cannot register as table `{name}`", path.display()))?;
@@ -111,10 +125,11 @@ impl Session {
     }
 
     pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        self.runtime.block_on(async {
-            let df = self.ctx.sql(sql).await?;
-            df.collect().await
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        self.runtime
+            .block_on(async {
+                let df = self.ctx.sql(sql).await?;
+                df.collect().await
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }

@@ -23,7 +23,9 @@ fn run(args: &Args) -> Result<()> {
         Some(s) => s.clone(),
         None => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading SQL from standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading SQL from standard input")?;
             s
         }
     };

@@ -66,7 +66,10 @@ struct Picture {
 
 fn image_path(subset: &str, name: &str, pictures: &mut Vec<Picture>, scene: &Scene) -> String {
     let path = format!("{subset}/{name}.png");
-    pictures.push(Picture { path: path.clone(), scene: scene.clone() });
+    pictures.push(Picture {
+        path: path.clone(),
+        scene: scene.clone(),
+    });
     path
 }
 
@@ -92,9 +95,22 @@ fn train_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut
             let scene = scene_for(kind, args, stream, &mut rng);
             let p = phrase(kind, &scene, rng.below(4), rng.below(3));
             let img = |pictures: &mut Vec<Picture>| image_path(subset, &format!("train_{i:05}"), pictures, &scene);
-            let query_image = if p.query_has_image { img(pictures) } else { String::new() };
-            let target_image = if p.target_has_image { img(pictures) } else { String::new() };
-            Row { query: p.query, query_image, targets: vec![(p.target, target_image)], label: p.label }
+            let query_image = if p.query_has_image {
+                img(pictures)
+            } else {
+                String::new()
+            };
+            let target_image = if p.target_has_image {
+                img(pictures)
+            } else {
+                String::new()
+            };
+            Row {
+                query: p.query,
+                query_image,
+                targets: vec![(p.target, target_image)],
+                label: p.label,
+            }
         })
         .collect()
 }
@@ -107,12 +123,24 @@ fn eval_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut 
             let (variant, question) = (rng.below(4), rng.below(3));
             let p = phrase(kind, &scene, variant, question);
             let name = format!("eval_{i:05}");
-            let query_image = if p.query_has_image { image_path(subset, &name, pictures, &scene) } else { String::new() };
-            let first_image = if p.target_has_image { image_path(subset, &format!("{name}_0"), pictures, &scene) } else { String::new() };
+            let query_image = if p.query_has_image {
+                image_path(subset, &name, pictures, &scene)
+            } else {
+                String::new()
+            };
+            let first_image = if p.target_has_image {
+                image_path(subset, &format!("{name}_0"), pictures, &scene)
+            } else {
+                String::new()
+            };
             let mut targets = vec![(p.target.clone(), first_image)];
             match kind {
                 Kind::Classification | Kind::Vqa => {
-                    let all = if kind == Kind::Vqa { answers(question) } else { classes() };
+                    let all = if kind == Kind::Vqa {
+                        answers(question)
+                    } else {
+                        classes()
+                    };
                     targets.extend(all.into_iter().filter(|c| *c != p.target).map(|c| (c, String::new())));
                 }
                 Kind::TextToImage | Kind::ImageToText => {
@@ -133,7 +161,12 @@ fn eval_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut 
                     }
                 }
             }
-            Row { query: p.query, query_image, targets, label: p.label }
+            Row {
+                query: p.query,
+                query_image,
+                targets,
+                label: p.label,
+            }
         })
         .collect()
 }
@@ -189,8 +222,17 @@ pub struct Summary {
 
 /// Generates the dataset into a temporary sibling folder, then swaps it in for `args.out`.
 pub fn generate(args: &Args) -> Result<Summary> {
-    let name = args.out.file_name().context("--out has no folder name")?.to_string_lossy().into_owned();
-    let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = args
+        .out
+        .file_name()
+        .context("--out has no folder name")?
+        .to_string_lossy()
+        .into_owned();
+    let parent = args
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
@@ -219,14 +261,27 @@ fn write_into(dir: &Path, args: &Args) -> Result<Summary> {
         let eval = eval_rows(subset, *kind, args, 100 + t as u64, &mut pictures);
         n_train += train.len();
         n_eval += eval.len();
-        write_parquet(&dir.join(format!("train/{subset}.parquet")), &train_batch(&train), &prov, "mmeb-train")?;
-        write_parquet(&dir.join(format!("eval/{subset}.parquet")), &eval_batch(&eval), &prov, "mmeb-eval")?;
+        write_parquet(
+            &dir.join(format!("train/{subset}.parquet")),
+            &train_batch(&train),
+            &prov,
+            "mmeb-train",
+        )?;
+        write_parquet(
+            &dir.join(format!("eval/{subset}.parquet")),
+            &eval_batch(&eval),
+            &prov,
+            "mmeb-eval",
+        )?;
     }
     let bar = progress::bar(pictures.len() as u64, "images");
     pictures.par_iter().try_for_each(|p| -> Result<()> {
         let path = dir.join("images").join(&p.path);
         fs::create_dir_all(path.parent().expect("images live in subset folders"))?;
-        p.scene.draw().save(&path).with_context(|| format!("cannot write {}", path.display()))?;
+        p.scene
+            .draw()
+            .save(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         bar.inc(1);
         Ok(())
     })?;
@@ -241,5 +296,9 @@ fn write_into(dir: &Path, args: &Args) -> Result<Summary> {
         "images": pictures.len(),
     });
     fs::write(dir.join("synth.json"), serde_json::to_string_pretty(&manifest)? + "\n")?;
-    Ok(Summary { train_rows: n_train, eval_rows: n_eval, images: pictures.len() })
+    Ok(Summary {
+        train_rows: n_train,
+        eval_rows: n_eval,
+        images: pictures.len(),
+    })
 }

@@ -22,10 +22,26 @@ pub struct Colour {
 }
 
 pub const COLOURS: [Colour; 4] = [
-    Colour { name: "red", synonyms: ["crimson", "scarlet"], rgb: [210, 40, 40] },
-    Colour { name: "green", synonyms: ["emerald", "grass-coloured"], rgb: [40, 170, 60] },
-    Colour { name: "blue", synonyms: ["navy", "azure"], rgb: [40, 70, 200] },
-    Colour { name: "yellow", synonyms: ["golden", "lemon"], rgb: [230, 200, 30] },
+    Colour {
+        name: "red",
+        synonyms: ["crimson", "scarlet"],
+        rgb: [210, 40, 40],
+    },
+    Colour {
+        name: "green",
+        synonyms: ["emerald", "grass-coloured"],
+        rgb: [40, 170, 60],
+    },
+    Colour {
+        name: "blue",
+        synonyms: ["navy", "azure"],
+        rgb: [40, 70, 200],
+    },
+    Colour {
+        name: "yellow",
+        synonyms: ["golden", "lemon"],
+        rgb: [230, 200, 30],
+    },
 ];
 
 pub const POSITIONS: [&str; 4] = ["left", "right", "top", "bottom"];
@@ -94,7 +110,11 @@ impl Scene {
     /// A caption; `variant` picks one of several wordings of the same content, so that many
     /// different targets mean the same thing (false-negative traps).
     pub fn caption(&self, variant: usize) -> String {
-        let size = if self.large { ["large", "big"] } else { ["small", "little"] };
+        let size = if self.large {
+            ["large", "big"]
+        } else {
+            ["small", "little"]
+        };
         let colour = [self.colour.name, self.colour.synonyms[0], self.colour.synonyms[1]];
         let shape = [self.shape.name(), self.shape.synonyms()[0], self.shape.synonyms()[1]];
         let pos = POSITIONS[self.position];

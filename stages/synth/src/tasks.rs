@@ -21,7 +21,11 @@ pub const TASKS: [(&str, Kind); 4] = [
     ("ShapeVQA", Kind::Vqa),
 ];
 
-pub const QUESTIONS: [&str; 3] = ["What colour is the shape?", "What shape is shown?", "Where is the shape?"];
+pub const QUESTIONS: [&str; 3] = [
+    "What colour is the shape?",
+    "What shape is shown?",
+    "Where is the shape?",
+];
 
 /// What an example's query and positive say; image slots are filled by the caller.
 pub struct Phrased {
@@ -76,7 +80,10 @@ pub fn phrase(kind: Kind, scene: &Scene, variant: usize, question: usize) -> Phr
             label: scene.class(),
         },
         Kind::TextToImage => Phrased {
-            query: format!("Find me an everyday image that matches the given caption: {}", scene.caption(variant)),
+            query: format!(
+                "Find me an everyday image that matches the given caption: {}",
+                scene.caption(variant)
+            ),
             query_has_image: false,
             target: "<|image_1|> Represent the given image.".into(),
             target_has_image: true,
