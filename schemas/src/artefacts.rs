@@ -290,9 +290,121 @@ pub fn embeddings() -> ArtefactSpec {
     }
 }
 
+pub fn candidates() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "candidates",
+        produced_by: "saha-retrieve",
+        doc: "Candidate space: for every unique query, the top `P` targets of its own subset by inner \
+              product (exact), best first. The query's positive is included when retrieved.",
+        columns: vec![
+            col("query_id", UInt32, "The query item."),
+            col("rank", UInt16, "0 = highest score."),
+            col("target_id", UInt32, "The retrieved target item."),
+            col(
+                "score",
+                Float32,
+                "Inner product of the query and target embeddings (cosine when normalised).",
+            ),
+        ],
+    }
+}
+
+pub fn owners() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "owners",
+        produced_by: "saha-remap",
+        doc: "Query space: for every (query, retrieved target), the queries that own the target (whose \
+              positive it is), most anchor-similar first, at most `--max-owners` of them.",
+        columns: vec![
+            col("query_id", UInt32, "The anchor query item."),
+            col("rank", UInt16, "The target's rank in candidates.parquet."),
+            col("target_id", UInt32, "The retrieved target item."),
+            col("owner_rank", UInt16, "0 = the owner most similar to the anchor."),
+            col("owner_id", UInt32, "An owner query item of the target."),
+            col("similarity", Float32, "Query-query inner product of anchor and owner."),
+            col(
+                "owners_total",
+                UInt32,
+                "Owners the target has before the cap; above the cap the list was cut.",
+            ),
+        ],
+    }
+}
+
+pub fn clusters() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "clusters",
+        produced_by: "saha-filter",
+        doc: "Training clusters: an anchor pair and its mined negative pairs. Footer metadata names the \
+              strategy; SaHa's phase-1 clusters are disjoint.",
+        columns: vec![
+            col("cluster_id", UInt32, "Cluster number, from 0, in construction order."),
+            col(
+                "position",
+                UInt16,
+                "0 = the anchor; 1.. the negatives in the reference's order.",
+            ),
+            col("pair_id", UInt32, "The (query, positive) pair (pairs.parquet)."),
+            col("query_id", UInt32, "The pair's query item."),
+            col("target_id", UInt32, "The pair's positive target item."),
+            col(
+                "phase",
+                UInt8,
+                "1 = main pass, 2 = leftover pass (SaHa); 1 for other strategies.",
+            ),
+            col("subset", Utf8, "Subset of the cluster."),
+            col(
+                "anchor_similarity",
+                Float32,
+                "Query-query inner product with the anchor (the anchor's own norm at position 0).",
+            ),
+        ],
+    }
+}
+
+pub fn mining_stats() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "mining_stats",
+        produced_by: "saha-filter",
+        doc: "One row per (strategy, subset): cluster counts and sizes, leftovers, owner-cap hits, and the \
+              false-negative audit when pairs carry labels.",
+        columns: vec![
+            col("strategy", Utf8, "saha, topk, positive-aware or range."),
+            col("subset", Utf8, "Subset."),
+            col("pairs", UInt32, "Pairs in the subset."),
+            col("clusters", UInt32, "Clusters built."),
+            col("phase2_clusters", UInt32, "Of those, built in the leftover pass."),
+            col("covered_pairs", UInt32, "Distinct pairs that appear in some cluster."),
+            col("mean_size", Float64, "Mean cluster size (anchor included)."),
+            col("max_size", UInt32, "Largest cluster."),
+            col("leftover_anchors", UInt32, "Queries left unused after the main pass."),
+            col("cap_hits", UInt32, "Candidates whose owner list was cut by --max-owners."),
+            col("cap_deviations", UInt32, "Candidates skipped because every kept owner was used while cut owners existed: where the result may differ from the reference."),
+            col("negatives", UInt32, "Mined negatives (cluster members)."),
+            col("labelled_negatives", UInt32, "Negatives where both anchor and negative carry a label."),
+            col("false_negatives", UInt32, "Labelled negatives whose label equals the anchor's."),
+            nullable("false_negative_rate", Float64, "false_negatives / labelled_negatives; null without labels."),
+        ],
+    }
+}
+
 /// Every artefact in the catalogue, in pipeline order.
 pub fn all() -> Vec<ArtefactSpec> {
-    vec![pairs(), items(), eval_lists(), skipped(), embeddings()]
+    vec![
+        pairs(),
+        items(),
+        eval_lists(),
+        skipped(),
+        embeddings(),
+        candidates(),
+        owners(),
+        clusters(),
+        mining_stats(),
+    ]
 }
 
 /// The Markdown tables of `schemas/README.md`.

@@ -11,6 +11,7 @@ pub mod progress;
 pub mod provenance;
 pub mod read;
 pub mod records;
+pub mod rng;
 pub mod write;
 
 pub use artefacts::{ArtefactSpec, ColumnSpec};
@@ -18,5 +19,5 @@ pub use atomic::AtomicFile;
 pub use error::{Result, SchemaError};
 pub use provenance::{InputHash, Provenance};
 pub use read::ParquetTable;
-pub use records::{EvalListEntry, Item, Pair, Record, Side, SkippedRow};
+pub use records::{Candidate, ClusterMember, EvalListEntry, Item, MiningStats, Owner, Pair, Record, Side, SkippedRow};
 pub use write::ParquetSink;

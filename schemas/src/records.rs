@@ -6,8 +6,8 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringArray, UInt16Array, UInt32Array};
-use arrow::datatypes::{UInt16Type, UInt32Type};
+use arrow::array::{ArrayRef, Float32Array, Float64Array, StringArray, UInt16Array, UInt32Array, UInt8Array};
+use arrow::datatypes::{Float32Type, Float64Type, UInt16Type, UInt32Type, UInt8Type};
 use arrow::record_batch::RecordBatch;
 
 use crate::artefacts::{self, ArtefactSpec};
@@ -76,6 +76,14 @@ fn utf8_opt<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
 
 fn u32s(values: impl Iterator<Item = u32>) -> ArrayRef {
     Arc::new(UInt32Array::from_iter_values(values))
+}
+
+fn u16s(values: impl Iterator<Item = u16>) -> ArrayRef {
+    Arc::new(UInt16Array::from_iter_values(values))
+}
+
+fn f32s(values: impl Iterator<Item = f32>) -> ArrayRef {
+    Arc::new(Float32Array::from_iter_values(values))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -252,7 +260,7 @@ impl Record for EvalListEntry {
     fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
         vec![
             u32s(rows.iter().map(|r| r.pair_id)),
-            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.rank))),
+            u16s(rows.iter().map(|r| r.rank)),
             u32s(rows.iter().map(|r| r.item_id)),
         ]
     }
@@ -307,6 +315,236 @@ impl Record for SkippedRow {
                 column: required(&column, i, "column", at)?.to_string(),
                 reason: required(&reason, i, "reason", at)?.to_string(),
                 value: value.get(i).map(str::to_string),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub query_id: u32,
+    pub rank: u16,
+    pub target_id: u32,
+    pub score: f32,
+}
+
+impl Record for Candidate {
+    fn spec() -> ArtefactSpec {
+        artefacts::candidates()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            u32s(rows.iter().map(|r| r.query_id)),
+            u16s(rows.iter().map(|r| r.rank)),
+            u32s(rows.iter().map(|r| r.target_id)),
+            f32s(rows.iter().map(|r| r.score)),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let query_id = primitive::<UInt32Type>(batch, "query_id", at)?;
+        let rank = primitive::<UInt16Type>(batch, "rank", at)?;
+        let target_id = primitive::<UInt32Type>(batch, "target_id", at)?;
+        let score = primitive::<Float32Type>(batch, "score", at)?;
+        for i in 0..batch.num_rows() {
+            out.push(Candidate {
+                query_id: query_id[i],
+                rank: rank[i],
+                target_id: target_id[i],
+                score: score[i],
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Owner {
+    pub query_id: u32,
+    pub rank: u16,
+    pub target_id: u32,
+    pub owner_rank: u16,
+    pub owner_id: u32,
+    pub similarity: f32,
+    pub owners_total: u32,
+}
+
+impl Record for Owner {
+    fn spec() -> ArtefactSpec {
+        artefacts::owners()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            u32s(rows.iter().map(|r| r.query_id)),
+            u16s(rows.iter().map(|r| r.rank)),
+            u32s(rows.iter().map(|r| r.target_id)),
+            u16s(rows.iter().map(|r| r.owner_rank)),
+            u32s(rows.iter().map(|r| r.owner_id)),
+            f32s(rows.iter().map(|r| r.similarity)),
+            u32s(rows.iter().map(|r| r.owners_total)),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let query_id = primitive::<UInt32Type>(batch, "query_id", at)?;
+        let rank = primitive::<UInt16Type>(batch, "rank", at)?;
+        let target_id = primitive::<UInt32Type>(batch, "target_id", at)?;
+        let owner_rank = primitive::<UInt16Type>(batch, "owner_rank", at)?;
+        let owner_id = primitive::<UInt32Type>(batch, "owner_id", at)?;
+        let similarity = primitive::<Float32Type>(batch, "similarity", at)?;
+        let owners_total = primitive::<UInt32Type>(batch, "owners_total", at)?;
+        for i in 0..batch.num_rows() {
+            out.push(Owner {
+                query_id: query_id[i],
+                rank: rank[i],
+                target_id: target_id[i],
+                owner_rank: owner_rank[i],
+                owner_id: owner_id[i],
+                similarity: similarity[i],
+                owners_total: owners_total[i],
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterMember {
+    pub cluster_id: u32,
+    pub position: u16,
+    pub pair_id: u32,
+    pub query_id: u32,
+    pub target_id: u32,
+    pub phase: u8,
+    pub subset: String,
+    pub anchor_similarity: f32,
+}
+
+impl Record for ClusterMember {
+    fn spec() -> ArtefactSpec {
+        artefacts::clusters()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            u32s(rows.iter().map(|r| r.cluster_id)),
+            u16s(rows.iter().map(|r| r.position)),
+            u32s(rows.iter().map(|r| r.pair_id)),
+            u32s(rows.iter().map(|r| r.query_id)),
+            u32s(rows.iter().map(|r| r.target_id)),
+            Arc::new(UInt8Array::from_iter_values(rows.iter().map(|r| r.phase))),
+            utf8(rows.iter().map(|r| r.subset.as_str())),
+            f32s(rows.iter().map(|r| r.anchor_similarity)),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let cluster_id = primitive::<UInt32Type>(batch, "cluster_id", at)?;
+        let position = primitive::<UInt16Type>(batch, "position", at)?;
+        let pair_id = primitive::<UInt32Type>(batch, "pair_id", at)?;
+        let query_id = primitive::<UInt32Type>(batch, "query_id", at)?;
+        let target_id = primitive::<UInt32Type>(batch, "target_id", at)?;
+        let phase = primitive::<UInt8Type>(batch, "phase", at)?;
+        let subset = strings(batch, "subset", at)?;
+        let sim = primitive::<Float32Type>(batch, "anchor_similarity", at)?;
+        for i in 0..batch.num_rows() {
+            out.push(ClusterMember {
+                cluster_id: cluster_id[i],
+                position: position[i],
+                pair_id: pair_id[i],
+                query_id: query_id[i],
+                target_id: target_id[i],
+                phase: phase[i],
+                subset: required(&subset, i, "subset", at)?.to_string(),
+                anchor_similarity: sim[i],
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MiningStats {
+    pub strategy: String,
+    pub subset: String,
+    pub pairs: u32,
+    pub clusters: u32,
+    pub phase2_clusters: u32,
+    pub covered_pairs: u32,
+    pub mean_size: f64,
+    pub max_size: u32,
+    pub leftover_anchors: u32,
+    pub cap_hits: u32,
+    pub cap_deviations: u32,
+    pub negatives: u32,
+    pub labelled_negatives: u32,
+    pub false_negatives: u32,
+    pub false_negative_rate: Option<f64>,
+}
+
+impl Record for MiningStats {
+    fn spec() -> ArtefactSpec {
+        artefacts::mining_stats()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            utf8(rows.iter().map(|r| r.strategy.as_str())),
+            utf8(rows.iter().map(|r| r.subset.as_str())),
+            u32s(rows.iter().map(|r| r.pairs)),
+            u32s(rows.iter().map(|r| r.clusters)),
+            u32s(rows.iter().map(|r| r.phase2_clusters)),
+            u32s(rows.iter().map(|r| r.covered_pairs)),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.mean_size))),
+            u32s(rows.iter().map(|r| r.max_size)),
+            u32s(rows.iter().map(|r| r.leftover_anchors)),
+            u32s(rows.iter().map(|r| r.cap_hits)),
+            u32s(rows.iter().map(|r| r.cap_deviations)),
+            u32s(rows.iter().map(|r| r.negatives)),
+            u32s(rows.iter().map(|r| r.labelled_negatives)),
+            u32s(rows.iter().map(|r| r.false_negatives)),
+            Arc::new(rows.iter().map(|r| r.false_negative_rate).collect::<Float64Array>()),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let strategy = strings(batch, "strategy", at)?;
+        let subset = strings(batch, "subset", at)?;
+        let u = |name: &str| primitive::<UInt32Type>(batch, name, at);
+        let (pairs, clusters, phase2, covered) =
+            (u("pairs")?, u("clusters")?, u("phase2_clusters")?, u("covered_pairs")?);
+        let (max_size, leftover, cap_hits, cap_dev) = (
+            u("max_size")?,
+            u("leftover_anchors")?,
+            u("cap_hits")?,
+            u("cap_deviations")?,
+        );
+        let (negatives, labelled, false_neg) = (u("negatives")?, u("labelled_negatives")?, u("false_negatives")?);
+        let mean_size = primitive::<Float64Type>(batch, "mean_size", at)?;
+        let rate = batch
+            .column_by_name("false_negative_rate")
+            .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
+            .ok_or_else(|| at.bad_value(0, "false_negative_rate", "expected f64"))?;
+        for i in 0..batch.num_rows() {
+            out.push(MiningStats {
+                strategy: required(&strategy, i, "strategy", at)?.to_string(),
+                subset: required(&subset, i, "subset", at)?.to_string(),
+                pairs: pairs[i],
+                clusters: clusters[i],
+                phase2_clusters: phase2[i],
+                covered_pairs: covered[i],
+                mean_size: mean_size[i],
+                max_size: max_size[i],
+                leftover_anchors: leftover[i],
+                cap_hits: cap_hits[i],
+                cap_deviations: cap_dev[i],
+                negatives: negatives[i],
+                labelled_negatives: labelled[i],
+                false_negatives: false_neg[i],
+                false_negative_rate: arrow::array::Array::is_valid(rate, i).then(|| rate.value(i)),
             });
         }
         Ok(())

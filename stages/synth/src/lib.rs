@@ -5,7 +5,6 @@
 //! `label` column with the ground-truth class, and the data is full of false-negative traps:
 //! shared class names and answers, and paraphrased captions of identical scenes.
 
-pub mod rng;
 pub mod scene;
 pub mod tasks;
 
@@ -20,9 +19,9 @@ use clap::Parser;
 use rayon::prelude::*;
 use saha_schemas::{progress, ParquetSink, Provenance};
 
-use crate::rng::Rng;
 use crate::scene::Scene;
 use crate::tasks::{answers, classes, describe, phrase, Kind, TASKS};
+use saha_schemas::rng::Rng;
 
 pub const STAGE: &str = "saha-synth";
 

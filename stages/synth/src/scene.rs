@@ -2,7 +2,7 @@
 
 use image::{Rgb, RgbImage};
 
-use crate::rng::Rng;
+use saha_schemas::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shape {

@@ -1,4 +1,5 @@
-//! A small seeded generator (SplitMix64): the same seed gives the same data on every machine.
+//! A small seeded generator (SplitMix64) shared by the stages that draw at random: the same
+//! seed gives the same result on every machine and thread count.
 
 #[derive(Clone)]
 pub struct Rng(u64);

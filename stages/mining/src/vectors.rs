@@ -1,0 +1,133 @@
+//! Embeddings as one matrix, addressable by item id, checked and L2-normalised.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use saha_schemas::embeddings::Embeddings;
+
+pub struct Vectors {
+    pub dim: usize,
+    values: Vec<f32>,
+    /// item id -> row, `u32::MAX` when the item has no embedding.
+    row_of: Vec<u32>,
+    pub files: Vec<PathBuf>,
+    /// Rows that were not unit length and were normalised.
+    pub renormalised: usize,
+}
+
+const ABSENT: u32 = u32::MAX;
+
+impl Vectors {
+    /// Loads one or more embeddings files (e.g. queries and targets embedded apart). Vectors are
+    /// L2-normalised unless `normalize` is false, so inner products are cosines as in the reference.
+    pub fn load(paths: &[PathBuf], normalize: bool) -> Result<Self> {
+        let mut dim = None;
+        let mut values = Vec::new();
+        let mut row_of: Vec<u32> = Vec::new();
+        let mut first_file: Option<&Path> = None;
+        for path in paths {
+            let e = Embeddings::read(path)?;
+            match (dim, first_file) {
+                (Some(d), Some(f)) if d != e.dim => bail!(
+                    "embedding dimension mismatch: {} has {d}, {} has {}",
+                    f.display(),
+                    path.display(),
+                    e.dim
+                ),
+                _ => {
+                    dim = Some(e.dim);
+                    first_file.get_or_insert(path);
+                }
+            }
+            let base = values.len() / e.dim.max(1);
+            for (r, &id) in e.item_ids.iter().enumerate() {
+                let id = id as usize;
+                if row_of.len() <= id {
+                    row_of.resize(id + 1, ABSENT);
+                }
+                if row_of[id] != ABSENT {
+                    bail!("{}: item {id} has a second embedding (row {r})", path.display());
+                }
+                row_of[id] = (base + r) as u32;
+            }
+            values.extend_from_slice(&e.values);
+        }
+        let Some(dim) = dim else {
+            bail!("no embeddings file given")
+        };
+        let mut v = Vectors {
+            dim,
+            values,
+            row_of,
+            files: paths.to_vec(),
+            renormalised: 0,
+        };
+        if normalize {
+            v.normalise_rows()?;
+        }
+        Ok(v)
+    }
+
+    fn normalise_rows(&mut self) -> Result<()> {
+        let dim = self.dim;
+        let mut renormalised = 0;
+        for (r, row) in self.values.chunks_mut(dim).enumerate() {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm == 0.0 {
+                let item = self.row_of.iter().position(|&x| x == r as u32).unwrap_or(usize::MAX);
+                bail!("item {item}: zero embedding vector cannot be normalised");
+            }
+            if (norm - 1.0).abs() > 1e-3 {
+                renormalised += 1;
+            }
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+        self.renormalised = renormalised;
+        Ok(())
+    }
+
+    pub fn get(&self, item: u32) -> Option<&[f32]> {
+        let r = *self.row_of.get(item as usize)?;
+        (r != ABSENT).then(|| &self.values[r as usize * self.dim..(r as usize + 1) * self.dim])
+    }
+
+    /// Checks that every item in `items` has an embedding; the error names up to five.
+    pub fn require(&self, items: impl Iterator<Item = u32>, what: &str) -> Result<()> {
+        let missing: Vec<u32> = items.filter(|&i| self.get(i).is_none()).collect();
+        if !missing.is_empty() {
+            let shown: Vec<String> = missing.iter().take(5).map(|i| i.to_string()).collect();
+            bail!(
+                "{} {what} items have no embedding in {}: item_id {}{}",
+                missing.len(),
+                self.files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                shown.join(", "),
+                if missing.len() > 5 { ", …" } else { "" }
+            );
+        }
+        Ok(())
+    }
+
+    /// The rows of `items` as one contiguous row-major matrix: borrowed when they already lie
+    /// contiguously in order (the prompt stage numbers items that way), copied otherwise.
+    pub fn matrix(&self, items: &[u32]) -> std::borrow::Cow<'_, [f32]> {
+        let rows: Vec<u32> = items.iter().map(|&i| self.row_of[i as usize]).collect();
+        let contiguous = rows.windows(2).all(|w| w[1] == w[0] + 1);
+        if contiguous && !rows.is_empty() {
+            let start = rows[0] as usize * self.dim;
+            return std::borrow::Cow::Borrowed(&self.values[start..start + rows.len() * self.dim]);
+        }
+        let mut out = Vec::with_capacity(items.len() * self.dim);
+        for &i in items {
+            out.extend_from_slice(self.get(i).expect("checked by require"));
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
