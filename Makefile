@@ -43,10 +43,14 @@ help:
 	@echo "  data        generate the synthetic dataset (demo pipeline)"
 	@echo "  prompt      pairs.parquet + items.parquet from DATA (hierarchical prompts)"
 	@echo "  prompt-eval eval/pairs.parquet + eval/items.parquet + eval/eval_lists.parquet from EVAL_DATA"
+	@echo "  retrieve    candidates.parquet: top-POOL targets per query (needs EMBEDDINGS)"
+	@echo "  remap       owners.parquet: owner queries of every retrieved target"
+	@echo "  filter      clusters.parquet + mining_stats.parquet (SaHa) and mining/<baseline>/ for BASELINES"
+	@echo "  audit       false-negative rates of SaHa next to the baselines"
 	@echo "  sql         run Q=\"SQL\" over every Parquet file of the run (tables named by file stem)"
 	@echo "  build       build the stage binaries into $(BIN)"
 	@echo "  help        this text"
-	@echo "  Planned, with their issues: embed, retrieve, remap, filter, train, eval, report, bench-*"
+	@echo "  Planned, with their issues: embed, train, eval, report, bench-*"
 	@echo
 	@echo "Variables (current value):"
 	@echo "  PIPELINE=$(PIPELINE)   pipelines: $(PIPELINES)"
@@ -58,6 +62,10 @@ help:
 	@echo "  MODEL=$(MODEL)"
 	@echo "  SYSTEM=$(SYSTEM)   (empty: the reference system prompt)"
 	@echo "  PROMPT_FILE=$(PROMPT_FILE)  PROMPT_FLAGS_EXTRA=$(PROMPT_FLAGS_EXTRA)"
+	@echo "  EMBEDDINGS=$(EMBEDDINGS)"
+	@echo "  TOP_K=$(TOP_K)  POOL_MULT=$(POOL_MULT)  POOL=$(POOL)  MAX_OWNERS=$(MAX_OWNERS)"
+	@echo "  CLASSIFICATION=$(CLASSIFICATION) (empty: the reference list)  ALSO_CLASSIFICATION=$(ALSO_CLASSIFICATION)"
+	@echo "  BASELINES=$(BASELINES)"
 	@echo "  Q=\"...\"     SQL for 'make sql'"
 
 test:

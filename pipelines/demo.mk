@@ -11,6 +11,8 @@ IMAGE_ROOT := $(DATA_ROOT)/images
 DATA_DEPS := $(DATA_ROOT)/synth.json
 EVAL_DATA_DEPS := $(DATA_ROOT)/synth.json
 
+# The synthetic classification subset skips SaHa's query-space re-sort, like ImageNet_1K.
+ALSO_CLASSIFICATION ?= ShapeClass
 PARAM_STAGES += synth
 FLAGS_synth = --seed $(SEED) --train-per-subset $(TRAIN_PER_SUBSET) --eval-per-subset $(EVAL_PER_SUBSET)
 $(DATA_ROOT)/synth.json: $(BIN)/saha-synth $(STAMPS)/synth.params

@@ -74,3 +74,59 @@ ifneq ($(filter-out help test build sql,$(or $(MAKECMDGOALS),help)),)
 $(foreach s,$(sort $(PARAM_STAGES)),$(eval $(call stamp_rule,$(s))))
 endif
 $(STAMPS)/%.params: ;
+
+# ---- SaHa mining: retrieve -> remap -> filter (SaHa and the baseline miners) -------------------
+# EMBEDDINGS is made by the embedding stage; until a pipeline has that stage, point it at an
+# embeddings.parquet made elsewhere.
+EMBEDDINGS ?= $(RUN_DIR)/embeddings.parquet
+TOP_K ?= 15
+POOL_MULT ?= 3
+POOL ?= $(shell echo $$((2 * $(TOP_K) * $(POOL_MULT))))
+MAX_OWNERS ?= 128
+CLASSIFICATION ?=
+ALSO_CLASSIFICATION ?=
+BASELINES ?= topk positive-aware range
+PARAM_STAGES += retrieve remap filter $(addprefix filter-,$(BASELINES))
+
+FLAGS_retrieve = --pool $(POOL)
+FLAGS_remap = --max-owners $(MAX_OWNERS)
+filter_flags = --strategy $(1) --top-k $(TOP_K) --pool-mult $(POOL_MULT) \
+  $(if $(CLASSIFICATION),--classification-subsets $(CLASSIFICATION)) \
+  $(if $(ALSO_CLASSIFICATION),--also-classification $(ALSO_CLASSIFICATION))
+FLAGS_filter = $(call filter_flags,saha)
+$(foreach b,$(BASELINES),$(eval FLAGS_filter-$(b) = $$(call filter_flags,$(b)) --embeddings $$(EMBEDDINGS)))
+
+$(EMBEDDINGS):
+	@echo "$@ does not exist: the embedding stage (saha-embed) makes it; until then pass EMBEDDINGS=path/to/embeddings.parquet" >&2
+	@exit 1
+
+$(RUN_DIR)/candidates.parquet: $(BIN)/saha-retrieve $(STAMPS)/retrieve.params $(RUN_DIR)/pairs.parquet $(EMBEDDINGS)
+	$(BIN)/saha-retrieve --pairs $(RUN_DIR)/pairs.parquet --embeddings $(EMBEDDINGS) --out $@ $(FLAGS_retrieve)
+
+$(RUN_DIR)/owners.parquet: $(BIN)/saha-remap $(STAMPS)/remap.params $(RUN_DIR)/candidates.parquet
+	$(BIN)/saha-remap --pairs $(RUN_DIR)/pairs.parquet --embeddings $(EMBEDDINGS) \
+	  --candidates $(RUN_DIR)/candidates.parquet --out $@ $(FLAGS_remap)
+
+MINING_INPUTS = $(RUN_DIR)/pairs.parquet $(RUN_DIR)/candidates.parquet $(RUN_DIR)/owners.parquet
+mining_args = --pairs $(RUN_DIR)/pairs.parquet --candidates $(RUN_DIR)/candidates.parquet --owners $(RUN_DIR)/owners.parquet
+
+$(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet &: $(BIN)/saha-filter $(STAMPS)/filter.params $(MINING_INPUTS)
+	$(BIN)/saha-filter $(mining_args) --clusters $(RUN_DIR)/clusters.parquet --stats $(RUN_DIR)/mining_stats.parquet $(FLAGS_filter)
+
+$(RUN_DIR)/mining/%/clusters.parquet $(RUN_DIR)/mining/%/mining_stats.parquet: $(BIN)/saha-filter $(STAMPS)/filter-%.params $(MINING_INPUTS)
+	$(BIN)/saha-filter $(mining_args) --clusters $(RUN_DIR)/mining/$*/clusters.parquet \
+	  --stats $(RUN_DIR)/mining/$*/mining_stats.parquet $(FLAGS_filter-$*)
+
+BASELINE_STATS := $(foreach b,$(BASELINES),$(RUN_DIR)/mining/$(b)/mining_stats.parquet)
+AUDIT_SQL := select strategy, subset, pairs, clusters, round(mean_size, 2) as mean_size, negatives, \
+  round(100 * false_negative_rate, 1) as fn_rate_pct from ( \
+  select * from mining_stats $(foreach b,$(BASELINES),union all select * from $(subst -,_,$(b))_mining_stats) \
+  ) order by subset, strategy
+
+.PHONY: retrieve remap filter audit
+retrieve: $(RUN_DIR)/candidates.parquet
+remap: $(RUN_DIR)/owners.parquet
+filter: $(RUN_DIR)/clusters.parquet $(BASELINE_STATS)
+audit: $(RUN_DIR)/mining_stats.parquet $(BASELINE_STATS) | $(BIN)/saha-sql
+	@echo "False-negative audit: share of mined negatives whose label equals the anchor's"
+	@$(BIN)/saha-sql --run $(RUN_DIR) -e $(call squote,$(AUDIT_SQL))

@@ -7,3 +7,7 @@ command -v cc >/dev/null || need+=(gcc)
 if ((${#need[@]})); then
   apt-get update -qq && apt-get install -y -qq "${need[@]}"
 fi
+# The mining parity tests run an independent Python + numpy statement of the reference sampler.
+if ! python3 -c 'import numpy' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check numpy==2.2.6
+fi

@@ -117,3 +117,68 @@ fn sql_target_and_pipeline_errors() {
     let text = ok(&make(runs.path(), &["help"]));
     assert!(text.contains("PIPELINE=demo") && text.contains("prompt"), "{text}");
 }
+
+#[test]
+fn mining_dag_on_planted_embeddings() {
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("m");
+    ok(&make(runs.path(), &["prompt", "RUN=m"]));
+    let out = make(runs.path(), &["retrieve", "RUN=m"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("EMBEDDINGS="),
+        "a missing embeddings file is explained"
+    );
+    saha_tests::mining_data::write_label_embeddings(&run, 16, 3);
+
+    let text = ok(&make(runs.path(), &["audit", "RUN=m", "TOP_K=4", "POOL_MULT=2"]));
+    assert!(
+        text.contains("False-negative audit") && text.contains("| topk ") && text.contains("| saha "),
+        "{text}"
+    );
+    for f in [
+        "candidates.parquet",
+        "owners.parquet",
+        "clusters.parquet",
+        "mining_stats.parquet",
+        "mining/range/clusters.parquet",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    let text = ok(&make(
+        runs.path(),
+        &[
+            "sql",
+            "RUN=m",
+            "Q=select phase, count(*) as n from clusters group by phase order by phase",
+        ],
+    ));
+    assert!(text.contains("| phase |") && text.contains("|     1 |"), "{text}");
+
+    // Up to date: nothing reruns.
+    let text = ok(&make(runs.path(), &["-n", "filter", "RUN=m", "TOP_K=4", "POOL_MULT=2"]));
+    assert!(!text.contains("saha-"), "{text}");
+    // -B on candidates reruns retrieval and what depends on it, not the prompt stage.
+    let cands = run.join("candidates.parquet");
+    let t_cands = mtime(&cands);
+    let text = ok(&make(
+        runs.path(),
+        &["-B", cands.to_str().unwrap(), "RUN=m", "TOP_K=4", "POOL_MULT=2"],
+    ));
+    assert!(
+        text.contains("saha-retrieve") && !text.contains("saha-prompt --data"),
+        "{text}"
+    );
+    assert!(mtime(&cands) > t_cands);
+    let text = ok(&make(runs.path(), &["filter", "RUN=m", "TOP_K=4", "POOL_MULT=2"]));
+    assert!(
+        text.contains("saha-remap") && text.contains("saha-filter"),
+        "what depends on candidates reruns: {text}"
+    );
+    let t_pairs = mtime(&run.join("pairs.parquet"));
+    let t_clusters = mtime(&run.join("clusters.parquet"));
+    let text = ok(&make(runs.path(), &["filter", "RUN=m", "TOP_K=5", "POOL_MULT=2"]));
+    assert!(text.contains("saha-filter") && !text.contains("saha-prompt"), "{text}");
+    assert_eq!(mtime(&run.join("pairs.parquet")), t_pairs);
+    assert!(mtime(&run.join("clusters.parquet")) > t_clusters);
+}

@@ -1,6 +1,9 @@
 //! Helpers for the end-to-end tests: locate the stage binaries, run them, and write small
 //! MMEB-format inputs.
 
+#[path = "mining_data.rs"]
+pub mod mining_data;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
