@@ -74,6 +74,8 @@ ifneq ($(filter-out help test build sql,$(or $(MAKECMDGOALS),help)),)
 $(foreach s,$(sort $(PARAM_STAGES)),$(eval $(call stamp_rule,$(s))))
 endif
 $(STAMPS)/%.params: ;
+# Stamps reached through pattern rules would otherwise count as intermediate files and be deleted.
+.PRECIOUS: $(STAMPS)/%.params
 
 # ---- SaHa mining: retrieve -> remap -> filter (SaHa and the baseline miners) -------------------
 # EMBEDDINGS is made by the embedding stage; until a pipeline has that stage, point it at an
@@ -117,6 +119,7 @@ $(RUN_DIR)/mining/%/clusters.parquet $(RUN_DIR)/mining/%/mining_stats.parquet: $
 	$(BIN)/saha-filter $(mining_args) --clusters $(RUN_DIR)/mining/$*/clusters.parquet \
 	  --stats $(RUN_DIR)/mining/$*/mining_stats.parquet $(FLAGS_filter-$*)
 
+.PRECIOUS: $(RUN_DIR)/mining/%/clusters.parquet $(RUN_DIR)/mining/%/mining_stats.parquet
 BASELINE_STATS := $(foreach b,$(BASELINES),$(RUN_DIR)/mining/$(b)/mining_stats.parquet)
 AUDIT_SQL := select strategy, subset, pairs, clusters, round(mean_size, 2) as mean_size, negatives, \
   round(100 * false_negative_rate, 1) as fn_rate_pct from ( \
