@@ -15,8 +15,10 @@ EVAL_DATA_DEPS := $(DATA_ROOT)/synth.json
 ALSO_CLASSIFICATION ?= ShapeClass
 PARAM_STAGES += synth
 FLAGS_synth = --seed $(SEED) --train-per-subset $(TRAIN_PER_SUBSET) --eval-per-subset $(EVAL_PER_SUBSET)
+ifeq ($(call active,$(DATA_ROOT)/synth.json data),yes)
 $(DATA_ROOT)/synth.json: $(BIN)/saha-synth $(STAMPS)/synth.params
 	$(BIN)/saha-synth --out $(DATA_ROOT) $(FLAGS_synth)
+endif
 
 .PHONY: data demo
 data: $(DATA_ROOT)/synth.json

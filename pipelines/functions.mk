@@ -9,3 +9,10 @@ parquet_files = $(if $(1),$(shell find $(1) -name '*.parquet' 2>/dev/null | LC_A
 
 # Stop with a message when a required variable is empty, unless only `help` was asked for.
 require = $(if $(strip $($(1))),,$(if $(filter-out help,$(or $(MAKECMDGOALS),help)),$(error PIPELINE=$(PIPELINE) needs $(1)=... ($(2)))))
+
+# `make -B` remakes every target make considers, upstream ones included. Here it reruns just the
+# stages named as goals (by artefact path or stage name): under -B the rules of the other
+# artefacts are left out, so their files are taken as they are. `make -B runs/demo/candidates.parquet`
+# reruns retrieval alone; the next plain `make` reruns what depends on it.
+always_make := $(findstring B,$(firstword -$(MAKEFLAGS)))
+active = $(if $(always_make),$(if $(filter $(abspath $(1)),$(abspath $(MAKECMDGOALS))),yes),yes)

@@ -36,46 +36,27 @@ prompt_flags = $(strip --data $(call squote,$(1)) $(if $(2),--split $(2)) $(if $
   --image-root $(call squote,$(IMAGE_ROOT)) $(if $(SYSTEM),--system $(call squote,$(SYSTEM))) \
   $(if $(PROMPT_FILE),--prompt-file $(call squote,$(PROMPT_FILE))) $(PROMPT_FLAGS_EXTRA))
 
+PARAM_STAGES += prompt prompt-eval
 FLAGS_prompt = $(call prompt_flags,$(DATA),$(SPLIT),$(SUBSETS))
 FLAGS_prompt-eval = $(call prompt_flags,$(EVAL_DATA),$(EVAL_SPLIT),$(EVAL_SUBSETS))
 
 PROMPT_OUT := $(RUN_DIR)/pairs.parquet $(RUN_DIR)/items.parquet $(RUN_DIR)/skipped.parquet
+ifeq ($(call active,$(PROMPT_OUT) prompt),yes)
 $(PROMPT_OUT) &: $(BIN)/saha-prompt $(STAMPS)/prompt.params $(DATA_DEPS) $(PROMPT_FILE)
 	$(BIN)/saha-prompt $(FLAGS_prompt) --out-dir $(RUN_DIR)
+endif
 
 EVAL_PROMPT_OUT := $(RUN_DIR)/eval/pairs.parquet $(RUN_DIR)/eval/items.parquet \
   $(RUN_DIR)/eval/eval_lists.parquet $(RUN_DIR)/eval/skipped.parquet
+ifeq ($(call active,$(EVAL_PROMPT_OUT) prompt-eval),yes)
 $(EVAL_PROMPT_OUT) &: $(BIN)/saha-prompt $(STAMPS)/prompt-eval.params $(EVAL_DATA_DEPS) $(PROMPT_FILE)
 	$(BIN)/saha-prompt $(FLAGS_prompt-eval) --out-dir $(RUN_DIR)/eval
+endif
 
 .PHONY: prompt prompt-eval
 prompt: $(PROMPT_OUT)
 prompt-eval: $(EVAL_PROMPT_OUT)
 
-# Parameter stamps. $(STAMPS)/<stage>.params holds the stage's flags and is rewritten, while the
-# Makefile is read, only when they changed: its mtime moves exactly when the stage must rerun.
-# Under `make -n` nothing is written; a changed stamp is marked out of date instead, so the dry
-# run shows exactly the commands a real run would.
-PARAM_STAGES += prompt prompt-eval
-.PHONY: FORCE
-FORCE:
-dry_run := $(findstring n,$(firstword -$(MAKEFLAGS)))
-stamp_stale = $(shell printf '%s\n' $(call squote,$(FLAGS_$(1))) | cmp -s - $(STAMPS)/$(1).params || echo stale)
-define stamp_rule
-ifneq ($$(call stamp_stale,$(1)),)
-ifeq ($$(dry_run),)
-$$(shell mkdir -p $$(STAMPS) && printf '%s\n' $$(call squote,$$(FLAGS_$(1))) > $$(STAMPS)/.$(1).tmp && mv -f $$(STAMPS)/.$(1).tmp $$(STAMPS)/$(1).params)
-else
-$$(STAMPS)/$(1).params: FORCE
-endif
-endif
-endef
-ifneq ($(filter-out help test build sql,$(or $(MAKECMDGOALS),help)),)
-$(foreach s,$(sort $(PARAM_STAGES)),$(eval $(call stamp_rule,$(s))))
-endif
-$(STAMPS)/%.params: ;
-# Stamps reached through pattern rules would otherwise count as intermediate files and be deleted.
-.PRECIOUS: $(STAMPS)/%.params
 
 # ---- SaHa mining: retrieve -> remap -> filter (SaHa and the baseline miners) -------------------
 # EMBEDDINGS is made by the embedding stage; until a pipeline has that stage, point it at an
@@ -98,26 +79,36 @@ filter_flags = --strategy $(1) --top-k $(TOP_K) --pool-mult $(POOL_MULT) \
 FLAGS_filter = $(call filter_flags,saha)
 $(foreach b,$(BASELINES),$(eval FLAGS_filter-$(b) = $$(call filter_flags,$(b)) --embeddings $$(EMBEDDINGS)))
 
+ifeq ($(call active,$(EMBEDDINGS) embed),yes)
 $(EMBEDDINGS):
 	@echo "$@ does not exist: the embedding stage (saha-embed) makes it; until then pass EMBEDDINGS=path/to/embeddings.parquet" >&2
 	@exit 1
+endif
 
+ifeq ($(call active,$(RUN_DIR)/candidates.parquet retrieve),yes)
 $(RUN_DIR)/candidates.parquet: $(BIN)/saha-retrieve $(STAMPS)/retrieve.params $(RUN_DIR)/pairs.parquet $(EMBEDDINGS)
 	$(BIN)/saha-retrieve --pairs $(RUN_DIR)/pairs.parquet --embeddings $(EMBEDDINGS) --out $@ $(FLAGS_retrieve)
+endif
 
+ifeq ($(call active,$(RUN_DIR)/owners.parquet remap),yes)
 $(RUN_DIR)/owners.parquet: $(BIN)/saha-remap $(STAMPS)/remap.params $(RUN_DIR)/candidates.parquet
 	$(BIN)/saha-remap --pairs $(RUN_DIR)/pairs.parquet --embeddings $(EMBEDDINGS) \
 	  --candidates $(RUN_DIR)/candidates.parquet --out $@ $(FLAGS_remap)
+endif
 
 MINING_INPUTS = $(RUN_DIR)/pairs.parquet $(RUN_DIR)/candidates.parquet $(RUN_DIR)/owners.parquet
 mining_args = --pairs $(RUN_DIR)/pairs.parquet --candidates $(RUN_DIR)/candidates.parquet --owners $(RUN_DIR)/owners.parquet
 
+ifeq ($(call active,$(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet filter),yes)
 $(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet &: $(BIN)/saha-filter $(STAMPS)/filter.params $(MINING_INPUTS)
 	$(BIN)/saha-filter $(mining_args) --clusters $(RUN_DIR)/clusters.parquet --stats $(RUN_DIR)/mining_stats.parquet $(FLAGS_filter)
+endif
 
+ifeq ($(call active,$(foreach b,$(BASELINES),$(RUN_DIR)/mining/$(b)/clusters.parquet $(RUN_DIR)/mining/$(b)/mining_stats.parquet) filter),yes)
 $(RUN_DIR)/mining/%/clusters.parquet $(RUN_DIR)/mining/%/mining_stats.parquet: $(BIN)/saha-filter $(STAMPS)/filter-%.params $(MINING_INPUTS)
 	$(BIN)/saha-filter $(mining_args) --clusters $(RUN_DIR)/mining/$*/clusters.parquet \
 	  --stats $(RUN_DIR)/mining/$*/mining_stats.parquet $(FLAGS_filter-$*)
+endif
 
 .PRECIOUS: $(RUN_DIR)/mining/%/clusters.parquet $(RUN_DIR)/mining/%/mining_stats.parquet
 BASELINE_STATS := $(foreach b,$(BASELINES),$(RUN_DIR)/mining/$(b)/mining_stats.parquet)
@@ -133,3 +124,28 @@ filter: $(RUN_DIR)/clusters.parquet $(BASELINE_STATS)
 audit: $(RUN_DIR)/mining_stats.parquet $(BASELINE_STATS) | $(BIN)/saha-sql
 	@echo "False-negative audit: share of mined negatives whose label equals the anchor's"
 	@$(BIN)/saha-sql --run $(RUN_DIR) -e $(call squote,$(AUDIT_SQL))
+
+# ---- Parameter stamps (last, once every stage has added itself to PARAM_STAGES) -------------
+# Parameter stamps. $(STAMPS)/<stage>.params holds the stage's flags and is rewritten, while the
+# Makefile is read, only when they changed: its mtime moves exactly when the stage must rerun.
+# Under `make -n` nothing is written; a changed stamp is marked out of date instead, so the dry
+# run shows exactly the commands a real run would.
+.PHONY: FORCE
+FORCE:
+dry_run := $(findstring n,$(firstword -$(MAKEFLAGS)))
+stamp_stale = $(shell printf '%s\n' $(call squote,$(FLAGS_$(1))) | cmp -s - $(STAMPS)/$(1).params || echo stale)
+define stamp_rule
+ifneq ($$(call stamp_stale,$(1)),)
+ifeq ($$(dry_run),)
+$$(shell mkdir -p $$(STAMPS) && printf '%s\n' $$(call squote,$$(FLAGS_$(1))) > $$(STAMPS)/.$(1).tmp && mv -f $$(STAMPS)/.$(1).tmp $$(STAMPS)/$(1).params)
+else
+$$(STAMPS)/$(1).params: FORCE
+endif
+endif
+endef
+ifneq ($(filter-out help test build sql,$(or $(MAKECMDGOALS),help)),)
+$(foreach s,$(sort $(PARAM_STAGES)),$(eval $(call stamp_rule,$(s))))
+endif
+$(STAMPS)/%.params: ;
+# Stamps reached through pattern rules would otherwise count as intermediate files and be deleted.
+.PRECIOUS: $(STAMPS)/%.params

@@ -21,6 +21,7 @@ fn make(runs: &Path, args: &[&str]) -> Output {
         .expect("make runs")
 }
 
+#[track_caller]
 fn ok(out: &Output) -> String {
     let text = format!(
         "{}{}",
