@@ -98,13 +98,10 @@ impl Embeddings {
             model,
             normalized,
         };
-        if let Some(row) = embeddings.values.iter().position(|v| !v.is_finite()) {
-            return Err(SchemaError::bad_value(
-                path,
-                row / dim.max(1),
-                "embedding",
-                "non-finite value",
-            ));
+        if let Some(pos) = embeddings.values.iter().position(|v| !v.is_finite()) {
+            let row = pos / dim.max(1);
+            let msg = format!("item {} has a non-finite value (NaN or infinity)", embeddings.item_ids[row]);
+            return Err(SchemaError::bad_value(path, row, "embedding", msg));
         }
         Ok(embeddings)
     }
