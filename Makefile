@@ -33,7 +33,7 @@ include pipelines/functions.mk
 include pipelines/$(PIPELINE).mk
 include pipelines/stages.mk
 
-.PHONY: help test sql build
+.PHONY: help test sql build bench-mining
 help:
 	@echo "saha: hierarchical embedding prompt + SaHa hard negatives, as make-driven stages"
 	@echo
@@ -49,8 +49,9 @@ help:
 	@echo "  audit       false-negative rates of SaHa next to the baselines"
 	@echo "  sql         run Q=\"SQL\" over every Parquet file of the run (tables named by file stem)"
 	@echo "  build       build the stage binaries into $(BIN)"
+	@echo "  bench-mining  mining stages vs GEMM peak and numpy (N=100000 DIM=1536 by default)"
 	@echo "  help        this text"
-	@echo "  Planned, with their issues: embed, train, eval, report, bench-*"
+	@echo "  Planned, with their issues: embed, train, eval, report, bench-embed, bench-train"
 	@echo
 	@echo "Variables (current value):"
 	@echo "  PIPELINE=$(PIPELINE)   pipelines: $(PIPELINES)"
@@ -75,6 +76,10 @@ test:
 
 build:
 	$(CARGO) build --release --workspace --bins
+
+# N queries x N targets x DIM dimensions; the defaults are the issue's 100k x 100k x 1536.
+bench-mining: build
+	BIN=$(BIN) N=$(or $(N),100000) DIM=$(or $(DIM),1536) OUT=$(RUNS_DIR)/bench-mining bash scripts/bench-mining.sh
 
 sql: | $(BIN)/saha-sql
 	@test -n "$(Q)" || { echo 'make sql: pass the query as Q="select ..."' >&2; exit 2; }

@@ -100,7 +100,10 @@ impl Embeddings {
         };
         if let Some(pos) = embeddings.values.iter().position(|v| !v.is_finite()) {
             let row = pos / dim.max(1);
-            let msg = format!("item {} has a non-finite value (NaN or infinity)", embeddings.item_ids[row]);
+            let msg = format!(
+                "item {} has a non-finite value (NaN or infinity)",
+                embeddings.item_ids[row]
+            );
             return Err(SchemaError::bad_value(path, row, "embedding", msg));
         }
         Ok(embeddings)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make bench-mining: the three mining stages on N queries x N targets x DIM generated
+# embeddings, next to this machine's f32 GEMM peak and the numpy baselines, in one run.
+# Usage: BIN=target/release N=100000 DIM=1536 OUT=runs/bench-mining scripts/bench-mining.sh
+set -euo pipefail
+BIN=${BIN:-target/release}
+N=${N:-100000}
+DIM=${DIM:-1536}
+OUT=${OUT:-runs/bench-mining}
+TOP_K=15
+POOL_MULT=3
+POOL=$((2 * TOP_K * POOL_MULT))
+mkdir -p "$OUT"
+python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy==2.2.6
+export SAHA_NO_PROGRESS=1
+
+timed() { # name command...: appends "name seconds peak_rss_mib" to $OUT/times
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$OUT/.time" "$@" > "$OUT/.out" 2>&1 || { cat "$OUT/.out" >&2; exit 1; }
+  read -r secs kib < "$OUT/.time"
+  echo "$name $secs $((kib / 1024))" >> "$OUT/times"
+}
+
+: > "$OUT/times"
+echo "generating $N x $N x $DIM ..." >&2
+timed generate "$BIN/saha-bench-data" --out "$OUT" --n "$N" --dim "$DIM"
+peak_ours=$("$BIN/saha-bench-data" --gemm-peak --dim "$DIM")
+peak_numpy=$(python3 tests/oracle/bench_numpy.py peak "$DIM" | awk '{print $2}')
+echo "retrieve ..." >&2
+timed saha-retrieve "$BIN/saha-retrieve" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --out "$OUT/candidates.parquet" --pool "$POOL"
+echo "remap ..." >&2
+timed saha-remap "$BIN/saha-remap" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --candidates "$OUT/candidates.parquet" --out "$OUT/owners.parquet"
+echo "filter ..." >&2
+timed saha-filter "$BIN/saha-filter" --pairs "$OUT/pairs.parquet" --candidates "$OUT/candidates.parquet" --owners "$OUT/owners.parquet" --clusters "$OUT/clusters.parquet" --stats "$OUT/mining_stats.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT"
+echo "numpy batched ..." >&2
+timed numpy-batched python3 tests/oracle/bench_numpy.py batched "$OUT"
+echo "numpy per-anchor (sampled) ..." >&2
+per_anchor=$(python3 tests/oracle/bench_numpy.py per-anchor "$OUT" | awk '{print $2}')
+
+matrices_mib=$((2 * N * DIM * 4 / 1024 / 1024))
+awk -v n="$N" -v dim="$DIM" -v peak="$peak_ours" -v np_peak="$peak_numpy" -v pa="$per_anchor" -v mat="$matrices_mib" '
+  { secs[$1] = $2; rss[$1] = $3 }
+  END {
+    ours = secs["saha-retrieve"] + secs["saha-remap"] + secs["saha-filter"]
+    gflops = 2 * n * n * dim / secs["saha-retrieve"] / 1e9
+    printf "\nMining benchmark: %d queries x %d targets x %d dims (two embedding matrices: %d MiB)\n\n", n, n, dim, mat
+    printf "| step | wall s | peak RSS MiB | note |\n|---|---|---|---|\n"
+    printf "| saha-retrieve | %.1f | %d | %.0f GFLOP/s = %.0f%% of the f32 GEMM peak (%.0f GFLOP/s here; numpy %.0f) |\n", secs["saha-retrieve"], rss["saha-retrieve"], gflops, 100 * gflops / peak, peak, np_peak
+    printf "| saha-remap | %.1f | %d | |\n", secs["saha-remap"], rss["saha-remap"]
+    printf "| saha-filter | %.1f | %d | |\n", secs["saha-filter"], rss["saha-filter"]
+    printf "| **saha, end to end** | **%.1f** | %d | remap + filter + I/O add %.0f%% to retrieval |\n", ours, rss["saha-retrieve"], 100 * (ours - secs["saha-retrieve"]) / secs["saha-retrieve"]
+    printf "| numpy batched sampler | %.1f | %d | %.2fx our time |\n", secs["numpy-batched"], rss["numpy-batched"], secs["numpy-batched"] / ours
+    printf "| numpy, one search per anchor (sampled, scaled) | %.1f | | %.2fx our time |\n", pa, pa / ours
+  }' "$OUT/times"
