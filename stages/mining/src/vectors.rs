@@ -50,7 +50,11 @@ impl Vectors {
                 }
                 row_of[id] = (base + r) as u32;
             }
-            values.extend_from_slice(&e.values);
+            if values.is_empty() {
+                values = e.values; // the first file's matrix is moved, not copied
+            } else {
+                values.extend_from_slice(&e.values);
+            }
         }
         let Some(dim) = dim else {
             bail!("no embeddings file given")
