@@ -19,6 +19,9 @@ pub struct Row {
     pub label: String,
 }
 
+/// (side, subset, text, image); side 0 = query, 1 = target.
+type Key = (u8, String, String, String);
+
 pub struct Dataset {
     pub rows: Vec<Row>,
     pub dim: usize,
@@ -88,8 +91,8 @@ impl Dataset {
     /// Classification: image queries, `labels` class-name targets owned by many queries each.
     pub fn classification(&mut self, rng: &mut Rng, subset: &str, n: usize, labels: usize) {
         let centres = self.centres(rng, labels);
-        for c in 0..labels {
-            let v = self.noisy(rng, &centres[c], 0.3);
+        for (c, centre) in centres.iter().enumerate() {
+            let v = self.noisy(rng, centre, 0.3);
             self.put(1, subset, &format!("class {c}"), "", v);
         }
         for i in 0..n {
@@ -184,7 +187,7 @@ impl Dataset {
             })
             .collect();
         write_records(&dir.join("pairs.parquet"), &pairs, &Provenance::new("test", "0")).unwrap();
-        let mut order: Vec<(u32, &(u8, String, String, String))> = keys.iter().map(|k| (ids[k], k)).collect();
+        let mut order: Vec<(u32, &Key)> = keys.iter().map(|k| (ids[k], k)).collect();
         order.sort();
         let e = Embeddings {
             item_ids: order.iter().map(|o| o.0).collect(),

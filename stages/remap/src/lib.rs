@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use saha_mining::data::group_pairs;
 use saha_mining::remap::owners_of;
-use saha_mining::vectors::Vectors;
+use saha_mining::EmbeddedPairs;
 use saha_schemas::records::{read_records, sink_for, write_rows};
-use saha_schemas::{progress, Candidate, Owner, Pair, Provenance};
+use saha_schemas::{progress, Candidate, Owner, Provenance};
 
 pub const STAGE: &str = "saha-remap";
 
@@ -25,12 +24,8 @@ anchor-similar ones and records how many there were, so saha-filter can count wh
 the reference (which considers every owner)."
 )]
 pub struct Args {
-    /// pairs.parquet from saha-prompt.
-    #[arg(long)]
-    pub pairs: PathBuf,
-    /// embeddings.parquet from saha-embed; repeat to combine files.
-    #[arg(long, required = true)]
-    pub embeddings: Vec<PathBuf>,
+    #[command(flatten)]
+    pub input: EmbeddedPairs,
     /// candidates.parquet from saha-retrieve.
     #[arg(long)]
     pub candidates: PathBuf,
@@ -41,9 +36,6 @@ pub struct Args {
     /// Owners kept per (query, target), most anchor-similar first; 0 keeps all.
     #[arg(long, default_value_t = 128)]
     pub max_owners: usize,
-    /// Use raw inner products, without L2-normalising the vectors.
-    #[arg(long)]
-    pub no_normalize: bool,
 }
 
 pub struct Summary {
@@ -52,18 +44,11 @@ pub struct Summary {
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
-    let (pairs, _) = read_records::<Pair>(&args.pairs)?;
-    let (candidates, _) = read_records::<Candidate>(&args.candidates)?;
-    let subsets = group_pairs(&pairs);
-    let vectors = Vectors::load(&args.embeddings, !args.no_normalize)?;
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
     prov.param("args", args);
-    for p in [&args.pairs, &args.candidates] {
-        prov.input(p)?;
-    }
-    for e in &args.embeddings {
-        prov.input(e)?;
-    }
+    let (subsets, vectors) = args.input.load(&mut prov)?;
+    let (candidates, _) = read_records::<Candidate>(&args.candidates)?;
+    prov.input(&args.candidates)?;
     let mut by_query: std::collections::HashMap<u32, &[Candidate]> = std::collections::HashMap::new();
     for chunk in candidates.chunk_by(|a, b| a.query_id == b.query_id) {
         if by_query.insert(chunk[0].query_id, chunk).is_some() {
@@ -95,7 +80,7 @@ pub fn run(args: &Args) -> Result<Summary> {
                 c.query_id,
                 c.target_id,
                 s.name,
-                args.pairs.display()
+                args.input.pairs.display()
             );
         }
         let (owners, counts) = owners_of(s, &lists, &vectors, args.max_owners);

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
-use saha_mining::data::group_pairs;
 use saha_mining::retrieve::top_p;
-use saha_mining::vectors::Vectors;
-use saha_schemas::records::{read_records, sink_for, write_rows};
-use saha_schemas::{progress, Candidate, Pair, Provenance};
+use saha_mining::EmbeddedPairs;
+use saha_schemas::records::{sink_for, write_rows};
+use saha_schemas::{progress, Candidate, Provenance};
 
 pub const STAGE: &str = "saha-retrieve";
 
@@ -25,12 +24,8 @@ rows that were not unit length are counted and reported. Scores come from blocke
 fused partial top-k: the query x target matrix is never held whole."
 )]
 pub struct Args {
-    /// pairs.parquet from saha-prompt.
-    #[arg(long)]
-    pub pairs: PathBuf,
-    /// embeddings.parquet from saha-embed; repeat to combine files (e.g. queries and targets).
-    #[arg(long, required = true)]
-    pub embeddings: Vec<PathBuf>,
+    #[command(flatten)]
+    pub input: EmbeddedPairs,
     /// Output candidates.parquet.
     #[arg(long)]
     #[serde(skip)]
@@ -38,9 +33,6 @@ pub struct Args {
     /// Retrieval depth P; the reference uses 2 * top_k * pool_mult = 2 * 15 * 3.
     #[arg(long, default_value_t = 90)]
     pub pool: usize,
-    /// Use raw inner products, without L2-normalising the vectors.
-    #[arg(long)]
-    pub no_normalize: bool,
 }
 
 pub struct Summary {
@@ -51,9 +43,10 @@ pub struct Summary {
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
-    let (pairs, _) = read_records::<Pair>(&args.pairs)?;
-    let subsets = group_pairs(&pairs);
-    let vectors = Vectors::load(&args.embeddings, !args.no_normalize)?;
+    let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
+    prov.param("args", args);
+    prov.param("pool", args.pool);
+    let (subsets, vectors) = args.input.load(&mut prov)?;
     let mut warnings = Vec::new();
     for s in &subsets {
         vectors.require(s.queries.iter().copied(), &format!("subset {} query", s.name))?;
@@ -65,13 +58,6 @@ pub fn run(args: &Args) -> Result<Summary> {
                 s.targets.len()
             ));
         }
-    }
-    let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
-    prov.param("args", args);
-    prov.param("pool", args.pool);
-    prov.input(&args.pairs)?;
-    for e in &args.embeddings {
-        prov.input(e)?;
     }
     prov.stat("renormalised_vectors", vectors.renormalised);
     let mut sink = sink_for::<Candidate>(&args.out, &prov)?;
