@@ -382,7 +382,7 @@ pub fn mining_stats() -> ArtefactSpec {
             col("mean_size", Float64, "Mean cluster size (anchor included)."),
             col("max_size", UInt32, "Largest cluster."),
             col("leftover_anchors", UInt32, "Queries left unused after the main pass."),
-            col("cap_hits", UInt32, "Candidates whose owner list was cut by --max-owners."),
+            col("cap_hits", UInt32, "Candidate visits (both passes) whose owner list had been cut by --max-owners."),
             col("cap_deviations", UInt32, "Candidates skipped because every kept owner was used while cut owners existed: where the result may differ from the reference."),
             col("negatives", UInt32, "Mined negatives (cluster members)."),
             col("labelled_negatives", UInt32, "Negatives where both anchor and negative carry a label."),

@@ -12,7 +12,7 @@ use saha_mining::strategies::{mine, MiningParams, Strategy};
 use saha_mining::vectors::Vectors;
 use saha_schemas::records::{read_records, sink_for, write_rows};
 use saha_schemas::write::finish_all;
-use saha_schemas::{progress, Candidate, ClusterMember, MiningStats, Owner, Pair, ParquetTable, Provenance};
+use saha_schemas::{progress, Candidate, ClusterMember, MiningStats, Owner, Pair, Provenance};
 
 pub const STAGE: &str = "saha-filter";
 
@@ -81,16 +81,13 @@ pub struct Summary {
     pub stats: Vec<MiningStats>,
 }
 
-/// The retrieval depth candidates.parquet was made with.
-fn retrieval_depth(path: &std::path::Path, candidates: &[Candidate]) -> Result<usize> {
-    let table = ParquetTable::open(path)?;
-    let recorded = table
-        .provenance()
-        .and_then(|p| p.params.get("pool").and_then(|v| v.as_u64()));
-    Ok(match recorded {
+/// The retrieval depth candidates.parquet was made with: recorded by saha-retrieve, or the
+/// deepest rank present for files made elsewhere.
+fn retrieval_depth(provenance: Option<&Provenance>, candidates: &[Candidate]) -> usize {
+    match provenance.and_then(|p| p.params.get("pool").and_then(|v| v.as_u64())) {
         Some(p) => p as usize,
         None => candidates.iter().map(|c| c.rank as usize + 1).max().unwrap_or(0),
-    })
+    }
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
@@ -98,9 +95,9 @@ pub fn run(args: &Args) -> Result<Summary> {
         bail!("--top-k and --pool-mult must be at least 1");
     }
     let (pairs, _) = read_records::<Pair>(&args.pairs)?;
-    let (candidates, _) = read_records::<Candidate>(&args.candidates)?;
+    let (candidates, candidates_prov) = read_records::<Candidate>(&args.candidates)?;
     let (owners, _) = read_records::<Owner>(&args.owners)?;
-    let depth = retrieval_depth(&args.candidates, &candidates)?;
+    let depth = retrieval_depth(candidates_prov.as_ref(), &candidates);
     let pool = if args.strategy == Strategy::Saha {
         2 * args.top_k * args.pool_mult
     } else {
