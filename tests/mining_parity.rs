@@ -15,11 +15,24 @@ use saha_tests::{repo_root, run, stderr};
 type Group = (String, u8, usize, Vec<usize>);
 
 fn mine(dir: &Path, top_k: usize, pool_mult: usize, classification: &str, extra: &[&str]) -> Vec<Group> {
+    mine_with(dir, "exact", top_k, pool_mult, classification, extra)
+}
+
+fn mine_with(
+    dir: &Path,
+    mode: &str,
+    top_k: usize,
+    pool_mult: usize,
+    classification: &str,
+    extra: &[&str],
+) -> Vec<Group> {
     let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
     let pool = (2 * top_k * pool_mult).to_string();
     let res = run(
         "saha-retrieve",
         &[
+            "--mode",
+            mode,
             "--pairs",
             &p("pairs.parquet"),
             "--embeddings",
@@ -217,4 +230,24 @@ fn audit_shows_saha_avoids_the_false_negatives_topk_takes() {
         let r = rate(s);
         assert!((0.0..=1.0).contains(&r), "{s}: {r}");
     }
+}
+
+#[test]
+fn fast_mode_gives_the_exact_clusters() {
+    let mut rng = Rng::new(15);
+    let mut d = Dataset::new(96);
+    d.retrieval(&mut rng, "VisDial", 300, 12);
+    d.classification(&mut rng, "ImageNet_1K", 120, 8);
+    d.duplicate_queries(&mut rng, "VisDial", 20);
+    let dir = tempfile::tempdir().unwrap();
+    d.write(dir.path(), true);
+    let exact = mine_with(dir.path(), "exact", 5, 3, "ImageNet_1K", &[]);
+    let exact_candidates = std::fs::read(dir.path().join("candidates.parquet")).unwrap();
+    let fast = mine_with(dir.path(), "fast", 5, 3, "ImageNet_1K", &[]);
+    assert_eq!(exact, fast);
+    let (a, _) = read_records::<saha_schemas::Candidate>(&dir.path().join("candidates.parquet")).unwrap();
+    std::fs::write(dir.path().join("exact.parquet"), exact_candidates).unwrap();
+    let (b, _) = read_records::<saha_schemas::Candidate>(&dir.path().join("exact.parquet")).unwrap();
+    assert_eq!(a, b, "same candidates, ranks and scores");
+    assert_eq!(exact, oracle(&d, dir.path(), 5, 3, &["ImageNet_1K"]));
 }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod data;
+pub mod quantized;
 pub mod remap;
 pub mod retrieve;
 pub mod sampler;

@@ -1,11 +1,39 @@
 //! Exact top-`P` inner-product search: blocked matrix products with a fused partial top-k, so
 //! the full query x target score matrix never exists; memory is bounded by the block size.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use rayon::prelude::*;
+
+use crate::vectors::dot;
 
 /// Queries per block: one block's scores are `QUERY_BLOCK x TARGET_BLOCK` floats.
 const QUERY_BLOCK: usize = 128;
 const TARGET_BLOCK: usize = 8192;
+
+/// Extra candidates the matrix product selects beyond `p`, so that re-scoring cannot lose a
+/// target to rounding differences between the product and the canonical dot product.
+const RESCORE_MARGIN: usize = 16;
+
+/// The canonical final scores: `dot` of each selected target with the query, best first (ties:
+/// lower index), cut to `p`. Exact and fast retrieval both end here, so their answers agree
+/// whenever their selections contain the same top `p`.
+pub(crate) fn rescore(
+    query: &[f32],
+    targets: &[f32],
+    dim: usize,
+    selected: Vec<(u32, f32)>,
+    p: usize,
+) -> Vec<(u32, f32)> {
+    let mut exact: Vec<(u32, f32)> = selected
+        .into_iter()
+        .map(|(t, _)| (t, dot(query, &targets[t as usize * dim..(t as usize + 1) * dim])))
+        .collect();
+    exact.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    exact.truncate(p);
+    exact
+}
 
 /// The `p` best (target index, score) per query, best first; ties go to the lower target index.
 /// `queries` is `[nq, dim]` and `targets` `[nt, dim]`, both row-major.
@@ -19,11 +47,12 @@ pub fn top_p(
     let nq = queries.len() / dim;
     let nt = targets.len() / dim;
     let p = p.min(nt);
+    let deep = (p + RESCORE_MARGIN).min(nt);
     queries
         .par_chunks(QUERY_BLOCK * dim)
         .flat_map_iter(|qblock| {
             let bq = qblock.len() / dim;
-            let mut best: Vec<TopK> = (0..bq).map(|_| TopK::new(p)).collect();
+            let mut best: Vec<TopK> = (0..bq).map(|_| TopK::new(deep)).collect();
             let mut scores = vec![0f32; bq * TARGET_BLOCK.min(nt.max(1))];
             for t0 in (0..nt).step_by(TARGET_BLOCK) {
                 let bt = TARGET_BLOCK.min(nt - t0);
@@ -34,7 +63,9 @@ pub fn top_p(
                 }
             }
             on_block(bq);
-            best.into_iter().map(TopK::into_sorted)
+            best.into_iter()
+                .enumerate()
+                .map(move |(i, top)| rescore(&qblock[i * dim..(i + 1) * dim], targets, dim, top.into_sorted(), p))
         })
         .collect::<Vec<_>>()
         .into_iter()
@@ -76,39 +107,61 @@ pub fn matmul_transposed(a: &[f32], b: &[f32], k: usize, out: &mut [f32]) {
     }
 }
 
-/// A bounded best-`p` list kept sorted, best first. Most scores lose to the current worst and
-/// cost one comparison.
-struct TopK {
+/// A bounded best-`p` set: a min-heap whose root is the current worst, so most scores cost one
+/// comparison and an insertion costs `log p`. Targets are offered in ascending index order and a
+/// score must beat the worst strictly, so among equal scores the lower index stays.
+pub(crate) struct TopK {
     p: usize,
-    items: Vec<(u32, f32)>,
+    heap: BinaryHeap<Reverse<Scored>>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+struct Scored(f32, u32);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    /// Better = higher score, then lower index.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
 }
 
 impl TopK {
-    fn new(p: usize) -> Self {
+    pub(crate) fn new(p: usize) -> Self {
         Self {
             p,
-            items: Vec::with_capacity(p + 1),
+            heap: BinaryHeap::with_capacity(p + 1),
         }
     }
 
-    fn offer(&mut self, scores: &[f32], base: u32) {
+    pub(crate) fn offer(&mut self, scores: &[f32], base: u32) {
+        if self.p == 0 {
+            return;
+        }
         for (j, &s) in scores.iter().enumerate() {
-            if self.items.len() == self.p && self.p > 0 {
-                if s <= self.items[self.p - 1].1 {
+            if self.heap.len() == self.p {
+                let worst = self.heap.peek().expect("full heap").0;
+                if s <= worst.0 {
                     continue;
                 }
-            } else if self.p == 0 {
-                return;
+                self.heap.pop();
             }
-            // Insert after every equal score, so ties keep ascending target order.
-            let at = self.items.partition_point(|&(_, x)| x >= s);
-            self.items.insert(at, (base + j as u32, s));
-            self.items.truncate(self.p);
+            self.heap.push(Reverse(Scored(s, base + j as u32)));
         }
     }
 
-    fn into_sorted(self) -> Vec<(u32, f32)> {
-        self.items
+    /// Best first.
+    pub(crate) fn into_sorted(self) -> Vec<(u32, f32)> {
+        let mut v: Vec<Scored> = self.heap.into_iter().map(|r| r.0).collect();
+        v.sort_by(|a, b| b.cmp(a));
+        v.into_iter().map(|s| (s.1, s.0)).collect()
     }
 }
 
