@@ -71,7 +71,8 @@ ALSO_CLASSIFICATION ?=
 BASELINES ?= topk positive-aware range
 PARAM_STAGES += retrieve remap filter $(addprefix filter-,$(BASELINES))
 
-FLAGS_retrieve = --pool $(POOL)
+RETRIEVE_FLAGS_EXTRA ?=
+FLAGS_retrieve = --pool $(POOL) $(RETRIEVE_FLAGS_EXTRA)
 FLAGS_remap = --max-owners $(MAX_OWNERS)
 filter_flags = --strategy $(1) --top-k $(TOP_K) --pool-mult $(POOL_MULT) \
   $(if $(CLASSIFICATION),--classification-subsets $(CLASSIFICATION)) \

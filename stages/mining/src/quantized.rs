@@ -75,6 +75,7 @@ mod vnni {
     use std::arch::x86_64::*;
 
     /// 4 x 4 register tiles of `vpdpbusd`; edge rows and columns fall back to the portable loop.
+    #[allow(clippy::needless_range_loop)] // fixed-size register tiles read best indexed
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn raw_scores(q: &[u8], t: &[i8], width: usize, out: &mut [i32]) {
         let nq = q.len() / width;
