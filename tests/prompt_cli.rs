@@ -470,6 +470,12 @@ fn missing_images_can_be_skipped_with_a_report_and_duplicates_dropped() {
     assert_eq!(skipped[0].value.as_deref(), Some("gone.png"));
     assert_eq!(skipped[1].source_row, 2);
     assert!(skipped[1].reason.contains("duplicate of"));
+    let (items, _) = read_records::<Item>(&out.join("items.parquet")).unwrap();
+    assert!(
+        items.iter().all(|i| i.image_path.as_deref() != Some("gone.png")),
+        "skipped rows add no items for the embedding stage to load"
+    );
+    assert_eq!(items.len(), 2);
 
     let out = root.join("keep");
     let res = prompt(&data, root, &out, &["--on-missing", "skip", "--on-duplicate", "keep"]);

@@ -80,4 +80,4 @@ if __name__ == "__main__":
         batched(q, t, 15, 3)
         print(f"batched {time.perf_counter() - s:.1f}")
     else:
-        print(f"per-anchor {per_anchor(q, t, 90, 200):.1f}")
+        print(f"per-anchor {per_anchor(q, t, 90, 1000):.1f}")

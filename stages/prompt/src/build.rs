@@ -1,6 +1,6 @@
 //! Assembles pairs, items and eval lists from the subsets of a dataset.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -105,7 +105,39 @@ pub fn targets_are_queries(subset: &str) -> bool {
     subset.to_lowercase().contains("matching")
 }
 
-pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
+/// Every input file's rows, with the subset each file belongs to.
+struct Loaded {
+    subset_of: Vec<usize>,
+    paths: Vec<PathBuf>,
+    names: Vec<String>,
+    rows: Vec<Vec<RawRow>>,
+    layout: Layout,
+    /// Query text, query image, target text, target image column names of the layout.
+    cols: [&'static str; 4],
+}
+
+impl Loaded {
+    fn skip(&self, file: usize, row: &RawRow, column: &str, reason: String, value: Option<String>) -> SkippedRow {
+        SkippedRow {
+            source_file: self.names[file].clone(),
+            source_row: row.source_row,
+            column: column.to_string(),
+            reason,
+            value,
+        }
+    }
+
+    /// The image column of input `k` of a row (0 = the query, then the targets).
+    fn image_column(&self, k: usize) -> &'static str {
+        if k == 0 {
+            self.cols[1]
+        } else {
+            self.cols[3]
+        }
+    }
+}
+
+fn load(subsets: &[SubsetSource]) -> Result<Loaded> {
     let files: Vec<(usize, PathBuf)> = subsets
         .iter()
         .enumerate()
@@ -134,143 +166,176 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
             bail!("subset `{}` is empty: no rows in {}", src.name, names.join(", "));
         }
     }
-    let cols = RawRow::columns(layout);
-    let file_names: Vec<String> = files.iter().map(|(_, f)| f.display().to_string()).collect();
-    let mut skipped = Vec::new();
-    let mut stats = Stats::default();
+    Ok(Loaded {
+        subset_of: files.iter().map(|(s, _)| *s).collect(),
+        names: files.iter().map(|(_, f)| f.display().to_string()).collect(),
+        paths: files.into_iter().map(|(_, f)| f).collect(),
+        rows: read.into_iter().map(|(_, r)| r).collect(),
+        layout,
+        cols: RawRow::columns(layout),
+    })
+}
 
-    // Path safety is never optional; existence follows --on-missing.
-    let mut image_refs: Vec<&str> = Vec::new();
-    for (fi, (_, rows)) in read.iter().enumerate() {
+/// Refuses unsafe image paths (always) and handles missing image files per `--on-missing`.
+fn check_images(
+    l: &Loaded,
+    images: &ImagePolicy,
+    on_missing: OnMissing,
+    keep: &mut [Vec<bool>],
+    skipped: &mut Vec<SkippedRow>,
+) -> Result<()> {
+    let mut refs: Vec<&str> = Vec::new();
+    for (fi, rows) in l.rows.iter().enumerate() {
         for row in rows {
             for (k, (_, img)) in std::iter::once(&row.query).chain(&row.targets).enumerate() {
                 if let Some(img) = img {
-                    if let Some(why) = opts.images.refuse(img) {
-                        let col = if k == 0 { cols[1] } else { cols[3] };
-                        bail!("{}: row {}, column `{col}`: {why}", file_names[fi], row.source_row);
+                    if let Some(why) = images.refuse(img) {
+                        bail!(
+                            "{}: row {}, column `{}`: {why}",
+                            l.names[fi],
+                            row.source_row,
+                            l.image_column(k)
+                        );
                     }
-                    image_refs.push(img);
+                    refs.push(img);
                 }
             }
         }
     }
-    image_refs.sort_unstable();
-    image_refs.dedup();
-    let missing: std::collections::HashSet<&str> = opts.images.missing(&image_refs).into_iter().collect();
-
-    let mut keep: Vec<Vec<bool>> = read.iter().map(|(_, rows)| vec![true; rows.len()]).collect();
-    for (fi, (_, rows)) in read.iter().enumerate() {
+    refs.sort_unstable();
+    refs.dedup();
+    let missing: HashSet<&str> = images.missing(&refs).into_iter().collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for (fi, rows) in l.rows.iter().enumerate() {
         for (ri, row) in rows.iter().enumerate() {
             let hit = std::iter::once(&row.query)
                 .chain(&row.targets)
                 .enumerate()
                 .find_map(|(k, (_, img))| img.as_deref().filter(|i| missing.contains(i)).map(|i| (k, i)));
-            if let Some((k, img)) = hit {
-                let column = if k == 0 { cols[1] } else { cols[3] };
-                let path = opts.images.resolve(img);
-                if opts.on_missing == OnMissing::Error {
-                    bail!(
-                        "{}: row {}, column `{column}`: image {} does not exist ({} missing images in all; --on-missing skip leaves such rows out)",
-                        file_names[fi], row.source_row, path.display(), missing.len()
-                    );
-                }
-                keep[fi][ri] = false;
-                skipped.push(SkippedRow {
-                    source_file: file_names[fi].clone(),
-                    source_row: row.source_row,
-                    column: column.to_string(),
-                    reason: "missing image".to_string(),
-                    value: Some(img.to_string()),
-                });
+            let Some((k, img)) = hit else { continue };
+            let column = l.image_column(k);
+            if on_missing == OnMissing::Error {
+                bail!(
+                    "{}: row {}, column `{column}`: image {} does not exist ({} missing images in all; --on-missing skip leaves such rows out)",
+                    l.names[fi],
+                    row.source_row,
+                    images.resolve(img).display(),
+                    missing.len()
+                );
             }
+            keep[fi][ri] = false;
+            skipped.push(l.skip(fi, row, column, "missing image".into(), Some(img.to_string())));
         }
     }
+    Ok(())
+}
 
-    // Duplicate rows, within a subset.
+/// Rows repeated within a subset, handled per `--on-duplicate`; returns how many there were.
+fn check_duplicates(
+    l: &Loaded,
+    on_duplicate: OnDuplicate,
+    keep: &mut [Vec<bool>],
+    skipped: &mut Vec<SkippedRow>,
+) -> Result<usize> {
     let mut first_seen: HashMap<(usize, &Input, &[Input]), (usize, u32)> = HashMap::new();
-    for (fi, (_, rows)) in read.iter().enumerate() {
-        let subset = files[fi].0;
+    let mut duplicates = 0;
+    for (fi, rows) in l.rows.iter().enumerate() {
         for (ri, row) in rows.iter().enumerate() {
             if !keep[fi][ri] {
                 continue;
             }
-            let key = (subset, &row.query, row.targets.as_slice());
-            match first_seen.get(&key) {
-                None => {
-                    first_seen.insert(key, (fi, row.source_row));
-                }
-                Some(&(ffi, frow)) => {
-                    stats.duplicate_rows += 1;
-                    let what = format!("duplicate of {} row {frow}", file_names[ffi]);
-                    match opts.on_duplicate {
-                        OnDuplicate::Keep => {}
-                        OnDuplicate::Error => {
-                            bail!(
-                            "{}: row {}: duplicate row ({} repeated: {what}; --on-duplicate keep|drop accepts them)",
-                            file_names[fi], row.source_row, cols.join(", ")
-                        )
-                        }
-                        OnDuplicate::Drop => {
-                            keep[fi][ri] = false;
-                            skipped.push(SkippedRow {
-                                source_file: file_names[fi].clone(),
-                                source_row: row.source_row,
-                                column: cols[0].to_string(),
-                                reason: what,
-                                value: None,
-                            });
-                        }
-                    }
+            let key = (l.subset_of[fi], &row.query, row.targets.as_slice());
+            let Some(&(ffi, frow)) = first_seen.get(&key) else {
+                first_seen.insert(key, (fi, row.source_row));
+                continue;
+            };
+            duplicates += 1;
+            let what = format!("duplicate of {} row {frow}", l.names[ffi]);
+            match on_duplicate {
+                OnDuplicate::Keep => {}
+                OnDuplicate::Error => bail!(
+                    "{}: row {}: duplicate row ({} repeated: {what}; --on-duplicate keep|drop accepts them)",
+                    l.names[fi],
+                    row.source_row,
+                    l.cols.join(", ")
+                ),
+                OnDuplicate::Drop => {
+                    keep[fi][ri] = false;
+                    skipped.push(l.skip(fi, row, l.cols[0], what, None));
                 }
             }
         }
     }
+    Ok(duplicates)
+}
 
-    // Items: queries first, then targets, each in order of first use.
-    let mut items_index = Interner::default();
-    let query_ids: Vec<Vec<u32>> = read
-        .iter()
-        .enumerate()
-        .map(|(fi, (_, rows))| {
-            rows.iter()
-                .map(|row| {
-                    let origin = Origin {
-                        file: fi,
-                        row: row.source_row,
-                        column: cols[0],
-                    };
-                    items_index.id(Side::Query, files[fi].0, &row.query, Role::Query, origin)
-                })
-                .collect()
-        })
-        .collect();
-    let target_ids: Vec<Vec<Vec<u32>>> = read
-        .iter()
-        .enumerate()
-        .map(|(fi, (_, rows))| {
-            let subset = files[fi].0;
-            let role = if targets_are_queries(&subsets[subset].name) {
-                Role::Query
-            } else {
-                Role::Document
-            };
-            rows.iter()
-                .map(|row| {
-                    let origin = Origin {
-                        file: fi,
-                        row: row.source_row,
-                        column: cols[2],
-                    };
-                    row.targets
-                        .iter()
-                        .map(|t| items_index.id(Side::Target, subset, t, role, origin.clone()))
-                        .collect()
-                })
-                .collect()
-        })
-        .collect();
-    let keys = items_index.keys;
+/// Item ids of the kept rows: queries first, then targets, each in order of first use.
+/// Returns the interned keys, and per file and row the query id and the target ids.
+#[allow(clippy::type_complexity)]
+fn intern<'a>(
+    l: &'a Loaded,
+    subsets: &[SubsetSource],
+    keep: &[Vec<bool>],
+) -> (Vec<ItemKey<'a>>, Vec<Vec<u32>>, Vec<Vec<Vec<u32>>>) {
+    let mut index = Interner::default();
+    let kept = |fi: usize| l.rows[fi].iter().zip(&keep[fi]);
+    let mut query_ids = Vec::with_capacity(l.rows.len());
+    for fi in 0..l.rows.len() {
+        let ids = kept(fi)
+            .map(|(row, &k)| {
+                let origin = Origin {
+                    file: fi,
+                    row: row.source_row,
+                    column: l.cols[0],
+                };
+                if k {
+                    index.id(Side::Query, l.subset_of[fi], &row.query, Role::Query, origin)
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
+        query_ids.push(ids);
+    }
+    let mut target_ids = Vec::with_capacity(l.rows.len());
+    for fi in 0..l.rows.len() {
+        let subset = l.subset_of[fi];
+        let role = if targets_are_queries(&subsets[subset].name) {
+            Role::Query
+        } else {
+            Role::Document
+        };
+        let ids = kept(fi)
+            .map(|(row, &k)| {
+                let origin = Origin {
+                    file: fi,
+                    row: row.source_row,
+                    column: l.cols[2],
+                };
+                if !k {
+                    return Vec::new();
+                }
+                row.targets
+                    .iter()
+                    .map(|t| index.id(Side::Target, subset, t, role, origin.clone()))
+                    .collect()
+            })
+            .collect();
+        target_ids.push(ids);
+    }
+    (index.keys, query_ids, target_ids)
+}
 
+/// Renders every item in parallel; errors name the row where the item was first seen.
+fn render_items(
+    keys: &[ItemKey],
+    l: &Loaded,
+    subsets: &[SubsetSource],
+    opts: &BuildOptions,
+    stats: &mut Stats,
+) -> Result<Vec<Item>> {
     let resolved: Vec<PromptSettings> = subsets
         .iter()
         .map(|s| match &opts.prompt_file {
@@ -293,7 +358,7 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
             let r = renderer.render(text, image.is_some(), k.role).map_err(|msg| {
                 anyhow::anyhow!(
                     "{}: row {}, column `{}`: {msg}",
-                    file_names[k.origin.file],
+                    l.names[k.origin.file],
                     k.origin.row,
                     k.origin.column
                 )
@@ -313,25 +378,37 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
             Ok((item, r.escaped, r.image_token_prepended))
         })
         .collect::<Result<_>>()?;
+    bar.finish_and_clear();
     let mut items = Vec::with_capacity(rendered.len());
     for (item, escaped, prepended) in rendered {
         stats.escaped_control_strings += escaped;
-        stats.image_tokens_prepended += prepended as usize;
+        stats.image_tokens_prepended += usize::from(prepended);
         items.push(item);
     }
-    bar.finish_and_clear();
+    Ok(items)
+}
+
+pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
+    let l = load(subsets)?;
+    let mut keep: Vec<Vec<bool>> = l.rows.iter().map(|rows| vec![true; rows.len()]).collect();
+    let mut skipped = Vec::new();
+    let mut stats = Stats::default();
+    check_images(&l, &opts.images, opts.on_missing, &mut keep, &mut skipped)?;
+    stats.duplicate_rows = check_duplicates(&l, opts.on_duplicate, &mut keep, &mut skipped)?;
+    let (keys, query_ids, target_ids) = intern(&l, subsets, &keep);
+    let items = render_items(&keys, &l, subsets, opts, &mut stats)?;
 
     let mut pairs = Vec::new();
     let mut eval_lists = Vec::new();
-    for (fi, (_, rows)) in read.iter().enumerate() {
-        let subset = &subsets[files[fi].0].name;
+    for (fi, rows) in l.rows.iter().enumerate() {
+        let subset = &subsets[l.subset_of[fi]].name;
         for (ri, row) in rows.iter().enumerate() {
             if !keep[fi][ri] {
                 continue;
             }
             let pair_id = u32::try_from(pairs.len()).context("more than 4 billion pairs")?;
             let tids = &target_ids[fi][ri];
-            if layout == Layout::Eval {
+            if l.layout == Layout::Eval {
                 eval_lists.extend(tids.iter().enumerate().map(|(rank, &item_id)| EvalListEntry {
                     pair_id,
                     rank: rank as u16,
@@ -349,7 +426,7 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
                 query_id: query_ids[fi][ri],
                 target_id: tids[0],
                 label: row.label.clone(),
-                source_file: file_names[fi].clone(),
+                source_file: l.names[fi].clone(),
                 source_row: row.source_row,
             });
         }
@@ -360,22 +437,26 @@ pub fn build(subsets: &[SubsetSource], opts: &BuildOptions) -> Result<Built> {
             skipped.len()
         );
     }
-    stats.rows_read = read.iter().map(|(_, r)| r.len()).sum();
+    stats.rows_read = l.rows.iter().map(Vec::len).sum();
     stats.pairs = pairs.len();
     stats.query_items = items.iter().filter(|i| i.side == Side::Query).count();
     stats.target_items = items.len() - stats.query_items;
     stats.skipped_rows = skipped.len();
+    let mut per_subset: HashMap<&str, usize> = HashMap::new();
+    for p in &pairs {
+        *per_subset.entry(p.subset.as_str()).or_default() += 1;
+    }
     stats.subsets = subsets
         .iter()
-        .map(|s| (s.name.clone(), pairs.iter().filter(|p| p.subset == s.name).count()))
+        .map(|s| (s.name.clone(), per_subset.get(s.name.as_str()).copied().unwrap_or(0)))
         .collect();
     Ok(Built {
-        layout,
+        layout: l.layout,
         pairs,
         items,
         eval_lists,
         skipped,
-        input_files: files.into_iter().map(|(_, f)| f).collect(),
+        input_files: l.paths,
         stats,
     })
 }
