@@ -26,7 +26,8 @@ data: $(DATA_ROOT)/synth.json
 demo: $(DATA_ROOT)/synth.json $(RUN_DIR)/pairs.parquet $(RUN_DIR)/eval/pairs.parquet | $(BIN)/saha-sql
 	@echo
 	@echo "== demo run '$(RUN)' in $(RUN_DIR)/: synthetic data -> prompt stage (train and eval) =="
-	@echo "   (the embedding, mining, training and evaluation stages come with their issues)"
+	@echo "   (mining runs with 'make audit' once embeddings.parquet exists; the embedding, training and"
+	@echo "    evaluation stages come with their issues)"
 	@$(BIN)/saha-sql --run $(RUN_DIR) -e "select subset, count(*) as pairs, count(distinct query_id) as queries, count(distinct target_id) as targets, count(distinct label) as labels from pairs group by subset order by subset"
 	@$(BIN)/saha-sql --run $(RUN_DIR) -e "select side, role, count(*) as items, sum(case when image_path is null then 0 else 1 end) as with_image from items group by side, role order by side"
 	@echo "Inspect any artefact with SQL, e.g.: make sql Q=\"select prompt from items limit 2\""

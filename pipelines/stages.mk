@@ -9,9 +9,11 @@
 BUILD ?= 1
 ifeq ($(BUILD),1)
 crate_sources = $(shell find $(1) -name '*.rs' -o -name Cargo.toml 2>/dev/null)
-COMMON_SOURCES := $(call crate_sources,schemas) Cargo.toml Cargo.lock
+COMMON_SOURCES := $(call crate_sources,schemas) $(call crate_sources,stages/mining) Cargo.toml Cargo.lock
+# All binaries are built in one cargo call, so dependencies compile once with one feature set
+# (the one `make test` uses) instead of once per stage.
 $(BIN)/saha-%: $$(call crate_sources,stages/$$*) $(COMMON_SOURCES)
-	$(CARGO) build --release --quiet -p saha-$* --bin saha-$*
+	$(CARGO) build --release --quiet --workspace --bins
 	@touch $@
 else
 $(BIN)/saha-%: ;
