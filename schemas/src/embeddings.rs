@@ -51,7 +51,7 @@ impl Embeddings {
         kv.push((KEY_MODEL.into(), self.model.clone()));
         kv.push((KEY_DIM.into(), self.dim.to_string()));
         kv.push((KEY_NORMALIZED.into(), self.normalized.to_string()));
-        let mut sink = ParquetSink::create(path, schema.clone(), kv)?;
+        let mut sink = ParquetSink::create_with(path, schema.clone(), kv, false)?;
         let field = Arc::new(Field::new("item", DataType::Float32, false));
         let rows_per_batch = (1 << 22) / self.dim.max(1) + 1;
         for start in (0..self.len()).step_by(rows_per_batch.max(1)) {

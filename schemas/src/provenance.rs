@@ -24,6 +24,18 @@ pub struct InputHash {
     pub bytes: u64,
 }
 
+impl InputHash {
+    /// Hashes the file at `path`.
+    pub fn of(path: &Path) -> Result<Self> {
+        let (sha256, bytes) = sha256_file(path)?;
+        Ok(InputHash {
+            path: path.display().to_string(),
+            sha256,
+            bytes,
+        })
+    }
+}
+
 /// What produced an artefact: stage, version, parameters, inputs and summary counts.
 /// It is stored in the Parquet footer, so `saha-sql` and any Parquet tool can show it, and it
 /// holds no clock time, so the same inputs and parameters give byte-identical files.
@@ -57,12 +69,7 @@ impl Provenance {
 
     /// Hashes `path` and records it as an input.
     pub fn input(&mut self, path: &Path) -> Result<&mut Self> {
-        let (sha256, bytes) = sha256_file(path)?;
-        self.inputs.push(InputHash {
-            path: path.display().to_string(),
-            sha256,
-            bytes,
-        });
+        self.inputs.push(InputHash::of(path)?);
         Ok(self)
     }
 

@@ -19,9 +19,25 @@ pub struct ParquetSink {
 
 impl ParquetSink {
     pub fn create(path: &Path, schema: SchemaRef, key_values: Vec<(String, String)>) -> Result<Self> {
+        Self::create_with(path, schema, key_values, true)
+    }
+
+    /// Like [`ParquetSink::create`]; `compress: false` writes plain pages without dictionaries,
+    /// which suits dense float vectors (they do not compress, and plain pages decode fastest).
+    pub fn create_with(
+        path: &Path,
+        schema: SchemaRef,
+        key_values: Vec<(String, String)>,
+        compress: bool,
+    ) -> Result<Self> {
         let mut out = AtomicFile::create(path)?;
         let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
+            .set_compression(if compress {
+                Compression::SNAPPY
+            } else {
+                Compression::UNCOMPRESSED
+            })
+            .set_dictionary_enabled(compress)
             .set_key_value_metadata(Some(key_values.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()))
             .build();
         let writer =

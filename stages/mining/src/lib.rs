@@ -14,7 +14,7 @@ pub mod vectors;
 use std::path::PathBuf;
 
 use saha_schemas::records::read_records;
-use saha_schemas::{Pair, Provenance};
+use saha_schemas::{InputHash, Pair, Provenance};
 
 /// The inputs saha-retrieve and saha-remap share: pairs and their embeddings.
 #[derive(Debug, clap::Args, serde::Serialize)]
@@ -32,14 +32,19 @@ pub struct EmbeddedPairs {
 }
 
 impl EmbeddedPairs {
-    /// Reads the pairs (grouped by subset) and the vectors, and records both as inputs.
+    /// Reads the pairs (grouped by subset) and the vectors, and records both as inputs. The
+    /// files are hashed on a second thread while they are decoded, which is single-threaded.
     pub fn load(&self, prov: &mut Provenance) -> anyhow::Result<(Vec<data::Subset>, vectors::Vectors)> {
-        let (pairs, _) = read_records::<Pair>(&self.pairs)?;
-        let vectors = vectors::Vectors::load(&self.embeddings, !self.no_normalize)?;
-        prov.input(&self.pairs)?;
-        for e in &self.embeddings {
-            prov.input(e)?;
-        }
+        let files: Vec<&PathBuf> = std::iter::once(&self.pairs).chain(&self.embeddings).collect();
+        let (hashes, loaded) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| files.iter().map(|f| InputHash::of(f)).collect::<Result<Vec<_>, _>>());
+            let loaded = read_records::<Pair>(&self.pairs)
+                .map_err(anyhow::Error::from)
+                .and_then(|(pairs, _)| Ok((pairs, vectors::Vectors::load(&self.embeddings, !self.no_normalize)?)));
+            (hashing.join().expect("hashing thread"), loaded)
+        });
+        let (pairs, vectors) = loaded?;
+        prov.inputs.extend(hashes?);
         Ok((data::group_pairs(&pairs), vectors))
     }
 }
