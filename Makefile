@@ -65,6 +65,7 @@ help:
 	@echo "  PROMPT_FILE=$(PROMPT_FILE)  PROMPT_FLAGS_EXTRA=$(PROMPT_FLAGS_EXTRA)"
 	@echo "  EMBEDDINGS=$(EMBEDDINGS)"
 	@echo "  TOP_K=$(TOP_K)  POOL_MULT=$(POOL_MULT)  POOL=$(POOL)  MAX_OWNERS=$(MAX_OWNERS)"
+	@echo "  RETRIEVE_FLAGS_EXTRA=$(RETRIEVE_FLAGS_EXTRA)   (e.g. --mode fast)"
 	@echo "  CLASSIFICATION=$(CLASSIFICATION) (empty: the reference list)  ALSO_CLASSIFICATION=$(ALSO_CLASSIFICATION)"
 	@echo "  BASELINES=$(BASELINES)"
 	@echo "  Q=\"...\"     SQL for 'make sql'"
