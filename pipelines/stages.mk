@@ -80,7 +80,8 @@ filter_flags = --strategy $(1) --top-k $(TOP_K) --pool-mult $(POOL_MULT) \
   $(if $(CLASSIFICATION),--classification-subsets $(CLASSIFICATION)) \
   $(if $(ALSO_CLASSIFICATION),--also-classification $(ALSO_CLASSIFICATION))
 FLAGS_filter = $(call filter_flags,saha)
-$(foreach b,$(BASELINES),$(eval FLAGS_filter-$(b) = $$(call filter_flags,$(b)) --embeddings $$(EMBEDDINGS)))
+# Only positive-aware reads the embeddings (the positive's score).
+$(foreach b,$(BASELINES),$(eval FLAGS_filter-$(b) = $$(call filter_flags,$(b))$(if $(filter positive-aware,$(b)), --embeddings $$(EMBEDDINGS))))
 
 ifeq ($(call active,$(EMBEDDINGS) embed),yes)
 $(EMBEDDINGS):

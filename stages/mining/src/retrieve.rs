@@ -44,7 +44,6 @@ pub fn top_p(
     p: usize,
     on_block: &(dyn Fn(usize) + Sync),
 ) -> Vec<Vec<(u32, f32)>> {
-    let nq = queries.len() / dim;
     let nt = targets.len() / dim;
     let p = p.min(nt);
     let deep = (p + RESCORE_MARGIN).min(nt);
@@ -67,9 +66,6 @@ pub fn top_p(
                 .enumerate()
                 .map(move |(i, top)| rescore(&qblock[i * dim..(i + 1) * dim], targets, dim, top.into_sorted(), p))
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .take(nq)
         .collect()
 }
 
