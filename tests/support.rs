@@ -135,3 +135,22 @@ pub fn files_in(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The Qwen2-VL tokenizer that scripts/fetch-tokenizer.sh installs (`make test` runs it first).
+pub fn qwen_tokenizer() -> PathBuf {
+    let path = repo_root().join(".tools/qwen-tokenizer/qwen2-vl-tokenizer.json");
+    assert!(path.is_file(), "{} missing: run scripts/fetch-tokenizer.sh (make test does)", path.display());
+    path
+}
+
+/// Writes the tiny random Qwen2-VL of `saha-init-model --seed <seed>` (plus `extra` flags) into `dir`.
+pub fn init_model(dir: &Path, seed: u64, extra: &[&str]) -> PathBuf {
+    let out = dir.join(format!("tiny-{seed}"));
+    let tokenizer = qwen_tokenizer();
+    let seed = seed.to_string();
+    let mut args = vec!["--out", out.to_str().unwrap(), "--tokenizer", tokenizer.to_str().unwrap(), "--seed", &seed];
+    args.extend_from_slice(extra);
+    let result = run("saha-init-model", &args);
+    assert!(result.status.success(), "saha-init-model failed: {}", stderr(&result));
+    out
+}

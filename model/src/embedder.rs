@@ -1,0 +1,63 @@
+//! Everything needed to go from (prompt, images) to an embedding: snapshot, tokenizer, processor, model.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+
+use crate::batch::{EncodedInput, Padding};
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use crate::image::{ImageProcessor, PilImage};
+use crate::model::Qwen2Vl;
+use crate::snapshot::Snapshot;
+use crate::tokenizer::PromptTokenizer;
+use crate::weights::Weights;
+
+pub struct Embedder {
+    pub snapshot: Snapshot,
+    pub config: ModelConfig,
+    pub tokenizer: PromptTokenizer,
+    pub processor: ImageProcessor,
+    pub model: Qwen2Vl,
+    pub padding: Padding,
+}
+
+impl Embedder {
+    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        let snapshot = Snapshot::open(dir)?;
+        let config_text = std::fs::read_to_string(&snapshot.config).map_err(|e| ModelError::file(&snapshot.config, e))?;
+        let config = ModelConfig::from_json(&config_text)
+            .map_err(|e| ModelError::file(&snapshot.config, e.to_string().trim_start_matches("config.json: ")))?;
+        let tokenizer = PromptTokenizer::load(&snapshot.tokenizer, &config.tokens)?;
+        let processor = ImageProcessor::from_file(&snapshot.preprocessor)
+            .map_err(|e| ModelError::file(&snapshot.preprocessor, e))?;
+        let processor_config = processor.config();
+        if processor_config.patch_size != config.vision.patch_size
+            || processor_config.merge_size != config.vision.spatial_merge_size
+            || processor_config.temporal_patch_size != config.vision.temporal_patch_size
+        {
+            return Err(ModelError::file(
+                &snapshot.preprocessor,
+                "patch_size / merge_size / temporal_patch_size differ from config.json's vision_config",
+            ));
+        }
+        let weights = Weights::open(&snapshot, dtype, device)?;
+        let model = Qwen2Vl::load(&weights, &config)?;
+        Ok(Embedder { snapshot, config, tokenizer, processor, model, padding: Padding::Right })
+    }
+
+    /// Token ids with every `<|image_pad|>` expanded for its image, plus the images' pixel patches.
+    pub fn encode(&self, prompt: &str, images: &[PilImage]) -> Result<EncodedInput> {
+        let patches = images.iter().map(|image| self.processor.preprocess_pil(image)).collect::<Result<Vec<_>, _>>()?;
+        let merge = self.config.vision.merge_unit();
+        let counts: Vec<usize> = patches.iter().map(|p| p.grid_thw.iter().product::<usize>() / merge).collect();
+        let ids = self.tokenizer.expand_images(&self.tokenizer.encode(prompt)?, &counts)?;
+        Ok(EncodedInput { ids, images: patches })
+    }
+
+    /// L2-normalised embeddings, one row of `hidden` values per input.
+    pub fn embed(&self, inputs: &[EncodedInput]) -> Result<Vec<Vec<f32>>> {
+        let embeddings = self.model.embed(inputs, self.padding, self.tokenizer.pad_token())?;
+        Ok(embeddings.to_vec2::<f32>()?)
+    }
+}

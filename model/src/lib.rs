@@ -1,0 +1,28 @@
+//! Qwen2-VL as an embedding model on candle.
+//!
+//! Reads a Hugging Face snapshot (config, safetensors, tokenizer, preprocessor config), turns
+//! prompts and images into model inputs exactly as transformers' processor does, and returns the
+//! L2-normalised final hidden state of each input's last real token.
+
+pub mod batch;
+pub mod config;
+pub mod embedder;
+pub mod error;
+pub mod image;
+pub mod layers;
+pub mod model;
+pub mod positions;
+pub mod snapshot;
+pub mod tensors;
+pub mod text;
+pub mod tokenizer;
+pub mod vision;
+pub mod weights;
+
+pub use batch::{EncodedInput, Padding};
+pub use config::ModelConfig;
+pub use embedder::Embedder;
+pub use error::{ModelError, Result};
+pub use model::Qwen2Vl;
+pub use snapshot::Snapshot;
+pub use weights::Weights;

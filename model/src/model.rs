@@ -1,0 +1,131 @@
+//! Qwen2-VL as an embedder: vision tower + language model, pooled at each input's last real token.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::batch::{pad_batch, EncodedInput, Padding};
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use crate::text::{TextInputs, TextModel};
+use crate::vision::VisionTower;
+use crate::weights::Weights;
+
+pub struct Qwen2Vl {
+    config: ModelConfig,
+    vision: VisionTower,
+    text: TextModel,
+    device: Device,
+    dtype: DType,
+}
+
+/// Final hidden states of a batch and where each row pools.
+pub struct BatchHidden {
+    /// `[batch, len, hidden]`.
+    pub hidden: Tensor,
+    /// Column of each row's last real token.
+    pub pooled_columns: Vec<usize>,
+}
+
+impl Qwen2Vl {
+    pub fn load(weights: &Weights, config: &ModelConfig) -> Result<Self> {
+        Ok(Qwen2Vl {
+            config: config.clone(),
+            vision: VisionTower::load(weights, &config.vision)?,
+            text: TextModel::load(weights, &config.text)?,
+            device: weights.device().clone(),
+            dtype: weights.dtype(),
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn vision(&self) -> &VisionTower {
+        &self.vision
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Final-norm hidden states for a padded batch of inputs.
+    pub fn forward(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32) -> Result<BatchHidden> {
+        let tokens = &self.config.tokens;
+        let merge = self.config.vision.spatial_merge_size;
+        let batch = pad_batch(inputs, padding, pad_token, merge, tokens.image, tokens.vision_start)?;
+        let (b, l) = (batch.batch, batch.len);
+        let ids = Tensor::from_slice(&batch.ids, b * l, &self.device)?;
+        let mut embeds = self.text.embed(&ids)?;
+
+        let images: Vec<&crate::image::PixelPatches> = inputs.iter().flat_map(|i| &i.images).collect();
+        if !images.is_empty() {
+            let grids: Vec<[usize; 3]> = images.iter().map(|p| p.grid_thw).collect();
+            let patch_values = self.config.vision.patch_values();
+            let rows: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
+            let mut values = Vec::with_capacity(rows * patch_values);
+            for image in &images {
+                values.extend_from_slice(&image.values);
+            }
+            let patches = Tensor::from_vec(values, (rows, patch_values), &self.device)?;
+            let image_embeds = self.vision.forward(&patches, &grids)?.to_dtype(embeds.dtype())?;
+            embeds = scatter_image_rows(&embeds, &image_embeds, &batch.ids, tokens.image)?;
+        }
+
+        let (cos, sin) = self.text.rope_tables(&batch.positions, &self.device)?;
+        let mask = Tensor::from_vec(batch.mask(crate::text::MASKED), (b, 1, l, l), &self.device)?;
+        let inputs = TextInputs {
+            embeds: embeds.reshape((b, l, self.config.text.hidden_size))?.to_dtype(self.dtype)?,
+            rope: (cos, sin),
+            mask,
+        };
+        let hidden = self.text.forward(&inputs)?;
+        let pooled_columns = batch.pooled.iter().map(|&flat| flat % l).collect();
+        Ok(BatchHidden { hidden, pooled_columns })
+    }
+
+    /// L2-normalised last-token embeddings `[batch, hidden]` in f32.
+    pub fn embed(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32) -> Result<Tensor> {
+        let out = self.forward(inputs, padding, pad_token)?;
+        let pooled = out.pooled()?.to_dtype(DType::F32)?;
+        l2_normalize(&pooled)
+    }
+}
+
+impl BatchHidden {
+    /// `[batch, hidden]` hidden states at each row's last real token.
+    pub fn pooled(&self) -> Result<Tensor> {
+        let (b, l, _) = self.hidden.dims3()?;
+        let flat: Vec<u32> = self.pooled_columns.iter().enumerate().map(|(row, &col)| (row * l + col) as u32).collect();
+        let index = Tensor::from_vec(flat, b, self.hidden.device())?;
+        Ok(self.hidden.flatten_to(1)?.index_select(&index, 0)?)
+    }
+}
+
+/// `x / max(‖x‖, 1e-12)` per row, as `torch.nn.functional.normalize`.
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(1e-12)?;
+    Ok(x.broadcast_div(&norm)?)
+}
+
+/// Replaces the rows of `embeds` at image tokens, in order, with the rows of `image_embeds`.
+fn scatter_image_rows(embeds: &Tensor, image_embeds: &Tensor, ids: &[u32], image_token: u32) -> Result<Tensor> {
+    let n = ids.len();
+    let image_rows = image_embeds.dim(0)?;
+    let mut source = Vec::with_capacity(n);
+    let mut next_image = 0u32;
+    for (i, &id) in ids.iter().enumerate() {
+        if id == image_token {
+            source.push(n as u32 + next_image);
+            next_image += 1;
+        } else {
+            source.push(i as u32);
+        }
+    }
+    if next_image as usize != image_rows {
+        return Err(ModelError::Input(format!(
+            "the batch has {next_image} image tokens but its images give {image_rows} merged patches"
+        )));
+    }
+    let index = Tensor::from_vec(source, n, embeds.device())?;
+    Ok(Tensor::cat(&[embeds, image_embeds], 0)?.index_select(&index, 0)?)
+}

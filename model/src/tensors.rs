@@ -1,0 +1,83 @@
+//! Every tensor a Qwen2-VL checkpoint holds, by original-layout name, with its shape.
+
+use crate::config::ModelConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TensorKind {
+    /// A matrix or the patch-embedding kernel.
+    Weight,
+    /// A bias vector.
+    Bias,
+    /// The scale vector of a LayerNorm or RMSNorm.
+    NormScale,
+    /// The shift vector of a LayerNorm.
+    NormShift,
+    /// The token embedding table.
+    Embedding,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub kind: TensorKind,
+}
+
+pub fn checkpoint_tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
+    let mut specs = Vec::new();
+    let mut add = |name: String, shape: Vec<usize>, kind| specs.push(TensorSpec { name, shape, kind });
+    let v = &cfg.vision;
+    let e = v.embed_dim;
+    add(
+        "visual.patch_embed.proj.weight".into(),
+        vec![e, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size],
+        TensorKind::Weight,
+    );
+    for i in 0..v.depth {
+        let p = format!("visual.blocks.{i}");
+        for norm in ["norm1", "norm2"] {
+            add(format!("{p}.{norm}.weight"), vec![e], TensorKind::NormScale);
+            add(format!("{p}.{norm}.bias"), vec![e], TensorKind::NormShift);
+        }
+        for (name, out, inp) in [("attn.qkv", 3 * e, e), ("attn.proj", e, e), ("mlp.fc1", v.mlp_dim(), e), ("mlp.fc2", e, v.mlp_dim())] {
+            add(format!("{p}.{name}.weight"), vec![out, inp], TensorKind::Weight);
+            add(format!("{p}.{name}.bias"), vec![out], TensorKind::Bias);
+        }
+    }
+    let merged = e * v.merge_unit();
+    add("visual.merger.ln_q.weight".into(), vec![e], TensorKind::NormScale);
+    add("visual.merger.ln_q.bias".into(), vec![e], TensorKind::NormShift);
+    for (name, out, inp) in [("mlp.0", merged, merged), ("mlp.2", v.hidden_size, merged)] {
+        add(format!("visual.merger.{name}.weight"), vec![out, inp], TensorKind::Weight);
+        add(format!("visual.merger.{name}.bias"), vec![out], TensorKind::Bias);
+    }
+    let t = &cfg.text;
+    let (h, hd) = (t.hidden_size, t.head_dim());
+    add("model.embed_tokens.weight".into(), vec![t.vocab_size, h], TensorKind::Embedding);
+    for i in 0..t.num_hidden_layers {
+        let p = format!("model.layers.{i}");
+        for (name, out) in [("q_proj", t.num_attention_heads * hd), ("k_proj", t.num_key_value_heads * hd), ("v_proj", t.num_key_value_heads * hd)] {
+            add(format!("{p}.self_attn.{name}.weight"), vec![out, h], TensorKind::Weight);
+            add(format!("{p}.self_attn.{name}.bias"), vec![out], TensorKind::Bias);
+        }
+        add(format!("{p}.self_attn.o_proj.weight"), vec![h, t.num_attention_heads * hd], TensorKind::Weight);
+        add(format!("{p}.mlp.gate_proj.weight"), vec![t.intermediate_size, h], TensorKind::Weight);
+        add(format!("{p}.mlp.up_proj.weight"), vec![t.intermediate_size, h], TensorKind::Weight);
+        add(format!("{p}.mlp.down_proj.weight"), vec![h, t.intermediate_size], TensorKind::Weight);
+        add(format!("{p}.input_layernorm.weight"), vec![h], TensorKind::NormScale);
+        add(format!("{p}.post_attention_layernorm.weight"), vec![h], TensorKind::NormScale);
+    }
+    add("model.norm.weight".into(), vec![h], TensorKind::NormScale);
+    specs
+}
+
+/// The name a tensor is stored under in checkpoints saved by newer transformers.
+pub fn nested_name(original: &str) -> String {
+    if let Some(rest) = original.strip_prefix("visual.") {
+        format!("model.visual.{rest}")
+    } else if let Some(rest) = original.strip_prefix("model.") {
+        format!("model.language_model.{rest}")
+    } else {
+        original.to_string()
+    }
+}

@@ -1,0 +1,175 @@
+//! Qwen2-VL's language model: a Qwen2 decoder (GQA, RMSNorm, SwiGLU) with multimodal rotary positions,
+//! an explicit causal + padding mask and no KV cache, returning final-norm hidden states.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::TextConfig;
+use crate::error::Result;
+use crate::layers::{apply_rotary, softmax_f32, Linear, RmsNorm};
+use crate::weights::Weights;
+
+/// Masked attention scores get this instead of -inf, as transformers does, so a fully masked padding row
+/// stays finite (uniform weights) instead of turning into NaN that later layers would spread.
+pub const MASKED: f32 = f32::MIN;
+
+/// Per-batch tensors every layer shares.
+pub struct TextInputs {
+    /// `[batch, len, hidden]` token embeddings with image embeddings already in place.
+    pub embeds: Tensor,
+    /// cos and sin `[batch, 1, len, head_dim]`, M-RoPE sections already selected.
+    pub rope: (Tensor, Tensor),
+    /// `[batch, 1, len, len]` additive f32 mask: 0 where a query may attend, `f32::MIN` elsewhere.
+    pub mask: Tensor,
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(w: &Weights, cfg: &TextConfig, prefix: &str) -> Result<Self> {
+        let (h, hd) = (cfg.hidden_size, cfg.head_dim());
+        Ok(Attention {
+            q: Linear::load(w, &format!("{prefix}.q_proj"), h, cfg.num_attention_heads * hd, true)?,
+            k: Linear::load(w, &format!("{prefix}.k_proj"), h, cfg.num_key_value_heads * hd, true)?,
+            v: Linear::load(w, &format!("{prefix}.v_proj"), h, cfg.num_key_value_heads * hd, true)?,
+            o: Linear::load(w, &format!("{prefix}.o_proj"), cfg.num_attention_heads * hd, h, false)?,
+            heads: cfg.num_attention_heads,
+            kv_heads: cfg.num_key_value_heads,
+            head_dim: hd,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
+        let (b, l, _) = x.dims3()?;
+        let (cos, sin) = &inputs.rope;
+        let split = |t: Tensor, heads: usize| -> Result<Tensor> {
+            Ok(t.reshape((b, l, heads, self.head_dim))?.transpose(1, 2)?.contiguous()?)
+        };
+        let q = apply_rotary(&split(self.q.forward(x)?, self.heads)?, cos, sin)?;
+        let k = apply_rotary(&split(self.k.forward(x)?, self.kv_heads)?, cos, sin)?;
+        let v = split(self.v.forward(x)?, self.kv_heads)?;
+        // Grouped-query attention without copying K and V: the query heads that share a KV head are
+        // stacked along the sequence axis, so one batched matmul serves the whole group.
+        let group = self.heads / self.kv_heads;
+        let q = q.reshape((b, self.kv_heads, group * l, self.head_dim))?;
+        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?;
+        let scores = scores.reshape((b, self.heads, l, l))?.to_dtype(DType::F32)?.broadcast_add(&inputs.mask)?;
+        let probs = softmax_f32(&scores)?.to_dtype(v.dtype())?.reshape((b, self.kv_heads, group * l, l))?;
+        let out = probs.matmul(&v)?.reshape((b, self.heads, l, self.head_dim))?;
+        self.o.forward(&out.transpose(1, 2)?.reshape((b, l, self.heads * self.head_dim))?)
+    }
+}
+
+struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl Mlp {
+    fn load(w: &Weights, cfg: &TextConfig, prefix: &str) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Mlp {
+            gate: Linear::load(w, &format!("{prefix}.gate_proj"), h, i, false)?,
+            up: Linear::load(w, &format!("{prefix}.up_proj"), h, i, false)?,
+            down: Linear::load(w, &format!("{prefix}.down_proj"), i, h, false)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let activated = (self.gate.forward(x)?.silu()? * self.up.forward(x)?)?;
+        self.down.forward(&activated)
+    }
+}
+
+struct DecoderLayer {
+    input_norm: RmsNorm,
+    attention: Attention,
+    post_attention_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    fn load(w: &Weights, cfg: &TextConfig, i: usize) -> Result<Self> {
+        let p = format!("model.layers.{i}");
+        let (h, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
+        Ok(DecoderLayer {
+            input_norm: RmsNorm::load(w, &format!("{p}.input_layernorm"), h, eps)?,
+            attention: Attention::load(w, cfg, &format!("{p}.self_attn"))?,
+            post_attention_norm: RmsNorm::load(w, &format!("{p}.post_attention_layernorm"), h, eps)?,
+            mlp: Mlp::load(w, cfg, &format!("{p}.mlp"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
+        let x = (x + self.attention.forward(&self.input_norm.forward(x)?, inputs)?)?;
+        Ok((&x + self.mlp.forward(&self.post_attention_norm.forward(&x)?)?)?)
+    }
+}
+
+pub struct TextModel {
+    cfg: TextConfig,
+    embed_tokens: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+}
+
+impl TextModel {
+    pub fn load(w: &Weights, cfg: &TextConfig) -> Result<Self> {
+        Ok(TextModel {
+            cfg: cfg.clone(),
+            embed_tokens: w.get("model.embed_tokens.weight", &[cfg.vocab_size, cfg.hidden_size])?,
+            layers: (0..cfg.num_hidden_layers).map(|i| DecoderLayer::load(w, cfg, i)).collect::<Result<_>>()?,
+            norm: RmsNorm::load(w, "model.norm", cfg.hidden_size, cfg.rms_norm_eps)?,
+        })
+    }
+
+    pub fn config(&self) -> &TextConfig {
+        &self.cfg
+    }
+
+    /// Embedding rows of `ids` (flattened `[n]`), `[n, hidden]`.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(self.embed_tokens.index_select(ids, 0)?)
+    }
+
+    /// Final-norm hidden states `[batch, len, hidden]`.
+    pub fn forward(&self, inputs: &TextInputs) -> Result<Tensor> {
+        let mut x = inputs.embeds.clone();
+        for layer in &self.layers {
+            x = layer.forward(&x, inputs)?;
+        }
+        self.norm.forward(&x)
+    }
+
+    /// cos/sin `[batch, 1, len, head_dim]` for positions `[batch][3][len]`: each slice of the rotary half
+    /// dimension takes its angle from the position row its `mrope_section` assigns (t, h, w, t, h, w, ...).
+    pub fn rope_tables(&self, positions: &[[Vec<i64>; 3]], device: &Device) -> Result<(Tensor, Tensor)> {
+        let head_dim = self.cfg.head_dim();
+        let half = head_dim / 2;
+        let theta = self.cfg.rope_theta as f32;
+        let inv_freq: Vec<f32> = (0..half).map(|k| 1.0 / theta.powf((2 * k) as f32 / head_dim as f32)).collect();
+        let mut row_of = Vec::with_capacity(half);
+        for (row, &width) in self.cfg.mrope_section.iter().enumerate() {
+            row_of.extend(std::iter::repeat_n(row, width));
+        }
+        let len = positions.first().map_or(0, |p| p[0].len());
+        let mut angles = Vec::with_capacity(positions.len() * len * head_dim);
+        for rows in positions {
+            for l in 0..len {
+                let start = angles.len();
+                angles.extend((0..half).map(|k| rows[row_of[k]][l] as f32 * inv_freq[k]));
+                angles.extend_from_within(start..start + half);
+            }
+        }
+        let angles = Tensor::from_vec(angles, (positions.len(), 1, len, head_dim), device)?;
+        Ok((angles.cos()?, angles.sin()?))
+    }
+}

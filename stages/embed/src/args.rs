@@ -1,0 +1,147 @@
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "saha-embed",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    about = "Embed items.parquet with Qwen2-VL: final hidden state of the last token, L2-normalised (embeddings.parquet)",
+    long_about = "Embed items.parquet with Qwen2-VL: the final-norm hidden state of each prompt's last real token, \
+L2-normalised, as the reference pools.\n\n\
+Items are tokenised and their image sizes read first; then they are sorted by length and packed into batches \
+under a token budget, so padding stays small. Work is written in parts under --work-dir as it goes: a killed run \
+started again with the same arguments skips the finished parts, and the final file is byte-identical to an \
+uninterrupted run. --shard i/n embeds every n-th part so machines can split the work; `saha-embed merge` joins \
+the shard files."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Join the shard files of one `--shard i/n` run into one embeddings.parquet.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct MergeArgs {
+    /// Output embeddings.parquet.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The shard files, one per shard, any order.
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, ClapArgs, Serialize)]
+pub struct EmbedArgs {
+    /// items.parquet from saha-prompt.
+    #[arg(long, required = true)]
+    #[serde(skip)]
+    pub items: Option<PathBuf>,
+    /// Folder the items' image paths are relative to.
+    #[arg(long)]
+    #[serde(skip)]
+    pub image_root: Option<PathBuf>,
+    /// Hugging Face snapshot folder of a Qwen2-VL model (config.json, safetensors, tokenizer.json,
+    /// preprocessor_config.json).
+    #[arg(long, required = true)]
+    #[serde(skip)]
+    pub model: Option<PathBuf>,
+    /// Output embeddings.parquet (for --shard, this shard's file).
+    #[arg(long, required = true)]
+    #[serde(skip)]
+    pub out: Option<PathBuf>,
+    /// cpu, or cuda:N (needs a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Compute dtype; auto is f32 on CPU (candle has no fast bf16 matmul there) and bf16 on CUDA.
+    #[arg(long, value_enum, default_value_t = DtypeArg::Auto)]
+    pub dtype: DtypeArg,
+    /// Token budget of a batch: (longest prompt in the batch) x (batch size) stays under it.
+    #[arg(long, default_value_t = 8192)]
+    pub batch_tokens: usize,
+    /// Most prompts in one batch.
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
+    /// Longest prompt in tokens (image tokens included); the reference samples and evaluates with 2048.
+    #[arg(long, default_value_t = 2048)]
+    pub max_len: usize,
+    /// What to do with a prompt over --max-len. user-text: drop tokens from the end of the user's text, never
+    /// the chat tail or image tokens (the reference cuts the tail, which moves the pooled token); error: stop.
+    #[arg(long, value_enum, default_value_t = Truncate::UserText)]
+    pub truncate: Truncate,
+    /// Image resolution policy applied before the processor, as the reference's --image_resolution:
+    /// random (aspect-clamped, the reference's sampling and eval setting), high, mid_high, mid, mid_low, clip,
+    /// low, or native (no pre-resize).
+    #[arg(long, default_value = "random")]
+    pub resolution: String,
+    /// Missing or unreadable image: error (stop, naming item and path) or skip (leave the item out and
+    /// list it in --skipped).
+    #[arg(long, value_enum, default_value_t = OnBadImage::Error)]
+    pub on_bad_image: OnBadImage,
+    /// Where --on-bad-image skip lists the items it left out (default: embed_skipped.parquet next to --out).
+    #[arg(long)]
+    #[serde(skip)]
+    pub skipped: Option<PathBuf>,
+    /// Padding side inside a batch; pooling uses each row's last real token either way.
+    #[arg(long, value_enum, default_value_t = PaddingArg::Right)]
+    pub padding: PaddingArg,
+    /// Embed only shard i of n (1-based): every n-th part of the plan, for splitting over machines.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Folder for finished parts (default: <out>.work); removed when the output is written.
+    #[arg(long)]
+    #[serde(skip)]
+    pub work_dir: Option<PathBuf>,
+    /// Items per resumable part (whole batches; a part is the unit of resuming and sharding).
+    #[arg(long, default_value_t = 256)]
+    pub part_items: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DtypeArg {
+    Auto,
+    F32,
+    Bf16,
+    F16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Truncate {
+    UserText,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnBadImage {
+    Error,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PaddingArg {
+    Right,
+    Left,
+}
+
+/// `i/n` with 1 <= i <= n.
+pub fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
+    let parsed = text.split_once('/').and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+    match parsed {
+        Some((i, n)) if i >= 1 && i <= n => Ok((i, n)),
+        _ => anyhow::bail!("--shard {text}: expected i/n with 1 <= i <= n, e.g. 2/4"),
+    }
+}

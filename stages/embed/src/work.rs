@@ -1,0 +1,83 @@
+//! The work folder of a resumable run: one embeddings file per finished part, and the fingerprint of the
+//! run they belong to, so parts of another run (other items, model or settings) are never reused.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use saha_schemas::atomic::write_atomic;
+use saha_schemas::embeddings::Embeddings;
+use saha_schemas::Provenance;
+use sha2::{Digest, Sha256};
+
+use crate::STAGE;
+
+const PLAN_FILE: &str = "plan.json";
+
+pub struct WorkDir {
+    dir: PathBuf,
+}
+
+/// A hash of everything that decides the embeddings: parameters and input file hashes.
+pub fn fingerprint(prov: &Provenance) -> String {
+    let mut hash = Sha256::new();
+    hash.update(serde_json::to_string(&prov.params).expect("serialisable"));
+    for input in &prov.inputs {
+        hash.update(input.sha256.as_bytes());
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl WorkDir {
+    pub fn open(dir: &Path, fingerprint: &str, shard: Option<&str>) -> Result<Self> {
+        let plan = serde_json::json!({"fingerprint": fingerprint, "shard": shard}).to_string();
+        let plan_path = dir.join(PLAN_FILE);
+        if plan_path.is_file() {
+            let found = std::fs::read_to_string(&plan_path).with_context(|| format!("reading {}", plan_path.display()))?;
+            if found.trim() != plan {
+                bail!(
+                    "{}: this work folder holds parts of a different run (other items, model, settings or shard); \
+                     delete it to start over, or pass another --work-dir",
+                    dir.display()
+                );
+            }
+        } else {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            write_atomic(&plan_path, plan.as_bytes())?;
+        }
+        Ok(WorkDir { dir: dir.to_path_buf() })
+    }
+
+    fn part_path(&self, part: usize) -> PathBuf {
+        self.dir.join(format!("part-{part:06}.parquet"))
+    }
+
+    /// The rows of a part finished by an earlier run, if there is one.
+    pub fn load_part(&self, part: usize, dim: usize) -> Result<Option<Vec<(u32, Arc<Vec<f32>>)>>> {
+        let path = self.part_path(part);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let done = Embeddings::read(&path).with_context(|| format!("reading finished part {}", path.display()))?;
+        if done.dim != dim {
+            bail!("{}: part has dimension {}, the model {dim}", path.display(), done.dim);
+        }
+        Ok(Some((0..done.len()).map(|i| (done.item_ids[i], Arc::new(done.row(i).to_vec()))).collect()))
+    }
+
+    pub fn save_part(&self, part: usize, dim: usize, rows: &[(u32, Arc<Vec<f32>>)], model: &str) -> Result<()> {
+        let embeddings = Embeddings {
+            item_ids: rows.iter().map(|(id, _)| *id).collect(),
+            dim,
+            values: rows.iter().flat_map(|(_, v)| v.iter().copied()).collect(),
+            model: model.to_string(),
+            normalized: true,
+        };
+        embeddings.write(&self.part_path(part), &Provenance::new(STAGE, env!("CARGO_PKG_VERSION")))?;
+        Ok(())
+    }
+
+    pub fn remove(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))
+    }
+}

@@ -1,0 +1,151 @@
+//! Parity of the candle Qwen2-VL with transformers on the same tiny random weights.
+//!
+//! tests/fixtures/qwen2vl/ holds what transformers computed (tests/oracle/qwen2vl_fixtures.py) for the
+//! snapshot `saha-init-model --seed 0` writes; the test rebuilds that snapshot, checks its hashes against
+//! the fixture's, and compares token ids, pixel values, positions, hidden states and embeddings.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use candle_core::{DType, Device, Tensor};
+use saha_model::batch::pad_batch;
+use saha_model::image::PilImage;
+use saha_model::{Embedder, EncodedInput, Padding};
+use saha_tests::{init_model, repo_root};
+use serde_json::Value;
+
+struct Fixture {
+    cases: Value,
+    expected: HashMap<String, Tensor>,
+    dir: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = repo_root().join("tests/fixtures/qwen2vl");
+    let cases: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let expected = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu).unwrap();
+    Fixture { cases, expected, dir }
+}
+
+fn sha256(path: &std::path::Path) -> String {
+    saha_schemas::provenance::sha256_file(path).unwrap().0
+}
+
+fn load_embedder(tmp: &std::path::Path, fx: &Fixture) -> Embedder {
+    let snapshot = init_model(tmp, 0, &[]);
+    for (file, hash) in fx.cases["snapshot"]["sha256"].as_object().unwrap() {
+        assert_eq!(
+            &sha256(&snapshot.join(file)),
+            hash.as_str().unwrap(),
+            "{file} of `saha-init-model --seed 0` differs from the snapshot the fixtures were made from; \
+             regenerate them (tests/fixtures/qwen2vl/README.md)"
+        );
+    }
+    Embedder::load(&snapshot, DType::F32, &Device::Cpu).unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+fn mean_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap()
+}
+
+fn items_of(case: &Value) -> &Vec<Value> {
+    case["items"].as_array().unwrap()
+}
+
+/// Encodes one case's items as the embedder does, checking ids and pixels against transformers on the way.
+fn encode_case(embedder: &Embedder, fx: &Fixture, case: &Value) -> Vec<EncodedInput> {
+    let id = case["id"].as_str().unwrap();
+    let ids = fx.expected[&format!("{id}.input_ids")].to_vec2::<i64>().unwrap();
+    let mask = fx.expected[&format!("{id}.attention_mask")].to_vec2::<i64>().unwrap();
+    let mut inputs = Vec::new();
+    for (row, item) in items_of(case).iter().enumerate() {
+        let images: Vec<PilImage> = item["image"]
+            .as_str()
+            .map(|name| PilImage::open(fx.dir.join("images").join(name)).unwrap())
+            .into_iter()
+            .collect();
+        let input = embedder.encode(item["prompt"].as_str().unwrap(), &images).unwrap();
+        let want: Vec<u32> = ids[row].iter().zip(&mask[row]).filter(|(_, &m)| m == 1).map(|(&t, _)| t as u32).collect();
+        assert_eq!(input.ids, want, "{id} row {row}: token ids differ from transformers");
+        if let Some(name) = item["image"].as_str() {
+            let stem = name.trim_end_matches(".png");
+            let want = &fx.expected[&format!("image.{stem}.pixel_values")];
+            let got = &input.images[0];
+            let got_t = Tensor::from_slice(&got.values, want.shape(), &Device::Cpu).unwrap();
+            assert_eq!(got.grid_thw.to_vec(), item["grid_thw"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect::<Vec<_>>());
+            let (max, mean) = (max_abs_diff(&got_t, want), mean_abs_diff(&got_t, want));
+            assert!(max <= 1e-2 && mean <= 1e-3, "{id} {name}: pixel values differ, max {max} mean {mean}");
+        }
+        inputs.push(input);
+    }
+    inputs
+}
+
+#[test]
+fn tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture();
+    let embedder = load_embedder(tmp.path(), &fx);
+    let tokens = &embedder.config.tokens;
+    let mut worst = 0f32;
+    for case in fx.cases["cases"].as_array().unwrap() {
+        let id = case["id"].as_str().unwrap();
+        let inputs = encode_case(&embedder, &fx, case);
+        let padding = match case["padding_side"].as_str() {
+            Some("left") => Padding::Left,
+            _ => Padding::Right,
+        };
+        let mask = fx.expected[&format!("{id}.attention_mask")].to_vec2::<i64>().unwrap();
+        let batch = pad_batch(&inputs, padding, embedder.tokenizer.pad_token(), 2, tokens.image, tokens.vision_start).unwrap();
+        let want_positions = fx.expected[&format!("{id}.position_ids")].to_dtype(DType::I64).unwrap();
+        for r in 0..3 {
+            let rows = want_positions.get(r).unwrap().to_vec2::<i64>().unwrap();
+            for (b, row) in rows.iter().enumerate() {
+                for (l, &p) in row.iter().enumerate() {
+                    if mask[b][l] == 1 {
+                        assert_eq!(batch.positions[b][r][l], p, "{id}: position row {r} of item {b} at {l}");
+                    }
+                }
+            }
+        }
+
+        let out = embedder.model.forward(&inputs, padding, embedder.tokenizer.pad_token()).unwrap();
+        let want_hidden = &fx.expected[&format!("{id}.last_hidden")];
+        let real = Tensor::from_vec(
+            mask.iter().flatten().map(|&m| m as f32).collect::<Vec<_>>(),
+            (mask.len(), mask[0].len(), 1),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let got_hidden = out.hidden.broadcast_mul(&real).unwrap();
+        let hidden_diff = max_abs_diff(&got_hidden, want_hidden);
+        assert!(hidden_diff <= 1e-4, "{id}: final hidden states differ by {hidden_diff}");
+
+        let pooled = out.pooled().unwrap();
+        let pooled_diff = max_abs_diff(&pooled, &fx.expected[&format!("{id}.pooled")]);
+        let embedding = embedder.model.embed(&inputs, padding, embedder.tokenizer.pad_token()).unwrap();
+        let embedding_diff = max_abs_diff(&embedding, &fx.expected[&format!("{id}.embedding")]);
+        assert!(pooled_diff <= 1e-4 && embedding_diff <= 1e-4, "{id}: pooled {pooled_diff}, embedding {embedding_diff}");
+        worst = worst.max(hidden_diff).max(embedding_diff);
+    }
+    eprintln!("largest difference from transformers over all cases: {worst:e}");
+}
+
+#[test]
+fn vision_tower_matches_transformers_block_by_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture();
+    let embedder = load_embedder(tmp.path(), &fx);
+    let case = fx.cases["cases"].as_array().unwrap().iter().find(|c| c["id"] == "case03").unwrap();
+    let inputs = encode_case(&embedder, &fx, case);
+    let image = &inputs[0].images[0];
+    let n = image.values.len() / 1176;
+    let patches = Tensor::from_slice(&image.values, (n, 1176), &Device::Cpu).unwrap();
+    let merged = embedder.model.vision().forward(&patches, &[image.grid_thw]).unwrap();
+    let diff = max_abs_diff(&merged, &fx.expected["case03.vision.merged"]);
+    assert!(diff <= 1e-4, "merged image embeddings differ by {diff}");
+}
