@@ -38,11 +38,13 @@ endif
 model: $(MODEL_DEPS)
 data: $(DATA_ROOT)/synth.json
 
-demo: $(DATA_ROOT)/synth.json $(RUN_DIR)/pairs.parquet $(RUN_DIR)/eval/pairs.parquet | $(BIN)/saha-sql
+# Phony prerequisites: their file lists are defined in stages.mk, which is read after this file.
+demo: embed embed-eval filter | $(BIN)/saha-sql
 	@echo
-	@echo "== demo run '$(RUN)' in $(RUN_DIR)/: synthetic data -> prompt stage (train and eval) =="
-	@echo "   (mining runs with 'make audit' once embeddings.parquet exists; the embedding, training and"
-	@echo "    evaluation stages come with their issues)"
+	@echo "== demo run '$(RUN)' in $(RUN_DIR)/: synthetic data -> prompts -> tiny Qwen2-VL embeddings -> SaHa mining =="
 	@$(BIN)/saha-sql --run $(RUN_DIR) -e "select subset, count(*) as pairs, count(distinct query_id) as queries, count(distinct target_id) as targets, count(distinct label) as labels from pairs group by subset order by subset"
 	@$(BIN)/saha-sql --run $(RUN_DIR) -e "select side, role, count(*) as items, sum(case when image_path is null then 0 else 1 end) as with_image from items group by side, role order by side"
+	@echo "False-negative audit (share of mined negatives whose label equals the anchor's):"
+	@$(BIN)/saha-sql --run $(RUN_DIR) -e $(call squote,$(AUDIT_SQL))
+	@echo "(training and evaluation come with their issues; the model is the random tiny one from saha-init-model)"
 	@echo "Inspect any artefact with SQL, e.g.: make sql Q=\"select prompt from items limit 2\""

@@ -9,9 +9,10 @@ produce for them under tests/fixtures/image/, described by manifest.json. The Ru
     python3 tests/oracle/pil_images.py --fresh-inputs     # also rewrite the input images
 
 Input images are written only when missing (or with --fresh-inputs), so running the script under a second
-stack (e.g. transformers 5 after 4.46.3) adds that stack's processor section without changing the inputs
-(JPEG bytes differ between libjpeg versions). The processor section is named after the transformers
-major version (processor_v4 / processor_v5); the other version's section is kept.
+stack (e.g. Pillow 13 + transformers 5 after Pillow 10.4 + transformers 4.46.3) adds that stack's sections
+without changing the inputs (JPEG bytes differ between libjpeg versions). Sections are keyed by the Pillow
+major version (pillow."10", pillow."13") and the transformers major version (processor_v4, processor_v5);
+other versions' sections are kept. See tests/fixtures/image/README.md for the committed runs.
 
 Needs pillow and numpy; the processor sections need transformers (torch is not needed: the PIL/numpy
 processor is used).
