@@ -45,11 +45,27 @@ fn load_embedder(tmp: &std::path::Path, fx: &Fixture) -> Embedder {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn mean_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .mean_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn items_of(case: &Value) -> &Vec<Value> {
@@ -69,16 +85,32 @@ fn encode_case(embedder: &Embedder, fx: &Fixture, case: &Value) -> Vec<EncodedIn
             .into_iter()
             .collect();
         let input = embedder.encode(item["prompt"].as_str().unwrap(), &images).unwrap();
-        let want: Vec<u32> = ids[row].iter().zip(&mask[row]).filter(|(_, &m)| m == 1).map(|(&t, _)| t as u32).collect();
+        let want: Vec<u32> = ids[row]
+            .iter()
+            .zip(&mask[row])
+            .filter(|(_, &m)| m == 1)
+            .map(|(&t, _)| t as u32)
+            .collect();
         assert_eq!(input.ids, want, "{id} row {row}: token ids differ from transformers");
         if let Some(name) = item["image"].as_str() {
             let stem = name.trim_end_matches(".png");
             let want = &fx.expected[&format!("image.{stem}.pixel_values")];
             let got = &input.images[0];
             let got_t = Tensor::from_slice(&got.values, want.shape(), &Device::Cpu).unwrap();
-            assert_eq!(got.grid_thw.to_vec(), item["grid_thw"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect::<Vec<_>>());
+            assert_eq!(
+                got.grid_thw.to_vec(),
+                item["grid_thw"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap() as usize)
+                    .collect::<Vec<_>>()
+            );
             let (max, mean) = (max_abs_diff(&got_t, want), mean_abs_diff(&got_t, want));
-            assert!(max <= 1e-2 && mean <= 1e-3, "{id} {name}: pixel values differ, max {max} mean {mean}");
+            assert!(
+                max <= 1e-2 && mean <= 1e-3,
+                "{id} {name}: pixel values differ, max {max} mean {mean}"
+            );
         }
         inputs.push(input);
     }
@@ -100,7 +132,15 @@ fn tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
             _ => Padding::Right,
         };
         let mask = fx.expected[&format!("{id}.attention_mask")].to_vec2::<i64>().unwrap();
-        let batch = pad_batch(&inputs, padding, embedder.tokenizer.pad_token(), 2, tokens.image, tokens.vision_start).unwrap();
+        let batch = pad_batch(
+            &inputs,
+            padding,
+            embedder.tokenizer.pad_token(),
+            2,
+            tokens.image,
+            tokens.vision_start,
+        )
+        .unwrap();
         let want_positions = fx.expected[&format!("{id}.position_ids")].to_dtype(DType::I64).unwrap();
         for r in 0..3 {
             let rows = want_positions.get(r).unwrap().to_vec2::<i64>().unwrap();
@@ -113,7 +153,10 @@ fn tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
             }
         }
 
-        let out = embedder.model.forward(&inputs, padding, embedder.tokenizer.pad_token()).unwrap();
+        let out = embedder
+            .model
+            .forward(&inputs, padding, embedder.tokenizer.pad_token())
+            .unwrap();
         let want_hidden = &fx.expected[&format!("{id}.last_hidden")];
         let real = Tensor::from_vec(
             mask.iter().flatten().map(|&m| m as f32).collect::<Vec<_>>(),
@@ -127,9 +170,15 @@ fn tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
 
         let pooled = out.pooled().unwrap();
         let pooled_diff = max_abs_diff(&pooled, &fx.expected[&format!("{id}.pooled")]);
-        let embedding = embedder.model.embed(&inputs, padding, embedder.tokenizer.pad_token()).unwrap();
+        let embedding = embedder
+            .model
+            .embed(&inputs, padding, embedder.tokenizer.pad_token())
+            .unwrap();
         let embedding_diff = max_abs_diff(&embedding, &fx.expected[&format!("{id}.embedding")]);
-        assert!(pooled_diff <= 1e-4 && embedding_diff <= 1e-4, "{id}: pooled {pooled_diff}, embedding {embedding_diff}");
+        assert!(
+            pooled_diff <= 1e-4 && embedding_diff <= 1e-4,
+            "{id}: pooled {pooled_diff}, embedding {embedding_diff}"
+        );
         worst = worst.max(hidden_diff).max(embedding_diff);
     }
     eprintln!("largest difference from transformers over all cases: {worst:e}");
@@ -140,7 +189,12 @@ fn vision_tower_matches_transformers_block_by_block() {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture();
     let embedder = load_embedder(tmp.path(), &fx);
-    let case = fx.cases["cases"].as_array().unwrap().iter().find(|c| c["id"] == "case03").unwrap();
+    let case = fx.cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "case03")
+        .unwrap();
     let inputs = encode_case(&embedder, &fx, case);
     let image = &inputs[0].images[0];
     let n = image.values.len() / 1176;
@@ -148,4 +202,35 @@ fn vision_tower_matches_transformers_block_by_block() {
     let merged = embedder.model.vision().forward(&patches, &[image.grid_thw]).unwrap();
     let diff = max_abs_diff(&merged, &fx.expected["case03.vision.merged"]);
     assert!(diff <= 1e-4, "merged image embeddings differ by {diff}");
+}
+
+#[test]
+fn truncation_cuts_user_text_and_keeps_system_images_and_chat_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture();
+    let embedder = load_embedder(tmp.path(), &fx);
+    let tok = &embedder.tokenizer;
+    let system =
+        "<|im_start|>system\nGiven an image, summarize the provided image in one word.<|im_end|>\n<|im_start|>user\n";
+    let tail = "<|im_end|>\n<|im_start|>assistant\n";
+    let prompt = format!("{system}<|image_pad|> {}{tail}", "many words of user text ".repeat(20));
+    let full = tok.expand_images(&tok.encode(&prompt).unwrap(), &[6]).unwrap();
+    let head = tok.encode(system).unwrap();
+    let tail_ids = tok.encode(tail).unwrap();
+    let mut cut = full.clone();
+    let dropped = tok.fit_user_text(&mut cut, 60).unwrap();
+    assert_eq!(cut.len(), 60);
+    assert_eq!(dropped, full.len() - 60);
+    assert_eq!(&cut[..head.len()], &head[..], "system turn kept");
+    assert!(
+        cut.ends_with(&tail_ids),
+        "chat tail kept, so the pooled token is still the assistant header's"
+    );
+    assert_eq!(
+        cut.iter().filter(|&&id| id == tok.image_token()).count(),
+        6,
+        "image tokens kept"
+    );
+    let mut short = full.clone();
+    assert!(tok.fit_user_text(&mut short, head.len() + tail_ids.len()).is_err());
 }

@@ -139,7 +139,11 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 /// The Qwen2-VL tokenizer that scripts/fetch-tokenizer.sh installs (`make test` runs it first).
 pub fn qwen_tokenizer() -> PathBuf {
     let path = repo_root().join(".tools/qwen-tokenizer/qwen2-vl-tokenizer.json");
-    assert!(path.is_file(), "{} missing: run scripts/fetch-tokenizer.sh (make test does)", path.display());
+    assert!(
+        path.is_file(),
+        "{} missing: run scripts/fetch-tokenizer.sh (make test does)",
+        path.display()
+    );
     path
 }
 
@@ -148,7 +152,14 @@ pub fn init_model(dir: &Path, seed: u64, extra: &[&str]) -> PathBuf {
     let out = dir.join(format!("tiny-{seed}"));
     let tokenizer = qwen_tokenizer();
     let seed = seed.to_string();
-    let mut args = vec!["--out", out.to_str().unwrap(), "--tokenizer", tokenizer.to_str().unwrap(), "--seed", &seed];
+    let mut args = vec![
+        "--out",
+        out.to_str().unwrap(),
+        "--tokenizer",
+        tokenizer.to_str().unwrap(),
+        "--seed",
+        &seed,
+    ];
     args.extend_from_slice(extra);
     let result = run("saha-init-model", &args);
     assert!(result.status.success(), "saha-init-model failed: {}", stderr(&result));

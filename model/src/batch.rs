@@ -67,7 +67,14 @@ pub fn pad_batch(
             padded
         }));
     }
-    Ok(PaddedBatch { batch, len, ids, real, positions, pooled })
+    Ok(PaddedBatch {
+        batch,
+        len,
+        ids,
+        real,
+        positions,
+        pooled,
+    })
 }
 
 impl PaddedBatch {

@@ -106,10 +106,22 @@ impl ModelConfig {
             num_heads: usize_field(vision_field("num_heads"), "vision_config.num_heads")?,
             mlp_ratio: vision_field("mlp_ratio").and_then(Value::as_f64).unwrap_or(4.0),
             patch_size: usize_or(vision_field("patch_size"), "vision_config.patch_size", 14)?,
-            spatial_merge_size: usize_or(vision_field("spatial_merge_size"), "vision_config.spatial_merge_size", 2)?,
-            temporal_patch_size: usize_or(vision_field("temporal_patch_size"), "vision_config.temporal_patch_size", 2)?,
+            spatial_merge_size: usize_or(
+                vision_field("spatial_merge_size"),
+                "vision_config.spatial_merge_size",
+                2,
+            )?,
+            temporal_patch_size: usize_or(
+                vision_field("temporal_patch_size"),
+                "vision_config.temporal_patch_size",
+                2,
+            )?,
             in_channels: usize_or(vision_field("in_channels"), "vision_config.in_channels", 3)?,
-            hidden_size: usize_or(vision_field("hidden_size"), "vision_config.hidden_size", text.hidden_size)?,
+            hidden_size: usize_or(
+                vision_field("hidden_size"),
+                "vision_config.hidden_size",
+                text.hidden_size,
+            )?,
         };
         if let Some(act) = vision_field("hidden_act").and_then(Value::as_str) {
             if act != "quick_gelu" {
@@ -138,7 +150,10 @@ impl ModelConfig {
         let v = &self.vision;
         let fail = |m: String| Err(ModelError::Config(m));
         if t.num_attention_heads == 0 || t.hidden_size % t.num_attention_heads != 0 {
-            return fail(format!("hidden_size {} is not a multiple of num_attention_heads {}", t.hidden_size, t.num_attention_heads));
+            return fail(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                t.hidden_size, t.num_attention_heads
+            ));
         }
         if t.num_key_value_heads == 0 || t.num_attention_heads % t.num_key_value_heads != 0 {
             return fail(format!(
@@ -147,7 +162,11 @@ impl ModelConfig {
             ));
         }
         if t.mrope_section.iter().sum::<usize>() * 2 != t.head_dim() {
-            return fail(format!("mrope_section {:?} must sum to head_dim / 2 = {}", t.mrope_section, t.head_dim() / 2));
+            return fail(format!(
+                "mrope_section {:?} must sum to head_dim / 2 = {}",
+                t.mrope_section,
+                t.head_dim() / 2
+            ));
         }
         if v.num_heads == 0 || v.embed_dim % v.num_heads != 0 || v.head_dim() % 4 != 0 {
             return fail(format!(
@@ -156,7 +175,10 @@ impl ModelConfig {
             ));
         }
         if v.hidden_size != t.hidden_size {
-            return fail(format!("vision_config.hidden_size {} differs from hidden_size {}", v.hidden_size, t.hidden_size));
+            return fail(format!(
+                "vision_config.hidden_size {} differs from hidden_size {}",
+                v.hidden_size, t.hidden_size
+            ));
         }
         Ok(())
     }
@@ -165,7 +187,10 @@ impl ModelConfig {
 fn usize_field(value: Option<&Value>, key: &str) -> Result<usize> {
     match value {
         None => Err(ModelError::Config(format!("missing field `{key}`"))),
-        Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| ModelError::Config(format!("`{key}` must be a non-negative integer, found {v}"))),
+        Some(v) => v
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| ModelError::Config(format!("`{key}` must be a non-negative integer, found {v}"))),
     }
 }
 
@@ -178,12 +203,19 @@ fn usize_or(value: Option<&Value>, key: &str, default: usize) -> Result<usize> {
 
 fn mrope_section(rope: Option<&Value>) -> Result<[usize; 3]> {
     let Some(list) = rope.and_then(|r| r.get("mrope_section")) else {
-        return Err(ModelError::Config("missing `rope_scaling.mrope_section` (or `rope_parameters.mrope_section`)".into()));
+        return Err(ModelError::Config(
+            "missing `rope_scaling.mrope_section` (or `rope_parameters.mrope_section`)".into(),
+        ));
     };
-    let parts: Option<Vec<usize>> = list.as_array().map(|a| a.iter().map(|x| x.as_u64().map(|n| n as usize)).collect()).flatten();
+    let parts: Option<Vec<usize>> = list
+        .as_array()
+        .map(|a| a.iter().map(|x| x.as_u64().map(|n| n as usize)).collect())
+        .flatten();
     match parts.as_deref() {
         Some([t, h, w]) => Ok([*t, *h, *w]),
-        _ => Err(ModelError::Config(format!("mrope_section must be three integers, found {list}"))),
+        _ => Err(ModelError::Config(format!(
+            "mrope_section must be three integers, found {list}"
+        ))),
     }
 }
 
@@ -222,10 +254,19 @@ mod tests {
         let err = ModelConfig::from_json(&bad).unwrap_err().to_string();
         assert!(err.contains("mrope_section"), "{err}");
         let bad = FLAT.replace("\"num_key_value_heads\":2", "\"num_key_value_heads\":3");
-        assert!(ModelConfig::from_json(&bad).unwrap_err().to_string().contains("num_key_value_heads"));
+        assert!(ModelConfig::from_json(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("num_key_value_heads"));
         let bad = FLAT.replace("\"hidden_size\":64}}", "\"hidden_size\":32}}");
-        assert!(ModelConfig::from_json(&bad).unwrap_err().to_string().contains("vision_config.hidden_size"));
+        assert!(ModelConfig::from_json(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("vision_config.hidden_size"));
         let bad = FLAT.replace("\"intermediate_size\":128,", "");
-        assert!(ModelConfig::from_json(&bad).unwrap_err().to_string().contains("intermediate_size"));
+        assert!(ModelConfig::from_json(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("intermediate_size"));
     }
 }

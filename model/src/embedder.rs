@@ -25,7 +25,8 @@ pub struct Embedder {
 impl Embedder {
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
         let snapshot = Snapshot::open(dir)?;
-        let config_text = std::fs::read_to_string(&snapshot.config).map_err(|e| ModelError::file(&snapshot.config, e))?;
+        let config_text =
+            std::fs::read_to_string(&snapshot.config).map_err(|e| ModelError::file(&snapshot.config, e))?;
         let config = ModelConfig::from_json(&config_text)
             .map_err(|e| ModelError::file(&snapshot.config, e.to_string().trim_start_matches("config.json: ")))?;
         let tokenizer = PromptTokenizer::load(&snapshot.tokenizer, &config.tokens)?;
@@ -43,14 +44,27 @@ impl Embedder {
         }
         let weights = Weights::open(&snapshot, dtype, device)?;
         let model = Qwen2Vl::load(&weights, &config)?;
-        Ok(Embedder { snapshot, config, tokenizer, processor, model, padding: Padding::Right })
+        Ok(Embedder {
+            snapshot,
+            config,
+            tokenizer,
+            processor,
+            model,
+            padding: Padding::Right,
+        })
     }
 
     /// Token ids with every `<|image_pad|>` expanded for its image, plus the images' pixel patches.
     pub fn encode(&self, prompt: &str, images: &[PilImage]) -> Result<EncodedInput> {
-        let patches = images.iter().map(|image| self.processor.preprocess_pil(image)).collect::<Result<Vec<_>, _>>()?;
+        let patches = images
+            .iter()
+            .map(|image| self.processor.preprocess_pil(image))
+            .collect::<Result<Vec<_>, _>>()?;
         let merge = self.config.vision.merge_unit();
-        let counts: Vec<usize> = patches.iter().map(|p| p.grid_thw.iter().product::<usize>() / merge).collect();
+        let counts: Vec<usize> = patches
+            .iter()
+            .map(|p| p.grid_thw.iter().product::<usize>() / merge)
+            .collect();
         let ids = self.tokenizer.expand_images(&self.tokenizer.encode(prompt)?, &counts)?;
         Ok(EncodedInput { ids, images: patches })
     }

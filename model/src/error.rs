@@ -23,6 +23,9 @@ pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
 impl ModelError {
     pub(crate) fn file(path: impl Into<PathBuf>, message: impl ToString) -> Self {
-        ModelError::File { path: path.into(), message: message.to_string() }
+        ModelError::File {
+            path: path.into(),
+            message: message.to_string(),
+        }
     }
 }

@@ -15,7 +15,11 @@ pub struct Linear {
 impl Linear {
     pub fn load(w: &Weights, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
         let weight = w.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
-        let bias = if bias { Some(w.get(&format!("{name}.bias"), &[out_dim])?) } else { None };
+        let bias = if bias {
+            Some(w.get(&format!("{name}.bias"), &[out_dim])?)
+        } else {
+            None
+        };
         Ok(Linear { weight, bias })
     }
 
@@ -42,7 +46,11 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn load(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<Self> {
-        Ok(LayerNorm { weight: w.get(&format!("{name}.weight"), &[dim])?, bias: w.get(&format!("{name}.bias"), &[dim])?, eps })
+        Ok(LayerNorm {
+            weight: w.get(&format!("{name}.weight"), &[dim])?,
+            bias: w.get(&format!("{name}.bias"), &[dim])?,
+            eps,
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -65,7 +73,10 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     pub fn load(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<Self> {
-        Ok(RmsNorm { weight: w.get(&format!("{name}.weight"), &[dim])?, eps })
+        Ok(RmsNorm {
+            weight: w.get(&format!("{name}.weight"), &[dim])?,
+            eps,
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {

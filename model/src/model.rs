@@ -74,7 +74,9 @@ impl Qwen2Vl {
         let (cos, sin) = self.text.rope_tables(&batch.positions, &self.device)?;
         let mask = Tensor::from_vec(batch.mask(crate::text::MASKED), (b, 1, l, l), &self.device)?;
         let inputs = TextInputs {
-            embeds: embeds.reshape((b, l, self.config.text.hidden_size))?.to_dtype(self.dtype)?,
+            embeds: embeds
+                .reshape((b, l, self.config.text.hidden_size))?
+                .to_dtype(self.dtype)?,
             rope: (cos, sin),
             mask,
         };
@@ -95,7 +97,12 @@ impl BatchHidden {
     /// `[batch, hidden]` hidden states at each row's last real token.
     pub fn pooled(&self) -> Result<Tensor> {
         let (b, l, _) = self.hidden.dims3()?;
-        let flat: Vec<u32> = self.pooled_columns.iter().enumerate().map(|(row, &col)| (row * l + col) as u32).collect();
+        let flat: Vec<u32> = self
+            .pooled_columns
+            .iter()
+            .enumerate()
+            .map(|(row, &col)| (row * l + col) as u32)
+            .collect();
         let index = Tensor::from_vec(flat, b, self.hidden.device())?;
         Ok(self.hidden.flatten_to(1)?.index_select(&index, 0)?)
     }

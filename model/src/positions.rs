@@ -21,7 +21,11 @@ pub fn rope_positions(
     image_token: u32,
     vision_start: u32,
 ) -> Result<[Vec<i64>; 3]> {
-    let mut rows: [Vec<i64>; 3] = [Vec::with_capacity(ids.len()), Vec::with_capacity(ids.len()), Vec::with_capacity(ids.len())];
+    let mut rows: [Vec<i64>; 3] = [
+        Vec::with_capacity(ids.len()),
+        Vec::with_capacity(ids.len()),
+        Vec::with_capacity(ids.len()),
+    ];
     let mut next: i64 = 0;
     let mut i = 0;
     let mut image = 0;
@@ -35,7 +39,11 @@ pub fn rope_positions(
             continue;
         }
         let grid = grids.get(image).ok_or_else(|| {
-            ModelError::Input(format!("image token run number {} has no image grid ({} given)", image + 1, grids.len()))
+            ModelError::Input(format!(
+                "image token run number {} has no image grid ({} given)",
+                image + 1,
+                grids.len()
+            ))
         })?;
         let [t, h, w] = [grid[0], grid[1] / merge, grid[2] / merge];
         let run = t * h * w;
@@ -69,7 +77,10 @@ pub fn rope_positions(
         image += 1;
     }
     if image != grids.len() {
-        return Err(ModelError::Input(format!("{} image grids given for {image} image token runs", grids.len())));
+        return Err(ModelError::Input(format!(
+            "{} image grids given for {image} image token runs",
+            grids.len()
+        )));
     }
     Ok(rows)
 }

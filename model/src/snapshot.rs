@@ -51,7 +51,10 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let index = dir.join("model.safetensors.index.json");
     if !index.is_file() {
-        return Err(ModelError::file(dir, "no model.safetensors or model.safetensors.index.json in the snapshot"));
+        return Err(ModelError::file(
+            dir,
+            "no model.safetensors or model.safetensors.index.json in the snapshot",
+        ));
     }
     let text = std::fs::read_to_string(&index).map_err(|e| ModelError::file(&index, e))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::file(&index, e))?;
@@ -69,7 +72,10 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
             if path.is_file() {
                 Ok(path)
             } else {
-                Err(ModelError::file(&path, "shard named in model.safetensors.index.json is missing"))
+                Err(ModelError::file(
+                    &path,
+                    "shard named in model.safetensors.index.json is missing",
+                ))
             }
         })
         .collect()

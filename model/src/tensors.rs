@@ -39,7 +39,12 @@ pub fn checkpoint_tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
             add(format!("{p}.{norm}.weight"), vec![e], TensorKind::NormScale);
             add(format!("{p}.{norm}.bias"), vec![e], TensorKind::NormShift);
         }
-        for (name, out, inp) in [("attn.qkv", 3 * e, e), ("attn.proj", e, e), ("mlp.fc1", v.mlp_dim(), e), ("mlp.fc2", e, v.mlp_dim())] {
+        for (name, out, inp) in [
+            ("attn.qkv", 3 * e, e),
+            ("attn.proj", e, e),
+            ("mlp.fc1", v.mlp_dim(), e),
+            ("mlp.fc2", e, v.mlp_dim()),
+        ] {
             add(format!("{p}.{name}.weight"), vec![out, inp], TensorKind::Weight);
             add(format!("{p}.{name}.bias"), vec![out], TensorKind::Bias);
         }
@@ -48,24 +53,56 @@ pub fn checkpoint_tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
     add("visual.merger.ln_q.weight".into(), vec![e], TensorKind::NormScale);
     add("visual.merger.ln_q.bias".into(), vec![e], TensorKind::NormShift);
     for (name, out, inp) in [("mlp.0", merged, merged), ("mlp.2", v.hidden_size, merged)] {
-        add(format!("visual.merger.{name}.weight"), vec![out, inp], TensorKind::Weight);
+        add(
+            format!("visual.merger.{name}.weight"),
+            vec![out, inp],
+            TensorKind::Weight,
+        );
         add(format!("visual.merger.{name}.bias"), vec![out], TensorKind::Bias);
     }
     let t = &cfg.text;
     let (h, hd) = (t.hidden_size, t.head_dim());
-    add("model.embed_tokens.weight".into(), vec![t.vocab_size, h], TensorKind::Embedding);
+    add(
+        "model.embed_tokens.weight".into(),
+        vec![t.vocab_size, h],
+        TensorKind::Embedding,
+    );
     for i in 0..t.num_hidden_layers {
         let p = format!("model.layers.{i}");
-        for (name, out) in [("q_proj", t.num_attention_heads * hd), ("k_proj", t.num_key_value_heads * hd), ("v_proj", t.num_key_value_heads * hd)] {
+        for (name, out) in [
+            ("q_proj", t.num_attention_heads * hd),
+            ("k_proj", t.num_key_value_heads * hd),
+            ("v_proj", t.num_key_value_heads * hd),
+        ] {
             add(format!("{p}.self_attn.{name}.weight"), vec![out, h], TensorKind::Weight);
             add(format!("{p}.self_attn.{name}.bias"), vec![out], TensorKind::Bias);
         }
-        add(format!("{p}.self_attn.o_proj.weight"), vec![h, t.num_attention_heads * hd], TensorKind::Weight);
-        add(format!("{p}.mlp.gate_proj.weight"), vec![t.intermediate_size, h], TensorKind::Weight);
-        add(format!("{p}.mlp.up_proj.weight"), vec![t.intermediate_size, h], TensorKind::Weight);
-        add(format!("{p}.mlp.down_proj.weight"), vec![h, t.intermediate_size], TensorKind::Weight);
+        add(
+            format!("{p}.self_attn.o_proj.weight"),
+            vec![h, t.num_attention_heads * hd],
+            TensorKind::Weight,
+        );
+        add(
+            format!("{p}.mlp.gate_proj.weight"),
+            vec![t.intermediate_size, h],
+            TensorKind::Weight,
+        );
+        add(
+            format!("{p}.mlp.up_proj.weight"),
+            vec![t.intermediate_size, h],
+            TensorKind::Weight,
+        );
+        add(
+            format!("{p}.mlp.down_proj.weight"),
+            vec![h, t.intermediate_size],
+            TensorKind::Weight,
+        );
         add(format!("{p}.input_layernorm.weight"), vec![h], TensorKind::NormScale);
-        add(format!("{p}.post_attention_layernorm.weight"), vec![h], TensorKind::NormScale);
+        add(
+            format!("{p}.post_attention_layernorm.weight"),
+            vec![h],
+            TensorKind::NormScale,
+        );
     }
     add("model.norm.weight".into(), vec![h], TensorKind::NormScale);
     specs

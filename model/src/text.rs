@@ -60,10 +60,16 @@ impl Attention {
         let group = self.heads / self.kv_heads;
         let q = q.reshape((b, self.kv_heads, group * l, self.head_dim))?;
         let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?;
-        let scores = scores.reshape((b, self.heads, l, l))?.to_dtype(DType::F32)?.broadcast_add(&inputs.mask)?;
-        let probs = softmax_f32(&scores)?.to_dtype(v.dtype())?.reshape((b, self.kv_heads, group * l, l))?;
+        let scores = scores
+            .reshape((b, self.heads, l, l))?
+            .to_dtype(DType::F32)?
+            .broadcast_add(&inputs.mask)?;
+        let probs = softmax_f32(&scores)?
+            .to_dtype(v.dtype())?
+            .reshape((b, self.kv_heads, group * l, l))?;
         let out = probs.matmul(&v)?.reshape((b, self.heads, l, self.head_dim))?;
-        self.o.forward(&out.transpose(1, 2)?.reshape((b, l, self.heads * self.head_dim))?)
+        self.o
+            .forward(&out.transpose(1, 2)?.reshape((b, l, self.heads * self.head_dim))?)
     }
 }
 
@@ -126,7 +132,9 @@ impl TextModel {
         Ok(TextModel {
             cfg: cfg.clone(),
             embed_tokens: w.get("model.embed_tokens.weight", &[cfg.vocab_size, cfg.hidden_size])?,
-            layers: (0..cfg.num_hidden_layers).map(|i| DecoderLayer::load(w, cfg, i)).collect::<Result<_>>()?,
+            layers: (0..cfg.num_hidden_layers)
+                .map(|i| DecoderLayer::load(w, cfg, i))
+                .collect::<Result<_>>()?,
             norm: RmsNorm::load(w, "model.norm", cfg.hidden_size, cfg.rms_norm_eps)?,
         })
     }
@@ -155,7 +163,9 @@ impl TextModel {
         let head_dim = self.cfg.head_dim();
         let half = head_dim / 2;
         let theta = self.cfg.rope_theta as f32;
-        let inv_freq: Vec<f32> = (0..half).map(|k| 1.0 / theta.powf((2 * k) as f32 / head_dim as f32)).collect();
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|k| 1.0 / theta.powf((2 * k) as f32 / head_dim as f32))
+            .collect();
         let mut row_of = Vec::with_capacity(half);
         for (row, &width) in self.cfg.mrope_section.iter().enumerate() {
             row_of.extend(std::iter::repeat_n(row, width));

@@ -24,8 +24,13 @@ pub struct PromptTokenizer {
 
 impl PromptTokenizer {
     pub fn load(path: &Path, tokens: &SpecialTokens) -> Result<Self> {
-        let inner = Tokenizer::from_file(path).map_err(|e| ModelError::file(path, format!("cannot load tokenizer: {e}")))?;
-        for (text, id) in [(IMAGE_PAD, tokens.image), (VISION_START, tokens.vision_start), (VISION_END, tokens.vision_end)] {
+        let inner =
+            Tokenizer::from_file(path).map_err(|e| ModelError::file(path, format!("cannot load tokenizer: {e}")))?;
+        for (text, id) in [
+            (IMAGE_PAD, tokens.image),
+            (VISION_START, tokens.vision_start),
+            (VISION_END, tokens.vision_end),
+        ] {
             match inner.token_to_id(text) {
                 Some(found) if found == id => {}
                 Some(found) => {
@@ -79,12 +84,16 @@ impl PromptTokenizer {
         }
         let excess = ids.len() - max_len;
         let (Some(im_start), Some(im_end)) = (self.im_start, self.im_end) else {
-            return Err(ModelError::Input("cannot find the user turn: the tokenizer has no <|im_start|>/<|im_end|>".into()));
+            return Err(ModelError::Input(
+                "cannot find the user turn: the tokenizer has no <|im_start|>/<|im_end|>".into(),
+            ));
         };
         let tail = ids.iter().rposition(|&id| id == im_end);
         let turn = tail.and_then(|t| ids[..t].iter().rposition(|&id| id == im_start));
         let (Some(tail), Some(turn)) = (tail, turn) else {
-            return Err(ModelError::Input("cannot find the user turn (<|im_start|>user ... <|im_end|>) in the prompt".into()));
+            return Err(ModelError::Input(
+                "cannot find the user turn (<|im_start|>user ... <|im_end|>) in the prompt".into(),
+            ));
         };
         // The role name and its newline follow <|im_start|>.
         let text_start = (turn + 3).min(tail);
@@ -108,7 +117,10 @@ impl PromptTokenizer {
 
     /// Token ids of `text` exactly as written: the prompt already carries its chat markers, so nothing is added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self.inner.encode_fast(text, false).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let encoding = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 

@@ -36,7 +36,9 @@ impl VisionBlock {
 
     fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), blocks: &[usize], heads: usize) -> Result<Tensor> {
         let x = (x + self.attention(&self.norm1.forward(x)?, rope, blocks, heads)?)?;
-        let mlp = self.fc2.forward(&quick_gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
+        let mlp = self
+            .fc2
+            .forward(&quick_gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
         Ok((x + mlp)?)
     }
 
@@ -76,10 +78,18 @@ impl VisionTower {
     pub fn load(w: &Weights, cfg: &VisionConfig) -> Result<Self> {
         let e = cfg.embed_dim;
         // The Conv3d's kernel equals its stride, so over pre-flattened patches it is a plain linear map.
-        let conv_shape = [e, cfg.in_channels, cfg.temporal_patch_size, cfg.patch_size, cfg.patch_size];
+        let conv_shape = [
+            e,
+            cfg.in_channels,
+            cfg.temporal_patch_size,
+            cfg.patch_size,
+            cfg.patch_size,
+        ];
         let conv = w.get("visual.patch_embed.proj.weight", &conv_shape)?;
         let patch_embed = Linear::from_tensors(conv.reshape((e, cfg.patch_values()))?, None);
-        let blocks = (0..cfg.depth).map(|i| VisionBlock::load(w, cfg, i)).collect::<Result<Vec<_>>>()?;
+        let blocks = (0..cfg.depth)
+            .map(|i| VisionBlock::load(w, cfg, i))
+            .collect::<Result<Vec<_>>>()?;
         let merged = e * cfg.merge_unit();
         Ok(VisionTower {
             cfg: cfg.clone(),
@@ -102,8 +112,13 @@ impl VisionTower {
             )));
         }
         let rope = self.rotary_tables(grids, patches.device())?;
-        let blocks: Vec<usize> = grids.iter().flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t)).collect();
-        let mut x = self.patch_embed.forward(&patches.to_dtype(self.patch_embed.weight().dtype())?)?;
+        let blocks: Vec<usize> = grids
+            .iter()
+            .flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t))
+            .collect();
+        let mut x = self
+            .patch_embed
+            .forward(&patches.to_dtype(self.patch_embed.weight().dtype())?)?;
         for block in &self.blocks {
             x = block.forward(&x, &rope, &blocks, self.cfg.num_heads)?;
         }
@@ -116,8 +131,9 @@ impl VisionTower {
     fn rotary_tables(&self, grids: &[[usize; 3]], device: &Device) -> Result<(Tensor, Tensor)> {
         let head_dim = self.cfg.head_dim();
         let rotary_dim = head_dim / 2;
-        let inv_freq: Vec<f32> =
-            (0..rotary_dim / 2).map(|k| 1.0 / VISION_ROPE_THETA.powf((2 * k) as f32 / rotary_dim as f32)).collect();
+        let inv_freq: Vec<f32> = (0..rotary_dim / 2)
+            .map(|k| 1.0 / VISION_ROPE_THETA.powf((2 * k) as f32 / rotary_dim as f32))
+            .collect();
         let m = self.cfg.spatial_merge_size;
         let total: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
         let mut angles = Vec::with_capacity(total * head_dim);
@@ -146,4 +162,3 @@ impl VisionTower {
         Ok((angles.cos()?.to_dtype(DType::F32)?, angles.sin()?.to_dtype(DType::F32)?))
     }
 }
-

@@ -35,12 +35,21 @@ impl Weights {
         let tensors = unsafe { MmapedSafetensors::multi(&snapshot.weights) }
             .map_err(|e| ModelError::file(&snapshot.weights[0], format!("cannot read safetensors: {e}")))?;
         let names: HashSet<String> = tensors.tensors().into_iter().map(|(name, _)| name).collect();
-        let layout = if names.iter().any(|n| n.starts_with("model.language_model.") || n.starts_with("model.visual.")) {
+        let layout = if names
+            .iter()
+            .any(|n| n.starts_with("model.language_model.") || n.starts_with("model.visual."))
+        {
             NameLayout::Nested
         } else {
             NameLayout::Original
         };
-        Ok(Weights { tensors, names, layout, dtype, device: device.clone() })
+        Ok(Weights {
+            tensors,
+            names,
+            layout,
+            dtype,
+            device: device.clone(),
+        })
     }
 
     pub fn layout(&self) -> NameLayout {
@@ -66,7 +75,10 @@ impl Weights {
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let stored = self.stored_name(name);
         if !self.names.contains(&stored) {
-            return Err(ModelError::Tensor { name: stored, message: "missing from the snapshot".into() });
+            return Err(ModelError::Tensor {
+                name: stored,
+                message: "missing from the snapshot".into(),
+            });
         }
         let view = self.tensors.get(&stored)?;
         if view.shape() != shape {

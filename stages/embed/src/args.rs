@@ -97,6 +97,7 @@ pub struct EmbedArgs {
     pub padding: PaddingArg,
     /// Embed only shard i of n (1-based): every n-th part of the plan, for splitting over machines.
     #[arg(long)]
+    #[serde(skip)]
     pub shard: Option<String>,
     /// Folder for finished parts (default: <out>.work); removed when the output is written.
     #[arg(long)]
@@ -104,7 +105,12 @@ pub struct EmbedArgs {
     pub work_dir: Option<PathBuf>,
     /// Items per resumable part (whole batches; a part is the unit of resuming and sharding).
     #[arg(long, default_value_t = 256)]
+    #[serde(skip)]
     pub part_items: usize,
+    /// Stop with an error after writing this many parts, as if killed (for testing resumption).
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub stop_after_parts: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -139,7 +145,9 @@ pub enum PaddingArg {
 
 /// `i/n` with 1 <= i <= n.
 pub fn parse_shard(text: &str) -> anyhow::Result<(usize, usize)> {
-    let parsed = text.split_once('/').and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+    let parsed = text
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
     match parsed {
         Some((i, n)) if i >= 1 && i <= n => Ok((i, n)),
         _ => anyhow::bail!("--shard {text}: expected i/n with 1 <= i <= n, e.g. 2/4"),

@@ -8,7 +8,8 @@ use saha_model::image::{ImageProcessor, PilImage, PixelPatches, ResolutionPolicy
 use saha_schemas::Item;
 
 pub fn parse_policy(text: &str) -> Result<ResolutionPolicy> {
-    text.parse::<ResolutionPolicy>().map_err(|e| anyhow::anyhow!("--resolution {text}: {e}"))
+    text.parse::<ResolutionPolicy>()
+        .map_err(|e| anyhow::anyhow!("--resolution {text}: {e}"))
 }
 
 pub struct ImageContext<'a> {
@@ -27,24 +28,41 @@ impl ImageContext<'_> {
 
     /// The patch grid of the item's image from its header alone (no decoding); empty for text items.
     pub fn planned_grids(&self, item: &Item) -> Result<Vec<[usize; 3]>, String> {
-        let Some(relative) = &item.image_path else { return Ok(Vec::new()) };
+        let Some(relative) = &item.image_path else {
+            return Ok(Vec::new());
+        };
         let path = self.path(relative)?;
         let (width, height) = header_size(&path)?;
-        let (width, height) = match self.policy.target_size(width, height).map_err(|e| format!("{}: {e}", path.display()))? {
+        let (width, height) = match self
+            .policy
+            .target_size(width, height)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+        {
             Some(size) => size,
             None => (width, height),
         };
-        let grid = self.processor.grid_thw(height, width).map_err(|e| format!("{}: {e}", path.display()))?;
+        let grid = self
+            .processor
+            .grid_thw(height, width)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(vec![grid])
     }
 
     /// The item's image as pixel patches; empty for text items.
     pub fn load(&self, item: &Item) -> Result<Vec<PixelPatches>, String> {
-        let Some(relative) = &item.image_path else { return Ok(Vec::new()) };
+        let Some(relative) = &item.image_path else {
+            return Ok(Vec::new());
+        };
         let path = self.path(relative)?;
         let image = PilImage::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let image = self.policy.apply(&image).map_err(|e| format!("{}: {e}", path.display()))?;
-        let patches = self.processor.preprocess_pil(&image).map_err(|e| format!("{}: {e}", path.display()))?;
+        let image = self
+            .policy
+            .apply(&image)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let patches = self
+            .processor
+            .preprocess_pil(&image)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(vec![patches])
     }
 }
@@ -56,6 +74,8 @@ fn header_size(path: &Path) -> Result<(usize, usize), String> {
     let reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| format!("{}: cannot open image: {e}", path.display()))?;
-    let (w, h) = reader.into_dimensions().map_err(|e| format!("{}: not a readable image: {e}", path.display()))?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| format!("{}: not a readable image: {e}", path.display()))?;
     Ok((w as usize, h as usize))
 }

@@ -13,8 +13,8 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use rayon::prelude::*;
 use saha_model::{Embedder, EncodedInput};
-use saha_schemas::records::{read_records, write_records};
 use saha_schemas::embeddings::Embeddings;
+use saha_schemas::records::{read_records, write_records};
 use saha_schemas::{progress, Item, Provenance, SkippedRow};
 
 pub use args::{Cli, Command, DtypeArg, EmbedArgs, MergeArgs, OnBadImage, PaddingArg, Truncate};
@@ -61,12 +61,17 @@ fn embed(args: &EmbedArgs) -> Result<String> {
         bail!("{}: no items to embed", items_path.display());
     }
     prov.input(items_path)?;
-    let embedder = Embedder::load(model_dir, dtype, &device).with_context(|| format!("loading {}", model_dir.display()))?;
+    let embedder =
+        Embedder::load(model_dir, dtype, &device).with_context(|| format!("loading {}", model_dir.display()))?;
     for file in embedder.snapshot.content_files() {
         prov.input(&file)?;
     }
     let model_name = model_name(model_dir, &prov);
-    let images = ImageContext { root: args.image_root.clone(), processor: &embedder.processor, policy };
+    let images = ImageContext {
+        root: args.image_root.clone(),
+        processor: &embedder.processor,
+        policy,
+    };
 
     let bar = progress::bar(items.len() as u64, "plan");
     let planned: Vec<Result<(Planned, bool), Bad>> = items
@@ -76,7 +81,13 @@ fn embed(args: &EmbedArgs) -> Result<String> {
             let grids = images.planned_grids(item).map_err(|reason| Bad::Image(reason))?;
             let tokens = tokens_for(&embedder, args, item, &grids).map_err(Bad::Fatal)?;
             bar.inc(1);
-            Ok((Planned { item: index, len: tokens.ids.len() }, tokens.dropped > 0))
+            Ok((
+                Planned {
+                    item: index,
+                    len: tokens.ids.len(),
+                },
+                tokens.dropped > 0,
+            ))
         })
         .collect();
     bar.finish_and_clear();
@@ -111,15 +122,21 @@ fn embed(args: &EmbedArgs) -> Result<String> {
     let work_dir = args.work_dir.clone().unwrap_or_else(|| sibling(out, ".work"));
     let work = WorkDir::open(&work_dir, &fingerprint, args.shard.as_deref())?;
 
-    let total: usize = mine.iter().map(|&p| all_parts[p].iter().map(Vec::len).sum::<usize>()).sum();
+    let total: usize = mine
+        .iter()
+        .map(|&p| all_parts[p].iter().map(Vec::len).sum::<usize>())
+        .sum();
     let bar = progress::bar(total as u64, "embed");
     let mut counts = Counts::default();
+    let mut resumed = 0;
+    let mut written = 0;
     let mut rows: Vec<(u32, Arc<Vec<f32>>)> = Vec::with_capacity(total);
     let dim = embedder.config.text.hidden_size;
     for &part in &mine {
         let batches = &all_parts[part];
         counts.batches += batches.len();
         if let Some(done) = work.load_part(part, dim)? {
+            resumed += 1;
             bar.inc(done.len() as u64);
             rows.extend(done);
             continue;
@@ -128,12 +145,18 @@ fn embed(args: &EmbedArgs) -> Result<String> {
         for batch in batches {
             let inputs: Vec<EncodedInput> = batch
                 .par_iter()
-                .map(|&index| encode(&embedder, args, &images, &items[index]).map_err(|e| e.context(item_label(items_path, index, &items[index]))))
+                .map(|&index| {
+                    encode(&embedder, args, &images, &items[index])
+                        .map_err(|e| e.context(item_label(items_path, index, &items[index])))
+                })
                 .collect::<Result<_>>()?;
             let vectors = embedder.embed(&inputs)?;
             for (&index, vector) in batch.iter().zip(vectors) {
                 if vector.iter().any(|v| !v.is_finite()) {
-                    bail!("{}: the model produced a non-finite embedding", item_label(items_path, index, &items[index]));
+                    bail!(
+                        "{}: the model produced a non-finite embedding",
+                        item_label(items_path, index, &items[index])
+                    );
                 }
                 part_rows.push((items[index].item_id, Arc::new(vector)));
             }
@@ -141,10 +164,18 @@ fn embed(args: &EmbedArgs) -> Result<String> {
         }
         work.save_part(part, dim, &part_rows, &model_name)?;
         rows.extend(part_rows);
+        written += 1;
+        if args.stop_after_parts == Some(written) {
+            bail!("stopped after {written} parts as --stop-after-parts asked; run again to resume");
+        }
     }
     bar.finish_and_clear();
     counts.embedded = rows.len();
-    counts.truncated = mine.iter().flat_map(|&p| all_parts[p].iter().flatten()).filter(|&&i| truncated[i]).count();
+    counts.truncated = mine
+        .iter()
+        .flat_map(|&p| all_parts[p].iter().flatten())
+        .filter(|&&i| truncated[i])
+        .count();
     counts.skipped = skipped.len();
 
     rows.sort_by_key(|(id, _)| *id);
@@ -164,13 +195,25 @@ fn embed(args: &EmbedArgs) -> Result<String> {
         prov.stat("shard", format!("{i}/{n}"));
     }
     if args.on_bad_image == OnBadImage::Skip {
-        let path = args.skipped.clone().unwrap_or_else(|| out.with_file_name("embed_skipped.parquet"));
+        let path = args
+            .skipped
+            .clone()
+            .unwrap_or_else(|| out.with_file_name("embed_skipped.parquet"));
         write_records(&path, &skipped, &prov)?;
     }
     embeddings.write(out, &prov)?;
     work.remove()?;
+    let resumed = if resumed > 0 {
+        format!(
+            ", {resumed} of {} parts resumed from {}",
+            mine.len(),
+            work_dir.display()
+        )
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "{} items embedded ({} batches, {} prompts shortened, {} skipped) -> {}",
+        "{} items embedded ({} batches, {} prompts shortened, {} skipped{resumed}) -> {}",
         counts.embedded,
         counts.batches,
         counts.truncated,
@@ -193,11 +236,17 @@ struct Tokens {
 fn tokens_for(embedder: &Embedder, args: &EmbedArgs, item: &Item, grids: &[[usize; 3]]) -> Result<Tokens> {
     let merge = embedder.config.vision.merge_unit();
     let counts: Vec<usize> = grids.iter().map(|g| g.iter().product::<usize>() / merge).collect();
-    let mut ids = embedder.tokenizer.expand_images(&embedder.tokenizer.encode(&item.prompt)?, &counts)?;
+    let mut ids = embedder
+        .tokenizer
+        .expand_images(&embedder.tokenizer.encode(&item.prompt)?, &counts)?;
     let dropped = match args.truncate {
         Truncate::UserText => embedder.tokenizer.fit_user_text(&mut ids, args.max_len)?,
         Truncate::Error if ids.len() > args.max_len => {
-            bail!("the prompt has {} tokens, over --max-len {} (use --truncate user-text)", ids.len(), args.max_len)
+            bail!(
+                "the prompt has {} tokens, over --max-len {} (use --truncate user-text)",
+                ids.len(),
+                args.max_len
+            )
         }
         Truncate::Error => 0,
     };
@@ -208,7 +257,10 @@ fn encode(embedder: &Embedder, args: &EmbedArgs, images: &ImageContext, item: &I
     let patches = images.load(item).map_err(anyhow::Error::msg)?;
     let grids: Vec<[usize; 3]> = patches.iter().map(|p| p.grid_thw).collect();
     let tokens = tokens_for(embedder, args, item, &grids)?;
-    Ok(EncodedInput { ids: tokens.ids, images: patches })
+    Ok(EncodedInput {
+        ids: tokens.ids,
+        images: patches,
+    })
 }
 
 fn item_label(items: &Path, row: usize, item: &Item) -> String {
@@ -226,7 +278,10 @@ fn model_name(dir: &Path, prov: &Provenance) -> String {
         hash.update(input.sha256.as_bytes());
     }
     let digest = hash.finalize();
-    let name = dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     format!("qwen2-vl:{}@{hex}", name.unwrap_or_else(|| "model".into()))
 }
@@ -238,7 +293,8 @@ fn parse_device(text: &str) -> Result<Device> {
     let Some(ordinal) = text.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) else {
         bail!("--device {text}: expected cpu or cuda:N");
     };
-    Device::new_cuda(ordinal).with_context(|| format!("--device {text} (this binary needs the `cuda` feature and a GPU)"))
+    Device::new_cuda(ordinal)
+        .with_context(|| format!("--device {text} (this binary needs the `cuda` feature and a GPU)"))
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
-use saha_schemas::read::ParquetTable;
 use saha_schemas::embeddings::Embeddings;
+use saha_schemas::read::ParquetTable;
 use saha_schemas::Provenance;
 
 use crate::args::{parse_shard, MergeArgs};
@@ -19,11 +19,21 @@ pub fn run(args: &MergeArgs) -> Result<String> {
         let prov = ParquetTable::open(path)?
             .provenance()
             .with_context(|| format!("{}: no saha-embed metadata", path.display()))?;
-        let shard = prov.stats.get("shard").and_then(|v| v.as_str()).map(parse_shard).transpose()?;
+        let shard = prov
+            .stats
+            .get("shard")
+            .and_then(|v| v.as_str())
+            .map(parse_shard)
+            .transpose()?;
         let Some((i, n)) = shard else {
             bail!("{}: not a shard file (written without --shard)", path.display());
         };
-        let fingerprint = prov.stats.get("plan_fingerprint").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let fingerprint = prov
+            .stats
+            .get("plan_fingerprint")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
         match &expected {
             None => expected = Some((n, fingerprint)),
             Some((n0, f0)) if *n0 != n || *f0 != fingerprint => bail!(
@@ -45,7 +55,10 @@ pub fn run(args: &MergeArgs) -> Result<String> {
     let mut prov = shards[&1].1.clone();
     prov.stats.remove("shard");
     for key in SUMMED_STATS {
-        let total: u64 = shards.values().map(|(_, p)| p.stats.get(key).and_then(|v| v.as_u64()).unwrap_or(0)).sum();
+        let total: u64 = shards
+            .values()
+            .map(|(_, p)| p.stats.get(key).and_then(|v| v.as_u64()).unwrap_or(0))
+            .sum();
         prov.stats.insert(key.to_string(), total.into());
     }
     let first = &shards[&1].0;
@@ -53,7 +66,11 @@ pub fn run(args: &MergeArgs) -> Result<String> {
     let mut rows: Vec<(u32, &[f32])> = Vec::new();
     for (i, (e, _)) in &shards {
         if e.dim != dim || e.model != model {
-            bail!("shard {i}: model {} / dimension {} differ from shard 1's", e.model, e.dim);
+            bail!(
+                "shard {i}: model {} / dimension {} differ from shard 1's",
+                e.model,
+                e.dim
+            );
         }
         rows.extend((0..e.len()).map(|r| (e.item_ids[r], e.row(r))));
     }
@@ -66,5 +83,10 @@ pub fn run(args: &MergeArgs) -> Result<String> {
         normalized: true,
     };
     merged.write(&args.out, &prov)?;
-    Ok(format!("{} shards, {} items -> {}", n, merged.len(), args.out.display()))
+    Ok(format!(
+        "{} shards, {} items -> {}",
+        n,
+        merged.len(),
+        args.out.display()
+    ))
 }

@@ -56,7 +56,10 @@ mod tests {
     use super::*;
 
     fn planned(lens: &[usize]) -> Vec<Planned> {
-        lens.iter().enumerate().map(|(item, &len)| Planned { item, len }).collect()
+        lens.iter()
+            .enumerate()
+            .map(|(item, &len)| Planned { item, len })
+            .collect()
     }
 
     #[test]
@@ -81,6 +84,11 @@ mod tests {
         let b = batches(&planned(&[1; 10]), 1000, 3);
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 3, 1]);
         let p = parts(b, 4);
-        assert_eq!(p.iter().map(|part| part.iter().map(Vec::len).sum::<usize>()).collect::<Vec<_>>(), vec![6, 4]);
+        assert_eq!(
+            p.iter()
+                .map(|part| part.iter().map(Vec::len).sum::<usize>())
+                .collect::<Vec<_>>(),
+            vec![6, 4]
+        );
     }
 }

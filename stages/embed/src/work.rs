@@ -33,7 +33,8 @@ impl WorkDir {
         let plan = serde_json::json!({"fingerprint": fingerprint, "shard": shard}).to_string();
         let plan_path = dir.join(PLAN_FILE);
         if plan_path.is_file() {
-            let found = std::fs::read_to_string(&plan_path).with_context(|| format!("reading {}", plan_path.display()))?;
+            let found =
+                std::fs::read_to_string(&plan_path).with_context(|| format!("reading {}", plan_path.display()))?;
             if found.trim() != plan {
                 bail!(
                     "{}: this work folder holds parts of a different run (other items, model, settings or shard); \
@@ -62,7 +63,11 @@ impl WorkDir {
         if done.dim != dim {
             bail!("{}: part has dimension {}, the model {dim}", path.display(), done.dim);
         }
-        Ok(Some((0..done.len()).map(|i| (done.item_ids[i], Arc::new(done.row(i).to_vec()))).collect()))
+        Ok(Some(
+            (0..done.len())
+                .map(|i| (done.item_ids[i], Arc::new(done.row(i).to_vec())))
+                .collect(),
+        ))
     }
 
     pub fn save_part(&self, part: usize, dim: usize, rows: &[(u32, Arc<Vec<f32>>)], model: &str) -> Result<()> {
@@ -73,7 +78,10 @@ impl WorkDir {
             model: model.to_string(),
             normalized: true,
         };
-        embeddings.write(&self.part_path(part), &Provenance::new(STAGE, env!("CARGO_PKG_VERSION")))?;
+        embeddings.write(
+            &self.part_path(part),
+            &Provenance::new(STAGE, env!("CARGO_PKG_VERSION")),
+        )?;
         Ok(())
     }
 

@@ -11,10 +11,16 @@ use crate::{Args, Layout, StoredDtype};
 /// swaps it in, so a reader never sees half a snapshot.
 pub fn write_snapshot(args: &Args, tensors: &[(String, Tensor)]) -> Result<()> {
     if !args.tokenizer.is_file() {
-        bail!("{}: tokenizer not found (run scripts/fetch-tokenizer.sh)", args.tokenizer.display());
+        bail!(
+            "{}: tokenizer not found (run scripts/fetch-tokenizer.sh)",
+            args.tokenizer.display()
+        );
     }
     let out = &args.out;
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let name = out.file_name().context("--out needs a folder name")?.to_string_lossy();
     let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));

@@ -30,7 +30,10 @@ pub enum StoredDtype {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "saha-init-model", about = "Write a random-weight Qwen2-VL snapshot (tiny by default) from a seed")]
+#[command(
+    name = "saha-init-model",
+    about = "Write a random-weight Qwen2-VL snapshot (tiny by default) from a seed"
+)]
 pub struct Args {
     /// Snapshot folder to write (replaced atomically if it exists).
     #[arg(long)]
@@ -111,7 +114,10 @@ impl Args {
             Layout::Original => {
                 object.extend(text.as_object().expect("object").clone());
                 object.insert("rope_theta".into(), 1_000_000.0.into());
-                object.insert("rope_scaling".into(), serde_json::json!({"type": "mrope", "mrope_section": [t, h, w]}));
+                object.insert(
+                    "rope_scaling".into(),
+                    serde_json::json!({"type": "mrope", "mrope_section": [t, h, w]}),
+                );
             }
             Layout::Nested => {
                 let mut text = text;
@@ -146,12 +152,16 @@ impl Args {
 /// Writes the snapshot; returns the number of parameters.
 pub fn run(args: &Args) -> Result<usize> {
     if args.mrope_section.len() != 3 {
-        bail!("--mrope-section needs three numbers (t,h,w), got {:?}", args.mrope_section);
+        bail!(
+            "--mrope-section needs three numbers (t,h,w), got {:?}",
+            args.mrope_section
+        );
     }
     if args.shards == 0 {
         bail!("--shards must be at least 1");
     }
-    let config = saha_model::ModelConfig::from_value(&args.config_json()).context("the requested shape is not a valid Qwen2-VL")?;
+    let config = saha_model::ModelConfig::from_value(&args.config_json())
+        .context("the requested shape is not a valid Qwen2-VL")?;
     let tensors = random_tensors(&config, args.seed, args.init_std)?;
     let params = tensors.iter().map(|(_, t)| t.elem_count()).sum();
     write_snapshot(args, &tensors)?;

@@ -1,0 +1,402 @@
+//! Embedding throughput of the candle Qwen2-VL (saha-model) on CPU, for `make bench-embed`.
+//!
+//! Builds `--batch` deterministic inputs of one kind (`text`: a ~60-token user text; `image`: a 448x448
+//! PNG plus such a text), in the SaHa reference prompt template, embeds them once to warm up, then times
+//! `--iters` batches: encoding (PNG decode, image preprocessing, tokenisation) apart from the model
+//! forward. Prints one JSON line. With `--dump FILE` it also writes the prompts, image paths and the
+//! first batch's embeddings, which `tests/oracle/bench_embed_torch.py` reads to run the same inputs in
+//! transformers and check that both compute the same embeddings.
+//!
+//! Usage: saha-bench-embed --model DIR --kind text|image --batch N --iters K [--images DIR] [--dump FILE]
+//!        [--components]
+//! `--images DIR` holds img_00.png, img_01.png, ... (written there when missing). `--components` adds
+//! the vision tower's share of the forward time (timed apart, after the main loop).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use saha_model::image::PilImage;
+use saha_model::{Embedder, EncodedInput};
+use serde_json::json;
+
+/// The README string every SaHa command passes as --Q_prompt and --D_prompt.
+const SYSTEM_PROMPT: &str =
+    "Given an image, summarize the provided image in one word. Given only text, describe the text in one word.";
+const IMAGE_SIDE: u32 = 448;
+
+const WORDS: &[&str] = &[
+    "the",
+    "a",
+    "man",
+    "woman",
+    "child",
+    "dog",
+    "cat",
+    "red",
+    "blue",
+    "green",
+    "small",
+    "large",
+    "old",
+    "young",
+    "boat",
+    "harbour",
+    "street",
+    "market",
+    "bicycle",
+    "train",
+    "station",
+    "window",
+    "garden",
+    "river",
+    "bridge",
+    "mountain",
+    "forest",
+    "beach",
+    "wave",
+    "cloud",
+    "morning",
+    "evening",
+    "quiet",
+    "busy",
+    "walks",
+    "runs",
+    "sits",
+    "holds",
+    "watches",
+    "carries",
+    "past",
+    "along",
+    "under",
+    "behind",
+    "near",
+    "with",
+    "and",
+    "while",
+    "two",
+    "three",
+    "painted",
+    "wooden",
+    "stone",
+    "glass",
+    "bright",
+    "faded",
+    "coat",
+    "hat",
+    "umbrella",
+    "basket",
+    "apples",
+    "bread",
+    "coffee",
+    "table",
+    "chairs",
+    "lamp",
+    "light",
+    "shadow",
+    "crowd",
+    "tourists",
+    "seagulls",
+    "photographs",
+    "kitchen",
+    "library",
+    "museum",
+    "painting",
+    "sculpture",
+    "festival",
+    "music",
+    "guitar",
+    "football",
+    "stadium",
+    "airport",
+    "airplane",
+    "tower",
+    "clock",
+    "rain",
+    "snow",
+    "sunset",
+    "harvest",
+    "field",
+    "farmer",
+    "tractor",
+    "horse",
+    "sheep",
+    "village",
+    "church",
+    "castle",
+    "road",
+    "car",
+    "truck",
+    "bus",
+];
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: saha-bench-embed --model DIR --kind text|image --batch N --iters K [--images DIR] [--dump FILE] \
+         [--components]"
+    );
+    std::process::exit(2)
+}
+
+struct Args {
+    model: PathBuf,
+    kind: String,
+    batch: usize,
+    iters: usize,
+    images: PathBuf,
+    dump: Option<PathBuf>,
+    components: bool,
+}
+
+fn parse_args() -> Args {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str| -> Option<String> {
+        argv.iter()
+            .position(|a| a == name)
+            .map(|i| argv.get(i + 1).cloned().unwrap_or_else(|| usage()))
+    };
+    let number = |name: &str, default: usize| -> usize {
+        value(name).map_or(default, |v| v.parse().unwrap_or_else(|_| usage()))
+    };
+    let args = Args {
+        model: value("--model").map(PathBuf::from).unwrap_or_else(|| usage()),
+        kind: value("--kind").unwrap_or_else(|| "text".into()),
+        batch: number("--batch", 16),
+        iters: number("--iters", 5),
+        images: value("--images")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("runs/bench-embed/images")),
+        dump: value("--dump").map(PathBuf::from),
+        components: argv.iter().any(|a| a == "--components"),
+    };
+    if !matches!(args.kind.as_str(), "text" | "image") || args.batch == 0 || args.iters == 0 {
+        usage();
+    }
+    args
+}
+
+/// splitmix64: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn template(user: &str) -> String {
+    format!(
+        "<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+    )
+}
+
+/// Item `i`'s user text: words until the text alone is 52..=68 tokens (about 60 on average), so rows
+/// of a batch differ in length and the batch is padded.
+fn user_text(embedder: &Embedder, i: usize) -> String {
+    let mut rng = Rng(0x5A4A_0000 + i as u64);
+    let target = 52 + (i * 7) % 17;
+    let mut text = String::new();
+    loop {
+        let word = WORDS[rng.below(WORDS.len())];
+        let candidate = if text.is_empty() {
+            let mut w = word.to_string();
+            w[..1].make_ascii_uppercase();
+            w
+        } else {
+            format!("{text} {word}")
+        };
+        let n = embedder
+            .tokenizer
+            .encode(&format!("{candidate}."))
+            .expect("tokenise")
+            .len();
+        if n > target {
+            return format!("{text}.");
+        }
+        text = candidate;
+        if n == target {
+            return format!("{text}.");
+        }
+    }
+}
+
+/// A deterministic 448x448 RGB image: smooth gradients with a per-image phase plus pixel noise (so PNG
+/// decoding does real work, as with photos).
+fn write_image(path: &Path, seed: u64) {
+    let mut rng = Rng(0x1A6E_0000 + seed);
+    let phase = [rng.below(628) as f32 / 100.0, rng.below(628) as f32 / 100.0];
+    let side = IMAGE_SIDE as f32 - 1.0;
+    let img = image::RgbImage::from_fn(IMAGE_SIDE, IMAGE_SIDE, |x, y| {
+        let (u, v) = (x as f32 / side, y as f32 / side);
+        let noise = |r: &mut Rng| (r.below(37) as f32) - 18.0;
+        let r = 255.0 * u + noise(&mut rng);
+        let g = 255.0 * (0.5 + 0.5 * (std::f32::consts::TAU * (u + v) + phase[0]).sin()) + noise(&mut rng);
+        let b =
+            255.0 * (1.0 - v) * (0.6 + 0.4 * (3.0 * std::f32::consts::PI * u * v + phase[1]).cos()) + noise(&mut rng);
+        image::Rgb([r, g, b].map(|c| c.round().clamp(0.0, 255.0) as u8))
+    });
+    img.save(path)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+struct Item {
+    prompt: String,
+    image: Option<PathBuf>,
+}
+
+fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
+    items
+        .iter()
+        .map(|item| {
+            let images: Vec<PilImage> = item
+                .image
+                .iter()
+                .map(|p| PilImage::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+                .collect();
+            embedder.encode(&item.prompt, &images).expect("encode")
+        })
+        .collect()
+}
+
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn main() {
+    let args = parse_args();
+    let t_load = Instant::now();
+    let embedder = Embedder::load(&args.model, DType::F32, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("cannot load {}: {e}", args.model.display()));
+    let load_s = t_load.elapsed().as_secs_f64();
+
+    if args.kind == "image" {
+        std::fs::create_dir_all(&args.images).expect("create the image folder");
+    }
+    let items: Vec<Item> = (0..args.batch)
+        .map(|i| {
+            let text = user_text(&embedder, i);
+            if args.kind == "image" {
+                let path = args.images.join(format!("img_{i:02}.png"));
+                if !path.is_file() {
+                    write_image(&path, i as u64);
+                }
+                Item {
+                    prompt: template(&format!("<|image_pad|> {text}")),
+                    image: Some(path),
+                }
+            } else {
+                Item {
+                    prompt: template(&text),
+                    image: None,
+                }
+            }
+        })
+        .collect();
+
+    // Warm-up batch; its embeddings are the ones dumped for the cross-check.
+    let t_warm = Instant::now();
+    let inputs = encode(&embedder, &items);
+    let first = embedder.embed(&inputs).expect("embed");
+    let warmup_s = t_warm.elapsed().as_secs_f64();
+    let tokens: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
+    let padded_len = *tokens.iter().max().unwrap();
+    let mean_tokens = tokens.iter().sum::<usize>() as f64 / tokens.len() as f64;
+    let text_tokens: Vec<usize> = items
+        .iter()
+        .map(|it| {
+            let user = it
+                .prompt
+                .split("<|im_start|>user\n")
+                .nth(1)
+                .unwrap()
+                .split("<|im_end|>")
+                .next()
+                .unwrap();
+            embedder
+                .tokenizer
+                .encode(user.trim_start_matches("<|image_pad|> "))
+                .unwrap()
+                .len()
+        })
+        .collect();
+
+    if let Some(dump) = &args.dump {
+        let items_json: Vec<_> = items
+            .iter()
+            .zip(&tokens)
+            .map(|(it, n)| {
+                let image = it
+                    .image
+                    .as_ref()
+                    .map(|p| std::fs::canonicalize(p).unwrap().display().to_string());
+                json!({"prompt": it.prompt, "image": image, "tokens": n})
+            })
+            .collect();
+        let doc = json!({"kind": args.kind, "batch": args.batch, "items": items_json, "embeddings": first});
+        std::fs::write(dump, serde_json::to_string(&doc).unwrap()).expect("write --dump");
+    }
+
+    let (mut encode_s, mut forward_s) = (0.0, 0.0);
+    for _ in 0..args.iters {
+        let t0 = Instant::now();
+        let inputs = encode(&embedder, &items);
+        let t1 = Instant::now();
+        let out = embedder.embed(&inputs).expect("embed");
+        std::hint::black_box(out);
+        encode_s += (t1 - t0).as_secs_f64();
+        forward_s += t1.elapsed().as_secs_f64();
+    }
+    let k = args.iters as f64;
+    let n = (args.batch * args.iters) as f64;
+    let mut report = json!({
+        "impl": "candle",
+        "kind": args.kind,
+        "batch": args.batch,
+        "iters": args.iters,
+        "threads": threads(),
+        "items_per_s": n / (encode_s + forward_s),
+        "forward_items_per_s": n / forward_s,
+        "encode_s_per_batch": encode_s / k,
+        "forward_s_per_batch": forward_s / k,
+        "total_s_per_batch": (encode_s + forward_s) / k,
+        "mean_tokens": mean_tokens,
+        "padded_len": padded_len,
+        "mean_text_tokens": text_tokens.iter().sum::<usize>() as f64 / text_tokens.len() as f64,
+        "load_s": load_s,
+        "warmup_s": warmup_s,
+    });
+
+    if args.components && args.kind == "image" {
+        // The vision tower alone on the same batch's patches (as Qwen2Vl::forward concatenates them).
+        let vision = embedder.model.vision();
+        let grids: Vec<[usize; 3]> = inputs.iter().flat_map(|i| &i.images).map(|p| p.grid_thw).collect();
+        let values: Vec<f32> = inputs
+            .iter()
+            .flat_map(|i| &i.images)
+            .flat_map(|p| p.values.iter().copied())
+            .collect();
+        let rows: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
+        let patches = Tensor::from_vec(values, (rows, values_len(&inputs) / rows), &Device::Cpu).unwrap();
+        let t = Instant::now();
+        for _ in 0..args.iters {
+            std::hint::black_box(vision.forward(&patches, &grids).expect("vision"));
+        }
+        report["vision_s_per_batch"] = json!(t.elapsed().as_secs_f64() / k);
+    }
+    println!("{report}");
+}
+
+fn values_len(inputs: &[EncodedInput]) -> usize {
+    inputs.iter().flat_map(|i| &i.images).map(|p| p.values.len()).sum()
+}

@@ -1,0 +1,395 @@
+//! `saha-embed` end to end: resumption, shards, and every bad input the issue lists.
+
+use std::path::{Path, PathBuf};
+
+use saha_tests::{init_model, run, stderr, write_train};
+
+/// The tiny model's snapshot, the prompt stage's items for `rows`, and the image folder.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    model: PathBuf,
+    items: PathBuf,
+    images: PathBuf,
+}
+
+fn setup(rows: &[[&str; 4]], write_images: impl Fn(&Path)) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    write_images(&images);
+    write_train(&dir.join("data/train.parquet"), rows, None);
+    let out = run(
+        "saha-prompt",
+        &[
+            "--data",
+            dir.join("data").to_str().unwrap(),
+            "--image-root",
+            images.to_str().unwrap(),
+            "--out-dir",
+            dir.join("run").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let model = init_model(&dir, 0, &[]);
+    Setup {
+        items: dir.join("run/items.parquet"),
+        model,
+        images,
+        dir,
+        _tmp: tmp,
+    }
+}
+
+fn embed(s: &Setup, out: &str, extra: &[&str]) -> std::process::Output {
+    let out = s.dir.join(out);
+    let mut args = vec![
+        "--items",
+        s.items.to_str().unwrap(),
+        "--image-root",
+        s.images.to_str().unwrap(),
+        "--model",
+        s.model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run("saha-embed", &args)
+}
+
+fn save_rgb(path: &Path, w: u32, h: u32) {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, ((x + y) % 256) as u8])
+    });
+    img.save(path).unwrap();
+}
+
+fn demo_rows() -> (Vec<[&'static str; 4]>, impl Fn(&Path)) {
+    let rows = vec![
+        [
+            "<|image_pad|> Represent the given image with the following question: What shape is this?",
+            "a.png",
+            "circle",
+            "",
+        ],
+        ["A red square on a blue background.", "", "<|image_pad|>", "b.png"],
+        ["<|image_pad|> Find a caption.", "c.png", "A green triangle.", ""],
+        ["What colour is the sky?", "", "blue", ""],
+        [
+            "<|image_pad|> Describe.",
+            "d.png",
+            "two circles side by side, touching at one point",
+            "",
+        ],
+        [
+            "A long caption about a yellow star drawn at the top left of a white page.",
+            "",
+            "<|image_pad|>",
+            "a.png",
+        ],
+    ];
+    let images = |dir: &Path| {
+        for (name, w, h) in [
+            ("a.png", 64, 48),
+            ("b.png", 90, 30),
+            ("c.png", 40, 40),
+            ("d.png", 120, 200),
+        ] {
+            save_rgb(&dir.join(name), w, h);
+        }
+    };
+    (rows, images)
+}
+
+fn bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn embeddings_are_unit_vectors_for_every_item() {
+    let (rows, images) = demo_rows();
+    let s = setup(&rows, images);
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e = saha_schemas::embeddings::Embeddings::read(&s.dir.join("emb.parquet")).unwrap();
+    let (items, _): (Vec<saha_schemas::Item>, _) = saha_schemas::records::read_records(&s.items).unwrap();
+    assert_eq!(e.len(), items.len());
+    assert_eq!(e.dim, 64);
+    assert!(e.model.starts_with("qwen2-vl:tiny-0@"), "{}", e.model);
+    for i in 0..e.len() {
+        let norm: f32 = e.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "row {i} norm {norm}");
+    }
+    // Distinct inputs give distinct vectors (the model is random, not constant).
+    assert_ne!(e.row(0), e.row(1));
+}
+
+#[test]
+fn a_stopped_run_resumes_to_a_byte_identical_file_and_shards_merge_to_it_too() {
+    let (rows, images) = demo_rows();
+    let s = setup(&rows, images);
+    let small = ["--part-items", "2", "--max-batch", "2"];
+    let whole = embed(&s, "whole.parquet", &small);
+    assert!(whole.status.success(), "{}", stderr(&whole));
+
+    let mut stopped_args = small.to_vec();
+    stopped_args.extend(["--stop-after-parts", "2"]);
+    let stopped = embed(&s, "resumed.parquet", &stopped_args);
+    assert!(!stopped.status.success());
+    assert!(!s.dir.join("resumed.parquet").exists(), "no output after a stop");
+    assert!(s.dir.join("resumed.parquet.work").is_dir());
+
+    // A different setting must not reuse the parts of the stopped run.
+    let other = embed(
+        &s,
+        "resumed.parquet",
+        &["--part-items", "2", "--max-batch", "2", "--max-len", "1000"],
+    );
+    assert!(!other.status.success());
+    assert!(stderr(&other).contains("different run"), "{}", stderr(&other));
+
+    let resumed = embed(&s, "resumed.parquet", &small);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("2 of"),
+        "the rerun must reuse the finished parts: {}",
+        stderr(&resumed)
+    );
+    assert_eq!(
+        bytes(&s.dir.join("whole.parquet")),
+        bytes(&s.dir.join("resumed.parquet"))
+    );
+    assert!(
+        !s.dir.join("resumed.parquet.work").exists(),
+        "work folder removed at the end"
+    );
+
+    let mut shard_files = Vec::new();
+    for i in 1..=3 {
+        let name = format!("shard{i}.parquet");
+        let shard = format!("{i}/3");
+        let mut args = small.to_vec();
+        args.extend(["--shard", &shard]);
+        let out = embed(&s, &name, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        shard_files.push(s.dir.join(name).to_str().unwrap().to_string());
+    }
+    let merged = s.dir.join("merged.parquet");
+    let mut args = vec!["merge", "--out", merged.to_str().unwrap()];
+    args.extend(shard_files.iter().rev().map(String::as_str));
+    let out = run("saha-embed", &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        bytes(&s.dir.join("whole.parquet")),
+        bytes(&merged),
+        "merged shards equal the unsharded file"
+    );
+
+    let out = run(
+        "saha-embed",
+        &[
+            "merge",
+            "--out",
+            merged.to_str().unwrap(),
+            &shard_files[0],
+            &shard_files[1],
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("missing"), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_and_corrupt_images_are_named_or_skipped_with_a_report() {
+    let rows = [
+        ["<|image_pad|> What is this?", "ok.png", "a", ""],
+        ["<|image_pad|> What is this?", "gone.png", "b", ""],
+        ["<|image_pad|> What is this?", "broken.png", "c", ""],
+    ];
+    let s = setup(&rows, |dir| {
+        save_rgb(&dir.join("ok.png"), 40, 40);
+        save_rgb(&dir.join("gone.png"), 40, 40);
+        std::fs::write(dir.join("broken.png"), b"not an image at all").unwrap();
+    });
+    std::fs::remove_file(s.images.join("gone.png")).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("gone.png") && err.contains("not found") && err.contains("row"),
+        "{err}"
+    );
+    assert!(!s.dir.join("emb.parquet").exists());
+
+    let out = embed(&s, "emb.parquet", &["--on-bad-image", "skip"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
+    let (skipped, _): (Vec<saha_schemas::SkippedRow>, _) =
+        saha_schemas::records::read_records(&s.dir.join("embed_skipped.parquet")).unwrap();
+    let values: Vec<_> = skipped.iter().map(|r| r.value.clone().unwrap()).collect();
+    assert_eq!(values, ["gone.png", "broken.png"]);
+    let e = saha_schemas::embeddings::Embeddings::read(&s.dir.join("emb.parquet")).unwrap();
+    assert_eq!(e.len(), 4, "1 good image query + 3 text targets");
+}
+
+#[test]
+fn gray_alpha_16_bit_tiny_and_huge_images_all_embed() {
+    let rows = [
+        ["<|image_pad|> a", "gray.png", "t1", ""],
+        ["<|image_pad|> b", "rgba.png", "t2", ""],
+        ["<|image_pad|> c", "deep.png", "t3", ""],
+        ["<|image_pad|> d", "tiny.png", "t4", ""],
+        ["<|image_pad|> e", "huge.png", "t5", ""],
+        ["<|image_pad|> f", "photo.jpg", "t6", ""],
+    ];
+    let s = setup(&rows, |dir| {
+        image::GrayImage::from_fn(50, 30, |x, y| image::Luma([(x * y % 256) as u8]))
+            .save(dir.join("gray.png"))
+            .unwrap();
+        image::RgbaImage::from_fn(30, 50, |x, y| image::Rgba([x as u8 * 4, y as u8 * 3, 9, (x * 8) as u8]))
+            .save(dir.join("rgba.png"))
+            .unwrap();
+        image::ImageBuffer::<image::Luma<u16>, _>::from_fn(40, 40, |x, y| image::Luma([(x * 1500 + y * 30) as u16]))
+            .save(dir.join("deep.png"))
+            .unwrap();
+        save_rgb(&dir.join("tiny.png"), 5, 5);
+        save_rgb(&dir.join("huge.png"), 2400, 1800);
+        save_rgb(&dir.join("photo.jpg"), 64, 64);
+    });
+    for policy in ["random", "native", "mid_low"] {
+        let out = embed(&s, "emb.parquet", &["--resolution", policy]);
+        assert!(out.status.success(), "--resolution {policy}: {}", stderr(&out));
+        let e = saha_schemas::embeddings::Embeddings::read(&s.dir.join("emb.parquet")).unwrap();
+        assert_eq!(e.len(), 12);
+        assert!(e.values.iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn an_extreme_aspect_ratio_is_an_error_naming_the_item() {
+    let rows = [["<|image_pad|> a", "strip.png", "t", ""]];
+    let s = setup(&rows, |dir| save_rgb(&dir.join("strip.png"), 3000, 10));
+    let out = embed(&s, "emb.parquet", &["--resolution", "native"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("strip.png") && err.contains("aspect"), "{err}");
+    // The reference's aspect-clamping policy makes the same image usable.
+    let out = embed(&s, "emb.parquet", &["--resolution", "random"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn long_prompts_lose_user_text_not_the_chat_tail_or_fail_when_asked() {
+    let long = "word ".repeat(400);
+    let rows = [
+        [long.as_str(), "", "short", ""],
+        ["Which image?", "", "<|image_pad|>", "a.png"],
+    ];
+    let s = setup(&rows, |dir| save_rgb(&dir.join("a.png"), 56, 56));
+    let out = embed(&s, "emb.parquet", &["--max-len", "100", "--truncate", "error"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--max-len 100"), "{}", stderr(&out));
+
+    let out = embed(&s, "emb.parquet", &["--max-len", "100"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 prompts shortened"), "{}", stderr(&out));
+
+    // Below the fixed part of the prompt (system turn + chat tail), nothing can be cut: an error.
+    let out = embed(&s, "emb.parquet", &["--max-len", "20"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot fit"), "{}", stderr(&out));
+}
+
+#[test]
+fn broken_snapshots_name_the_tensor_or_file() {
+    let (rows, images) = demo_rows();
+    let s = setup(&rows[..1], images);
+    let weights = s.model.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+
+    let mut missing = tensors.clone();
+    missing.remove("model.layers.1.mlp.down_proj.weight");
+    candle_core::safetensors::save(&missing, &weights).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("model.layers.1.mlp.down_proj.weight") && stderr(&out).contains("missing"),
+        "{}",
+        stderr(&out)
+    );
+
+    tensors.insert(
+        "visual.blocks.0.attn.qkv.bias".into(),
+        candle_core::Tensor::zeros(7, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&tensors, &weights).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("visual.blocks.0.attn.qkv.bias") && stderr(&out).contains("[7]"),
+        "{}",
+        stderr(&out)
+    );
+
+    let s = setup(&rows[..1], demo_rows().1);
+    let tokenizer = s.model.join("tokenizer.json");
+    let text = std::fs::read_to_string(&tokenizer)
+        .unwrap()
+        .replace("<|image_pad|>", "<|image_gone|>");
+    std::fs::write(&tokenizer, text).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("<|image_pad|>") && stderr(&out).contains("tokenizer"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::remove_file(s.model.join("preprocessor_config.json")).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("preprocessor_config.json"), "{}", stderr(&out));
+}
+
+#[test]
+fn sharded_and_nested_layout_snapshots_load_like_the_single_file() {
+    let (rows, images) = demo_rows();
+    let s = setup(&rows, images);
+    let reference = embed(&s, "a.parquet", &[]);
+    assert!(reference.status.success(), "{}", stderr(&reference));
+    let a = saha_schemas::embeddings::Embeddings::read(&s.dir.join("a.parquet")).unwrap();
+    for (i, extra) in [
+        vec!["--shards", "3"],
+        vec!["--layout", "nested"],
+        vec!["--dtype", "bf16"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let variant = init_model(&s.dir.join(format!("v{i}")), 0, &extra);
+        let out = run(
+            "saha-embed",
+            &[
+                "--items",
+                s.items.to_str().unwrap(),
+                "--image-root",
+                s.images.to_str().unwrap(),
+                "--model",
+                variant.to_str().unwrap(),
+                "--out",
+                s.dir.join("b.parquet").to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        let b = saha_schemas::embeddings::Embeddings::read(&s.dir.join("b.parquet")).unwrap();
+        let worst = a
+            .values
+            .iter()
+            .zip(&b.values)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        let tolerance = if extra.contains(&"bf16") { 5e-2 } else { 0.0 };
+        assert!(worst <= tolerance, "{extra:?}: differs by {worst}");
+    }
+}
