@@ -46,6 +46,19 @@ fn demo_dag_reruns_only_what_is_stale() {
     let text = ok(&make(runs.path(), &["demo"]));
     assert!(text.contains("saha-synth") && text.contains("saha-prompt"), "{text}");
     assert!(text.contains("| ShapeClass"), "demo prints its summary:\n{text}");
+    assert!(
+        text.contains("saha-init-model") && text.contains("saha-embed") && text.contains("| saha "),
+        "{text}"
+    );
+    for f in [
+        "model/config.json",
+        "embeddings.parquet",
+        "eval/embeddings.parquet",
+        "clusters.parquet",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    let embeddings = run.join("embeddings.parquet");
     let synth = run.join("data/synth.json");
     let pairs = run.join("pairs.parquet");
     let eval_lists = run.join("eval/eval_lists.parquet");
@@ -94,6 +107,16 @@ fn demo_dag_reruns_only_what_is_stale() {
     ));
     assert!(text.contains("saha-prompt"), "{text}");
     assert!(mtime(&pairs) > t_pairs);
+
+    // A new TOP_K reruns mining (the retrieval depth follows it), not the embedding stage.
+    ok(&make(runs.path(), &["demo", "SYSTEM=Describe it."]));
+    let t_embeddings = mtime(&embeddings);
+    let text = ok(&make(runs.path(), &["demo", "SYSTEM=Describe it.", "TOP_K=5"]));
+    assert!(
+        text.contains("saha-filter") && !text.contains("saha-embed --"),
+        "{text}"
+    );
+    assert_eq!(mtime(&embeddings), t_embeddings);
 }
 
 #[test]
@@ -124,15 +147,22 @@ fn mining_dag_on_planted_embeddings() {
     let runs = tempfile::tempdir().unwrap();
     let run = runs.path().join("m");
     ok(&make(runs.path(), &["prompt", "RUN=m"]));
-    let out = make(runs.path(), &["retrieve", "RUN=m"]);
+    // Mining on vectors made elsewhere: EMBEDDINGS points at them and saha-embed does not run.
+    let planted_path = run.join("planted.parquet");
+    let planted = format!("EMBEDDINGS={}", planted_path.display());
+    let out = make(runs.path(), &["retrieve", "RUN=m", &planted]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("EMBEDDINGS="),
         "a missing embeddings file is explained"
     );
     saha_tests::mining_data::write_label_embeddings(&run, 16, 3);
+    std::fs::rename(run.join("embeddings.parquet"), &planted_path).unwrap();
 
-    let text = ok(&make(runs.path(), &["audit", "RUN=m", "TOP_K=4", "POOL_MULT=2"]));
+    let text = ok(&make(
+        runs.path(),
+        &["audit", "RUN=m", &planted, "TOP_K=4", "POOL_MULT=2"],
+    ));
     assert!(
         text.contains("False-negative audit") && text.contains("| topk ") && text.contains("| saha "),
         "{text}"
@@ -151,34 +181,51 @@ fn mining_dag_on_planted_embeddings() {
         &[
             "sql",
             "RUN=m",
+            &planted,
             "Q=select phase, count(*) as n from clusters group by phase order by phase",
         ],
     ));
     assert!(text.contains("| phase |") && text.contains("|     1 |"), "{text}");
 
     // Up to date: nothing reruns.
-    let text = ok(&make(runs.path(), &["-n", "filter", "RUN=m", "TOP_K=4", "POOL_MULT=2"]));
+    let text = ok(&make(
+        runs.path(),
+        &["-n", "filter", "RUN=m", &planted, "TOP_K=4", "POOL_MULT=2"],
+    ));
     assert!(!text.contains("saha-"), "{text}");
     // -B on candidates reruns retrieval and what depends on it, not the prompt stage.
     let cands = run.join("candidates.parquet");
     let t_cands = mtime(&cands);
     let text = ok(&make(
         runs.path(),
-        &["-B", cands.to_str().unwrap(), "RUN=m", "TOP_K=4", "POOL_MULT=2"],
+        &[
+            "-B",
+            cands.to_str().unwrap(),
+            "RUN=m",
+            &planted,
+            "TOP_K=4",
+            "POOL_MULT=2",
+        ],
     ));
     assert!(
         text.contains("saha-retrieve") && !text.contains("saha-prompt --data"),
         "{text}"
     );
     assert!(mtime(&cands) > t_cands);
-    let text = ok(&make(runs.path(), &["filter", "RUN=m", "TOP_K=4", "POOL_MULT=2"]));
+    let text = ok(&make(
+        runs.path(),
+        &["filter", "RUN=m", &planted, "TOP_K=4", "POOL_MULT=2"],
+    ));
     assert!(
         text.contains("saha-remap") && text.contains("saha-filter"),
         "what depends on candidates reruns: {text}"
     );
     let t_pairs = mtime(&run.join("pairs.parquet"));
     let t_clusters = mtime(&run.join("clusters.parquet"));
-    let text = ok(&make(runs.path(), &["filter", "RUN=m", "TOP_K=5", "POOL_MULT=2"]));
+    let text = ok(&make(
+        runs.path(),
+        &["filter", "RUN=m", &planted, "TOP_K=5", "POOL_MULT=2"],
+    ));
     assert!(text.contains("saha-filter") && !text.contains("saha-prompt"), "{text}");
     assert_eq!(mtime(&run.join("pairs.parquet")), t_pairs);
     assert!(mtime(&run.join("clusters.parquet")) > t_clusters);
