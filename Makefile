@@ -33,7 +33,7 @@ include pipelines/functions.mk
 include pipelines/$(PIPELINE).mk
 include pipelines/stages.mk
 
-.PHONY: help test sql build bench-mining
+.PHONY: help test sql build bench-mining bench-embed
 help:
 	@echo "saha: hierarchical embedding prompt + SaHa hard negatives, as make-driven stages"
 	@echo
@@ -43,6 +43,9 @@ help:
 	@echo "  data        generate the synthetic dataset (demo pipeline)"
 	@echo "  prompt      pairs.parquet + items.parquet from DATA (hierarchical prompts)"
 	@echo "  prompt-eval eval/pairs.parquet + eval/items.parquet + eval/eval_lists.parquet from EVAL_DATA"
+	@echo "  model       (demo) the tiny random Qwen2-VL snapshot from saha-init-model"
+	@echo "  embed       embeddings.parquet: items.parquet through the Qwen2-VL snapshot in MODEL"
+	@echo "  embed-eval  eval/embeddings.parquet from eval/items.parquet"
 	@echo "  retrieve    candidates.parquet: top-POOL targets per query (needs EMBEDDINGS)"
 	@echo "  remap       owners.parquet: owner queries of every retrieved target"
 	@echo "  filter      clusters.parquet + mining_stats.parquet (SaHa) and mining/<baseline>/ for BASELINES"
@@ -50,8 +53,9 @@ help:
 	@echo "  sql         run Q=\"SQL\" over every Parquet file of the run (tables named by file stem)"
 	@echo "  build       build the stage binaries into $(BIN)"
 	@echo "  bench-mining  mining stages vs GEMM peak and numpy (N=100000 DIM=1536 by default)"
+	@echo "  bench-embed   candle Qwen2-VL embedding items/s and peak memory vs transformers on this CPU"
 	@echo "  help        this text"
-	@echo "  Planned, with their issues: embed, train, eval, report, bench-embed, bench-train"
+	@echo "  Planned, with their issues: train, eval, report, bench-train"
 	@echo
 	@echo "Variables (current value):"
 	@echo "  PIPELINE=$(PIPELINE)   pipelines: $(PIPELINES)"
@@ -63,6 +67,7 @@ help:
 	@echo "  MODEL=$(MODEL)"
 	@echo "  SYSTEM=$(SYSTEM)   (empty: the reference system prompt)"
 	@echo "  PROMPT_FILE=$(PROMPT_FILE)  PROMPT_FLAGS_EXTRA=$(PROMPT_FLAGS_EXTRA)"
+	@echo "  RESOLUTION=$(RESOLUTION)  MAX_LEN=$(MAX_LEN)  BATCH_TOKENS=$(BATCH_TOKENS)  EMBED_FLAGS_EXTRA=$(EMBED_FLAGS_EXTRA)"
 	@echo "  EMBEDDINGS=$(EMBEDDINGS)"
 	@echo "  TOP_K=$(TOP_K)  POOL_MULT=$(POOL_MULT)  POOL=$(POOL)  MAX_OWNERS=$(MAX_OWNERS)"
 	@echo "  RETRIEVE_FLAGS_EXTRA=$(RETRIEVE_FLAGS_EXTRA)   (e.g. --mode fast)"
@@ -81,6 +86,11 @@ build:
 # N queries x N targets x DIM dimensions; the defaults are the issue's 100k x 100k x 1536.
 bench-mining: build
 	BIN=$(BIN) N=$(or $(N),100000) DIM=$(or $(DIM),1536) OUT=$(RUNS_DIR)/bench-mining bash scripts/bench-mining.sh
+
+# A small but non-trivial random Qwen2-VL (hidden 512, 8 layers, vision depth 4): text-only and image+text
+# batches in candle and in transformers (sdpa, and eager unless EAGER=0), same inputs, THREADS threads each.
+bench-embed: build
+	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-embed THREADS=$(or $(THREADS),$(shell nproc)) ITERS=$(or $(ITERS),5) EAGER=$(or $(EAGER),1) bash scripts/bench-embed.sh
 
 sql: | $(BIN)/saha-sql
 	@test -n "$(Q)" || { echo 'make sql: pass the query as Q="select ..."' >&2; exit 2; }

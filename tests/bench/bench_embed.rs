@@ -2,7 +2,7 @@
 //!
 //! Builds `--batch` deterministic inputs of one kind (`text`: a ~60-token user text; `image`: a 448x448
 //! PNG plus such a text), in the SaHa reference prompt template, embeds them once to warm up, then times
-//! `--iters` batches: encoding (PNG decode, image preprocessing, tokenisation) apart from the model
+//! `--iters` batches (median batch time reported): encoding (PNG decode, image preprocessing, tokenisation) apart from the model
 //! forward. Prints one JSON line. With `--dump FILE` it also writes the prompts, image paths and the
 //! first batch's embeddings, which `tests/oracle/bench_embed_torch.py` reads to run the same inputs in
 //! transformers and check that both compute the same embeddings.
@@ -279,6 +279,9 @@ fn main() {
     let embedder = Embedder::load(&args.model, DType::F32, &Device::Cpu)
         .unwrap_or_else(|e| panic!("cannot load {}: {e}", args.model.display()));
     let load_s = t_load.elapsed().as_secs_f64();
+    // Peak RSS from here on (the weights' load, which maps the file and copies it, peaks higher).
+    let rss_after_load = vm_kib("VmRSS").map(|k| k / 1024);
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 
     if args.kind == "image" {
         std::fs::create_dir_all(&args.images).expect("create the image folder");
@@ -347,34 +350,37 @@ fn main() {
         std::fs::write(dump, serde_json::to_string(&doc).unwrap()).expect("write --dump");
     }
 
-    let (mut encode_s, mut forward_s) = (0.0, 0.0);
+    let (mut encode_s, mut forward_s, mut total_s) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.iters {
         let t0 = Instant::now();
         let inputs = encode(&embedder, &items);
         let t1 = Instant::now();
         let out = embedder.embed(&inputs).expect("embed");
         std::hint::black_box(out);
-        encode_s += (t1 - t0).as_secs_f64();
-        forward_s += t1.elapsed().as_secs_f64();
+        encode_s.push((t1 - t0).as_secs_f64());
+        forward_s.push(t1.elapsed().as_secs_f64());
+        total_s.push(t0.elapsed().as_secs_f64());
     }
-    let k = args.iters as f64;
-    let n = (args.batch * args.iters) as f64;
+    let (encode_s, forward_s, total_s) = (median(encode_s), median(forward_s), median(total_s));
+    let b = args.batch as f64;
     let mut report = json!({
         "impl": "candle",
         "kind": args.kind,
         "batch": args.batch,
         "iters": args.iters,
         "threads": threads(),
-        "items_per_s": n / (encode_s + forward_s),
-        "forward_items_per_s": n / forward_s,
-        "encode_s_per_batch": encode_s / k,
-        "forward_s_per_batch": forward_s / k,
-        "total_s_per_batch": (encode_s + forward_s) / k,
+        "items_per_s": b / total_s,
+        "forward_items_per_s": b / forward_s,
+        "encode_s_per_batch": encode_s,
+        "forward_s_per_batch": forward_s,
+        "total_s_per_batch": total_s,
         "mean_tokens": mean_tokens,
         "padded_len": padded_len,
         "mean_text_tokens": text_tokens.iter().sum::<usize>() as f64 / text_tokens.len() as f64,
         "load_s": load_s,
         "warmup_s": warmup_s,
+        "rss_after_load_mib": rss_after_load,
+        "peak_rss_inference_mib": vm_kib("VmHWM").map(|k| k / 1024),
     });
 
     if args.components && args.kind == "image" {
@@ -388,15 +394,35 @@ fn main() {
             .collect();
         let rows: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
         let patches = Tensor::from_vec(values, (rows, values_len(&inputs) / rows), &Device::Cpu).unwrap();
-        let t = Instant::now();
-        for _ in 0..args.iters {
-            std::hint::black_box(vision.forward(&patches, &grids).expect("vision"));
-        }
-        report["vision_s_per_batch"] = json!(t.elapsed().as_secs_f64() / k);
+        let times = (0..args.iters)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(vision.forward(&patches, &grids).expect("vision"));
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        report["vision_s_per_batch"] = json!(median(times));
     }
     println!("{report}");
 }
 
 fn values_len(inputs: &[EncodedInput]) -> usize {
     inputs.iter().flat_map(|i| &i.images).map(|p| p.values.len()).sum()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// A `/proc/self/status` field in KiB (Linux only).
+fn vm_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

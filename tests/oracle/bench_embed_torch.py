@@ -12,7 +12,7 @@ is hidden_states[-1]: the embedder needs no logits, and the tied lm_head over th
 would otherwise dominate the time.
 
 It warms up once, checks the warm-up embeddings against candle's (cosine per row), then times --iters
-batches: preprocessing (PNG decode, image processor, tokenisation, padding) apart from the forward.
+batches (median batch time reported): preprocessing (PNG decode, image processor, tokenisation, padding) apart from the forward.
 Prints one JSON line with the fields saha-bench-embed prints.
 
 Usage: python3 tests/oracle/bench_embed_torch.py --model DIR --inputs FILE [--iters K] [--threads 2]
@@ -93,6 +93,17 @@ def embed(model, batch):
     return torch.nn.functional.normalize(pooled, p=2, dim=-1)
 
 
+def vm_kib(field):
+    """A /proc/self/status field in KiB, or None off Linux."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="snapshot folder (saha-init-model output)")
@@ -113,6 +124,11 @@ def main():
     t = time.perf_counter()
     model, ip, tok = load(args.model, args.attn)
     load_s = time.perf_counter() - t
+    rss_after_load = vm_kib("VmRSS")
+    try:  # peak RSS from here on, as saha-bench-embed reports it
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
     image_token_id = model.config.image_token_id
 
     with torch.inference_mode():
@@ -128,25 +144,28 @@ def main():
         min_cos = float(cos.min())
         max_abs = float((first - theirs).abs().max())
 
-        encode_s = forward_s = 0.0
+        encode_s, forward_s, total_s = [], [], []
         for _ in range(args.iters):
             t0 = time.perf_counter()
             batch = build_batch(items, tok, ip, image_token_id)
             t1 = time.perf_counter()
             embed(model, batch)
             t2 = time.perf_counter()
-            encode_s += t1 - t0
-            forward_s += t2 - t1
+            encode_s.append(t1 - t0)
+            forward_s.append(t2 - t1)
+            total_s.append(t2 - t0)
 
-    k, n = args.iters, len(items) * args.iters
+    encode_s, forward_s, total_s = (float(np.median(v)) for v in (encode_s, forward_s, total_s))
+    b = len(items)
     report = {
-        "impl": f"transformers-{args.attn}", "kind": doc["kind"], "batch": len(items), "iters": k,
+        "impl": f"transformers-{args.attn}", "kind": doc["kind"], "batch": b, "iters": args.iters,
         "threads": torch.get_num_threads(),
-        "items_per_s": n / (encode_s + forward_s), "forward_items_per_s": n / forward_s,
-        "encode_s_per_batch": encode_s / k, "forward_s_per_batch": forward_s / k,
-        "total_s_per_batch": (encode_s + forward_s) / k,
+        "items_per_s": b / total_s, "forward_items_per_s": b / forward_s,
+        "encode_s_per_batch": encode_s, "forward_s_per_batch": forward_s, "total_s_per_batch": total_s,
         "mean_tokens": float(np.mean(batch["lengths"])), "padded_len": max(batch["lengths"]),
         "load_s": load_s, "warmup_s": warmup_s,
+        "rss_after_load_mib": rss_after_load // 1024 if rss_after_load else None,
+        "peak_rss_inference_mib": (vm_kib("VmHWM") or 0) // 1024 or None,
         "min_cosine_vs_candle": min_cos, "max_abs_diff_vs_candle": max_abs,
     }
     print(json.dumps(report, sort_keys=True))

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# make bench-embed: embedding throughput of the candle Qwen2-VL (saha-model) next to transformers on
+# the same CPU, the same random snapshot, the same prompts and PNG files, the same thread count, in one run.
+# Usage: BIN=target/release OUT=runs/bench-embed [THREADS=2] [ITERS=5] [TEXT_BATCH=16] [IMAGE_BATCH=8]
+#        [EAGER=1] scripts/bench-embed.sh
+# The model: hidden 512, 8 layers (8 heads, 2 KV heads), intermediate 1536, vision depth 4 x 256 dims;
+# texts of about 60 tokens (about 96 with the system prompt and chat markers); images 448x448 (1024
+# patches, 256 image tokens). EAGER=1 also runs transformers with eager attention.
+set -euo pipefail
+BIN=${BIN:-target/release}
+OUT=${OUT:-runs/bench-embed}
+THREADS=${THREADS:-$(nproc)}
+ITERS=${ITERS:-5}
+TEXT_BATCH=${TEXT_BATCH:-16}
+IMAGE_BATCH=${IMAGE_BATCH:-8}
+EAGER=${EAGER:-1}
+mkdir -p "$OUT"
+python3 -c 'import torch, transformers, tokenizers, PIL, numpy' 2>/dev/null || {
+  echo "bench-embed: needs torch, transformers (5.x), tokenizers, pillow, numpy for the comparison:" >&2
+  echo "  python3 -m pip install torch transformers tokenizers pillow numpy" >&2
+  exit 1
+}
+export SAHA_NO_PROGRESS=1 RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+export TRANSFORMERS_VERBOSITY=error HF_HUB_OFFLINE=1
+
+tokenizer=$(bash scripts/fetch-tokenizer.sh)
+model_args=(--tokenizer "$tokenizer" --seed 0 --hidden 512 --intermediate 1536 --layers 8 --heads 8 --kv-heads 2
+  --mrope-section 8,12,12 --vision-depth 4 --vision-dim 256 --vision-heads 4 --max-pixels 1003520)
+if [[ ! -f $OUT/model/model.safetensors || "$(cat "$OUT/model.args" 2>/dev/null)" != "${model_args[*]}" ]]; then
+  echo "writing the random snapshot ..." >&2
+  "$BIN/saha-init-model" --out "$OUT/model" "${model_args[@]}" >&2
+  echo "${model_args[*]}" > "$OUT/model.args"
+fi
+
+timed() { # name command...: the command's JSON line to $OUT/name.json, "name seconds peak_rss_mib" to $OUT/times
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$OUT/.time" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log" || {
+    cat "$OUT/$name.log" "$OUT/$name.json" >&2; exit 1; }
+  read -r secs kib < "$OUT/.time"
+  echo "$name $secs $((kib / 1024))" >> "$OUT/times"
+}
+
+: > "$OUT/times"
+for kind in text image; do
+  batch=$TEXT_BATCH; [[ $kind == image ]] && batch=$IMAGE_BATCH
+  echo "$kind: candle, batch $batch x $ITERS ..." >&2
+  timed "candle-$kind" "$BIN/saha-bench-embed" --model "$OUT/model" --kind "$kind" --batch "$batch" \
+    --iters "$ITERS" --images "$OUT/images" --dump "$OUT/inputs-$kind.json" --components
+  attns=(sdpa)
+  if [[ $EAGER == 1 ]]; then attns+=(eager); fi
+  for attn in "${attns[@]}"; do
+    echo "$kind: transformers ($attn) ..." >&2
+    timed "torch-$attn-$kind" python3 tests/oracle/bench_embed_torch.py --model "$OUT/model" \
+      --inputs "$OUT/inputs-$kind.json" --iters "$ITERS" --threads "$THREADS" --attn "$attn"
+  done
+done
+
+python3 - "$OUT" "$EAGER" <<'EOF'
+import json, sys
+from pathlib import Path
+out, eager = Path(sys.argv[1]), sys.argv[2] == "1"
+times = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in (out / "times").read_text().splitlines()}
+r = {name: json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1]) for name in times}
+c0, t0 = r["candle-text"], r["torch-sdpa-text"]
+print(f"\nEmbedding benchmark: Qwen2-VL random snapshot (hidden 512, 8 layers, vision 4 x 256), f32 on CPU, "
+      f"{c0['threads']} threads both sides; median of {c0['iters']} timed batches after one warm-up.")
+print(f"text items: {c0['mean_text_tokens']:.0f}-token texts, {c0['mean_tokens']:.0f} tokens with the template; "
+      f"image items: 448x448 PNG + text, {r['candle-image']['mean_tokens']:.0f} tokens (256 image tokens).\n")
+print("| kind | candle items/s | transformers items/s | ratio | candle peak MiB | transformers peak MiB |")
+print("|---|---|---|---|---|---|")
+for kind in ("text", "image"):
+    c, t = r[f"candle-{kind}"], r[f"torch-sdpa-{kind}"]
+    label = f"{kind}-only (batch {c['batch']})" if kind == "text" else f"image+text (batch {c['batch']})"
+    print(f"| {label} | {c['items_per_s']:.2f} | {t['items_per_s']:.2f} | {c['items_per_s'] / t['items_per_s']:.2f}x "
+          f"| {times[f'candle-{kind}'][1]} | {times[f'torch-sdpa-{kind}'][1]} |")
+print("\nratio = candle / transformers (sdpa) items/s, preprocessing + forward; > 1 means candle is faster. "
+      "Peak = whole-process max RSS (/usr/bin/time), load included.\n")
+print("| run | encode s/batch | forward s/batch | forward items/s | RSS after load MiB | peak RSS in inference MiB "
+      "| min cosine vs candle |")
+print("|---|---|---|---|---|---|---|")
+for name, x in r.items():
+    extra = f" (vision tower {x['vision_s_per_batch']:.3f} s)" if "vision_s_per_batch" in x else ""
+    cos = f"{x['min_cosine_vs_candle']:.7f}" if "min_cosine_vs_candle" in x else "-"
+    print(f"| {name} | {x['encode_s_per_batch']:.4f} | {x['forward_s_per_batch']:.3f}{extra} "
+          f"| {x['forward_items_per_s']:.2f} | {x['rss_after_load_mib']} | {x['peak_rss_inference_mib']} | {cos} |")
+EOF
