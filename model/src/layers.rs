@@ -2,14 +2,31 @@
 
 use candle_core::{DType, Module, Tensor, D};
 
+use crate::adapter::{Adapter, DropoutSeed};
 use crate::error::Result;
 use crate::weights::Weights;
 
-/// `x @ Wᵀ + b`, weights as stored (`[out, in]`).
+/// How a forward pass runs: inference (fused kernels, no dropout) or training (every op records its
+/// backward; candle's fused softmax does not, so it would silently cut the graph).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mode {
+    pub differentiable: bool,
+    pub dropout: DropoutSeed,
+}
+
+impl Mode {
+    pub const INFERENCE: Mode = Mode { differentiable: false, dropout: DropoutSeed(None) };
+    pub fn training(dropout_seed: u64) -> Mode {
+        Mode { differentiable: true, dropout: DropoutSeed(Some(dropout_seed)) }
+    }
+}
+
+/// `x @ Wᵀ + b`, weights as stored (`[out, in]`), optionally with a LoRA/DoRA adapter.
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    adapter: Option<Adapter>,
 }
 
 impl Linear {
@@ -20,19 +37,43 @@ impl Linear {
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear { weight, bias, adapter: None })
     }
 
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Linear { weight, bias }
+        Linear { weight, bias, adapter: None }
     }
 
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
 
+    pub fn adapter(&self) -> Option<&Adapter> {
+        self.adapter.as_ref()
+    }
+
+    pub fn set_adapter(&mut self, adapter: Option<Adapter>) {
+        self.adapter = adapter;
+    }
+
+    /// Folds the adapter into the weight (for fast inference) and drops it.
+    pub fn merge_adapter(&mut self) -> Result<()> {
+        if let Some(adapter) = self.adapter.take() {
+            self.weight = adapter.merged_weight(&self.weight)?;
+        }
+        Ok(())
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)?)
+        self.forward_mode(x, Mode::INFERENCE)
+    }
+
+    pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let base = candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)?;
+        match &self.adapter {
+            None => Ok(base),
+            Some(adapter) => adapter.forward(x, &base, &self.weight, mode.dropout),
+        }
     }
 }
 
@@ -109,8 +150,10 @@ pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     Ok(rotated.to_dtype(dtype)?)
 }
 
-/// Softmax over the last dimension, in f32.
-pub fn softmax_f32(x: &Tensor) -> Result<Tensor> {
+/// Softmax over the last dimension, in f32; the composite (differentiable) form when training.
+pub fn softmax_f32(x: &Tensor, mode: Mode) -> Result<Tensor> {
     let dtype = x.dtype();
-    Ok(candle_nn::ops::softmax_last_dim(&x.to_dtype(DType::F32)?)?.to_dtype(dtype)?)
+    let x = x.to_dtype(DType::F32)?;
+    let probs = if mode.differentiable { candle_nn::ops::softmax(&x, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&x)? };
+    Ok(probs.to_dtype(dtype)?)
 }

@@ -4,6 +4,7 @@
 //! prompts and images into model inputs exactly as transformers' processor does, and returns the
 //! L2-normalised final hidden state of each input's last real token.
 
+pub mod adapter;
 pub mod batch;
 pub mod config;
 pub mod embedder;

@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Tensor, D};
 use crate::batch::{pad_batch, EncodedInput, Padding};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
+use crate::layers::Mode;
 use crate::text::{TextInputs, TextModel};
 use crate::vision::VisionTower;
 use crate::weights::Weights;
@@ -40,6 +41,14 @@ impl Qwen2Vl {
         &self.config
     }
 
+    pub fn text(&self) -> &TextModel {
+        &self.text
+    }
+
+    pub fn text_mut(&mut self) -> &mut TextModel {
+        &mut self.text
+    }
+
     pub fn vision(&self) -> &VisionTower {
         &self.vision
     }
@@ -50,6 +59,10 @@ impl Qwen2Vl {
 
     /// Final-norm hidden states for a padded batch of inputs.
     pub fn forward(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32) -> Result<BatchHidden> {
+        self.forward_mode(inputs, padding, pad_token, Mode::INFERENCE)
+    }
+
+    pub fn forward_mode(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32, mode: Mode) -> Result<BatchHidden> {
         let tokens = &self.config.tokens;
         let merge = self.config.vision.spatial_merge_size;
         let batch = pad_batch(inputs, padding, pad_token, merge, tokens.image, tokens.vision_start)?;
@@ -67,7 +80,7 @@ impl Qwen2Vl {
                 values.extend_from_slice(&image.values);
             }
             let patches = Tensor::from_vec(values, (rows, patch_values), &self.device)?;
-            let image_embeds = self.vision.forward(&patches, &grids)?.to_dtype(embeds.dtype())?;
+            let image_embeds = self.vision.forward_mode(&patches, &grids, mode)?.to_dtype(embeds.dtype())?;
             embeds = scatter_image_rows(&embeds, &image_embeds, &batch.ids, tokens.image)?;
         }
 
@@ -79,6 +92,7 @@ impl Qwen2Vl {
                 .to_dtype(self.dtype)?,
             rope: (cos, sin),
             mask,
+            mode,
         };
         let hidden = self.text.forward(&inputs)?;
         let pooled_columns = batch.pooled.iter().map(|&flat| flat % l).collect();
@@ -87,7 +101,11 @@ impl Qwen2Vl {
 
     /// L2-normalised last-token embeddings `[batch, hidden]` in f32.
     pub fn embed(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32) -> Result<Tensor> {
-        let out = self.forward(inputs, padding, pad_token)?;
+        self.embed_mode(inputs, padding, pad_token, Mode::INFERENCE)
+    }
+
+    pub fn embed_mode(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32, mode: Mode) -> Result<Tensor> {
+        let out = self.forward_mode(inputs, padding, pad_token, mode)?;
         let pooled = out.pooled()?.to_dtype(DType::F32)?;
         l2_normalize(&pooled)
     }

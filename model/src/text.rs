@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::TextConfig;
 use crate::error::Result;
-use crate::layers::{apply_rotary, softmax_f32, Linear, RmsNorm};
+use crate::layers::{apply_rotary, softmax_f32, Linear, Mode, RmsNorm};
 use crate::weights::Weights;
 
 /// Masked attention scores get this instead of -inf, as transformers does, so a fully masked padding row
@@ -20,6 +20,7 @@ pub struct TextInputs {
     pub rope: (Tensor, Tensor),
     /// `[batch, 1, len, len]` additive f32 mask: 0 where a query may attend, `f32::MIN` elsewhere.
     pub mask: Tensor,
+    pub mode: Mode,
 }
 
 struct Attention {
@@ -52,9 +53,10 @@ impl Attention {
         let split = |t: Tensor, heads: usize| -> Result<Tensor> {
             Ok(t.reshape((b, l, heads, self.head_dim))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = apply_rotary(&split(self.q.forward(x)?, self.heads)?, cos, sin)?;
-        let k = apply_rotary(&split(self.k.forward(x)?, self.kv_heads)?, cos, sin)?;
-        let v = split(self.v.forward(x)?, self.kv_heads)?;
+        let mode = inputs.mode;
+        let q = apply_rotary(&split(self.q.forward_mode(x, mode)?, self.heads)?, cos, sin)?;
+        let k = apply_rotary(&split(self.k.forward_mode(x, mode)?, self.kv_heads)?, cos, sin)?;
+        let v = split(self.v.forward_mode(x, mode)?, self.kv_heads)?;
         // Grouped-query attention without copying K and V: the query heads that share a KV head are
         // stacked along the sequence axis, so one batched matmul serves the whole group.
         let group = self.heads / self.kv_heads;
@@ -64,12 +66,16 @@ impl Attention {
             .reshape((b, self.heads, l, l))?
             .to_dtype(DType::F32)?
             .broadcast_add(&inputs.mask)?;
-        let probs = softmax_f32(&scores)?
+        let probs = softmax_f32(&scores, mode)?
             .to_dtype(v.dtype())?
             .reshape((b, self.kv_heads, group * l, l))?;
         let out = probs.matmul(&v)?.reshape((b, self.heads, l, self.head_dim))?;
         self.o
-            .forward(&out.transpose(1, 2)?.reshape((b, l, self.heads * self.head_dim))?)
+            .forward_mode(&out.transpose(1, 2)?.reshape((b, l, self.heads * self.head_dim))?, mode)
+    }
+
+    fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 4] {
+        [("q_proj", &mut self.q), ("k_proj", &mut self.k), ("v_proj", &mut self.v), ("o_proj", &mut self.o)]
     }
 }
 
@@ -89,9 +95,13 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let activated = (self.gate.forward(x)?.silu()? * self.up.forward(x)?)?;
-        self.down.forward(&activated)
+    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let activated = (self.gate.forward_mode(x, mode)?.silu()? * self.up.forward_mode(x, mode)?)?;
+        self.down.forward_mode(&activated, mode)
+    }
+
+    fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 3] {
+        [("gate_proj", &mut self.gate), ("up_proj", &mut self.up), ("down_proj", &mut self.down)]
     }
 }
 
@@ -116,7 +126,7 @@ impl DecoderLayer {
 
     fn forward(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
         let x = (x + self.attention.forward(&self.input_norm.forward(x)?, inputs)?)?;
-        Ok((&x + self.mlp.forward(&self.post_attention_norm.forward(&x)?)?)?)
+        Ok((&x + self.mlp.forward(&self.post_attention_norm.forward(&x)?, inputs.mode)?)?)
     }
 }
 
@@ -141,6 +151,32 @@ impl TextModel {
 
     pub fn config(&self) -> &TextConfig {
         &self.cfg
+    }
+
+    /// Every linear layer of the decoder with its original-layout name (`model.layers.3.self_attn.q_proj`).
+    pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            for (name, linear) in layer.attention.linears_mut() {
+                f(&format!("model.layers.{i}.self_attn.{name}"), linear)?;
+            }
+            for (name, linear) in layer.mlp.linears_mut() {
+                f(&format!("model.layers.{i}.mlp.{name}"), linear)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            let a = &layer.attention;
+            for (name, linear) in [("q_proj", &a.q), ("k_proj", &a.k), ("v_proj", &a.v), ("o_proj", &a.o)] {
+                f(&format!("model.layers.{i}.self_attn.{name}"), linear);
+            }
+            let m = &layer.mlp;
+            for (name, linear) in [("gate_proj", &m.gate), ("up_proj", &m.up), ("down_proj", &m.down)] {
+                f(&format!("model.layers.{i}.mlp.{name}"), linear);
+            }
+        }
     }
 
     /// Embedding rows of `ids` (flattened `[n]`), `[n, hidden]`.

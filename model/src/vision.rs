@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::VisionConfig;
 use crate::error::{ModelError, Result};
-use crate::layers::{apply_rotary, quick_gelu, softmax_f32, LayerNorm, Linear};
+use crate::layers::{apply_rotary, quick_gelu, softmax_f32, LayerNorm, Linear, Mode};
 use crate::weights::Weights;
 
 const LAYER_NORM_EPS: f64 = 1e-6;
@@ -34,8 +34,8 @@ impl VisionBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), blocks: &[usize], heads: usize) -> Result<Tensor> {
-        let x = (x + self.attention(&self.norm1.forward(x)?, rope, blocks, heads)?)?;
+    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), blocks: &[usize], heads: usize, mode: Mode) -> Result<Tensor> {
+        let x = (x + self.attention(&self.norm1.forward(x)?, rope, blocks, heads, mode)?)?;
         let mlp = self
             .fc2
             .forward(&quick_gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
@@ -43,7 +43,7 @@ impl VisionBlock {
     }
 
     /// Full attention within each block of `blocks` patches (one block per image frame), none across.
-    fn attention(&self, x: &Tensor, (cos, sin): &(Tensor, Tensor), blocks: &[usize], heads: usize) -> Result<Tensor> {
+    fn attention(&self, x: &Tensor, (cos, sin): &(Tensor, Tensor), blocks: &[usize], heads: usize, mode: Mode) -> Result<Tensor> {
         let (n, e) = x.dims2()?;
         let head_dim = e / heads;
         let qkv = self.qkv.forward(x)?.reshape((n, 3, heads, head_dim))?;
@@ -57,7 +57,7 @@ impl VisionBlock {
             let part = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?) };
             let (q, k, v) = (part(&q)?, part(&k)?, part(&v)?);
             let scores = (q.matmul(&k.t()?)? * scale)?;
-            let out = softmax_f32(&scores)?.matmul(&v)?;
+            let out = softmax_f32(&scores, mode)?.matmul(&v)?;
             outputs.push(out.transpose(0, 1)?.reshape((len, e))?);
             start += len;
         }
@@ -103,6 +103,10 @@ impl VisionTower {
 
     /// `patches`: `[sum(t*h*w), patch_values]` for every image in order; returns one row per merged token.
     pub fn forward(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<Tensor> {
+        self.forward_mode(patches, grids, Mode::INFERENCE)
+    }
+
+    pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: Mode) -> Result<Tensor> {
         let expected: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
         let (n, values) = patches.dims2()?;
         if n != expected || values != self.cfg.patch_values() {
@@ -120,7 +124,7 @@ impl VisionTower {
             .patch_embed
             .forward(&patches.to_dtype(self.patch_embed.weight().dtype())?)?;
         for block in &self.blocks {
-            x = block.forward(&x, &rope, &blocks, self.cfg.num_heads)?;
+            x = block.forward(&x, &rope, &blocks, self.cfg.num_heads, mode)?;
         }
         let merged = self.merger_norm.forward(&x)?.reshape((n / self.cfg.merge_unit(), ()))?;
         let merged = self.merger_fc1.forward(&merged)?.gelu_erf()?;

@@ -281,6 +281,8 @@ fn main() {
     let load_s = t_load.elapsed().as_secs_f64();
     // Peak RSS from here on (the weights' load, which maps the file and copies it, peaks higher).
     let rss_after_load = vm_kib("VmRSS").map(|k| k / 1024);
+    // Resetting the high-water mark also resets what `time` reports, so keep the load's peak.
+    let peak_load = vm_kib("VmHWM").map(|k| k / 1024);
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 
     if args.kind == "image" {
@@ -379,6 +381,7 @@ fn main() {
         "mean_text_tokens": text_tokens.iter().sum::<usize>() as f64 / text_tokens.len() as f64,
         "load_s": load_s,
         "warmup_s": warmup_s,
+        "peak_rss_load_mib": peak_load,
         "rss_after_load_mib": rss_after_load,
         "peak_rss_inference_mib": vm_kib("VmHWM").map(|k| k / 1024),
     });

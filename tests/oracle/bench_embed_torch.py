@@ -125,6 +125,7 @@ def main():
     model, ip, tok = load(args.model, args.attn)
     load_s = time.perf_counter() - t
     rss_after_load = vm_kib("VmRSS")
+    peak_load = vm_kib("VmHWM")  # resetting the high-water mark also resets what `time` reports
     try:  # peak RSS from here on, as saha-bench-embed reports it
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
@@ -164,6 +165,7 @@ def main():
         "encode_s_per_batch": encode_s, "forward_s_per_batch": forward_s, "total_s_per_batch": total_s,
         "mean_tokens": float(np.mean(batch["lengths"])), "padded_len": max(batch["lengths"]),
         "load_s": load_s, "warmup_s": warmup_s,
+        "peak_rss_load_mib": peak_load // 1024 if peak_load else None,
         "rss_after_load_mib": rss_after_load // 1024 if rss_after_load else None,
         "peak_rss_inference_mib": (vm_kib("VmHWM") or 0) // 1024 or None,
         "min_cosine_vs_candle": min_cos, "max_abs_diff_vs_candle": max_abs,

@@ -1,0 +1,144 @@
+//! LoRA and DoRA adapters on the language model's linear layers, as PEFT defines them.
+//!
+//! LoRA: `y = W x + b + s · B A drop(x)`, `s = alpha / r`.
+//! DoRA (PEFT): `y = W x + b + (m / n − 1) · W drop(x) + (m / n) · s · B A drop(x)`, where
+//! `n = ‖W + s·B·A‖` per output row is detached from the graph (PEFT's choice, from the DoRA paper §4.3)
+//! and `m` is a trained magnitude per output row, initialised to `n`. With no dropout this is
+//! `(m / n) (W + s B A) x + b`, which is also how an adapter is merged for inference.
+
+use candle_core::{DType, Tensor, Var, D};
+
+use crate::error::{ModelError, Result};
+
+/// The language-model projections the reference adapts (`gate_proj` and `up_proj` are not).
+pub const REFERENCE_TARGETS: [&str; 5] = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdapterKind {
+    Lora,
+    Dora,
+}
+
+/// One adapted layer's trainable tensors.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub kind: AdapterKind,
+    /// `[r, in]`.
+    pub a: Var,
+    /// `[out, r]`.
+    pub b: Var,
+    /// `[out]`, DoRA only.
+    pub magnitude: Option<Var>,
+    pub scale: f64,
+    pub dropout: f32,
+    /// Position among the model's adapters, which seeds this layer's dropout masks.
+    pub index: usize,
+}
+
+/// Where one forward pass takes its dropout masks from: none (inference, or dropout 0), or a seed, so
+/// GradCache's second pass draws exactly the masks of the first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropoutSeed(pub Option<u64>);
+
+impl Adapter {
+    /// The adapted output, given the base output `base = W x + b` (`weight` is W, `[out, in]`). The
+    /// adapter path runs in f32 whatever the base dtype, as PEFT keeps adapters in f32.
+    pub fn forward(&self, x: &Tensor, base: &Tensor, weight: &Tensor, seed: DropoutSeed) -> Result<Tensor> {
+        let dropped = self.drop(&x.to_dtype(DType::F32)?, seed)?;
+        let low_rank = dropped.broadcast_matmul(&self.a.as_tensor().t()?)?.broadcast_matmul(&self.b.as_tensor().t()?)?;
+        let low_rank = (low_rank * self.scale)?;
+        let delta = match &self.magnitude {
+            None => low_rank,
+            Some(magnitude) => {
+                let ratio = magnitude.as_tensor().broadcast_div(&self.weight_norm(weight)?.detach())?;
+                let base_part = dropped.broadcast_matmul(&weight.to_dtype(DType::F32)?.t()?)?;
+                (base_part.broadcast_mul(&(&ratio - 1.0)?)? + low_rank.broadcast_mul(&ratio)?)?
+            }
+        };
+        Ok((base + delta.to_dtype(base.dtype())?)?)
+    }
+
+    /// `‖W + s·B·A‖` per output row, `[out]`.
+    pub fn weight_norm(&self, weight: &Tensor) -> Result<Tensor> {
+        let delta = (self.b.as_tensor().matmul(self.a.as_tensor())? * self.scale)?;
+        let full = (weight.to_dtype(DType::F32)? + delta)?;
+        Ok(full.sqr()?.sum(D::Minus1)?.sqrt()?)
+    }
+
+    /// The merged weight `W'` such that `W' x + b` equals the adapted layer without dropout.
+    pub fn merged_weight(&self, weight: &Tensor) -> Result<Tensor> {
+        let delta = (self.b.as_tensor().matmul(self.a.as_tensor())? * self.scale)?;
+        let full = (weight.to_dtype(DType::F32)? + delta)?;
+        let merged = match &self.magnitude {
+            None => full,
+            Some(m) => {
+                let ratio = m.as_tensor().broadcast_div(&self.weight_norm(weight)?)?;
+                full.broadcast_mul(&ratio.unsqueeze(1)?)?
+            }
+        };
+        Ok(merged.to_dtype(weight.dtype())?.detach())
+    }
+
+    fn drop(&self, x: &Tensor, seed: DropoutSeed) -> Result<Tensor> {
+        let Some(seed) = seed.0 else { return Ok(x.clone()) };
+        if self.dropout <= 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 - self.dropout;
+        let mask = bernoulli_mask(x.elem_count(), keep, seed, self.index as u64);
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        Ok(((x * mask)? / keep as f64)?)
+    }
+
+    pub fn trainable(&self) -> Vec<&Var> {
+        let mut vars = vec![&self.a, &self.b];
+        vars.extend(self.magnitude.as_ref());
+        vars
+    }
+}
+
+/// 1.0 with probability `keep`, else 0.0, from a SplitMix64 stream of (seed, layer).
+fn bernoulli_mask(n: usize, keep: f32, seed: u64, layer: u64) -> Vec<f32> {
+    let mut state = seed ^ layer.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03;
+    let threshold = (keep as f64 * (1u64 << 53) as f64) as u64;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            if (z >> 11) < threshold {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Seeded initialisation of a new adapter: A ~ N(0, 1/r²) (PEFT's "gaussian"), B = 0, m = ‖W‖.
+pub fn init_adapter(
+    kind: AdapterKind,
+    weight: &Tensor,
+    rank: usize,
+    alpha: f64,
+    dropout: f32,
+    index: usize,
+    normal: &mut dyn FnMut() -> f32,
+) -> Result<Adapter> {
+    let (out, inp) = weight.dims2()?;
+    if rank == 0 {
+        return Err(ModelError::Input("adapter rank must be at least 1".into()));
+    }
+    let device = weight.device();
+    let std = 1.0 / rank as f32;
+    let a: Vec<f32> = (0..rank * inp).map(|_| normal() * std).collect();
+    let a = Var::from_tensor(&Tensor::from_vec(a, (rank, inp), device)?)?;
+    let b = Var::from_tensor(&Tensor::zeros((out, rank), DType::F32, device)?)?;
+    let mut adapter = Adapter { kind, a, b, magnitude: None, scale: alpha / rank as f64, dropout, index };
+    if kind == AdapterKind::Dora {
+        adapter.magnitude = Some(Var::from_tensor(&adapter.weight_norm(weight)?)?);
+    }
+    Ok(adapter)
+}
