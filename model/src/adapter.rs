@@ -97,24 +97,40 @@ impl Adapter {
     }
 }
 
-/// 1.0 with probability `keep`, else 0.0, from a SplitMix64 stream of (seed, layer).
+/// SplitMix64: the seeded stream behind adapter initialisation and dropout masks (candle's CPU RNG
+/// cannot be seeded).
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    pub fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f32 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    }
+}
+
+/// 1.0 with probability `keep`, else 0.0, from the stream of (seed, layer).
 fn bernoulli_mask(n: usize, keep: f32, seed: u64, layer: u64) -> Vec<f32> {
-    let mut state = seed ^ layer.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03;
+    let mut rng = SplitMix::new(seed ^ layer.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03);
     let threshold = (keep as f64 * (1u64 << 53) as f64) as u64;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            if (z >> 11) < threshold {
-                1.0
-            } else {
-                0.0
-            }
-        })
-        .collect()
+    (0..n).map(|_| if (rng.next_u64() >> 11) < threshold { 1.0 } else { 0.0 }).collect()
 }
 
 /// Seeded initialisation of a new adapter: A ~ N(0, 1/r²) (PEFT's "gaussian"), B = 0, m = ‖W‖.

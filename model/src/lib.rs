@@ -12,6 +12,7 @@ pub mod error;
 pub mod image;
 pub mod layers;
 pub mod model;
+pub mod peft;
 pub mod positions;
 pub mod snapshot;
 pub mod tensors;

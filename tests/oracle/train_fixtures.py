@@ -224,7 +224,7 @@ def check_dora_formula(model, adapted):
     norm = torch.linalg.norm(W + s * (B @ A).detach(), dim=1).detach()
     y2 = (mag / norm) * (x @ W.T + s * (x @ A.T) @ B.T) + bias
     gh = torch.autograd.grad(y2.square().sum(), params)
-    d_out = float((y - y2).abs().max())
+    d_out = float((y - y2).detach().abs().max())
     d_grad = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(gp, gh))
     if d_out > 1e-5 or d_grad > 1e-5:
         die(f"DoRA hand formula disagrees with PEFT on {n}: out {d_out:.3g}, grad rel {d_grad:.3g}")
@@ -288,6 +288,7 @@ def generate(snapshot, out):
             shutil.rmtree(kdir)
         init_dir = kdir / "initial"
         model.save_pretrained(str(init_dir))
+        (init_dir / "README.md").unlink(missing_ok=True)  # PEFT's model-card template, not needed
         for f in init_dir.iterdir():
             os.chmod(f, 0o644)
         with safe_open(str(init_dir / "adapter_model.safetensors"), framework="pt") as f:
@@ -360,6 +361,7 @@ def generate(snapshot, out):
             "loss": float(loss),
             "gradcache_loss": float(gc_loss),
             "adapted_modules": adapted,
+            "vision_linear_modules_not_adapted": visual_linear,
             "adapter_keys": {k: list(saved[k].shape) for k in sorted(saved)},
             "adapter_config": json.loads((init_dir / "adapter_config.json").read_text()),
         }
@@ -432,6 +434,10 @@ def generate(snapshot, out):
 
 
 def main():
+    # PEFT writes adapter_config.json's target_modules from a Python set of strings: fix the hash seed so the
+    # file (and everything else) is byte-identical between runs.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "PYTHONHASHSEED": "0"})
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--snapshot", required=True, help="tiny snapshot folder (saha-init-model --seed 0)")
     ap.add_argument("--out", required=True, help="fixture output folder (tests/fixtures/train)")
