@@ -45,12 +45,16 @@ impl Adapter {
     /// adapter path runs in f32 whatever the base dtype, as PEFT keeps adapters in f32.
     pub fn forward(&self, x: &Tensor, base: &Tensor, weight: &Tensor, seed: DropoutSeed) -> Result<Tensor> {
         let dropped = self.drop(&x.to_dtype(DType::F32)?, seed)?;
-        let low_rank = dropped.broadcast_matmul(&self.a.as_tensor().t()?)?.broadcast_matmul(&self.b.as_tensor().t()?)?;
+        let low_rank = dropped
+            .broadcast_matmul(&self.a.as_tensor().t()?)?
+            .broadcast_matmul(&self.b.as_tensor().t()?)?;
         let low_rank = (low_rank * self.scale)?;
         let delta = match &self.magnitude {
             None => low_rank,
             Some(magnitude) => {
-                let ratio = magnitude.as_tensor().broadcast_div(&self.weight_norm(weight)?.detach())?;
+                let ratio = magnitude
+                    .as_tensor()
+                    .broadcast_div(&self.weight_norm(weight)?.detach())?;
                 let base_part = dropped.broadcast_matmul(&weight.to_dtype(DType::F32)?.t()?)?;
                 (base_part.broadcast_mul(&(&ratio - 1.0)?)? + low_rank.broadcast_mul(&ratio)?)?
             }
@@ -130,7 +134,9 @@ impl SplitMix {
 fn bernoulli_mask(n: usize, keep: f32, seed: u64, layer: u64) -> Vec<f32> {
     let mut rng = SplitMix::new(seed ^ layer.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03);
     let threshold = (keep as f64 * (1u64 << 53) as f64) as u64;
-    (0..n).map(|_| if (rng.next_u64() >> 11) < threshold { 1.0 } else { 0.0 }).collect()
+    (0..n)
+        .map(|_| if (rng.next_u64() >> 11) < threshold { 1.0 } else { 0.0 })
+        .collect()
 }
 
 /// Seeded initialisation of a new adapter: A ~ N(0, 1/r²) (PEFT's "gaussian"), B = 0, m = ‖W‖.
@@ -152,7 +158,15 @@ pub fn init_adapter(
     let a: Vec<f32> = (0..rank * inp).map(|_| normal() * std).collect();
     let a = Var::from_tensor(&Tensor::from_vec(a, (rank, inp), device)?)?;
     let b = Var::from_tensor(&Tensor::zeros((out, rank), DType::F32, device)?)?;
-    let mut adapter = Adapter { kind, a, b, magnitude: None, scale: alpha / rank as f64, dropout, index };
+    let mut adapter = Adapter {
+        kind,
+        a,
+        b,
+        magnitude: None,
+        scale: alpha / rank as f64,
+        dropout,
+        index,
+    };
     if kind == AdapterKind::Dora {
         adapter.magnitude = Some(Var::from_tensor(&adapter.weight_norm(weight)?)?);
     }

@@ -15,9 +15,15 @@ pub struct Mode {
 }
 
 impl Mode {
-    pub const INFERENCE: Mode = Mode { differentiable: false, dropout: DropoutSeed(None) };
+    pub const INFERENCE: Mode = Mode {
+        differentiable: false,
+        dropout: DropoutSeed(None),
+    };
     pub fn training(dropout_seed: u64) -> Mode {
-        Mode { differentiable: true, dropout: DropoutSeed(Some(dropout_seed)) }
+        Mode {
+            differentiable: true,
+            dropout: DropoutSeed(Some(dropout_seed)),
+        }
     }
 }
 
@@ -37,11 +43,19 @@ impl Linear {
         } else {
             None
         };
-        Ok(Linear { weight, bias, adapter: None })
+        Ok(Linear {
+            weight,
+            bias,
+            adapter: None,
+        })
     }
 
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Linear { weight, bias, adapter: None }
+        Linear {
+            weight,
+            bias,
+            adapter: None,
+        }
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -154,6 +168,10 @@ pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 pub fn softmax_f32(x: &Tensor, mode: Mode) -> Result<Tensor> {
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
-    let probs = if mode.differentiable { candle_nn::ops::softmax(&x, D::Minus1)? } else { candle_nn::ops::softmax_last_dim(&x)? };
+    let probs = if mode.differentiable {
+        candle_nn::ops::softmax(&x, D::Minus1)?
+    } else {
+        candle_nn::ops::softmax_last_dim(&x)?
+    };
     Ok(probs.to_dtype(dtype)?)
 }

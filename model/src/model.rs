@@ -62,7 +62,13 @@ impl Qwen2Vl {
         self.forward_mode(inputs, padding, pad_token, Mode::INFERENCE)
     }
 
-    pub fn forward_mode(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32, mode: Mode) -> Result<BatchHidden> {
+    pub fn forward_mode(
+        &self,
+        inputs: &[EncodedInput],
+        padding: Padding,
+        pad_token: u32,
+        mode: Mode,
+    ) -> Result<BatchHidden> {
         let tokens = &self.config.tokens;
         let merge = self.config.vision.spatial_merge_size;
         let batch = pad_batch(inputs, padding, pad_token, merge, tokens.image, tokens.vision_start)?;
@@ -80,7 +86,10 @@ impl Qwen2Vl {
                 values.extend_from_slice(&image.values);
             }
             let patches = Tensor::from_vec(values, (rows, patch_values), &self.device)?;
-            let image_embeds = self.vision.forward_mode(&patches, &grids, mode)?.to_dtype(embeds.dtype())?;
+            let image_embeds = self
+                .vision
+                .forward_mode(&patches, &grids, mode)?
+                .to_dtype(embeds.dtype())?;
             embeds = scatter_image_rows(&embeds, &image_embeds, &batch.ids, tokens.image)?;
         }
 

@@ -77,14 +77,25 @@ pub fn attach_new(model: &mut Qwen2Vl, cfg: &AdapterConfig, seed: u64) -> Result
     let mut index = 0;
     model.text_mut().for_each_linear_mut(&mut |name, linear| {
         if is_target(name, &cfg.targets) {
-            let adapter = init_adapter(cfg.kind, linear.weight(), cfg.rank, cfg.alpha, cfg.dropout, index, &mut || rng.normal())?;
+            let adapter = init_adapter(
+                cfg.kind,
+                linear.weight(),
+                cfg.rank,
+                cfg.alpha,
+                cfg.dropout,
+                index,
+                &mut || rng.normal(),
+            )?;
             linear.set_adapter(Some(adapter));
             index += 1;
         }
         Ok(())
     })?;
     if index == 0 {
-        return Err(ModelError::Input(format!("no language-model layer matches the adapter targets {:?}", cfg.targets)));
+        return Err(ModelError::Input(format!(
+            "no language-model layer matches the adapter targets {:?}",
+            cfg.targets
+        )));
     }
     Ok(index)
 }
@@ -124,7 +135,10 @@ pub fn save(dir: &Path, model: &Qwen2Vl, cfg: &AdapterConfig, base_model: &str) 
     };
     let json = serde_json::to_string_pretty(&file).expect("serialisable") + "\n";
     std::fs::write(dir.join(CONFIG_FILE), json).map_err(|e| ModelError::file(dir.join(CONFIG_FILE), e))?;
-    let tensors: HashMap<String, Tensor> = named_vars(model).into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect();
+    let tensors: HashMap<String, Tensor> = named_vars(model)
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().clone()))
+        .collect();
     candle_core::safetensors::save(&tensors, dir.join(WEIGHTS_FILE))?;
     Ok(())
 }
@@ -134,10 +148,17 @@ pub fn read_config(dir: &Path) -> Result<AdapterConfig> {
     let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
     let file: PeftConfigFile = serde_json::from_str(&text).map_err(|e| ModelError::file(&path, e))?;
     if file.peft_type != "LORA" {
-        return Err(ModelError::file(&path, format!("peft_type {} is not supported (LORA only)", file.peft_type)));
+        return Err(ModelError::file(
+            &path,
+            format!("peft_type {} is not supported (LORA only)", file.peft_type),
+        ));
     }
     Ok(AdapterConfig {
-        kind: if file.use_dora { AdapterKind::Dora } else { AdapterKind::Lora },
+        kind: if file.use_dora {
+            AdapterKind::Dora
+        } else {
+            AdapterKind::Lora
+        },
         rank: file.r,
         alpha: file.lora_alpha,
         dropout: file.lora_dropout,
@@ -152,15 +173,24 @@ pub fn load(dir: &Path, model: &mut Qwen2Vl) -> Result<AdapterConfig> {
     let device = model.device().clone();
     let tensors = candle_core::safetensors::load(&path, &device).map_err(|e| ModelError::file(&path, e))?;
     let get = |layer: &str, suffix: &str, shape: &[usize]| -> Result<Var> {
-        let names = [format!("{}.{suffix}", peft_prefix(layer)), format!("{}.{suffix}", legacy_prefix(layer))];
-        let tensor = names.iter().find_map(|n| tensors.get(n)).ok_or_else(|| ModelError::Tensor {
-            name: names[0].clone(),
-            message: format!("missing from {}", path.display()),
-        })?;
+        let names = [
+            format!("{}.{suffix}", peft_prefix(layer)),
+            format!("{}.{suffix}", legacy_prefix(layer)),
+        ];
+        let tensor = names
+            .iter()
+            .find_map(|n| tensors.get(n))
+            .ok_or_else(|| ModelError::Tensor {
+                name: names[0].clone(),
+                message: format!("missing from {}", path.display()),
+            })?;
         if tensor.dims() != shape {
             return Err(ModelError::Tensor {
                 name: names[0].clone(),
-                message: format!("has shape {:?}, the model and adapter_config.json imply {shape:?}", tensor.dims()),
+                message: format!(
+                    "has shape {:?}, the model and adapter_config.json imply {shape:?}",
+                    tensor.dims()
+                ),
             });
         }
         Ok(Var::from_tensor(&tensor.to_dtype(DType::F32)?)?)
@@ -188,12 +218,17 @@ pub fn load(dir: &Path, model: &mut Qwen2Vl) -> Result<AdapterConfig> {
         Ok(())
     })?;
     if index == 0 {
-        return Err(ModelError::file(dir, format!("no language-model layer matches target_modules {:?}", cfg.targets)));
+        return Err(ModelError::file(
+            dir,
+            format!("no language-model layer matches target_modules {:?}", cfg.targets),
+        ));
     }
     Ok(cfg)
 }
 
 /// Folds every adapter into its layer's weight, for inference at base-model speed.
 pub fn merge_all(model: &mut Qwen2Vl) -> Result<()> {
-    model.text_mut().for_each_linear_mut(&mut |_, linear| linear.merge_adapter())
+    model
+        .text_mut()
+        .for_each_linear_mut(&mut |_, linear| linear.merge_adapter())
 }

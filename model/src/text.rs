@@ -75,7 +75,12 @@ impl Attention {
     }
 
     fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 4] {
-        [("q_proj", &mut self.q), ("k_proj", &mut self.k), ("v_proj", &mut self.v), ("o_proj", &mut self.o)]
+        [
+            ("q_proj", &mut self.q),
+            ("k_proj", &mut self.k),
+            ("v_proj", &mut self.v),
+            ("o_proj", &mut self.o),
+        ]
     }
 }
 
@@ -101,7 +106,11 @@ impl Mlp {
     }
 
     fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 3] {
-        [("gate_proj", &mut self.gate), ("up_proj", &mut self.up), ("down_proj", &mut self.down)]
+        [
+            ("gate_proj", &mut self.gate),
+            ("up_proj", &mut self.up),
+            ("down_proj", &mut self.down),
+        ]
     }
 }
 

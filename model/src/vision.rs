@@ -34,7 +34,14 @@ impl VisionBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor, rope: &(Tensor, Tensor), blocks: &[usize], heads: usize, mode: Mode) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: &(Tensor, Tensor),
+        blocks: &[usize],
+        heads: usize,
+        mode: Mode,
+    ) -> Result<Tensor> {
         let x = (x + self.attention(&self.norm1.forward(x)?, rope, blocks, heads, mode)?)?;
         let mlp = self
             .fc2
@@ -43,7 +50,14 @@ impl VisionBlock {
     }
 
     /// Full attention within each block of `blocks` patches (one block per image frame), none across.
-    fn attention(&self, x: &Tensor, (cos, sin): &(Tensor, Tensor), blocks: &[usize], heads: usize, mode: Mode) -> Result<Tensor> {
+    fn attention(
+        &self,
+        x: &Tensor,
+        (cos, sin): &(Tensor, Tensor),
+        blocks: &[usize],
+        heads: usize,
+        mode: Mode,
+    ) -> Result<Tensor> {
         let (n, e) = x.dims2()?;
         let head_dim = e / heads;
         let qkv = self.qkv.forward(x)?.reshape((n, 3, heads, head_dim))?;

@@ -56,6 +56,11 @@ pub struct EmbedArgs {
     #[arg(long, required = true)]
     #[serde(skip)]
     pub model: Option<PathBuf>,
+    /// A PEFT LoRA/DoRA adapter folder (adapter_config.json + adapter_model.safetensors, e.g. from
+    /// saha-train), merged into the weights before embedding.
+    #[arg(long)]
+    #[serde(skip)]
+    pub adapter: Option<PathBuf>,
     /// Output embeddings.parquet (for --shard, this shard's file).
     #[arg(long, required = true)]
     #[serde(skip)]

@@ -61,11 +61,19 @@ fn embed(args: &EmbedArgs) -> Result<String> {
         bail!("{}: no items to embed", items_path.display());
     }
     prov.input(items_path)?;
-    let embedder =
+    let mut embedder =
         Embedder::load(model_dir, dtype, &device).with_context(|| format!("loading {}", model_dir.display()))?;
     for file in embedder.snapshot.content_files() {
         prov.input(&file)?;
     }
+    if let Some(adapter) = &args.adapter {
+        saha_model::peft::load(adapter, &mut embedder.model)
+            .with_context(|| format!("loading adapter {}", adapter.display()))?;
+        saha_model::peft::merge_all(&mut embedder.model)?;
+        prov.input(&adapter.join(saha_model::peft::CONFIG_FILE))?;
+        prov.input(&adapter.join(saha_model::peft::WEIGHTS_FILE))?;
+    }
+    let embedder = embedder;
     let model_name = model_name(model_dir, &prov);
     let images = ImageContext {
         root: args.image_root.clone(),

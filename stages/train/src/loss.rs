@@ -17,8 +17,9 @@ pub fn info_nce(q: &Tensor, t: &Tensor, cfg: LossConfig, same_target: Option<&[V
     let n = q.dim(0)?;
     let mut logits = (q.matmul(&t.t()?)? / cfg.temperature)?;
     if let Some(same) = same_target {
-        let mask: Vec<f32> =
-            (0..n).flat_map(|i| (0..n).map(move |j| if i != j && same[i][j] { f32::NEG_INFINITY } else { 0.0 })).collect();
+        let mask: Vec<f32> = (0..n)
+            .flat_map(|i| (0..n).map(move |j| if i != j && same[i][j] { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
         logits = logits.broadcast_add(&Tensor::from_vec(mask, (n, n), q.device())?)?;
     }
     let labels = Tensor::arange(0u32, n as u32, q.device())?;

@@ -15,7 +15,12 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
     }
 }
 
@@ -32,7 +37,13 @@ impl AdamW {
     pub fn new(vars: Vec<Var>, cfg: AdamWConfig) -> Result<Self> {
         let first = vars.iter().map(|v| v.zeros_like()).collect::<Result<Vec<_>>>()?;
         let second = first.clone();
-        Ok(AdamW { cfg, vars, first, second, step: 0 })
+        Ok(AdamW {
+            cfg,
+            vars,
+            first,
+            second,
+            step: 0,
+        })
     }
 
     /// One update with learning rate `lr`; `grads[i]` belongs to `vars[i]` (`None`: left alone).
@@ -61,7 +72,11 @@ impl AdamW {
 pub fn clip_grad_norm(grads: &mut [Option<Tensor>], max_norm: f64) -> Result<f64> {
     let mut total = 0f64;
     for g in grads.iter().flatten() {
-        total += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        total += g
+            .sqr()?
+            .sum_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_scalar::<f64>()?;
     }
     let norm = total.sqrt();
     if max_norm > 0.0 && norm > max_norm {

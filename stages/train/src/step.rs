@@ -40,7 +40,10 @@ pub fn plain(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs) -> anyhow::Resu
     let t = model.embed_mode(s.targets, s.padding, s.pad_token, chunk_mode(s.seed, 0, 1))?;
     let loss = info_nce(&q, &t, s.loss, s.same_target)?;
     let grads = loss.backward()?;
-    Ok(StepResult { loss: loss.to_scalar::<f32>()?, grads: collect(&grads, trainable) })
+    Ok(StepResult {
+        loss: loss.to_scalar::<f32>()?,
+        grads: collect(&grads, trainable),
+    })
 }
 
 /// GradCache with chunks of `chunk` inputs per tower.
@@ -74,7 +77,10 @@ pub fn grad_cache(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: usi
             accumulate(&mut total, &grads, trainable)?;
         }
     }
-    Ok(StepResult { loss: loss.to_scalar::<f32>()?, grads: total })
+    Ok(StepResult {
+        loss: loss.to_scalar::<f32>()?,
+        grads: total,
+    })
 }
 
 fn collect(grads: &GradStore, trainable: &[Var]) -> Vec<Option<Tensor>> {

@@ -1,0 +1,104 @@
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(
+    name = "saha-train",
+    args_override_self = true,
+    version,
+    about = "Contrastive LoRA/DoRA fine-tuning of Qwen2-VL on SaHa clusters (InfoNCE, GradCache), PEFT adapters out",
+    long_about = "Contrastive LoRA/DoRA fine-tuning of Qwen2-VL on SaHa clusters.\n\n\
+Each step takes --clusters-per-step clusters (shuffled per epoch from --seed, members kept together) and \
+flattens them into (query, positive) pairs; every positive is a negative for every other query of the step, so \
+the mined negatives cost no extra forward passes. The loss is the reference's one-directional InfoNCE over \
+cosine / temperature. GradCache (--chunk) keeps one chunk's graph in memory at a time and gives the gradients of \
+plain backpropagation. Checkpoints are PEFT adapters (adapter_config.json + adapter_model.safetensors) plus the \
+optimiser state; --resume continues a run exactly."
+)]
+pub struct Args {
+    /// clusters.parquet from saha-filter.
+    #[arg(long)]
+    #[serde(skip)]
+    pub clusters: PathBuf,
+    /// items.parquet from saha-prompt (the clusters' query and target items).
+    #[arg(long)]
+    #[serde(skip)]
+    pub items: PathBuf,
+    /// Folder the items' image paths are relative to.
+    #[arg(long)]
+    #[serde(skip)]
+    pub image_root: Option<PathBuf>,
+    /// Hugging Face snapshot folder of the base Qwen2-VL.
+    #[arg(long)]
+    #[serde(skip)]
+    pub model: PathBuf,
+    /// Output folder: train_log.parquet, checkpoint-<step>/, adapter/ (the final adapter).
+    #[arg(long)]
+    #[serde(skip)]
+    pub out_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = AdapterArg::Dora)]
+    pub adapter: AdapterArg,
+    #[arg(long, default_value_t = 8)]
+    pub rank: usize,
+    #[arg(long, default_value_t = 64.0)]
+    pub alpha: f64,
+    #[arg(long, default_value_t = 0.1)]
+    pub dropout: f32,
+    /// Language-model layers to adapt (the reference: q, k, v, o and down projections).
+    #[arg(long, value_delimiter = ',', default_value = "q_proj,k_proj,v_proj,o_proj,down_proj")]
+    pub targets: Vec<String>,
+    /// Clusters per step (the reference: 16 per GPU).
+    #[arg(long, default_value_t = 16)]
+    pub clusters_per_step: usize,
+    #[arg(long, default_value_t = 5e-5)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 100)]
+    pub warmup_steps: usize,
+    #[arg(long, default_value_t = 1500)]
+    pub max_steps: usize,
+    #[arg(long, default_value_t = 0.02)]
+    pub temperature: f64,
+    /// Also add the target -> query InfoNCE term (the reference has only query -> target).
+    #[arg(long)]
+    pub symmetric: bool,
+    /// Do not count a target identical (text and image) to a query's own positive as its negative
+    /// (the reference leaves such false negatives in).
+    #[arg(long)]
+    pub mask_duplicate_targets: bool,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// GradCache chunk size in inputs per tower (the reference: 4); 0 = plain backpropagation.
+    #[arg(long, default_value_t = 4)]
+    pub chunk: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Save a checkpoint every this many steps (and always at the end).
+    #[arg(long, default_value_t = 1000)]
+    pub save_steps: usize,
+    /// Continue from the latest checkpoint in --out-dir.
+    #[arg(long)]
+    #[serde(skip)]
+    pub resume: bool,
+    /// Image resolution policy (the reference trains with mid_low = 448x448).
+    #[arg(long, default_value = "mid_low")]
+    pub resolution: String,
+    /// Longest prompt in tokens; longer ones lose user text, never the chat tail (the reference's
+    /// effective training limit is 512).
+    #[arg(long, default_value_t = 512)]
+    pub max_len: usize,
+    /// Stop with an error after this many steps, as if killed (for testing --resume).
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub stop_after_steps: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdapterArg {
+    Lora,
+    Dora,
+}

@@ -1,0 +1,111 @@
+//! Checkpoints: the adapter in PEFT format, the optimiser moments, and the trainer state, written to a
+//! temporary folder and renamed into place, so a failed write (disk full) leaves the previous one intact.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use saha_model::peft::{self, AdapterConfig};
+use saha_model::Qwen2Vl;
+use serde::{Deserialize, Serialize};
+
+use crate::optim::AdamW;
+
+const STATE_FILE: &str = "trainer_state.json";
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Steps finished.
+    pub step: usize,
+    /// Hash of the inputs and every setting that shapes the run; a resume must match it.
+    pub fingerprint: String,
+}
+
+pub fn name(step: usize) -> String {
+    format!("checkpoint-{step:06}")
+}
+
+pub fn save(
+    out_dir: &Path,
+    model: &Qwen2Vl,
+    adapter: &AdapterConfig,
+    base_model: &str,
+    optimizer: &AdamW,
+    names: &[String],
+    state: &TrainerState,
+) -> Result<PathBuf> {
+    let target = out_dir.join(name(state.step));
+    let staging = out_dir.join(format!(".{}.tmp", name(state.step)));
+    let _ = std::fs::remove_dir_all(&staging);
+    let written = (|| -> Result<()> {
+        peft::save(&staging, model, adapter, base_model)?;
+        let mut moments: HashMap<String, Tensor> = HashMap::new();
+        for (i, n) in names.iter().enumerate() {
+            moments.insert(format!("first.{n}"), optimizer.first[i].clone());
+            moments.insert(format!("second.{n}"), optimizer.second[i].clone());
+        }
+        candle_core::safetensors::save(&moments, staging.join(OPTIMIZER_FILE))?;
+        std::fs::write(staging.join(STATE_FILE), serde_json::to_string_pretty(state)? + "\n")?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e.context(format!(
+            "writing checkpoint {} (the previous checkpoint is kept)",
+            target.display()
+        )));
+    }
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::rename(&staging, &target).with_context(|| format!("moving {} into place", target.display()))?;
+    // Only the newest checkpoint is kept, and only once it is complete.
+    for old in list(out_dir)? {
+        if old != target {
+            let _ = std::fs::remove_dir_all(old);
+        }
+    }
+    Ok(target)
+}
+
+/// Finished checkpoints in `out_dir`, oldest first.
+pub fn list(out_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = match std::fs::read_dir(out_dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint-"))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    found.sort();
+    Ok(found)
+}
+
+/// Restores adapter and optimiser from the newest checkpoint; refuses one from another run.
+pub fn restore(
+    out_dir: &Path,
+    model: &mut Qwen2Vl,
+    fingerprint: &str,
+) -> Result<(TrainerState, HashMap<String, Tensor>)> {
+    let Some(latest) = list(out_dir)?.pop() else {
+        bail!("--resume: no checkpoint-* folder in {}", out_dir.display());
+    };
+    let state: TrainerState = serde_json::from_str(
+        &std::fs::read_to_string(latest.join(STATE_FILE)).with_context(|| format!("reading {}", latest.display()))?,
+    )?;
+    if state.fingerprint != fingerprint {
+        bail!(
+            "--resume: {} was written by a run with another base model, data or training settings; \
+             resume only with the arguments it was started with (or start a fresh --out-dir)",
+            latest.display()
+        );
+    }
+    peft::load(&latest, model)?;
+    let moments = candle_core::safetensors::load(latest.join(OPTIMIZER_FILE), &Device::Cpu)?;
+    Ok((state, moments))
+}

@@ -1,0 +1,19 @@
+use clap::Parser;
+use saha_train::{run, Args, STAGE};
+
+fn main() {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(s) => eprintln!(
+            "{STAGE}: {} steps, loss {:.4} -> {:.4}; adapter in {}",
+            s.steps,
+            s.first_loss,
+            s.last_loss,
+            s.adapter_dir.display()
+        ),
+        Err(e) => {
+            eprintln!("{STAGE}: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

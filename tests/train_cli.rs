@@ -1,0 +1,191 @@
+//! `saha-train` end to end on the synthetic demo's clusters: exact resumption, adapters that
+//! `saha-embed --adapter` reads, and the bad inputs the issue lists.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use saha_tests::{bin_dir, repo_root, run, stderr};
+
+/// The demo run up to SaHa's clusters (synthetic data, tiny model, embeddings, mining).
+fn demo_clusters(runs: &Path) -> PathBuf {
+    let out: Output = Command::new("make")
+        .arg("-C")
+        .arg(repo_root())
+        .arg(format!("RUNS_DIR={}", runs.display()))
+        .arg(format!("BIN={}", bin_dir().display()))
+        .args(["BUILD=0", "TRAIN_PER_SUBSET=16", "EVAL_PER_SUBSET=4", "RUN=t", "filter"])
+        .env("SAHA_NO_PROGRESS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    runs.join("t")
+}
+
+fn train(run_dir: &Path, out: &str, extra: &[&str]) -> Output {
+    let s = |p: PathBuf| p.to_str().unwrap().to_string();
+    let mut args = vec![
+        "--clusters".to_string(),
+        s(run_dir.join("clusters.parquet")),
+        "--items".into(),
+        s(run_dir.join("items.parquet")),
+        "--image-root".into(),
+        s(run_dir.join("data/images")),
+        "--model".into(),
+        s(run_dir.join("model")),
+        "--out-dir".into(),
+        s(run_dir.join(out)),
+        "--clusters-per-step".into(),
+        "2".into(),
+        "--warmup-steps".into(),
+        "1".into(),
+        "--lr".into(),
+        "1e-3".into(),
+        "--chunk".into(),
+        "3".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("saha-train", &refs)
+}
+
+fn losses(dir: &Path) -> Vec<(u32, u32)> {
+    let (rows, _): (Vec<saha_schemas::TrainLogRow>, _) =
+        saha_schemas::records::read_records(&dir.join("train_log.parquet")).unwrap();
+    rows.iter().map(|r| (r.step, r.loss.to_bits())).collect()
+}
+
+#[test]
+fn a_killed_run_resumes_with_the_same_losses_and_the_adapter_embeds() {
+    let runs = tempfile::tempdir().unwrap();
+    let run_dir = demo_clusters(runs.path());
+    let whole = train(&run_dir, "whole", &["--max-steps", "5", "--save-steps", "2"]);
+    assert!(whole.status.success(), "{}", stderr(&whole));
+
+    let stopped = train(
+        &run_dir,
+        "resumed",
+        &["--max-steps", "5", "--save-steps", "2", "--stop-after-steps", "3"],
+    );
+    assert!(!stopped.status.success());
+    assert!(run_dir.join("resumed/checkpoint-000002").is_dir());
+    let resumed = train(
+        &run_dir,
+        "resumed",
+        &["--max-steps", "5", "--save-steps", "2", "--resume"],
+    );
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let (a, b) = (losses(&run_dir.join("whole")), losses(&run_dir.join("resumed")));
+    assert_eq!(a.len(), 5);
+    assert_eq!(a, b, "a resumed run reproduces the uninterrupted losses bit for bit");
+    for f in ["adapter_model.safetensors", "adapter_config.json"] {
+        assert_eq!(
+            std::fs::read(run_dir.join("whole/adapter").join(f)).unwrap(),
+            std::fs::read(run_dir.join("resumed/adapter").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("whole/adapter/adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(config["use_dora"], true);
+    assert_eq!(config["r"], 8);
+
+    // Resuming with other settings is refused, with the reason.
+    let other = train(&run_dir, "resumed", &["--max-steps", "5", "--rank", "4", "--resume"]);
+    assert!(!other.status.success());
+    assert!(
+        stderr(&other).contains("another base model, data or training settings"),
+        "{}",
+        stderr(&other)
+    );
+
+    // saha-embed with the adapter gives other vectors than the base model.
+    let embed = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--items".to_string(),
+            run_dir.join("items.parquet").to_str().unwrap().into(),
+            "--image-root".into(),
+            run_dir.join("data/images").to_str().unwrap().into(),
+            "--model".into(),
+            run_dir.join("model").to_str().unwrap().into(),
+            "--out".into(),
+            run_dir.join(out).to_str().unwrap().into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run("saha-embed", &refs);
+        assert!(out.status.success(), "{}", stderr(&out));
+        saha_schemas::embeddings::Embeddings::read(&run_dir.join(refs[7])).unwrap()
+    };
+    let base = embed("base.parquet", &[]);
+    let tuned = embed(
+        "tuned.parquet",
+        &["--adapter", run_dir.join("whole/adapter").to_str().unwrap()],
+    );
+    assert_ne!(base.model, tuned.model, "the model name records the adapter");
+    assert_ne!(base.values, tuned.values);
+}
+
+#[test]
+fn bad_inputs_are_refused_with_the_reason() {
+    let runs = tempfile::tempdir().unwrap();
+    let run_dir = demo_clusters(runs.path());
+
+    let out = train(&run_dir, "big", &["--max-steps", "2", "--clusters-per-step", "100000"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("larger than the"), "{}", stderr(&out));
+
+    let out = train(
+        &run_dir,
+        "nan",
+        &[
+            "--max-steps",
+            "4",
+            "--save-steps",
+            "1",
+            "--lr",
+            "1e30",
+            "--max-grad-norm",
+            "0",
+            "--adapter",
+            "lora",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("loss is") && err.contains("at step") && err.contains("checkpoint"),
+        "{err}"
+    );
+
+    let out = train(&run_dir, "resume-nothing", &["--max-steps", "2", "--resume"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no checkpoint"), "{}", stderr(&out));
+
+    // Clusters that point at items the items file lacks.
+    let items = run_dir.join("items.parquet");
+    let (all, _): (Vec<saha_schemas::Item>, _) = saha_schemas::records::read_records(&items).unwrap();
+    let fewer: Vec<_> = all.iter().skip(5).cloned().collect();
+    let other_items = run_dir.join("fewer_items.parquet");
+    saha_schemas::records::write_records(&other_items, &fewer, &saha_schemas::Provenance::new("test", "0")).unwrap();
+    let out = train(
+        &run_dir,
+        "missing",
+        &["--max-steps", "1", "--items", other_items.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not in"), "{}", stderr(&out));
+
+    let (members, _): (Vec<saha_schemas::ClusterMember>, _) =
+        saha_schemas::records::read_records(&run_dir.join("clusters.parquet")).unwrap();
+    let empty = run_dir.join("empty_clusters.parquet");
+    saha_schemas::records::write_records(&empty, &members[..0], &saha_schemas::Provenance::new("test", "0")).unwrap();
+    let out = train(
+        &run_dir,
+        "empty",
+        &["--max-steps", "1", "--clusters", empty.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no clusters"), "{}", stderr(&out));
+}
