@@ -392,6 +392,153 @@ pub fn mining_stats() -> ArtefactSpec {
     }
 }
 
+pub fn eval_scores() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "eval_scores",
+        produced_by: "saha-eval mmeb",
+        doc: "MMEB-eval scores, one row per subset, in report order (meta-task, then subset). Each query is \
+              scored against its own candidate list (eval_lists.parquet) by the inner product of the \
+              L2-normalised vectors in f32; the ground truth is candidate 0 and ties resolve to the first \
+              maximum, i.e. to the ground truth, as the reference's `np.argmax` does. The ground truth's rank is \
+              1 + the number of candidates scoring strictly higher. Rates are fractions (0..1); the report shows \
+              them x100. Aggregates (meta-task, IND, OOD, overall) are unweighted means over subsets and are in \
+              the footer stats and eval_report.md. Footer metadata: the model (`saha.embedding.model`, copied \
+              from the embeddings) and the eval-set fingerprint (`saha.eval.set`).",
+        columns: vec![
+            col("subset", Utf8, "Subset (dataset) name."),
+            col(
+                "meta_task",
+                Utf8,
+                "Classification, VQA, Retrieval or Visual Grounding for the 36 MMEB subsets; from `--task-map` for \
+                 others, else `unknown`.",
+            ),
+            col(
+                "ind_ood",
+                Utf8,
+                "`IND` (an MMEB-train subset), `OOD` (evaluation only) or `custom` (neither: not in IND/OOD means).",
+            ),
+            col("n", UInt32, "Queries (eval rows)."),
+            col(
+                "correct",
+                UInt32,
+                "Queries whose ground truth scored highest (first maximum).",
+            ),
+            col("p_at_1", Float64, "Precision@1 (hit@1) = correct / n, the MMEB metric."),
+            col("hits_at_5", UInt32, "Queries whose ground truth ranks 1 to 5."),
+            col("hit_at_5", Float64, "hits_at_5 / n (not reported by the reference)."),
+            col(
+                "mrr",
+                Float64,
+                "Mean reciprocal rank of the ground truth (not reported by the reference).",
+            ),
+            col(
+                "ties_won",
+                UInt32,
+                "Correct queries where another candidate scored exactly as high as the ground truth: counted \
+                 correct only by the first-maximum rule. Many of these point at a degenerate encoder.",
+            ),
+            col("min_candidates", UInt32, "Shortest candidate list in the subset."),
+            col("max_candidates", UInt32, "Longest candidate list in the subset."),
+            col(
+                "eval_set",
+                Utf8,
+                "Fingerprint (SHA-256, 16 hex digits) of the subset's queries and candidate lists (raw text and \
+                 image paths, in order): equal fingerprints mean the same eval rows.",
+            ),
+        ],
+    }
+}
+
+pub fn sugarcrepe_sets() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "sugarcrepe_sets",
+        produced_by: "saha-eval sugarcrepe-items",
+        doc: "SugarCrepe / SugarCrepe++ test examples as item ids into the items.parquet written next to it: an \
+              image, its positive caption(s) and the hard negative caption.",
+        columns: vec![
+            col("example", UInt32, "Row number in this file, from 0."),
+            col("benchmark", Utf8, "`sugarcrepe` or `sugarcrepe++`."),
+            col(
+                "subset",
+                Utf8,
+                "replace_obj, swap_att, add_obj ... (the input file stem).",
+            ),
+            col(
+                "key",
+                Utf8,
+                "The example's key in the input: the JSON object key (SugarCrepe) or list index (SugarCrepe++).",
+            ),
+            col("image_id", UInt32, "`item_id` of the image item."),
+            col("pos_id", UInt32, "`item_id` of the positive caption (`caption`)."),
+            nullable(
+                "pos2_id",
+                UInt32,
+                "`item_id` of the second positive (`caption2`, SugarCrepe++ only).",
+            ),
+            col(
+                "neg_id",
+                UInt32,
+                "`item_id` of the negative caption (`negative_caption`).",
+            ),
+            col("source_file", Utf8, "Input file the example came from."),
+        ],
+    }
+}
+
+pub fn sugarcrepe_scores() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "sugarcrepe_scores",
+        produced_by: "saha-eval sugarcrepe",
+        doc: "SugarCrepe / SugarCrepe++ accuracy per subset. Comparisons are strict (`>`), as in the reference: an \
+              exact tie counts as wrong. Footer metadata names the model (`saha.embedding.model`).",
+        columns: vec![
+            col("benchmark", Utf8, "`sugarcrepe` or `sugarcrepe++`."),
+            col("subset", Utf8, "Subset."),
+            col("n", UInt32, "Examples."),
+            col(
+                "itt_correct",
+                UInt32,
+                "Image-to-text: cos(image, positive) > cos(image, negative); for SugarCrepe++ both positives must \
+                 beat the negative.",
+            ),
+            col("itt_accuracy", Float64, "itt_correct / n."),
+            nullable(
+                "tot_correct",
+                UInt32,
+                "Text-only (SugarCrepe++): cos(p1, p2) > cos(p1, neg) and cos(p1, p2) > cos(p2, neg); null for \
+                 SugarCrepe.",
+            ),
+            nullable("tot_accuracy", Float64, "tot_correct / n; null for SugarCrepe."),
+            col(
+                "ties",
+                UInt32,
+                "Examples with an exact tie in some comparison (counted wrong).",
+            ),
+        ],
+    }
+}
+
+pub fn train_log() -> ArtefactSpec {
+    use DataType::*;
+    ArtefactSpec {
+        name: "train_log",
+        produced_by: "saha-train",
+        doc: "One row per optimisation step.",
+        columns: vec![
+            col("step", UInt32, "Step number, from 1."),
+            col("loss", Float32, "InfoNCE loss of the step's batch."),
+            col("lr", Float64, "Learning rate used for the step."),
+            col("grad_norm", Float64, "Global gradient L2 norm before clipping."),
+            col("pairs", UInt32, "(query, positive) pairs in the step."),
+            col("pairs_per_s", Float64, "Throughput of the step."),
+            col("seconds", Float64, "Wall time of the step."),
+        ],
+    }
+}
+
 /// Every artefact in the catalogue, in pipeline order.
 pub fn all() -> Vec<ArtefactSpec> {
     vec![
@@ -404,6 +551,10 @@ pub fn all() -> Vec<ArtefactSpec> {
         owners(),
         clusters(),
         mining_stats(),
+        train_log(),
+        eval_scores(),
+        sugarcrepe_sets(),
+        sugarcrepe_scores(),
     ]
 }
 

@@ -19,5 +19,8 @@ pub use atomic::AtomicFile;
 pub use error::{Result, SchemaError};
 pub use provenance::{InputHash, Provenance};
 pub use read::ParquetTable;
-pub use records::{Candidate, ClusterMember, EvalListEntry, Item, MiningStats, Owner, Pair, Record, Side, SkippedRow};
+pub use records::{
+    Candidate, ClusterMember, EvalListEntry, EvalScore, Item, MiningStats, Owner, Pair, Record, Side, SkippedRow,
+    SugarCrepeExample, SugarCrepeScore, TrainLogRow,
+};
 pub use write::ParquetSink;

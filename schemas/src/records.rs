@@ -38,6 +38,18 @@ pub fn sink_for<R: Record>(path: &Path, provenance: &Provenance) -> Result<Parqu
     ParquetSink::create(path, spec.schema(), provenance.to_key_values(spec.name))
 }
 
+/// Like [`sink_for`], with more footer key-values (e.g. the embedding model a score was computed with).
+pub fn sink_with_keys<R: Record>(
+    path: &Path,
+    provenance: &Provenance,
+    extra: &[(String, String)],
+) -> Result<ParquetSink> {
+    let spec = R::spec();
+    let mut kv = provenance.to_key_values(spec.name);
+    kv.extend(extra.iter().cloned());
+    ParquetSink::create(path, spec.schema(), kv)
+}
+
 /// Writes `rows` into `sink` in bounded chunks.
 pub fn write_rows<R: Record>(sink: &mut ParquetSink, rows: &[R]) -> Result<()> {
     for chunk in rows.chunks(WRITE_CHUNK) {
@@ -84,6 +96,33 @@ fn u16s(values: impl Iterator<Item = u16>) -> ArrayRef {
 
 fn f32s(values: impl Iterator<Item = f32>) -> ArrayRef {
     Arc::new(Float32Array::from_iter_values(values))
+}
+
+fn f64s(values: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(values))
+}
+
+/// A nullable primitive column as options (`primitive` refuses nulls).
+fn optional_values<T: arrow::datatypes::ArrowPrimitiveType>(
+    batch: &RecordBatch,
+    name: &str,
+    at: BatchAt,
+) -> Result<Vec<Option<T::Native>>> {
+    use arrow::array::{Array, AsArray};
+    let expected = artefacts::type_name(&T::DATA_TYPE);
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| at.bad_value(0, name, "missing column"))?;
+    let typed = array.as_primitive_opt::<T>().ok_or_else(|| {
+        at.bad_value(
+            0,
+            name,
+            format!("expected {expected}, found {}", artefacts::type_name(array.data_type())),
+        )
+    })?;
+    Ok((0..typed.len())
+        .map(|i| typed.is_valid(i).then(|| typed.value(i)))
+        .collect())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -551,6 +590,198 @@ impl Record for MiningStats {
     }
 }
 
+/// Footer key of score files: the eval-set fingerprint (SHA-256 over every subset's `eval_set`).
+pub const KEY_EVAL_SET: &str = "saha.eval.set";
+
+/// One subset's MMEB-eval scores (`eval_scores.parquet`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalScore {
+    pub subset: String,
+    pub meta_task: String,
+    /// `IND`, `OOD` or `custom`.
+    pub ind_ood: String,
+    pub n: u32,
+    pub correct: u32,
+    pub p_at_1: f64,
+    pub hits_at_5: u32,
+    pub hit_at_5: f64,
+    pub mrr: f64,
+    pub ties_won: u32,
+    pub min_candidates: u32,
+    pub max_candidates: u32,
+    pub eval_set: String,
+}
+
+impl Record for EvalScore {
+    fn spec() -> ArtefactSpec {
+        artefacts::eval_scores()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            utf8(rows.iter().map(|r| r.subset.as_str())),
+            utf8(rows.iter().map(|r| r.meta_task.as_str())),
+            utf8(rows.iter().map(|r| r.ind_ood.as_str())),
+            u32s(rows.iter().map(|r| r.n)),
+            u32s(rows.iter().map(|r| r.correct)),
+            f64s(rows.iter().map(|r| r.p_at_1)),
+            u32s(rows.iter().map(|r| r.hits_at_5)),
+            f64s(rows.iter().map(|r| r.hit_at_5)),
+            f64s(rows.iter().map(|r| r.mrr)),
+            u32s(rows.iter().map(|r| r.ties_won)),
+            u32s(rows.iter().map(|r| r.min_candidates)),
+            u32s(rows.iter().map(|r| r.max_candidates)),
+            utf8(rows.iter().map(|r| r.eval_set.as_str())),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let subset = strings(batch, "subset", at)?;
+        let meta_task = strings(batch, "meta_task", at)?;
+        let ind_ood = strings(batch, "ind_ood", at)?;
+        let eval_set = strings(batch, "eval_set", at)?;
+        let u = |name: &str| primitive::<UInt32Type>(batch, name, at);
+        let f = |name: &str| primitive::<Float64Type>(batch, name, at);
+        let (n, correct, hits_at_5, ties_won) = (u("n")?, u("correct")?, u("hits_at_5")?, u("ties_won")?);
+        let (min_c, max_c) = (u("min_candidates")?, u("max_candidates")?);
+        let (p_at_1, hit_at_5, mrr) = (f("p_at_1")?, f("hit_at_5")?, f("mrr")?);
+        for i in 0..batch.num_rows() {
+            out.push(EvalScore {
+                subset: required(&subset, i, "subset", at)?.to_string(),
+                meta_task: required(&meta_task, i, "meta_task", at)?.to_string(),
+                ind_ood: required(&ind_ood, i, "ind_ood", at)?.to_string(),
+                n: n[i],
+                correct: correct[i],
+                p_at_1: p_at_1[i],
+                hits_at_5: hits_at_5[i],
+                hit_at_5: hit_at_5[i],
+                mrr: mrr[i],
+                ties_won: ties_won[i],
+                min_candidates: min_c[i],
+                max_candidates: max_c[i],
+                eval_set: required(&eval_set, i, "eval_set", at)?.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One SugarCrepe / SugarCrepe++ example as item ids (`sugarcrepe_sets.parquet`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SugarCrepeExample {
+    pub example: u32,
+    pub benchmark: String,
+    pub subset: String,
+    pub key: String,
+    pub image_id: u32,
+    pub pos_id: u32,
+    pub pos2_id: Option<u32>,
+    pub neg_id: u32,
+    pub source_file: String,
+}
+
+impl Record for SugarCrepeExample {
+    fn spec() -> ArtefactSpec {
+        artefacts::sugarcrepe_sets()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            u32s(rows.iter().map(|r| r.example)),
+            utf8(rows.iter().map(|r| r.benchmark.as_str())),
+            utf8(rows.iter().map(|r| r.subset.as_str())),
+            utf8(rows.iter().map(|r| r.key.as_str())),
+            u32s(rows.iter().map(|r| r.image_id)),
+            u32s(rows.iter().map(|r| r.pos_id)),
+            Arc::new(rows.iter().map(|r| r.pos2_id).collect::<UInt32Array>()),
+            u32s(rows.iter().map(|r| r.neg_id)),
+            utf8(rows.iter().map(|r| r.source_file.as_str())),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let example = primitive::<UInt32Type>(batch, "example", at)?;
+        let benchmark = strings(batch, "benchmark", at)?;
+        let subset = strings(batch, "subset", at)?;
+        let key = strings(batch, "key", at)?;
+        let image_id = primitive::<UInt32Type>(batch, "image_id", at)?;
+        let pos_id = primitive::<UInt32Type>(batch, "pos_id", at)?;
+        let pos2_id = optional_values::<UInt32Type>(batch, "pos2_id", at)?;
+        let neg_id = primitive::<UInt32Type>(batch, "neg_id", at)?;
+        let source_file = strings(batch, "source_file", at)?;
+        for i in 0..batch.num_rows() {
+            out.push(SugarCrepeExample {
+                example: example[i],
+                benchmark: required(&benchmark, i, "benchmark", at)?.to_string(),
+                subset: required(&subset, i, "subset", at)?.to_string(),
+                key: required(&key, i, "key", at)?.to_string(),
+                image_id: image_id[i],
+                pos_id: pos_id[i],
+                pos2_id: pos2_id[i],
+                neg_id: neg_id[i],
+                source_file: required(&source_file, i, "source_file", at)?.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One subset's SugarCrepe / SugarCrepe++ accuracy (`sugarcrepe_scores.parquet`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SugarCrepeScore {
+    pub benchmark: String,
+    pub subset: String,
+    pub n: u32,
+    pub itt_correct: u32,
+    pub itt_accuracy: f64,
+    pub tot_correct: Option<u32>,
+    pub tot_accuracy: Option<f64>,
+    pub ties: u32,
+}
+
+impl Record for SugarCrepeScore {
+    fn spec() -> ArtefactSpec {
+        artefacts::sugarcrepe_scores()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            utf8(rows.iter().map(|r| r.benchmark.as_str())),
+            utf8(rows.iter().map(|r| r.subset.as_str())),
+            u32s(rows.iter().map(|r| r.n)),
+            u32s(rows.iter().map(|r| r.itt_correct)),
+            f64s(rows.iter().map(|r| r.itt_accuracy)),
+            Arc::new(rows.iter().map(|r| r.tot_correct).collect::<UInt32Array>()),
+            Arc::new(rows.iter().map(|r| r.tot_accuracy).collect::<Float64Array>()),
+            u32s(rows.iter().map(|r| r.ties)),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let benchmark = strings(batch, "benchmark", at)?;
+        let subset = strings(batch, "subset", at)?;
+        let n = primitive::<UInt32Type>(batch, "n", at)?;
+        let itt_correct = primitive::<UInt32Type>(batch, "itt_correct", at)?;
+        let itt_accuracy = primitive::<Float64Type>(batch, "itt_accuracy", at)?;
+        let tot_correct = optional_values::<UInt32Type>(batch, "tot_correct", at)?;
+        let tot_accuracy = optional_values::<Float64Type>(batch, "tot_accuracy", at)?;
+        let ties = primitive::<UInt32Type>(batch, "ties", at)?;
+        for i in 0..batch.num_rows() {
+            out.push(SugarCrepeScore {
+                benchmark: required(&benchmark, i, "benchmark", at)?.to_string(),
+                subset: required(&subset, i, "subset", at)?.to_string(),
+                n: n[i],
+                itt_correct: itt_correct[i],
+                itt_accuracy: itt_accuracy[i],
+                tot_correct: tot_correct[i],
+                tot_accuracy: tot_accuracy[i],
+                ties: ties[i],
+            });
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,5 +830,109 @@ mod tests {
             err.contains("items.parquet") && err.contains("missing column `side`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn score_records_round_trip_with_nulls_and_extra_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sugarcrepe_scores.parquet");
+        let rows = vec![
+            SugarCrepeScore {
+                benchmark: "sugarcrepe".into(),
+                subset: "add_obj".into(),
+                n: 4,
+                itt_correct: 3,
+                itt_accuracy: 0.75,
+                tot_correct: None,
+                tot_accuracy: None,
+                ties: 1,
+            },
+            SugarCrepeScore {
+                benchmark: "sugarcrepe++".into(),
+                subset: "swap_obj".into(),
+                n: 2,
+                itt_correct: 1,
+                itt_accuracy: 0.5,
+                tot_correct: Some(2),
+                tot_accuracy: Some(1.0),
+                ties: 0,
+            },
+        ];
+        let mut sink = sink_with_keys::<SugarCrepeScore>(
+            &path,
+            &Provenance::new("t", "0"),
+            &[("saha.embedding.model".into(), "m".into())],
+        )
+        .unwrap();
+        write_rows(&mut sink, &rows).unwrap();
+        sink.finish().unwrap();
+        assert_eq!(read_records::<SugarCrepeScore>(&path).unwrap().0, rows);
+        let table = ParquetTable::open(&path).unwrap();
+        assert_eq!(table.key_values["saha.embedding.model"], "m");
+
+        let path = dir.path().join("sets.parquet");
+        let rows = vec![SugarCrepeExample {
+            example: 0,
+            benchmark: "sugarcrepe++".into(),
+            subset: "swap_obj".into(),
+            key: "0".into(),
+            image_id: 0,
+            pos_id: 1,
+            pos2_id: Some(2),
+            neg_id: 3,
+            source_file: "swap_obj.json".into(),
+        }];
+        write_records(&path, &rows, &Provenance::new("t", "0")).unwrap();
+        assert_eq!(read_records::<SugarCrepeExample>(&path).unwrap().0, rows);
+    }
+}
+
+/// A `train_log.parquet` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainLogRow {
+    pub step: u32,
+    pub loss: f32,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub pairs: u32,
+    pub pairs_per_s: f64,
+    pub seconds: f64,
+}
+
+impl Record for TrainLogRow {
+    fn spec() -> ArtefactSpec {
+        artefacts::train_log()
+    }
+
+    fn to_columns(rows: &[Self]) -> Vec<ArrayRef> {
+        vec![
+            u32s(rows.iter().map(|r| r.step)),
+            f32s(rows.iter().map(|r| r.loss)),
+            f64s(rows.iter().map(|r| r.lr)),
+            f64s(rows.iter().map(|r| r.grad_norm)),
+            u32s(rows.iter().map(|r| r.pairs)),
+            f64s(rows.iter().map(|r| r.pairs_per_s)),
+            f64s(rows.iter().map(|r| r.seconds)),
+        ]
+    }
+
+    fn from_batch(batch: &RecordBatch, at: BatchAt, out: &mut Vec<Self>) -> Result<()> {
+        let step = primitive::<UInt32Type>(batch, "step", at)?;
+        let loss = primitive::<Float32Type>(batch, "loss", at)?;
+        let f = |name: &str| primitive::<Float64Type>(batch, name, at);
+        let (lr, grad_norm, rate, seconds) = (f("lr")?, f("grad_norm")?, f("pairs_per_s")?, f("seconds")?);
+        let pairs = primitive::<UInt32Type>(batch, "pairs", at)?;
+        for i in 0..batch.num_rows() {
+            out.push(TrainLogRow {
+                step: step[i],
+                loss: loss[i],
+                lr: lr[i],
+                grad_norm: grad_norm[i],
+                pairs: pairs[i],
+                pairs_per_s: rate[i],
+                seconds: seconds[i],
+            });
+        }
+        Ok(())
     }
 }
