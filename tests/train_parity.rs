@@ -17,11 +17,16 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn load(tmp: &std::path::Path) -> (Embedder, Value) {
-    let cases: Value = serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("cases.json")).unwrap()).unwrap();
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("cases.json")).unwrap()).unwrap();
     let snapshot = init_model(tmp, 0, &[]);
     for (file, hash) in cases["snapshot"]["sha256"].as_object().unwrap() {
         let found = saha_schemas::provenance::sha256_file(&snapshot.join(file)).unwrap().0;
-        assert_eq!(&found, hash.as_str().unwrap(), "{file}: regenerate tests/fixtures/train (see its README)");
+        assert_eq!(
+            &found,
+            hash.as_str().unwrap(),
+            "{file}: regenerate tests/fixtures/train (see its README)"
+        );
     }
     (Embedder::load(&snapshot, DType::F32, &Device::Cpu).unwrap(), cases)
 }
@@ -34,14 +39,25 @@ fn encode(embedder: &Embedder, cases: &Value, side: &str) -> Vec<EncodedInput> {
         .iter()
         .map(|pair| {
             let item = &pair[side];
-            let imgs: Vec<PilImage> = item["image"].as_str().map(|n| PilImage::open(images.join(n)).unwrap()).into_iter().collect();
+            let imgs: Vec<PilImage> = item["image"]
+                .as_str()
+                .map(|n| PilImage::open(images.join(n)).unwrap())
+                .into_iter()
+                .collect();
             embedder.encode(item["prompt"].as_str().unwrap(), &imgs).unwrap()
         })
         .collect()
 }
 
 fn max_abs(t: &Tensor) -> f32 {
-    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    t.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn check_kind(kind: &str) {
@@ -59,31 +75,51 @@ fn check_kind(kind: &str) {
         targets: &targets,
         padding: Padding::Right,
         pad_token: embedder.tokenizer.pad_token(),
-        loss: LossConfig { temperature: 0.02, symmetric: false },
+        loss: LossConfig {
+            temperature: 0.02,
+            symmetric: false,
+        },
         same_target: None,
         seed: 7,
     };
     let step = plain(&embedder.model, &vars, &inputs).unwrap();
     let want_loss = expected["loss"].flatten_all().unwrap().to_vec1::<f32>().unwrap()[0];
-    assert!((step.loss - want_loss).abs() <= 1e-5, "{kind}: loss {} vs PEFT {want_loss}", step.loss);
+    assert!(
+        (step.loss - want_loss).abs() <= 1e-5,
+        "{kind}: loss {} vs PEFT {want_loss}",
+        step.loss
+    );
 
     let mut worst = 0f32;
     for ((name, _), grad) in named.iter().zip(&step.grads) {
-        let grad = grad.as_ref().unwrap_or_else(|| panic!("{kind}: {name} got no gradient"));
+        let grad = grad
+            .as_ref()
+            .unwrap_or_else(|| panic!("{kind}: {name} got no gradient"));
         assert!(max_abs(grad) > 0.0, "{kind}: {name} has a zero gradient");
-        let want = expected.get(&format!("grad.{name}")).unwrap_or_else(|| panic!("fixture lacks grad.{name}"));
+        let want = expected
+            .get(&format!("grad.{name}"))
+            .unwrap_or_else(|| panic!("fixture lacks grad.{name}"));
         let rel = max_abs(&(grad - want).unwrap()) / max_abs(want);
-        assert!(rel <= 1e-4, "{kind}: gradient of {name} differs from PEFT by {rel:e} (relative)");
+        assert!(
+            rel <= 1e-4,
+            "{kind}: gradient of {name} differs from PEFT by {rel:e} (relative)"
+        );
         worst = worst.max(rel);
     }
-    eprintln!("{kind}: loss {} (PEFT {want_loss}), worst relative gradient difference {worst:e}", step.loss);
+    eprintln!(
+        "{kind}: loss {} (PEFT {want_loss}), worst relative gradient difference {worst:e}",
+        step.loss
+    );
 
     let cached = grad_cache(&embedder.model, &vars, &inputs, 2).unwrap();
     assert!((cached.loss - step.loss).abs() <= 1e-5);
     for ((name, _), (a, b)) in named.iter().zip(step.grads.iter().zip(&cached.grads)) {
         let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
         let diff = max_abs(&(a - b).unwrap()) / max_abs(a);
-        assert!(diff <= 1e-5, "{kind}: GradCache gradient of {name} differs from plain backprop by {diff:e} (relative)");
+        assert!(
+            diff <= 1e-5,
+            "{kind}: GradCache gradient of {name} differs from plain backprop by {diff:e} (relative)"
+        );
     }
 }
 
