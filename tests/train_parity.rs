@@ -132,3 +132,24 @@ fn lora_step_matches_peft_and_grad_cache_matches_backprop() {
 fn dora_step_matches_peft_and_grad_cache_matches_backprop() {
     check_kind("dora");
 }
+
+#[test]
+fn merged_adapters_embed_like_the_unmerged_ones() {
+    for kind in ["lora", "dora"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut embedder, cases) = load(tmp.path());
+        let queries = encode(&embedder, &cases, "query");
+        let pad = embedder.tokenizer.pad_token();
+        let base = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
+        peft::load(&fixture_dir().join(kind).join("initial"), &mut embedder.model).unwrap();
+        let adapted = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
+        peft::merge_all(&mut embedder.model).unwrap();
+        let merged = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
+        let diff = max_abs(&(&adapted - &merged).unwrap());
+        assert!(diff <= 1e-5, "{kind}: merged differs by {diff}");
+        assert!(max_abs(&(&adapted - &base).unwrap()) > 1e-3, "{kind}: the adapter changes the embeddings");
+        let want = candle_core::safetensors::load(fixture_dir().join(kind).join("expected.safetensors"), &Device::Cpu).unwrap();
+        let diff = max_abs(&(&merged - &want["q"]).unwrap());
+        assert!(diff <= 1e-4, "{kind}: merged embeddings differ from PEFT's by {diff}");
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Var};
 
 use crate::batch::{EncodedInput, Padding};
 use crate::config::ModelConfig;
@@ -24,6 +24,15 @@ pub struct Embedder {
 
 impl Embedder {
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        Ok(Self::load_with(dir, dtype, device, false)?.0)
+    }
+
+    /// Loads with every weight a trainable variable (full fine-tuning); returns them by original name.
+    pub fn load_trainable(dir: &Path, dtype: DType, device: &Device) -> Result<(Self, Vec<(String, Var)>)> {
+        Self::load_with(dir, dtype, device, true)
+    }
+
+    fn load_with(dir: &Path, dtype: DType, device: &Device, trainable: bool) -> Result<(Self, Vec<(String, Var)>)> {
         let snapshot = Snapshot::open(dir)?;
         let config_text =
             std::fs::read_to_string(&snapshot.config).map_err(|e| ModelError::file(&snapshot.config, e))?;
@@ -42,16 +51,13 @@ impl Embedder {
                 "patch_size / merge_size / temporal_patch_size differ from config.json's vision_config",
             ));
         }
-        let weights = Weights::open(&snapshot, dtype, device)?;
+        let mut weights = Weights::open(&snapshot, dtype, device)?;
+        if trainable {
+            weights.make_trainable();
+        }
         let model = Qwen2Vl::load(&weights, &config)?;
-        Ok(Embedder {
-            snapshot,
-            config,
-            tokenizer,
-            processor,
-            model,
-            padding: Padding::Right,
-        })
+        let vars = weights.trainable_vars();
+        Ok((Embedder { snapshot, config, tokenizer, processor, model, padding: Padding::Right }, vars))
     }
 
     /// Token ids with every `<|image_pad|>` expanded for its image, plus the images' pixel patches.

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 
 use crate::error::{ModelError, Result};
 use crate::snapshot::Snapshot;
@@ -21,6 +21,8 @@ pub enum NameLayout {
 }
 
 pub struct Weights {
+    /// Set when every loaded tensor becomes a trainable variable (full fine-tuning).
+    trainable: Option<std::sync::Mutex<Vec<(String, Var)>>>,
     tensors: MmapedSafetensors,
     names: HashSet<String>,
     layout: NameLayout,
@@ -43,13 +45,17 @@ impl Weights {
         } else {
             NameLayout::Original
         };
-        Ok(Weights {
-            tensors,
-            names,
-            layout,
-            dtype,
-            device: device.clone(),
-        })
+        Ok(Weights { trainable: None, tensors, names, layout, dtype, device: device.clone() })
+    }
+
+    /// Makes every tensor loaded from now on a trainable variable, recorded under its original-layout name.
+    pub fn make_trainable(&mut self) {
+        self.trainable = Some(std::sync::Mutex::new(Vec::new()));
+    }
+
+    /// The variables created so far (empty unless `make_trainable` was called).
+    pub fn trainable_vars(&self) -> Vec<(String, Var)> {
+        self.trainable.as_ref().map(|t| t.lock().expect("not poisoned").clone()).unwrap_or_default()
     }
 
     pub fn layout(&self) -> NameLayout {
@@ -87,7 +93,14 @@ impl Weights {
                 message: format!("has shape {:?}, the config implies {:?}", view.shape(), shape),
             });
         }
-        let tensor = self.tensors.load(&stored, &self.device)?;
-        Ok(tensor.to_dtype(self.dtype)?)
+        let tensor = self.tensors.load(&stored, &self.device)?.to_dtype(self.dtype)?;
+        match &self.trainable {
+            None => Ok(tensor),
+            Some(vars) => {
+                let var = Var::from_tensor(&tensor)?;
+                vars.lock().expect("not poisoned").push((name.to_string(), var.clone()));
+                Ok(var.as_tensor().clone())
+            }
+        }
     }
 }

@@ -40,6 +40,10 @@ pub struct Args {
     pub out_dir: PathBuf,
     #[arg(long, value_enum, default_value_t = AdapterArg::Dora)]
     pub adapter: AdapterArg,
+    /// Train every weight instead of an adapter (for tiny models); the result is a full snapshot in
+    /// <out-dir>/model instead of an adapter in <out-dir>/adapter.
+    #[arg(long)]
+    pub full: bool,
     #[arg(long, default_value_t = 8)]
     pub rank: usize,
     #[arg(long, default_value_t = 64.0)]

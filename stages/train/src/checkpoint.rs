@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use saha_model::peft::{self, AdapterConfig};
-use saha_model::Qwen2Vl;
+use saha_model::{Qwen2Vl, Snapshot};
 use serde::{Deserialize, Serialize};
 
 use crate::optim::AdamW;
@@ -27,11 +27,34 @@ pub fn name(step: usize) -> String {
     format!("checkpoint-{step:06}")
 }
 
+/// What a run trains, and so what a checkpoint holds.
+pub enum Trained<'a> {
+    /// A PEFT adapter on the base model.
+    Adapter { config: &'a AdapterConfig, base_model: &'a str },
+    /// Every weight: the checkpoint is a complete snapshot (weights under their original names).
+    Full { base: &'a Snapshot, vars: &'a [(String, Var)] },
+}
+
+/// Writes `trained` into `dir`: an adapter folder, or a snapshot folder `saha-embed --model` reads.
+pub fn write_trained(dir: &Path, model: &Qwen2Vl, trained: &Trained) -> Result<()> {
+    match trained {
+        Trained::Adapter { config, base_model } => peft::save(dir, model, config, base_model)?,
+        Trained::Full { base, vars } => {
+            std::fs::create_dir_all(dir)?;
+            for file in [&base.config, &base.tokenizer, &base.preprocessor] {
+                std::fs::copy(file, dir.join(file.file_name().expect("file name")))?;
+            }
+            let tensors: HashMap<String, Tensor> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+            candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn save(
     out_dir: &Path,
     model: &Qwen2Vl,
-    adapter: &AdapterConfig,
-    base_model: &str,
+    trained: &Trained,
     optimizer: &AdamW,
     names: &[String],
     state: &TrainerState,
@@ -40,7 +63,7 @@ pub fn save(
     let staging = out_dir.join(format!(".{}.tmp", name(state.step)));
     let _ = std::fs::remove_dir_all(&staging);
     let written = (|| -> Result<()> {
-        peft::save(&staging, model, adapter, base_model)?;
+        write_trained(&staging, model, trained)?;
         let mut moments: HashMap<String, Tensor> = HashMap::new();
         for (i, n) in names.iter().enumerate() {
             moments.insert(format!("first.{n}"), optimizer.first[i].clone());
@@ -86,12 +109,10 @@ pub fn list(out_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Restores adapter and optimiser from the newest checkpoint; refuses one from another run.
-pub fn restore(
-    out_dir: &Path,
-    model: &mut Qwen2Vl,
-    fingerprint: &str,
-) -> Result<(TrainerState, HashMap<String, Tensor>)> {
+/// The newest checkpoint's folder, state and optimiser moments, after checking it belongs to this run.
+/// The caller loads the weights: the adapter (`peft::load`) or, for full training, the checkpoint as a
+/// snapshot.
+pub fn restore(out_dir: &Path, fingerprint: &str) -> Result<(PathBuf, TrainerState, HashMap<String, Tensor>)> {
     let Some(latest) = list(out_dir)?.pop() else {
         bail!("--resume: no checkpoint-* folder in {}", out_dir.display());
     };
@@ -105,7 +126,6 @@ pub fn restore(
             latest.display()
         );
     }
-    peft::load(&latest, model)?;
     let moments = candle_core::safetensors::load(latest.join(OPTIMIZER_FILE), &Device::Cpu)?;
-    Ok((state, moments))
+    Ok((latest, state, moments))
 }

@@ -69,43 +69,52 @@ pub fn run(args: &Args) -> Result<Summary> {
     };
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
 
-    let (start, moments) = if args.resume {
-        let (state, moments) = checkpoint::restore(&args.out_dir, &mut embedder.model, &fingerprint)?;
-        (state.step, Some(moments))
+    let restored = if args.resume { Some(checkpoint::restore(&args.out_dir, &fingerprint)?) } else { None };
+    if restored.is_none() {
+        // A fresh run owns its folder: checkpoints of an earlier run there would be mistaken for its own.
+        for old in checkpoint::list(&args.out_dir)? {
+            std::fs::remove_dir_all(&old).with_context(|| format!("removing the earlier {}", old.display()))?;
+        }
+    }
+    let base_snapshot = embedder.snapshot.clone();
+    let mut full_vars = Vec::new();
+    if args.full {
+        // Full training loads the weights as variables, from the checkpoint when resuming.
+        let source = restored.as_ref().map_or(args.model.as_path(), |(dir, _, _)| dir.as_path());
+        let (trainable, vars) = Embedder::load_trainable(source, DType::F32, &Device::Cpu)
+            .with_context(|| format!("loading {} for full training", source.display()))?;
+        embedder = trainable;
+        full_vars = vars;
+    } else if let Some((dir, _, _)) = &restored {
+        peft::load(dir, &mut embedder.model)?;
     } else {
         peft::attach_new(&mut embedder.model, &adapter, args.seed)?;
-        (0, None)
-    };
-    let named = peft::named_vars(&embedder.model);
+    }
+    let start = restored.as_ref().map_or(0, |(_, state, _)| state.step);
+    let named = if args.full { full_vars.clone() } else { peft::named_vars(&embedder.model) };
     let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
     let vars = named.iter().map(|(_, v)| v.clone()).collect();
-    let mut optimizer = AdamW::new(
-        vars,
-        AdamWConfig {
-            weight_decay: args.weight_decay,
-            ..AdamWConfig::default()
-        },
-    )?;
-    if let Some(moments) = moments {
+    let mut optimizer = AdamW::new(vars, AdamWConfig { weight_decay: args.weight_decay, ..AdamWConfig::default() })?;
+    if let Some((_, _, moments)) = &restored {
         for (i, n) in names.iter().enumerate() {
-            let get = |k: String| {
-                moments
-                    .get(&k)
-                    .cloned()
-                    .with_context(|| format!("checkpoint lacks optimiser state {k}"))
-            };
+            let get = |k: String| moments.get(&k).cloned().with_context(|| format!("checkpoint lacks optimiser state {k}"));
             optimizer.first[i] = get(format!("first.{n}"))?;
             optimizer.second[i] = get(format!("second.{n}"))?;
         }
         optimizer.step = start;
     }
+    let base_name = args.model.display().to_string();
+    let trained = if args.full {
+        checkpoint::Trained::Full { base: &base_snapshot, vars: &full_vars }
+    } else {
+        checkpoint::Trained::Adapter { config: &adapter, base_model: &base_name }
+    };
     let mut log = if args.resume {
         crate::log::read_until(&args.out_dir, start)?
     } else {
         Vec::new()
     };
 
-    let base_name = args.model.display().to_string();
     let bar = progress::bar((args.max_steps - start) as u64, "train");
     let mut last_checkpoint = checkpoint::list(&args.out_dir)?.pop();
     let loss_cfg = LossConfig {
@@ -183,8 +192,7 @@ pub fn run(args: &Args) -> Result<Summary> {
             last_checkpoint = Some(checkpoint::save(
                 &args.out_dir,
                 &embedder.model,
-                &adapter,
-                &base_name,
+                &trained,
                 &optimizer,
                 &names,
                 &state,
@@ -199,10 +207,10 @@ pub fn run(args: &Args) -> Result<Summary> {
         }
     }
     bar.finish_and_clear();
-    let adapter_dir = args.out_dir.join("adapter");
-    let staging = args.out_dir.join(".adapter.tmp");
+    let adapter_dir = args.out_dir.join(if args.full { "model" } else { "adapter" });
+    let staging = args.out_dir.join(".result.tmp");
     let _ = std::fs::remove_dir_all(&staging);
-    peft::save(&staging, &embedder.model, &adapter, &base_name)?;
+    checkpoint::write_trained(&staging, &embedder.model, &trained)?;
     let _ = std::fs::remove_dir_all(&adapter_dir);
     std::fs::rename(&staging, &adapter_dir)?;
     Ok(Summary {
