@@ -50,12 +50,15 @@ help:
 	@echo "  remap       owners.parquet: owner queries of every retrieved target"
 	@echo "  filter      clusters.parquet + mining_stats.parquet (SaHa) and mining/<baseline>/ for BASELINES"
 	@echo "  audit       false-negative rates of SaHa next to the baselines"
+	@echo "  eval        eval/eval_scores.parquet + eval/eval_report.md: MMEB P@1 (hit@5, MRR) per subset,"
+	@echo "              meta-task, IND/OOD and overall, from eval/embeddings.parquet; prints the table"
+	@echo "  sugarcrepe  SugarCrepe(++) accuracy: SUGARCREPE_DATA JSON files -> items -> MODEL embeddings -> scores"
 	@echo "  sql         run Q=\"SQL\" over every Parquet file of the run (tables named by file stem)"
 	@echo "  build       build the stage binaries into $(BIN)"
 	@echo "  bench-mining  mining stages vs GEMM peak and numpy (N=100000 DIM=1536 by default)"
 	@echo "  bench-embed   candle Qwen2-VL embedding items/s and peak memory vs transformers on this CPU"
 	@echo "  help        this text"
-	@echo "  Planned, with their issues: train, eval, report, bench-train"
+	@echo "  Planned, with their issues: train, report, bench-train"
 	@echo
 	@echo "Variables (current value):"
 	@echo "  PIPELINE=$(PIPELINE)   pipelines: $(PIPELINES)"
@@ -73,6 +76,10 @@ help:
 	@echo "  RETRIEVE_FLAGS_EXTRA=$(RETRIEVE_FLAGS_EXTRA)   (e.g. --mode fast)"
 	@echo "  CLASSIFICATION=$(CLASSIFICATION) (empty: the reference list)  ALSO_CLASSIFICATION=$(ALSO_CLASSIFICATION)"
 	@echo "  BASELINES=$(BASELINES)"
+	@echo "  TASK_MAP=$(TASK_MAP)  (meta-task / IND-OOD of non-MMEB subsets)  EVAL_COMPARE=$(EVAL_COMPARE)"
+	@echo "  EVAL_FLAGS_EXTRA=$(EVAL_FLAGS_EXTRA)   (e.g. --expect-model NAME)"
+	@echo "  SUGARCREPE_DATA=$(SUGARCREPE_DATA)  SUGARCREPE_IMAGES=$(SUGARCREPE_IMAGES)"
+	@echo "  SUGARCREPE_BENCHMARK=$(SUGARCREPE_BENCHMARK) (or sugarcrepe++)  SUGARCREPE_SUBSETS=$(SUGARCREPE_SUBSETS)"
 	@echo "  Q=\"...\"     SQL for 'make sql'"
 
 test:

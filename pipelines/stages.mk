@@ -154,6 +154,70 @@ audit: $(RUN_DIR)/mining_stats.parquet $(BASELINE_STATS) | $(BIN)/saha-sql
 	@echo "False-negative audit: share of mined negatives whose label equals the anchor's"
 	@$(BIN)/saha-sql --run $(RUN_DIR) -e $(call squote,$(AUDIT_SQL))
 
+# ---- Evaluation: MMEB-eval scores from eval/embeddings.parquet --------------------------------
+# P@1 (ties to the ground truth, as the reference's argmax), hit@5 and MRR per subset, meta-task,
+# IND/OOD and overall. TASK_MAP places subsets outside the 36 MMEB ones (the demo's synthetic ones
+# in pipelines/demo-task-map.toml); EVAL_COMPARE=<earlier eval_scores.parquet> adds before/after
+# deltas; EVAL_FLAGS_EXTRA takes other saha-eval mmeb flags (e.g. --expect-model NAME).
+TASK_MAP ?= $(if $(filter demo,$(PIPELINE)),pipelines/demo-task-map.toml)
+EVAL_COMPARE ?=
+EVAL_FLAGS_EXTRA ?=
+PARAM_STAGES += eval
+FLAGS_eval = $(strip $(if $(TASK_MAP),--task-map $(call squote,$(TASK_MAP))) \
+  $(if $(EVAL_COMPARE),--compare $(call squote,$(EVAL_COMPARE))) $(EVAL_FLAGS_EXTRA))
+EVAL_INPUTS := $(RUN_DIR)/eval/pairs.parquet $(RUN_DIR)/eval/items.parquet $(RUN_DIR)/eval/eval_lists.parquet \
+  $(RUN_DIR)/eval/embeddings.parquet
+EVAL_OUT := $(RUN_DIR)/eval/eval_scores.parquet $(RUN_DIR)/eval/eval_report.md
+
+ifeq ($(call active,$(EVAL_OUT) eval),yes)
+$(EVAL_OUT) &: $(BIN)/saha-eval $(STAMPS)/eval.params $(EVAL_INPUTS) $(TASK_MAP) $(EVAL_COMPARE)
+	$(BIN)/saha-eval mmeb --pairs $(RUN_DIR)/eval/pairs.parquet --items $(RUN_DIR)/eval/items.parquet \
+	  --eval-lists $(RUN_DIR)/eval/eval_lists.parquet --embeddings $(RUN_DIR)/eval/embeddings.parquet \
+	  --out $(RUN_DIR)/eval/eval_scores.parquet --report $(RUN_DIR)/eval/eval_report.md --quiet $(FLAGS_eval)
+endif
+
+# The table is printed whether or not the scores were stale.
+.PHONY: eval
+eval: $(EVAL_OUT)
+	@cat $(RUN_DIR)/eval/eval_report.md
+
+# ---- SugarCrepe / SugarCrepe++ (optional) ------------------------------------------------------
+# SUGARCREPE_DATA: a folder of <subset>.json files (or one file); SUGARCREPE_IMAGES: the folder their
+# `filename`s are relative to (COCO val2017); SUGARCREPE_BENCHMARK: sugarcrepe or sugarcrepe++;
+# SUGARCREPE_SUBSETS: comma-separated, default all of the benchmark's. Items are embedded with MODEL.
+SUGARCREPE_DATA ?=
+SUGARCREPE_IMAGES ?=
+SUGARCREPE_BENCHMARK ?= sugarcrepe
+SUGARCREPE_SUBSETS ?=
+SC_DIR := $(RUN_DIR)/$(subst ++,_plus,$(SUGARCREPE_BENCHMARK))
+PARAM_STAGES += sugarcrepe-items
+FLAGS_sugarcrepe-items = $(strip --benchmark $(SUGARCREPE_BENCHMARK) --data $(call squote,$(SUGARCREPE_DATA)) \
+  --image-root $(call squote,$(SUGARCREPE_IMAGES)) $(if $(SUGARCREPE_SUBSETS),--subsets $(SUGARCREPE_SUBSETS)))
+SC_ITEMS := $(SC_DIR)/items.parquet $(SC_DIR)/sugarcrepe_sets.parquet
+SC_OUT := $(SC_DIR)/sugarcrepe_scores.parquet $(SC_DIR)/sugarcrepe_report.md
+
+ifneq ($(SUGARCREPE_DATA),)
+ifeq ($(call active,$(SC_ITEMS) sugarcrepe),yes)
+$(SC_ITEMS) &: $(BIN)/saha-eval $(STAMPS)/sugarcrepe-items.params $(shell find $(SUGARCREPE_DATA) -name '*.json' 2>/dev/null)
+	$(BIN)/saha-eval sugarcrepe-items $(FLAGS_sugarcrepe-items) --out-dir $(SC_DIR)
+endif
+ifeq ($(call active,$(SC_DIR)/embeddings.parquet sugarcrepe),yes)
+$(SC_DIR)/embeddings.parquet: $(BIN)/saha-embed $(STAMPS)/embed.params $(SC_DIR)/items.parquet $(MODEL_DEPS)
+	$(BIN)/saha-embed --items $(SC_DIR)/items.parquet --image-root $(call squote,$(SUGARCREPE_IMAGES)) \
+	  --model $(call squote,$(MODEL)) --out $@ $(FLAGS_embed)
+endif
+ifeq ($(call active,$(SC_OUT) sugarcrepe),yes)
+$(SC_OUT) &: $(BIN)/saha-eval $(SC_DIR)/sugarcrepe_sets.parquet $(SC_DIR)/embeddings.parquet
+	$(BIN)/saha-eval sugarcrepe --sets $(SC_DIR)/sugarcrepe_sets.parquet --embeddings $(SC_DIR)/embeddings.parquet \
+	  --out $(SC_DIR)/sugarcrepe_scores.parquet --report $(SC_DIR)/sugarcrepe_report.md --quiet
+endif
+endif
+
+.PHONY: sugarcrepe
+sugarcrepe: $(if $(SUGARCREPE_DATA),$(SC_OUT))
+	@test -n "$(SUGARCREPE_DATA)" || { echo 'make sugarcrepe: set SUGARCREPE_DATA=<folder of <subset>.json> and SUGARCREPE_IMAGES=<COCO val2017>' >&2; exit 2; }
+	@cat $(SC_DIR)/sugarcrepe_report.md
+
 # ---- Parameter stamps (last, once every stage has added itself to PARAM_STAGES) -------------
 # Parameter stamps. $(STAMPS)/<stage>.params holds the stage's flags and is rewritten, while the
 # Makefile is read, only when they changed: its mtime moves exactly when the stage must rerun.

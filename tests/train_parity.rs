@@ -147,8 +147,12 @@ fn merged_adapters_embed_like_the_unmerged_ones() {
         let merged = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
         let diff = max_abs(&(&adapted - &merged).unwrap());
         assert!(diff <= 1e-5, "{kind}: merged differs by {diff}");
-        assert!(max_abs(&(&adapted - &base).unwrap()) > 1e-3, "{kind}: the adapter changes the embeddings");
-        let want = candle_core::safetensors::load(fixture_dir().join(kind).join("expected.safetensors"), &Device::Cpu).unwrap();
+        assert!(
+            max_abs(&(&adapted - &base).unwrap()) > 1e-3,
+            "{kind}: the adapter changes the embeddings"
+        );
+        let want = candle_core::safetensors::load(fixture_dir().join(kind).join("expected.safetensors"), &Device::Cpu)
+            .unwrap();
         let diff = max_abs(&(&merged - &want["q"]).unwrap());
         assert!(diff <= 1e-4, "{kind}: merged embeddings differ from PEFT's by {diff}");
     }

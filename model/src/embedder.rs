@@ -57,7 +57,17 @@ impl Embedder {
         }
         let model = Qwen2Vl::load(&weights, &config)?;
         let vars = weights.trainable_vars();
-        Ok((Embedder { snapshot, config, tokenizer, processor, model, padding: Padding::Right }, vars))
+        Ok((
+            Embedder {
+                snapshot,
+                config,
+                tokenizer,
+                processor,
+                model,
+                padding: Padding::Right,
+            },
+            vars,
+        ))
     }
 
     /// Token ids with every `<|image_pad|>` expanded for its image, plus the images' pixel patches.

@@ -109,6 +109,18 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_mode(x, Mode::INFERENCE)
+    }
+
+    pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if !mode.differentiable && x.dtype() == DType::F32 {
+            return Ok(candle_nn::ops::layer_norm(
+                &x.contiguous()?,
+                &self.weight,
+                &self.bias,
+                self.eps as f32,
+            )?);
+        }
         let dtype = x.dtype();
         let x = x.to_dtype(DType::F32)?;
         let mean = x.mean_keepdim(D::Minus1)?;
@@ -135,6 +147,17 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_mode(x, Mode::INFERENCE)
+    }
+
+    pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        if !mode.differentiable && x.dtype() == DType::F32 {
+            return Ok(candle_nn::ops::rms_norm(
+                &x.contiguous()?,
+                &self.weight,
+                self.eps as f32,
+            )?);
+        }
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?;
         let mean_square = x32.sqr()?.mean_keepdim(D::Minus1)?;
@@ -156,11 +179,18 @@ pub fn rotate_half(x: &Tensor) -> Result<Tensor> {
     Ok(Tensor::cat(&[&second.neg()?, &first], D::Minus1)?)
 }
 
-/// NeoX-style rotary embedding: `x * cos + rotate_half(x) * sin`, in f32.
-pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+/// NeoX-style rotary embedding on `x` `[batch, heads, len, head_dim]` with angle tables `cos`, `sin`
+/// `[batch, len, head_dim / 2]`: `x * cos + rotate_half(x) * sin`, in f32. Inference uses candle's fused
+/// kernel; training the composite form, since the fused one records no backward.
+pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode) -> Result<Tensor> {
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
-    let rotated = (x.broadcast_mul(cos)? + rotate_half(&x)?.broadcast_mul(sin)?)?;
+    let rotated = if mode.differentiable {
+        let full = |t: &Tensor| -> Result<Tensor> { Ok(Tensor::cat(&[t, t], D::Minus1)?.unsqueeze(1)?) };
+        (x.broadcast_mul(&full(cos)?)? + rotate_half(&x)?.broadcast_mul(&full(sin)?)?)?
+    } else {
+        candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?
+    };
     Ok(rotated.to_dtype(dtype)?)
 }
 

@@ -16,7 +16,7 @@ pub const MASKED: f32 = f32::MIN;
 pub struct TextInputs {
     /// `[batch, len, hidden]` token embeddings with image embeddings already in place.
     pub embeds: Tensor,
-    /// cos and sin `[batch, 1, len, head_dim]`, M-RoPE sections already selected.
+    /// cos and sin `[batch, len, head_dim / 2]`, M-RoPE sections already selected.
     pub rope: (Tensor, Tensor),
     /// `[batch, 1, len, len]` additive f32 mask: 0 where a query may attend, `f32::MIN` elsewhere.
     pub mask: Tensor,
@@ -54,8 +54,8 @@ impl Attention {
             Ok(t.reshape((b, l, heads, self.head_dim))?.transpose(1, 2)?.contiguous()?)
         };
         let mode = inputs.mode;
-        let q = apply_rotary(&split(self.q.forward_mode(x, mode)?, self.heads)?, cos, sin)?;
-        let k = apply_rotary(&split(self.k.forward_mode(x, mode)?, self.kv_heads)?, cos, sin)?;
+        let q = apply_rotary(&split(self.q.forward_mode(x, mode)?, self.heads)?, cos, sin, mode)?;
+        let k = apply_rotary(&split(self.k.forward_mode(x, mode)?, self.kv_heads)?, cos, sin, mode)?;
         let v = split(self.v.forward_mode(x, mode)?, self.kv_heads)?;
         // Grouped-query attention without copying K and V: the query heads that share a KV head are
         // stacked along the sequence axis, so one batched matmul serves the whole group.
@@ -134,8 +134,14 @@ impl DecoderLayer {
     }
 
     fn forward(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
-        let x = (x + self.attention.forward(&self.input_norm.forward(x)?, inputs)?)?;
-        Ok((&x + self.mlp.forward(&self.post_attention_norm.forward(&x)?, inputs.mode)?)?)
+        let mode = inputs.mode;
+        let x = (x + self
+            .attention
+            .forward(&self.input_norm.forward_mode(x, mode)?, inputs)?)?;
+        Ok((&x
+            + self
+                .mlp
+                .forward(&self.post_attention_norm.forward_mode(&x, mode)?, mode)?)?)
     }
 }
 
@@ -199,10 +205,10 @@ impl TextModel {
         for layer in &self.layers {
             x = layer.forward(&x, inputs)?;
         }
-        self.norm.forward(&x)
+        self.norm.forward_mode(&x, inputs.mode)
     }
 
-    /// cos/sin `[batch, 1, len, head_dim]` for positions `[batch][3][len]`: each slice of the rotary half
+    /// cos/sin `[batch, len, head_dim / 2]` for positions `[batch][3][len]`: each slice of the rotary half
     /// dimension takes its angle from the position row its `mrope_section` assigns (t, h, w, t, h, w, ...).
     pub fn rope_tables(&self, positions: &[[Vec<i64>; 3]], device: &Device) -> Result<(Tensor, Tensor)> {
         let head_dim = self.cfg.head_dim();
@@ -219,12 +225,10 @@ impl TextModel {
         let mut angles = Vec::with_capacity(positions.len() * len * head_dim);
         for rows in positions {
             for l in 0..len {
-                let start = angles.len();
                 angles.extend((0..half).map(|k| rows[row_of[k]][l] as f32 * inv_freq[k]));
-                angles.extend_from_within(start..start + half);
             }
         }
-        let angles = Tensor::from_vec(angles, (positions.len(), 1, len, head_dim), device)?;
+        let angles = Tensor::from_vec(angles, (positions.len(), len, half), device)?;
         Ok((angles.cos()?, angles.sin()?))
     }
 }

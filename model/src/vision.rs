@@ -42,10 +42,9 @@ impl VisionBlock {
         heads: usize,
         mode: Mode,
     ) -> Result<Tensor> {
-        let x = (x + self.attention(&self.norm1.forward(x)?, rope, blocks, heads, mode)?)?;
-        let mlp = self
-            .fc2
-            .forward(&quick_gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
+        let x = (x + self.attention(&self.norm1.forward_mode(x, mode)?, rope, blocks, heads, mode)?)?;
+        let hidden = quick_gelu(&self.fc1.forward(&self.norm2.forward_mode(&x, mode)?)?)?;
+        let mlp = self.fc2.forward(&hidden)?;
         Ok((x + mlp)?)
     }
 
@@ -60,15 +59,26 @@ impl VisionBlock {
     ) -> Result<Tensor> {
         let (n, e) = x.dims2()?;
         let head_dim = e / heads;
-        let qkv = self.qkv.forward(x)?.reshape((n, 3, heads, head_dim))?;
-        let q = apply_rotary(&qkv.narrow(1, 0, 1)?.squeeze(1)?, cos, sin)?;
-        let k = apply_rotary(&qkv.narrow(1, 1, 1)?.squeeze(1)?, cos, sin)?;
-        let v = qkv.narrow(1, 2, 1)?.squeeze(1)?;
+        // [3, heads, n, head_dim]: one contiguous matrix per head, as attention and the rope kernel want.
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((n, 3, heads, head_dim))?
+            .permute((1, 2, 0, 3))?
+            .contiguous()?;
+        let rotate = |t: Tensor| -> Result<Tensor> {
+            apply_rotary(&t.unsqueeze(0)?, cos, sin, mode)?
+                .squeeze(0)
+                .map_err(Into::into)
+        };
+        let q = rotate(qkv.get(0)?)?;
+        let k = rotate(qkv.get(1)?)?;
+        let v = qkv.get(2)?;
         let scale = 1.0 / (head_dim as f64).sqrt();
         let mut outputs = Vec::with_capacity(blocks.len());
         let mut start = 0;
         for &len in blocks {
-            let part = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(0, start, len)?.transpose(0, 1)?.contiguous()?) };
+            let part = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(1, start, len)?.contiguous()?) };
             let (q, k, v) = (part(&q)?, part(&k)?, part(&v)?);
             let scores = (q.matmul(&k.t()?)? * scale)?;
             let out = softmax_f32(&scores, mode)?.matmul(&v)?;
@@ -140,12 +150,15 @@ impl VisionTower {
         for block in &self.blocks {
             x = block.forward(&x, &rope, &blocks, self.cfg.num_heads, mode)?;
         }
-        let merged = self.merger_norm.forward(&x)?.reshape((n / self.cfg.merge_unit(), ()))?;
+        let merged = self
+            .merger_norm
+            .forward_mode(&x, mode)?
+            .reshape((n / self.cfg.merge_unit(), ()))?;
         let merged = self.merger_fc1.forward(&merged)?.gelu_erf()?;
         self.merger_fc2.forward(&merged)
     }
 
-    /// cos and sin `[n, head_dim]` of each patch's (row, column) position, in 2x2 merge-window order.
+    /// cos and sin `[1, n, head_dim / 2]` of each patch's (row, column) position, in 2x2 merge-window order.
     fn rotary_tables(&self, grids: &[[usize; 3]], device: &Device) -> Result<(Tensor, Tensor)> {
         let head_dim = self.cfg.head_dim();
         let rotary_dim = head_dim / 2;
@@ -154,8 +167,8 @@ impl VisionTower {
             .collect();
         let m = self.cfg.spatial_merge_size;
         let total: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
-        let mut angles = Vec::with_capacity(total * head_dim);
-        let mut row = vec![0f32; head_dim];
+        let mut angles = Vec::with_capacity(total * rotary_dim);
+        let mut row = vec![0f32; rotary_dim];
         for &[t, h, w] in grids {
             for _ in 0..t {
                 for block_row in 0..h / m {
@@ -168,7 +181,6 @@ impl VisionTower {
                                     row[k] = y * f;
                                     row[quarter + k] = x * f;
                                 }
-                                row.copy_within(0..rotary_dim, rotary_dim);
                                 angles.extend_from_slice(&row);
                             }
                         }
@@ -176,7 +188,7 @@ impl VisionTower {
                 }
             }
         }
-        let angles = Tensor::from_vec(angles, (total, 1, head_dim), device)?;
+        let angles = Tensor::from_vec(angles, (1, total, rotary_dim), device)?;
         Ok((angles.cos()?.to_dtype(DType::F32)?, angles.sin()?.to_dtype(DType::F32)?))
     }
 }

@@ -45,7 +45,14 @@ impl Weights {
         } else {
             NameLayout::Original
         };
-        Ok(Weights { trainable: None, tensors, names, layout, dtype, device: device.clone() })
+        Ok(Weights {
+            trainable: None,
+            tensors,
+            names,
+            layout,
+            dtype,
+            device: device.clone(),
+        })
     }
 
     /// Makes every tensor loaded from now on a trainable variable, recorded under its original-layout name.
@@ -55,7 +62,10 @@ impl Weights {
 
     /// The variables created so far (empty unless `make_trainable` was called).
     pub fn trainable_vars(&self) -> Vec<(String, Var)> {
-        self.trainable.as_ref().map(|t| t.lock().expect("not poisoned").clone()).unwrap_or_default()
+        self.trainable
+            .as_ref()
+            .map(|t| t.lock().expect("not poisoned").clone())
+            .unwrap_or_default()
     }
 
     pub fn layout(&self) -> NameLayout {

@@ -8,10 +8,9 @@
 //! transformers and check that both compute the same embeddings.
 //!
 //! Usage: saha-bench-embed --model DIR --kind text|image --batch N --iters K [--images DIR] [--dump FILE]
-//!        [--components] [--ops]
+//!        [--components]
 //! `--images DIR` holds img_00.png, img_01.png, ... (written there when missing). `--components` adds
-//! the vision tower's share of the forward time (timed apart, after the main loop). `--ops` then replays
-//! one text layer and one vision block op by op with the batch's shapes and prints where the time goes.
+//! the vision tower's share of the forward time (timed apart, after the main loop).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -134,7 +133,7 @@ const WORDS: &[&str] = &[
 fn usage() -> ! {
     eprintln!(
         "usage: saha-bench-embed --model DIR --kind text|image --batch N --iters K [--images DIR] [--dump FILE] \
-         [--components] [--ops]"
+         [--components]"
     );
     std::process::exit(2)
 }
@@ -147,7 +146,6 @@ struct Args {
     images: PathBuf,
     dump: Option<PathBuf>,
     components: bool,
-    ops: bool,
 }
 
 fn parse_args() -> Args {
@@ -170,7 +168,6 @@ fn parse_args() -> Args {
             .unwrap_or_else(|| PathBuf::from("runs/bench-embed/images")),
         dump: value("--dump").map(PathBuf::from),
         components: argv.iter().any(|a| a == "--components"),
-        ops: argv.iter().any(|a| a == "--ops"),
     };
     if !matches!(args.kind.as_str(), "text" | "image") || args.batch == 0 || args.iters == 0 {
         usage();
@@ -410,11 +407,6 @@ fn main() {
         report["vision_s_per_batch"] = json!(median(times));
     }
     println!("{report}");
-
-    if args.ops {
-        let images = if args.kind == "image" { args.batch } else { 0 };
-        ops::run(&embedder, &args.model, args.batch, padded_len, images, args.iters);
-    }
 }
 
 fn values_len(inputs: &[EncodedInput]) -> usize {
@@ -436,172 +428,4 @@ fn vm_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// `--ops`: one text decoder layer and one vision block replayed op by op, as saha-model's text.rs and
-/// vision.rs run them, with this batch's shapes and the snapshot's layer-0 weights; prints where the
-/// forward time goes (seconds per batch, every layer counted) as a Markdown table. For optimising.
-mod ops {
-    use std::collections::BTreeMap;
-    use std::time::Instant;
-
-    use candle_core::{DType, Device, Tensor, D};
-    use saha_model::layers::{apply_rotary, quick_gelu, softmax_f32, LayerNorm, Linear, RmsNorm};
-    use saha_model::text::MASKED;
-    use saha_model::{Embedder, Snapshot, Weights};
-
-    #[derive(Default)]
-    struct Clock {
-        total: BTreeMap<&'static str, f64>,
-    }
-
-    impl Clock {
-        fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
-            let t = Instant::now();
-            let out = f();
-            *self.total.entry(name).or_default() += t.elapsed().as_secs_f64();
-            out
-        }
-    }
-
-    pub fn run(embedder: &Embedder, model: &std::path::Path, batch: usize, len: usize, images: usize, reps: usize) {
-        let dev = Device::Cpu;
-        let snapshot = Snapshot::open(model).unwrap();
-        let w = Weights::open(&snapshot, DType::F32, &dev).unwrap();
-        let cfg = &embedder.config;
-        let mut rows = Vec::new();
-
-        // Text decoder layer 0, `[batch, len, hidden]`, causal + padding mask.
-        let t = &cfg.text;
-        let (h, hd, heads, kv) = (t.hidden_size, t.head_dim(), t.num_attention_heads, t.num_key_value_heads);
-        let p = "model.layers.0";
-        let q_proj = Linear::load(&w, &format!("{p}.self_attn.q_proj"), h, heads * hd, true).unwrap();
-        let k_proj = Linear::load(&w, &format!("{p}.self_attn.k_proj"), h, kv * hd, true).unwrap();
-        let v_proj = Linear::load(&w, &format!("{p}.self_attn.v_proj"), h, kv * hd, true).unwrap();
-        let o_proj = Linear::load(&w, &format!("{p}.self_attn.o_proj"), heads * hd, h, false).unwrap();
-        let gate = Linear::load(&w, &format!("{p}.mlp.gate_proj"), h, t.intermediate_size, false).unwrap();
-        let up = Linear::load(&w, &format!("{p}.mlp.up_proj"), h, t.intermediate_size, false).unwrap();
-        let down = Linear::load(&w, &format!("{p}.mlp.down_proj"), t.intermediate_size, h, false).unwrap();
-        let norm = RmsNorm::load(&w, &format!("{p}.input_layernorm"), h, t.rms_norm_eps).unwrap();
-        let (b, l) = (batch, len);
-        let x = Tensor::randn(0f32, 1.0, (b, l, h), &dev).unwrap();
-        let angles = Tensor::arange(0u32, (l * hd) as u32, &dev).unwrap().to_dtype(DType::F32).unwrap();
-        let angles = (angles.reshape((1, 1, l, hd)).unwrap() * 1e-3).unwrap().repeat((b, 1, 1, 1)).unwrap();
-        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
-        let mut mask = vec![MASKED; b * l * l];
-        for r in 0..b {
-            let real = l - (r * 7) % (l / 8 + 1); // some rows padded
-            for q in 0..l {
-                for k in 0..=q.min(real - 1) {
-                    mask[(r * l + q) * l + k] = 0.0;
-                }
-            }
-        }
-        let mask = Tensor::from_vec(mask, (b, 1, l, l), &dev).unwrap();
-        let mut c = Clock::default();
-        for _ in 0..reps {
-            let xn = c.time("text rmsnorm (x2 per layer)", || norm.forward(&x).unwrap());
-            let _ = c.time("text rmsnorm (x2 per layer)", || norm.forward(&x).unwrap());
-            let split = |c: &mut Clock, t: Tensor, n: usize| {
-                c.time("text split heads (transpose+contiguous)", || {
-                    t.reshape((b, l, n, hd)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap()
-                })
-            };
-            let q = c.time("text q/k/v proj", || q_proj.forward(&xn).unwrap());
-            let k = c.time("text q/k/v proj", || k_proj.forward(&xn).unwrap());
-            let v = c.time("text q/k/v proj", || v_proj.forward(&xn).unwrap());
-            let (q, k, v) = (split(&mut c, q, heads), split(&mut c, k, kv), split(&mut c, v, kv));
-            let q = c.time("text rotary q,k", || apply_rotary(&q, &cos, &sin).unwrap());
-            let k = c.time("text rotary q,k", || apply_rotary(&k, &cos, &sin).unwrap());
-            let group = heads / kv;
-            let q = q.reshape((b, kv, group * l, hd)).unwrap();
-            let scores = c.time("text q@kT", || q.matmul(&k.t().unwrap()).unwrap());
-            let scores = c.time("text scores / sqrt(d)", || (scores / (hd as f64).sqrt()).unwrap());
-            let scores = c.time("text + mask (broadcast_add)", || {
-                scores.reshape((b, heads, l, l)).unwrap().to_dtype(DType::F32).unwrap().broadcast_add(&mask).unwrap()
-            });
-            let probs = c.time("text softmax (masked)", || softmax_f32(&scores, saha_model::layers::Mode::INFERENCE).unwrap());
-            let probs = probs.reshape((b, kv, group * l, l)).unwrap();
-            let out = c.time("text probs@v", || probs.matmul(&v).unwrap().reshape((b, heads, l, hd)).unwrap());
-            let out = c.time("text merge heads (transpose+copy)", || {
-                out.transpose(1, 2).unwrap().reshape((b, l, heads * hd)).unwrap()
-            });
-            let o = c.time("text o proj", || o_proj.forward(&out).unwrap());
-            let x2 = c.time("text residual adds (x2)", || (&x + &o).unwrap());
-            let _ = c.time("text residual adds (x2)", || (&x2 + &o).unwrap());
-            let g = c.time("text mlp gate/up proj", || gate.forward(&xn).unwrap());
-            let u = c.time("text mlp gate/up proj", || up.forward(&xn).unwrap());
-            let a = c.time("text mlp silu*up", || (g.silu().unwrap() * u).unwrap());
-            let _ = c.time("text mlp down proj", || down.forward(&a).unwrap());
-        }
-        let layers = t.num_hidden_layers as f64;
-        rows.extend(c.total.into_iter().map(|(k, v)| (k, v / reps as f64 * layers)));
-
-        // Vision block 0 over `images` images of 1024 patches (448x448), one attention block per image.
-        if images > 0 {
-            let v = &cfg.vision;
-            let (e, vheads) = (v.embed_dim, v.num_heads);
-            let vhd = e / vheads;
-            let per = 1024;
-            let n = images * per;
-            let p = "visual.blocks.0";
-            let norm1 = LayerNorm::load(&w, &format!("{p}.norm1"), e, 1e-6).unwrap();
-            let qkv_proj = Linear::load(&w, &format!("{p}.attn.qkv"), e, 3 * e, true).unwrap();
-            let proj = Linear::load(&w, &format!("{p}.attn.proj"), e, e, true).unwrap();
-            let fc1 = Linear::load(&w, &format!("{p}.mlp.fc1"), e, v.mlp_dim(), true).unwrap();
-            let fc2 = Linear::load(&w, &format!("{p}.mlp.fc2"), v.mlp_dim(), e, true).unwrap();
-            let x = Tensor::randn(0f32, 1.0, (n, e), &dev).unwrap();
-            let angles = Tensor::arange(0u32, (n * vhd) as u32, &dev).unwrap().to_dtype(DType::F32).unwrap();
-            let angles = (angles.reshape((n, 1, vhd)).unwrap() * 1e-4).unwrap();
-            let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
-            let mut c = Clock::default();
-            for _ in 0..reps {
-                let xn = c.time("vision layernorm (x2 per block)", || norm1.forward(&x).unwrap());
-                let _ = c.time("vision layernorm (x2 per block)", || norm1.forward(&x).unwrap());
-                let qkv = c.time("vision qkv proj", || qkv_proj.forward(&xn).unwrap().reshape((n, 3, vheads, vhd)).unwrap());
-                let q = c.time("vision rotary q,k (strided input)", || {
-                    apply_rotary(&qkv.narrow(1, 0, 1).unwrap().squeeze(1).unwrap(), &cos, &sin).unwrap()
-                });
-                let k = c.time("vision rotary q,k (strided input)", || {
-                    apply_rotary(&qkv.narrow(1, 1, 1).unwrap().squeeze(1).unwrap(), &cos, &sin).unwrap()
-                });
-                let vv = qkv.narrow(1, 2, 1).unwrap().squeeze(1).unwrap();
-                let scale = 1.0 / (vhd as f64).sqrt();
-                let mut outs = Vec::new();
-                for i in 0..images {
-                    let part = |c: &mut Clock, t: &Tensor| {
-                        c.time("vision per-image q/k/v transpose+contiguous", || {
-                            t.narrow(0, i * per, per).unwrap().transpose(0, 1).unwrap().contiguous().unwrap()
-                        })
-                    };
-                    let (qi, ki, vi) = (part(&mut c, &q), part(&mut c, &k), part(&mut c, &vv));
-                    let s = c.time("vision q@kT", || qi.matmul(&ki.t().unwrap()).unwrap());
-                    let s = c.time("vision scores * scale", || (s * scale).unwrap());
-                    let pr = c.time("vision softmax", || softmax_f32(&s, saha_model::layers::Mode::INFERENCE).unwrap());
-                    let o = c.time("vision probs@v", || pr.matmul(&vi).unwrap());
-                    outs.push(c.time("vision merge heads (transpose+reshape)", || {
-                        o.transpose(0, 1).unwrap().reshape((per, e)).unwrap()
-                    }));
-                }
-                let cat = c.time("vision cat images", || Tensor::cat(&outs, 0).unwrap());
-                let a = c.time("vision attn proj", || proj.forward(&cat).unwrap());
-                let x2 = c.time("vision residual adds (x2)", || (&x + &a).unwrap());
-                let _ = c.time("vision residual adds (x2)", || (&x2 + &a).unwrap());
-                let f = c.time("vision fc1", || fc1.forward(&xn).unwrap());
-                let g = c.time("vision quick_gelu", || quick_gelu(&f).unwrap());
-                let _ = c.time("vision fc2", || fc2.forward(&g).unwrap());
-            }
-            let depth = v.depth as f64;
-            rows.extend(c.total.into_iter().map(|(k, t)| (k, t / reps as f64 * depth)));
-        }
-        rows.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let sum: f64 = rows.iter().map(|r| r.1).sum();
-        println!("| op (text: batch {batch} x len {len}; vision: {images} x 1024 patches) | s per batch | share |");
-        println!("|---|---|---|");
-        for (name, s) in &rows {
-            println!("| {name} | {s:.4} | {:.1}% |", 100.0 * s / sum);
-        }
-        println!("| sum (layers/blocks only; embeddings, patch embed, merger, final norm excluded) | {sum:.4} | |");
-        let _ = D::Minus1;
-    }
 }

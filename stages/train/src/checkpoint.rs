@@ -30,9 +30,15 @@ pub fn name(step: usize) -> String {
 /// What a run trains, and so what a checkpoint holds.
 pub enum Trained<'a> {
     /// A PEFT adapter on the base model.
-    Adapter { config: &'a AdapterConfig, base_model: &'a str },
+    Adapter {
+        config: &'a AdapterConfig,
+        base_model: &'a str,
+    },
     /// Every weight: the checkpoint is a complete snapshot (weights under their original names).
-    Full { base: &'a Snapshot, vars: &'a [(String, Var)] },
+    Full {
+        base: &'a Snapshot,
+        vars: &'a [(String, Var)],
+    },
 }
 
 /// Writes `trained` into `dir`: an adapter folder, or a snapshot folder `saha-embed --model` reads.
@@ -44,7 +50,8 @@ pub fn write_trained(dir: &Path, model: &Qwen2Vl, trained: &Trained) -> Result<(
             for file in [&base.config, &base.tokenizer, &base.preprocessor] {
                 std::fs::copy(file, dir.join(file.file_name().expect("file name")))?;
             }
-            let tensors: HashMap<String, Tensor> = vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+            let tensors: HashMap<String, Tensor> =
+                vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
             candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
         }
     }

@@ -69,7 +69,11 @@ pub fn run(args: &Args) -> Result<Summary> {
     };
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
 
-    let restored = if args.resume { Some(checkpoint::restore(&args.out_dir, &fingerprint)?) } else { None };
+    let restored = if args.resume {
+        Some(checkpoint::restore(&args.out_dir, &fingerprint)?)
+    } else {
+        None
+    };
     if restored.is_none() {
         // A fresh run owns its folder: checkpoints of an earlier run there would be mistaken for its own.
         for old in checkpoint::list(&args.out_dir)? {
@@ -80,7 +84,9 @@ pub fn run(args: &Args) -> Result<Summary> {
     let mut full_vars = Vec::new();
     if args.full {
         // Full training loads the weights as variables, from the checkpoint when resuming.
-        let source = restored.as_ref().map_or(args.model.as_path(), |(dir, _, _)| dir.as_path());
+        let source = restored
+            .as_ref()
+            .map_or(args.model.as_path(), |(dir, _, _)| dir.as_path());
         let (trainable, vars) = Embedder::load_trainable(source, DType::F32, &Device::Cpu)
             .with_context(|| format!("loading {} for full training", source.display()))?;
         embedder = trainable;
@@ -91,13 +97,28 @@ pub fn run(args: &Args) -> Result<Summary> {
         peft::attach_new(&mut embedder.model, &adapter, args.seed)?;
     }
     let start = restored.as_ref().map_or(0, |(_, state, _)| state.step);
-    let named = if args.full { full_vars.clone() } else { peft::named_vars(&embedder.model) };
+    let named = if args.full {
+        full_vars.clone()
+    } else {
+        peft::named_vars(&embedder.model)
+    };
     let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
     let vars = named.iter().map(|(_, v)| v.clone()).collect();
-    let mut optimizer = AdamW::new(vars, AdamWConfig { weight_decay: args.weight_decay, ..AdamWConfig::default() })?;
+    let mut optimizer = AdamW::new(
+        vars,
+        AdamWConfig {
+            weight_decay: args.weight_decay,
+            ..AdamWConfig::default()
+        },
+    )?;
     if let Some((_, _, moments)) = &restored {
         for (i, n) in names.iter().enumerate() {
-            let get = |k: String| moments.get(&k).cloned().with_context(|| format!("checkpoint lacks optimiser state {k}"));
+            let get = |k: String| {
+                moments
+                    .get(&k)
+                    .cloned()
+                    .with_context(|| format!("checkpoint lacks optimiser state {k}"))
+            };
             optimizer.first[i] = get(format!("first.{n}"))?;
             optimizer.second[i] = get(format!("second.{n}"))?;
         }
@@ -105,9 +126,15 @@ pub fn run(args: &Args) -> Result<Summary> {
     }
     let base_name = args.model.display().to_string();
     let trained = if args.full {
-        checkpoint::Trained::Full { base: &base_snapshot, vars: &full_vars }
+        checkpoint::Trained::Full {
+            base: &base_snapshot,
+            vars: &full_vars,
+        }
     } else {
-        checkpoint::Trained::Adapter { config: &adapter, base_model: &base_name }
+        checkpoint::Trained::Adapter {
+            config: &adapter,
+            base_model: &base_name,
+        }
     };
     let mut log = if args.resume {
         crate::log::read_until(&args.out_dir, start)?

@@ -1,0 +1,751 @@
+//! MMEB-eval scoring: every query against its own candidate list, Precision@1 with the
+//! reference's first-maximum tie rule, hit@5 and MRR, and the meta-task / IND / OOD aggregation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use arrow::datatypes::{UInt16Type, UInt32Type};
+use rayon::prelude::*;
+use saha_mining::vectors::{dot, Vectors};
+use saha_schemas::columns::primitive;
+use saha_schemas::embeddings::KEY_MODEL;
+use saha_schemas::read::ParquetTable;
+use saha_schemas::records::{read_records, sink_with_keys, write_rows, KEY_EVAL_SET};
+use saha_schemas::{progress, AtomicFile, EvalListEntry, EvalScore, InputHash, Item, Pair, Provenance, Record};
+use sha2::{Digest, Sha256};
+
+use crate::report;
+use crate::taskmap::{meta_task_order, Split, TaskMap, MMEB};
+
+/// The message (and error prefix) when score files or embeddings come from another model.
+pub const MODEL_MISMATCH: &str = "score files from a different model (metadata mismatch: refuse)";
+
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
+pub struct MmebArgs {
+    /// eval/pairs.parquet from saha-prompt on MMEB-eval data (one row per query).
+    #[arg(long)]
+    pub pairs: PathBuf,
+    /// eval/items.parquet (raw texts and image paths: they fingerprint the eval set).
+    #[arg(long)]
+    pub items: PathBuf,
+    /// eval/eval_lists.parquet: each query's candidate list, rank 0 = the ground truth.
+    #[arg(long)]
+    pub eval_lists: PathBuf,
+    /// eval/embeddings.parquet from saha-embed; repeat to combine files (e.g. queries and
+    /// candidates embedded apart; all must name the same model).
+    #[arg(long, required = true)]
+    pub embeddings: Vec<PathBuf>,
+    /// Output eval_scores.parquet (one row per subset).
+    #[arg(long)]
+    #[serde(skip)]
+    pub out: PathBuf,
+    /// Output Markdown report; default: eval_report.md next to --out.
+    #[arg(long)]
+    #[serde(skip)]
+    pub report: Option<PathBuf>,
+    /// TOML or JSON file giving meta-task and IND/OOD of subsets outside the 36 MMEB ones (or
+    /// overriding them): `[subsets] Name = { meta_task = "VQA", ind_ood = "IND" }`.
+    #[arg(long)]
+    pub task_map: Option<PathBuf>,
+    /// An earlier eval_scores.parquet: print before/after deltas per subset and aggregate.
+    /// Refused when it was computed on a different eval set.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// Refuse unless the embeddings (and the --compare file) were made by this model, as named
+    /// in their footer (`saha.embedding.model`).
+    #[arg(long)]
+    pub expect_model: Option<String>,
+    /// With --compare: refuse when the earlier scores come from a different model than these
+    /// embeddings (e.g. when comparing prompt variants of one model).
+    #[arg(long)]
+    pub same_model: bool,
+    /// Use raw inner products, without L2-normalising the vectors (the reference normalises).
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Do not print the report on stdout.
+    #[arg(long)]
+    #[serde(skip)]
+    pub quiet: bool,
+}
+
+impl MmebArgs {
+    pub fn report_path(&self) -> PathBuf {
+        self.report
+            .clone()
+            .unwrap_or_else(|| self.out.with_file_name("eval_report.md"))
+    }
+}
+
+/// Where the ground truth of one query landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// 1 + the number of candidates scoring strictly higher than the ground truth.
+    pub rank: u32,
+    /// Another candidate scored exactly as high as the ground truth.
+    pub tied: bool,
+}
+
+impl Outcome {
+    /// Precision@1 under the first-maximum rule: nothing scores strictly higher.
+    pub fn correct(self) -> bool {
+        self.rank == 1
+    }
+}
+
+/// Ranks the ground truth (index 0) among `scores`. Equivalent to the position of candidate 0
+/// after a stable sort by descending score, so `rank == 1` exactly when `np.argmax` returns 0.
+/// A NaN score never counts as higher (it cannot occur: embeddings are checked to be finite).
+pub fn rank_of_ground_truth(scores: &[f32]) -> Outcome {
+    let s0 = scores[0];
+    let mut higher = 0u32;
+    let mut tied = false;
+    for &s in &scores[1..] {
+        if s > s0 {
+            higher += 1;
+        } else if s == s0 {
+            tied = true;
+        }
+    }
+    Outcome { rank: 1 + higher, tied }
+}
+
+/// The eval rows with their candidate lists, checked against each other.
+pub struct EvalSet {
+    pub pairs: Vec<Pair>,
+    /// Per pair (same index as `pairs`), candidate item ids in rank order.
+    pub lists: Vec<Vec<u32>>,
+    /// item id -> (raw text, image path).
+    pub items: HashMap<u32, (String, Option<String>)>,
+}
+
+/// Streams eval_lists.parquet into per-pair lists, checking ranks, pair ids and the ground truth.
+fn read_lists(path: &Path, pairs: &[Pair], index_of: &HashMap<u32, usize>) -> Result<Vec<Vec<u32>>> {
+    let table = ParquetTable::open_artefact(path, &EvalListEntry::spec())?;
+    let mut ranked: Vec<Vec<(u16, u32)>> = vec![Vec::new(); pairs.len()];
+    let mut batches = table.batches()?;
+    while let Some((batch, at)) = batches.next_batch()? {
+        let pair_id = primitive::<UInt32Type>(&batch, "pair_id", at)?;
+        let rank = primitive::<UInt16Type>(&batch, "rank", at)?;
+        let item = primitive::<UInt32Type>(&batch, "item_id", at)?;
+        for i in 0..batch.num_rows() {
+            let Some(&p) = index_of.get(&pair_id[i]) else {
+                return Err(at
+                    .bad_value(i, "pair_id", format!("pair_id {} is not in the pairs file", pair_id[i]))
+                    .into());
+            };
+            ranked[p].push((rank[i], item[i]));
+        }
+    }
+    let mut lists = Vec::with_capacity(pairs.len());
+    let mut empty = Vec::new();
+    for (p, mut list) in ranked.into_iter().enumerate() {
+        let pair = &pairs[p];
+        if list.is_empty() {
+            empty.push(pair);
+            lists.push(Vec::new());
+            continue;
+        }
+        list.sort_unstable();
+        for (expected, &(rank, _)) in list.iter().enumerate() {
+            if rank as usize != expected {
+                let what = if (rank as usize) < expected {
+                    format!("rank {rank} appears twice")
+                } else {
+                    format!("rank {expected} is missing")
+                };
+                bail!(
+                    "{}: pair_id {} (subset {}): {what}; candidate ranks must be 0..{} without gaps",
+                    path.display(),
+                    pair.pair_id,
+                    pair.subset,
+                    list.len()
+                );
+            }
+        }
+        if list[0].1 != pair.target_id {
+            bail!(
+                "{}: pair_id {} (subset {}): candidate 0 is item {} but the pairs file's target_id is {}; the ground \
+                 truth must be candidate 0",
+                path.display(),
+                pair.pair_id,
+                pair.subset,
+                list[0].1,
+                pair.target_id
+            );
+        }
+        lists.push(list.into_iter().map(|(_, item)| item).collect());
+    }
+    if !empty.is_empty() {
+        let shown: Vec<String> = empty
+            .iter()
+            .take(5)
+            .map(|p| format!("{} ({})", p.pair_id, p.subset))
+            .collect();
+        bail!(
+            "{}: {} eval row(s) have an empty candidate list: pair_id {}{}",
+            path.display(),
+            empty.len(),
+            shown.join(", "),
+            if empty.len() > 5 { ", …" } else { "" }
+        );
+    }
+    Ok(lists)
+}
+
+impl EvalSet {
+    pub fn load(pairs_path: &Path, items_path: &Path, lists_path: &Path) -> Result<Self> {
+        let (pairs, _) = read_records::<Pair>(pairs_path)?;
+        if pairs.is_empty() {
+            bail!("{}: no eval rows", pairs_path.display());
+        }
+        let mut index_of = HashMap::with_capacity(pairs.len());
+        for (i, p) in pairs.iter().enumerate() {
+            if index_of.insert(p.pair_id, i).is_some() {
+                bail!("{}: row {i}: pair_id {} appears twice", pairs_path.display(), p.pair_id);
+            }
+        }
+        let lists = read_lists(lists_path, &pairs, &index_of)?;
+        let (items, _) = read_records::<Item>(items_path)?;
+        let items: HashMap<u32, (String, Option<String>)> =
+            items.into_iter().map(|i| (i.item_id, (i.text, i.image_path))).collect();
+        let mut unknown: Vec<String> = Vec::new();
+        for (p, list) in pairs.iter().zip(&lists) {
+            for &id in std::iter::once(&p.query_id).chain(list) {
+                if !items.contains_key(&id) && unknown.len() < 5 {
+                    unknown.push(format!("item_id {id} (pair_id {})", p.pair_id));
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            bail!(
+                "{}: eval rows use items that are not in it: {}",
+                items_path.display(),
+                unknown.join(", ")
+            );
+        }
+        Ok(Self { pairs, lists, items })
+    }
+
+    /// Subset names in order of first appearance, each with its pair indices.
+    pub fn subsets(&self) -> Vec<(String, Vec<usize>)> {
+        let mut order: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut at: HashMap<&str, usize> = HashMap::new();
+        for (i, p) in self.pairs.iter().enumerate() {
+            let k = *at.entry(p.subset.as_str()).or_insert_with(|| {
+                order.push((p.subset.clone(), Vec::new()));
+                order.len() - 1
+            });
+            order[k].1.push(i);
+        }
+        order
+    }
+
+    /// SHA-256 (16 hex digits) of a subset's queries and candidate lists as raw text and image
+    /// paths, in row order: independent of prompts and item numbering.
+    pub fn fingerprint(&self, rows: &[usize]) -> String {
+        let mut h = Sha256::new();
+        let mut item = |tag: &[u8], id: u32| {
+            let (text, image) = &self.items[&id];
+            h.update(tag);
+            h.update(text.as_bytes());
+            h.update([0u8]);
+            match image {
+                Some(i) => h.update(i.as_bytes()),
+                None => h.update([1u8]),
+            }
+            h.update([0u8]);
+        };
+        for &r in rows {
+            item(b"q", self.pairs[r].query_id);
+            for &c in &self.lists[r] {
+                item(b"c", c);
+            }
+        }
+        hex16(&h.finalize())
+    }
+
+    /// Items without an embedding, as an error naming them and the eval rows that use them.
+    fn require_embeddings(&self, vectors: &Vectors, files: &[PathBuf]) -> Result<()> {
+        let mut queries: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut candidates: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (p, list) in self.pairs.iter().zip(&self.lists) {
+            if vectors.get(p.query_id).is_none() {
+                queries.entry(p.query_id).or_default().push(p.pair_id);
+            }
+            for &c in list {
+                if vectors.get(c).is_none() {
+                    let v = candidates.entry(c).or_default();
+                    if v.last() != Some(&p.pair_id) {
+                        v.push(p.pair_id);
+                    }
+                }
+            }
+        }
+        if queries.is_empty() && candidates.is_empty() {
+            return Ok(());
+        }
+        let describe = |what: &str, m: &BTreeMap<u32, Vec<u32>>| -> Option<String> {
+            if m.is_empty() {
+                return None;
+            }
+            let shown: Vec<String> = m
+                .iter()
+                .take(5)
+                .map(|(item, pairs)| {
+                    let ids: Vec<String> = pairs.iter().take(3).map(u32::to_string).collect();
+                    format!(
+                        "item_id {item} (pair_id {}{})",
+                        ids.join(", "),
+                        if pairs.len() > 3 { ", …" } else { "" }
+                    )
+                })
+                .collect();
+            Some(format!(
+                "{} {what} item(s): {}{}",
+                m.len(),
+                shown.join(", "),
+                if m.len() > 5 { ", …" } else { "" }
+            ))
+        };
+        let parts: Vec<String> = [describe("query", &queries), describe("candidate", &candidates)]
+            .into_iter()
+            .flatten()
+            .collect();
+        bail!(
+            "no embedding in {} for {}",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            parts.join("; ")
+        )
+    }
+}
+
+fn hex16(digest: &[u8]) -> String {
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fingerprint of a whole score file: every subset's fingerprint, by subset name.
+pub fn eval_set_fingerprint(rows: &[EvalScore]) -> String {
+    let mut sorted: Vec<(&str, &str)> = rows.iter().map(|r| (r.subset.as_str(), r.eval_set.as_str())).collect();
+    sorted.sort_unstable();
+    let mut h = Sha256::new();
+    for (s, f) in sorted {
+        h.update(s.as_bytes());
+        h.update([0u8]);
+        h.update(f.as_bytes());
+        h.update(b"\n");
+    }
+    hex16(&h.finalize())
+}
+
+/// The model named in each embeddings footer; all files must agree.
+fn embeddings_model(files: &[PathBuf]) -> Result<String> {
+    let mut seen: Vec<(String, &PathBuf)> = Vec::new();
+    for f in files {
+        let table = ParquetTable::open(f)?;
+        let model = table.key_values.get(KEY_MODEL).cloned().unwrap_or_default();
+        if let Some((m, first)) = seen.first() {
+            if *m != model {
+                bail!(
+                    "embeddings from different models: {} has `{}`, {} has `{}`",
+                    first.display(),
+                    m,
+                    f.display(),
+                    model
+                );
+            }
+        }
+        seen.push((model, f));
+    }
+    Ok(seen.into_iter().next().map(|(m, _)| m).unwrap_or_default())
+}
+
+/// An aggregate row of the report: a meta-task, IND, OOD or the overall mean.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub name: String,
+    pub subsets: usize,
+    pub p_at_1: f64,
+    pub hit_at_5: f64,
+    pub mrr: f64,
+}
+
+pub const OVERALL: &str = "Overall";
+
+/// Unweighted means over subsets: each meta-task present (papers' order, then others, then
+/// `unknown`), IND and OOD (when any subset is), and the overall mean over every subset.
+pub fn aggregate(rows: &[EvalScore]) -> Vec<Aggregate> {
+    let mean = |name: &str, sel: Vec<&EvalScore>| Aggregate {
+        name: name.to_string(),
+        subsets: sel.len(),
+        p_at_1: sel.iter().map(|r| r.p_at_1).sum::<f64>() / sel.len() as f64,
+        hit_at_5: sel.iter().map(|r| r.hit_at_5).sum::<f64>() / sel.len() as f64,
+        mrr: sel.iter().map(|r| r.mrr).sum::<f64>() / sel.len() as f64,
+    };
+    let mut metas: Vec<&str> = rows.iter().map(|r| r.meta_task.as_str()).collect();
+    metas.sort_by_key(|m| meta_task_order(m));
+    metas.dedup();
+    let mut out: Vec<Aggregate> = metas
+        .into_iter()
+        .map(|m| mean(m, rows.iter().filter(|r| r.meta_task == m).collect()))
+        .collect();
+    for split in [Split::Ind, Split::Ood] {
+        let sel: Vec<&EvalScore> = rows.iter().filter(|r| r.ind_ood == split.as_str()).collect();
+        if !sel.is_empty() {
+            out.push(mean(split.as_str(), sel));
+        }
+    }
+    if !rows.is_empty() {
+        out.push(mean(OVERALL, rows.iter().collect()));
+    }
+    out
+}
+
+/// An earlier score file to compare with.
+pub struct Before {
+    pub path: PathBuf,
+    pub model: String,
+    pub rows: Vec<EvalScore>,
+}
+
+pub struct Summary {
+    pub rows: Vec<EvalScore>,
+    pub aggregates: Vec<Aggregate>,
+    pub model: String,
+    pub eval_set: String,
+    pub queries: usize,
+    pub report: String,
+    pub report_path: PathBuf,
+    pub warnings: Vec<String>,
+    pub renormalised: usize,
+}
+
+fn model_or_unknown(m: &str) -> &str {
+    if m.is_empty() {
+        "(none recorded)"
+    } else {
+        m
+    }
+}
+
+fn read_before(path: &Path) -> Result<Before> {
+    let (rows, _) = read_records::<EvalScore>(path).with_context(|| format!("--compare {}", path.display()))?;
+    let model = ParquetTable::open(path)?
+        .key_values
+        .get(KEY_MODEL)
+        .cloned()
+        .unwrap_or_default();
+    Ok(Before {
+        path: path.to_path_buf(),
+        model,
+        rows,
+    })
+}
+
+/// Refuses a comparison across eval sets, naming the subsets that differ.
+fn check_same_eval_set(before: &Before, rows: &[EvalScore]) -> Result<()> {
+    let old: BTreeMap<&str, &str> = before
+        .rows
+        .iter()
+        .map(|r| (r.subset.as_str(), r.eval_set.as_str()))
+        .collect();
+    let new: BTreeMap<&str, &str> = rows.iter().map(|r| (r.subset.as_str(), r.eval_set.as_str())).collect();
+    let mut problems = Vec::new();
+    let only_new: Vec<&str> = new.keys().filter(|s| !old.contains_key(*s)).copied().collect();
+    let only_old: Vec<&str> = old.keys().filter(|s| !new.contains_key(*s)).copied().collect();
+    let changed: Vec<&str> = new
+        .iter()
+        .filter(|(s, f)| old.get(*s).is_some_and(|o| o != *f))
+        .map(|(s, _)| *s)
+        .collect();
+    if !changed.is_empty() {
+        problems.push(format!("different rows or candidates in {}", changed.join(", ")));
+    }
+    if !only_new.is_empty() {
+        problems.push(format!("subsets only in this run: {}", only_new.join(", ")));
+    }
+    if !only_old.is_empty() {
+        problems.push(format!(
+            "subsets only in {}: {}",
+            before.path.display(),
+            only_old.join(", ")
+        ));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "cannot compare with {}: it was computed on a different eval set ({})",
+            before.path.display(),
+            problems.join("; ")
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: &MmebArgs) -> Result<Summary> {
+    let mut prov = Provenance::new(crate::STAGE, env!("CARGO_PKG_VERSION"));
+    prov.param("mode", "mmeb");
+    prov.param("args", args);
+    let task_map = match &args.task_map {
+        Some(p) => TaskMap::load(p)?,
+        None => TaskMap::default(),
+    };
+    let model = embeddings_model(&args.embeddings)?;
+    if let Some(expected) = &args.expect_model {
+        if *expected != model {
+            bail!(
+                "{MODEL_MISMATCH}: {} was made by `{}`, --expect-model is `{expected}`",
+                args.embeddings[0].display(),
+                model_or_unknown(&model)
+            );
+        }
+    }
+    let before = match &args.compare {
+        Some(p) => {
+            let b = read_before(p)?;
+            if let Some(expected) = &args.expect_model {
+                if b.model != *expected {
+                    bail!(
+                        "{MODEL_MISMATCH}: {} was computed with `{}`, --expect-model is `{expected}`",
+                        p.display(),
+                        model_or_unknown(&b.model)
+                    );
+                }
+            }
+            if args.same_model && b.model != model {
+                bail!(
+                    "{MODEL_MISMATCH}: {} was computed with `{}`, these embeddings are from `{}` (--same-model)",
+                    p.display(),
+                    model_or_unknown(&b.model),
+                    model_or_unknown(&model)
+                );
+            }
+            Some(b)
+        }
+        None if args.same_model => bail!("--same-model needs --compare"),
+        None => None,
+    };
+
+    // Hash the inputs on a second thread while they are decoded.
+    let mut files: Vec<&PathBuf> = vec![&args.pairs, &args.items, &args.eval_lists];
+    files.extend(&args.embeddings);
+    files.extend(&args.task_map);
+    files.extend(&args.compare);
+    let (hashes, loaded) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| files.iter().map(|f| InputHash::of(f)).collect::<Result<Vec<_>, _>>());
+        let loaded = EvalSet::load(&args.pairs, &args.items, &args.eval_lists).and_then(|set| {
+            let vectors = Vectors::load(&args.embeddings, !args.no_normalize)?;
+            Ok((set, vectors))
+        });
+        (hashing.join().expect("hashing thread"), loaded)
+    });
+    let (set, vectors) = loaded?;
+    prov.inputs.extend(hashes?);
+    set.require_embeddings(&vectors, &args.embeddings)?;
+
+    // Score every query against its own list.
+    let bar = progress::bar(set.pairs.len() as u64, "score");
+    let outcomes: Vec<Outcome> = set
+        .pairs
+        .par_iter()
+        .zip(&set.lists)
+        .map(|(p, list)| {
+            let q = vectors.get(p.query_id).expect("checked");
+            let scores: Vec<f32> = list.iter().map(|&c| dot(q, vectors.get(c).expect("checked"))).collect();
+            bar.inc(1);
+            rank_of_ground_truth(&scores)
+        })
+        .collect();
+    bar.finish_and_clear();
+
+    // Per subset, in report order.
+    let mut warnings = Vec::new();
+    let mut rows: Vec<(EvalScore, (usize, String), usize, usize)> = Vec::new();
+    for (first_seen, (subset, idx)) in set.subsets().into_iter().enumerate() {
+        let task = task_map.lookup(&subset);
+        let n = idx.len();
+        let correct = idx.iter().filter(|&&i| outcomes[i].correct()).count();
+        let hits5 = idx.iter().filter(|&&i| outcomes[i].rank <= 5).count();
+        let ties = idx
+            .iter()
+            .filter(|&&i| outcomes[i].correct() && outcomes[i].tied)
+            .count();
+        let mrr = idx.iter().map(|&i| 1.0 / outcomes[i].rank as f64).sum::<f64>() / n as f64;
+        let lens = idx.iter().map(|&i| set.lists[i].len());
+        let (min_c, max_c) = (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0));
+        if max_c == 1 {
+            warnings.push(format!(
+                "subset {subset}: every candidate list has one entry, so every query is trivially correct"
+            ));
+        }
+        let row = EvalScore {
+            subset: subset.clone(),
+            meta_task: task.meta_task.clone(),
+            ind_ood: task.split.as_str().to_string(),
+            n: n as u32,
+            correct: correct as u32,
+            p_at_1: correct as f64 / n as f64,
+            hits_at_5: hits5 as u32,
+            hit_at_5: hits5 as f64 / n as f64,
+            mrr,
+            ties_won: ties as u32,
+            min_candidates: min_c as u32,
+            max_candidates: max_c as u32,
+            eval_set: set.fingerprint(&idx),
+        };
+        rows.push((
+            row,
+            meta_task_order(&task.meta_task),
+            task.builtin_index.unwrap_or(usize::MAX),
+            first_seen,
+        ));
+    }
+    rows.sort_by(|a, b| (&a.1, a.2, a.3).cmp(&(&b.1, b.2, b.3)));
+    let rows: Vec<EvalScore> = rows.into_iter().map(|r| r.0).collect();
+    let aggregates = aggregate(&rows);
+    let eval_set = eval_set_fingerprint(&rows);
+
+    let unmapped: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.meta_task == crate::taskmap::UNKNOWN)
+        .map(|r| r.subset.as_str())
+        .collect();
+    if !unmapped.is_empty() {
+        warnings.push(format!(
+            "not MMEB subsets and not in a --task-map: {} (meta-task `unknown`, in neither IND nor OOD)",
+            unmapped.join(", ")
+        ));
+    }
+    let unused: Vec<&str> = task_map
+        .custom_subsets()
+        .filter(|s| !rows.iter().any(|r| r.subset == *s))
+        .collect();
+    if !unused.is_empty() {
+        warnings.push(format!(
+            "task map entries for subsets not in the eval set: {}",
+            unused.join(", ")
+        ));
+    }
+
+    let comparison = match &before {
+        Some(b) => {
+            check_same_eval_set(b, &rows)?;
+            Some(report::Comparison::new(b, &rows))
+        }
+        None => None,
+    };
+
+    let queries = set.pairs.len();
+    let mmeb_present = rows
+        .iter()
+        .filter(|r| MMEB.iter().any(|(name, _, _)| *name == r.subset))
+        .count();
+    let report_path = args.report_path();
+    let text = report::mmeb_markdown(&report::MmebReport {
+        rows: &rows,
+        aggregates: &aggregates,
+        model: &model,
+        embeddings: &args.embeddings,
+        eval_set: &eval_set,
+        queries,
+        mmeb_present,
+        normalized: !args.no_normalize,
+        comparison: comparison.as_ref(),
+        notes: &warnings,
+    });
+
+    prov.stat("queries", queries);
+    prov.stat("subsets", rows.len());
+    prov.stat("model", &model);
+    prov.stat("eval_set", &eval_set);
+    prov.stat("renormalised_vectors", vectors.renormalised);
+    prov.stat("ties_won", rows.iter().map(|r| r.ties_won as u64).sum::<u64>());
+    let agg: BTreeMap<&str, serde_json::Value> = aggregates
+        .iter()
+        .map(|a| {
+            (
+                a.name.as_str(),
+                serde_json::json!({"subsets": a.subsets, "p_at_1": a.p_at_1, "hit_at_5": a.hit_at_5, "mrr": a.mrr}),
+            )
+        })
+        .collect();
+    prov.stat("aggregates", agg);
+
+    // Both outputs appear together or not at all.
+    let keys = vec![
+        (KEY_MODEL.to_string(), model.clone()),
+        (KEY_EVAL_SET.to_string(), eval_set.clone()),
+    ];
+    let mut sink = sink_with_keys::<EvalScore>(&args.out, &prov, &keys)?;
+    write_rows(&mut sink, &rows)?;
+    let scores_file = sink.close()?;
+    let mut md = AtomicFile::create(&report_path)?;
+    std::io::Write::write_all(md.file(), text.as_bytes()).with_context(|| report_path.display().to_string())?;
+    scores_file.commit()?;
+    md.commit()?;
+
+    Ok(Summary {
+        rows,
+        aggregates,
+        model,
+        eval_set,
+        queries,
+        report: text,
+        report_path,
+        warnings,
+        renormalised: vectors.renormalised,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_maximum_rule() {
+        // All equal: the ground truth wins, as np.argmax picks index 0.
+        let o = rank_of_ground_truth(&[0.5, 0.5, 0.5]);
+        assert_eq!(o, Outcome { rank: 1, tied: true });
+        assert!(o.correct());
+        // One strictly higher: rank 2, whatever ties follow.
+        assert_eq!(rank_of_ground_truth(&[0.3, 0.9, 0.3, 0.1]).rank, 2);
+        assert_eq!(rank_of_ground_truth(&[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]).rank, 7);
+        assert_eq!(rank_of_ground_truth(&[0.4]), Outcome { rank: 1, tied: false });
+    }
+
+    fn score(subset: &str, meta: &str, split: &str, p: f64) -> EvalScore {
+        EvalScore {
+            subset: subset.into(),
+            meta_task: meta.into(),
+            ind_ood: split.into(),
+            n: 10,
+            correct: 0,
+            p_at_1: p,
+            hits_at_5: 0,
+            hit_at_5: p,
+            mrr: p,
+            ties_won: 0,
+            min_candidates: 2,
+            max_candidates: 2,
+            eval_set: String::new(),
+        }
+    }
+
+    #[test]
+    fn aggregates_are_unweighted_means() {
+        let rows = vec![
+            score("a", "Classification", "IND", 0.8),
+            score("b", "Classification", "OOD", 0.4),
+            score("c", "Retrieval", "IND", 0.3),
+            score("d", "Mine", "custom", 0.1),
+        ];
+        let agg = aggregate(&rows);
+        let names: Vec<&str> = agg.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["Classification", "Retrieval", "Mine", "IND", "OOD", "Overall"]);
+        let p: Vec<f64> = agg.iter().map(|a| (a.p_at_1 * 1000.0).round() / 1000.0).collect();
+        assert_eq!(p, [0.6, 0.3, 0.1, 0.55, 0.4, 0.4]);
+    }
+}
