@@ -218,6 +218,50 @@ sugarcrepe: $(if $(SUGARCREPE_DATA),$(SC_OUT))
 	@test -n "$(SUGARCREPE_DATA)" || { echo 'make sugarcrepe: set SUGARCREPE_DATA=<folder of <subset>.json> and SUGARCREPE_IMAGES=<COCO val2017>' >&2; exit 2; }
 	@cat $(SC_DIR)/sugarcrepe_report.md
 
+# ---- Training: clusters.parquet -> adapter (or full weights), then the eval set embedded again ------
+# TRAIN_FULL=1 trains every weight (saha-train --full) and gives a snapshot instead of an adapter.
+ADAPTER ?= dora
+TRAIN_STEPS ?= 1500
+CLUSTERS_PER_STEP ?= 16
+LR ?= 5e-5
+WARMUP ?= 100
+CHUNK ?= 4
+TRAIN_FULL ?=
+TRAIN_FLAGS_EXTRA ?=
+PARAM_STAGES += train
+FLAGS_train = $(strip --adapter $(ADAPTER) --max-steps $(TRAIN_STEPS) --clusters-per-step $(CLUSTERS_PER_STEP) \
+  --lr $(LR) --warmup-steps $(WARMUP) --chunk $(CHUNK) $(if $(TRAIN_FULL),--full) $(TRAIN_FLAGS_EXTRA))
+TRAINED := $(RUN_DIR)/train/$(if $(TRAIN_FULL),model/model.safetensors,adapter/adapter_model.safetensors)
+TUNED_MODEL_ARGS = $(if $(TRAIN_FULL),--model $(RUN_DIR)/train/model,--model $(call squote,$(MODEL)) --adapter $(RUN_DIR)/train/adapter)
+
+ifeq ($(call active,$(TRAINED) train),yes)
+$(TRAINED): $(BIN)/saha-train $(STAMPS)/train.params $(RUN_DIR)/clusters.parquet $(RUN_DIR)/items.parquet $(MODEL_DEPS)
+	$(BIN)/saha-train --clusters $(RUN_DIR)/clusters.parquet --items $(RUN_DIR)/items.parquet \
+	  --image-root $(call squote,$(IMAGE_ROOT)) --model $(call squote,$(MODEL)) --out-dir $(RUN_DIR)/train $(FLAGS_train)
+endif
+
+ifeq ($(call active,$(RUN_DIR)/eval/tuned/embeddings.parquet embed-tuned),yes)
+$(RUN_DIR)/eval/tuned/embeddings.parquet: $(BIN)/saha-embed $(STAMPS)/embed.params $(RUN_DIR)/eval/items.parquet $(TRAINED)
+	$(BIN)/saha-embed --items $(RUN_DIR)/eval/items.parquet --image-root $(call squote,$(IMAGE_ROOT)) \
+	  $(TUNED_MODEL_ARGS) --out $@ $(FLAGS_embed)
+endif
+
+TUNED_OUT := $(RUN_DIR)/eval/tuned/eval_scores.parquet $(RUN_DIR)/eval/tuned/eval_report.md
+ifeq ($(call active,$(TUNED_OUT) eval-tuned),yes)
+$(TUNED_OUT) &: $(BIN)/saha-eval $(STAMPS)/eval.params $(EVAL_INPUTS) $(RUN_DIR)/eval/eval_scores.parquet \
+  $(RUN_DIR)/eval/tuned/embeddings.parquet $(TASK_MAP)
+	$(BIN)/saha-eval mmeb --pairs $(RUN_DIR)/eval/pairs.parquet --items $(RUN_DIR)/eval/items.parquet \
+	  --eval-lists $(RUN_DIR)/eval/eval_lists.parquet --embeddings $(RUN_DIR)/eval/tuned/embeddings.parquet \
+	  --out $(RUN_DIR)/eval/tuned/eval_scores.parquet --report $(RUN_DIR)/eval/tuned/eval_report.md --quiet \
+	  --compare $(RUN_DIR)/eval/eval_scores.parquet $(FLAGS_eval)
+endif
+
+.PHONY: train embed-tuned eval-tuned
+train: $(TRAINED)
+embed-tuned: $(RUN_DIR)/eval/tuned/embeddings.parquet
+eval-tuned: $(TUNED_OUT)
+	@cat $(RUN_DIR)/eval/tuned/eval_report.md
+
 # ---- Parameter stamps (last, once every stage has added itself to PARAM_STAGES) -------------
 # Parameter stamps. $(STAMPS)/<stage>.params holds the stage's flags and is rewritten, while the
 # Makefile is read, only when they changed: its mtime moves exactly when the stage must rerun.

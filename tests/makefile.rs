@@ -15,6 +15,7 @@ fn make(runs: &Path, args: &[&str]) -> Output {
         .arg("BUILD=0")
         .arg("TRAIN_PER_SUBSET=16")
         .arg("EVAL_PER_SUBSET=4")
+        .arg("TRAIN_STEPS=3")
         .args(args)
         .env("SAHA_NO_PROGRESS", "1")
         .output()

@@ -5,7 +5,7 @@ fn main() {
     let args = Args::parse();
     match run(&args) {
         Ok(s) => eprintln!(
-            "{STAGE}: {} steps, loss {:.4} -> {:.4}; adapter in {}",
+            "{STAGE}: {} steps, loss {:.4} -> {:.4}; result in {}",
             s.steps,
             s.first_loss,
             s.last_loss,
