@@ -109,12 +109,14 @@ fn demo_dag_reruns_only_what_is_stale() {
     assert!(text.contains("saha-prompt"), "{text}");
     assert!(mtime(&pairs) > t_pairs);
 
-    // A new TOP_K reruns mining (the retrieval depth follows it), not the embedding stage.
+    // A new TOP_K reruns mining (the retrieval depth follows it) and what follows it (training, the tuned
+    // evaluation), not the embedding of the training items.
     ok(&make(runs.path(), &["demo", "SYSTEM=Describe it."]));
     let t_embeddings = mtime(&embeddings);
     let text = ok(&make(runs.path(), &["demo", "SYSTEM=Describe it.", "TOP_K=5"]));
+    let embeds_train_items = format!("--out {}", embeddings.display());
     assert!(
-        text.contains("saha-filter") && !text.contains("saha-embed --"),
+        text.contains("saha-filter") && text.contains("saha-train") && !text.contains(&embeds_train_items),
         "{text}"
     );
     assert_eq!(mtime(&embeddings), t_embeddings);
