@@ -33,7 +33,7 @@ include pipelines/functions.mk
 include pipelines/$(PIPELINE).mk
 include pipelines/stages.mk
 
-.PHONY: help test sql build bench-mining bench-embed
+.PHONY: help test sql build bench-mining bench-embed bench-train
 help:
 	@echo "saha: hierarchical embedding prompt + SaHa hard negatives, as make-driven stages"
 	@echo
@@ -53,12 +53,15 @@ help:
 	@echo "  eval        eval/eval_scores.parquet + eval/eval_report.md: MMEB P@1 (hit@5, MRR) per subset,"
 	@echo "              meta-task, IND/OOD and overall, from eval/embeddings.parquet; prints the table"
 	@echo "  sugarcrepe  SugarCrepe(++) accuracy: SUGARCREPE_DATA JSON files -> items -> MODEL embeddings -> scores"
+	@echo "  report      report.html: one self-contained HTML page with plots of whatever the run has (similarities"
+	@echo "              per miner, false-negative audit, cluster sizes, loss and lr, P@1 before/after)"
 	@echo "  sql         run Q=\"SQL\" over every Parquet file of the run (tables named by file stem)"
 	@echo "  build       build the stage binaries into $(BIN)"
 	@echo "  bench-mining  mining stages vs GEMM peak and numpy (N=100000 DIM=1536 by default)"
 	@echo "  bench-embed   candle Qwen2-VL embedding items/s and peak memory vs transformers on this CPU"
+	@echo "  bench-train   candle DoRA training steps/s and peak memory vs PyTorch + PEFT (tiny and small config)"
 	@echo "  help        this text"
-	@echo "  Planned, with their issues: train, report, bench-train"
+	@echo "  Planned, with their issues: train"
 	@echo
 	@echo "Variables (current value):"
 	@echo "  PIPELINE=$(PIPELINE)   pipelines: $(PIPELINES)"
@@ -98,6 +101,11 @@ bench-mining: build
 # batches in candle and in transformers (sdpa, and eager unless EAGER=0), same inputs, THREADS threads each.
 bench-embed: build
 	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-embed THREADS=$(or $(THREADS),$(shell nproc)) ITERS=$(or $(ITERS),5) EAGER=$(or $(EAGER),1) bash scripts/bench-embed.sh
+
+# One DoRA training step (GradCache chunk 4, and plain backprop) on the tiny and a small random Qwen2-VL, in
+# candle and in PyTorch + PEFT, same batch, same adapter tensors, THREADS threads each; about 5 minutes on 2 cores.
+bench-train: build
+	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-train THREADS=$(or $(THREADS),$(shell nproc)) EAGER=$(or $(EAGER),0) bash scripts/bench-train.sh
 
 sql: | $(BIN)/saha-sql
 	@test -n "$(Q)" || { echo 'make sql: pass the query as Q="select ..."' >&2; exit 2; }

@@ -48,7 +48,13 @@ WARMUP ?= 10
 CHUNK ?= 0
 
 # Phony prerequisites: their file lists are defined in stages.mk, which is read after this file.
-demo: embed embed-eval filter eval eval-tuned | $(BIN)/saha-sql
+# Under `make demo` the report follows every demo artefact (and waits for them under make -j);
+# `make report` alone reports whatever the run has.
+ifneq ($(filter demo,$(MAKECMDGOALS)),)
+REPORT_DEPS = $(RUN_DIR)/clusters.parquet $(BASELINE_STATS) $(EVAL_OUT) $(TUNED_OUT)
+endif
+
+demo: embed embed-eval filter eval eval-tuned report | $(BIN)/saha-sql
 	@echo
 	@echo "== demo run '$(RUN)' in $(RUN_DIR)/: synthetic data -> prompts -> tiny Qwen2-VL embeddings -> SaHa mining =="
 	@$(BIN)/saha-sql --run $(RUN_DIR) -e "select subset, count(*) as pairs, count(distinct query_id) as queries, count(distinct target_id) as targets, count(distinct label) as labels from pairs group by subset order by subset"
@@ -58,4 +64,5 @@ demo: embed embed-eval filter eval eval-tuned | $(BIN)/saha-sql
 	@echo "Held-out P@1 before and after training (eval/eval_report.md, eval/tuned/eval_report.md):"
 	@$(BIN)/saha-sql --run $(RUN_DIR) -e "select b.subset, round(100 * b.p_at_1, 1) as p1_before, round(100 * a.p_at_1, 1) as p1_after from eval_scores b join tuned_eval_scores a on a.subset = b.subset order by b.subset"
 	@echo "Training log: $(RUN_DIR)/train/train_log.parquet (make sql Q=\"select step, loss, lr from train_log\")"
+	@echo "Report with plots (mining, audit, cluster sizes, training, P@1): $(RUN_DIR)/report.html"
 	@echo "Inspect any artefact with SQL, e.g.: make sql Q=\"select prompt from items limit 2\""

@@ -262,6 +262,28 @@ embed-tuned: $(RUN_DIR)/eval/tuned/embeddings.parquet
 eval-tuned: $(TUNED_OUT)
 	@cat $(RUN_DIR)/eval/tuned/eval_report.md
 
+# ---- Report: report.html, one self-contained page (inline SVG charts) of whatever the run has ----
+# Every input is optional: a missing one leaves its section saying so, and the report reruns when
+# any input it read changes. A pipeline may add REPORT_DEPS (artefacts to make first: the demo
+# does under `make demo`). REPORT_FLAGS_EXTRA takes other saha-report flags (e.g. --bins 60).
+REPORT_DEPS ?=
+REPORT_FLAGS_EXTRA ?=
+PARAM_STAGES += report
+FLAGS_report = $(strip --embeddings $(call squote,$(EMBEDDINGS)) $(foreach b,$(BASELINES),--baseline $(b)) \
+  $(REPORT_FLAGS_EXTRA))
+REPORT_INPUTS = $(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet \
+  $(foreach b,$(BASELINES),$(RUN_DIR)/mining/$(b)/clusters.parquet $(RUN_DIR)/mining/$(b)/mining_stats.parquet) \
+  $(EMBEDDINGS) $(RUN_DIR)/train/train_log.parquet $(RUN_DIR)/eval/eval_scores.parquet \
+  $(RUN_DIR)/eval/tuned/eval_scores.parquet
+
+ifeq ($(call active,$(RUN_DIR)/report.html report),yes)
+$(RUN_DIR)/report.html: $(BIN)/saha-report $(STAMPS)/report.params $(sort $(wildcard $(REPORT_INPUTS)) $(REPORT_DEPS))
+	$(BIN)/saha-report --run $(RUN_DIR) --out $@ $(FLAGS_report)
+endif
+
+.PHONY: report
+report: $(RUN_DIR)/report.html
+
 # ---- Parameter stamps (last, once every stage has added itself to PARAM_STAGES) -------------
 # Parameter stamps. $(STAMPS)/<stage>.params holds the stage's flags and is rewritten, while the
 # Makefile is read, only when they changed: its mtime moves exactly when the stage must rerun.

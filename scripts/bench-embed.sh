@@ -32,15 +32,19 @@ if [[ ! -f $OUT/model/model.safetensors || "$(cat "$OUT/model.args" 2>/dev/null)
   echo "${model_args[*]}" > "$OUT/model.args"
 fi
 
-timed() { # name command...: the command's JSON line to $OUT/name.json, "name seconds peak_rss_mib" to $OUT/times
+timed() { # name command...: its JSON line to $OUT/name.json, "name wall_s peak_rss_mib cpu_s" to $OUT/times
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$OUT/.time" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log" || {
+  /usr/bin/time -f "%e %M %U %S" -o "$OUT/.time" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log" || {
     cat "$OUT/$name.log" "$OUT/$name.json" >&2; exit 1; }
-  read -r secs kib < "$OUT/.time"
-  echo "$name $secs $((kib / 1024))" >> "$OUT/times"
+  read -r secs kib user sys < "$OUT/.time"
+  echo "$name $secs $((kib / 1024)) $(awk -v u="$user" -v s="$sys" 'BEGIN{print u + s}')" >> "$OUT/times"
+}
+busy_s() { # CPU seconds all processes have used since boot (user, nice, system, irq, softirq, steal)
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu /{print ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit}' /proc/stat
 }
 
 : > "$OUT/times"
+busy_start=$(busy_s)
 for kind in text image; do
   batch=$TEXT_BATCH; [[ $kind == image ]] && batch=$IMAGE_BATCH
   echo "$kind: candle, batch $batch x $ITERS ..." >&2
@@ -55,7 +59,8 @@ for kind in text image; do
   done
 done
 
-python3 - "$OUT" "$EAGER" <<'EOF'
+busy_end=$(busy_s)
+python3 - "$OUT" "$EAGER" "$(awk -v a="$busy_start" -v b="$busy_end" 'BEGIN{print b - a}')" <<'EOF'
 import json, sys
 from pathlib import Path
 out, eager = Path(sys.argv[1]), sys.argv[2] == "1"
@@ -87,4 +92,9 @@ for name, x in r.items():
     cos = f"{x['min_cosine_vs_candle']:.7f}" if "min_cosine_vs_candle" in x else "-"
     print(f"| {name} | {x['encode_s_per_batch']:.4f} | {x['forward_s_per_batch']:.3f}{extra} "
           f"| {x['forward_items_per_s']:.2f} | {x['peak_rss_load_mib']} | {x['rss_after_load_mib']} | {x['peak_rss_inference_mib']} | {cos} |")
+# CPU time other processes took while the benchmark ran (busy CPU time of the whole machine less ours).
+wall = sum(t[0] for t in times.values())
+others = float(sys.argv[3]) - sum(float(l.split()[3]) for l in (out / "times").read_text().splitlines())
+print(f"\nOther processes used {max(others, 0):.0f} CPU-s during the {wall:.0f} s run"
+      f"{'' if others < 0.05 * wall else ': they competed for the CPUs, so these timings are unreliable (the OpenMP threads of transformers suffer most); rerun on an idle machine'}.")
 EOF

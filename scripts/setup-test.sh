@@ -4,8 +4,13 @@ set -euo pipefail
 need=()
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
+# The report test renders report.html in headless Chromium (Debian's `chromium`;
+# `chromium-headless-shell` does too) and needs a font for the page's text.
+command -v chromium >/dev/null || command -v chromium-headless-shell >/dev/null || need+=(chromium)
+[ -n "$(fc-list 2>/dev/null)" ] || need+=(fonts-dejavu-core)
 if ((${#need[@]})); then
-  apt-get update -qq && apt-get install -y -qq "${need[@]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # The mining parity tests run an independent Python + numpy statement of the reference sampler.
 if ! python3 -c 'import numpy' 2>/dev/null; then

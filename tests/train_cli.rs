@@ -194,7 +194,10 @@ fn bad_inputs_are_refused_with_the_reason() {
 fn overall(path: &Path) -> (f64, f64) {
     let (rows, _): (Vec<saha_schemas::EvalScore>, _) = saha_schemas::records::read_records(path).unwrap();
     let n = rows.len() as f64;
-    (rows.iter().map(|r| r.p_at_1).sum::<f64>() / n, rows.iter().map(|r| r.mrr).sum::<f64>() / n)
+    (
+        rows.iter().map(|r| r.p_at_1).sum::<f64>() / n,
+        rows.iter().map(|r| r.mrr).sum::<f64>() / n,
+    )
 }
 
 /// The demo's training (full fine-tuning of the tiny random model on SaHa clusters, 150 steps) raises

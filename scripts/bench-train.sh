@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# make bench-train: contrastive training steps/s and peak memory of candle (saha-train's step, saha-bench-train)
+# next to PyTorch + PEFT on the same CPU, the same random snapshots, the same batch, the same adapter
+# tensors and the same thread count, for the tiny and a small Qwen2-VL config, GradCache and plain backprop.
+# Usage: BIN=target/release OUT=runs/bench-train [THREADS=2] [CONFIGS="tiny small"] [MODES="gradcache plain"]
+#        [TINY_PAIRS=16] [TINY_STEPS=5] [SMALL_PAIRS=8] [SMALL_STEPS=2] [CHUNK=4] [EAGER=0]
+#        scripts/bench-train.sh
+# The step: DoRA r 8, alpha 64, dropout 0 on q/k/v/o/down_proj (the reference recipe), one-directional
+# InfoNCE at temperature 0.02, gradient clipping at 1.0, AdamW lr 5e-5 weight decay 0; GradCache with CHUNK
+# inputs per chunk (the reference's setting), or plain backprop (queries as one padded batch, targets as
+# another). Half the pairs are text-only (~60-token texts), half have a 448x448 PNG in the query (the tiny
+# config's image processor shrinks it to 112x112: 16 image tokens; the small config keeps 448x448: 256).
+# One warm-up step, then *_STEPS timed steps, each in its own process (so each peak is its own).
+# tiny: hidden 64, 2 layers, vision 2 x 32 (saha-init-model's default). small: hidden 512, 8 layers
+# (8 heads, 2 KV heads), intermediate 1536, vision depth 4 x 256 dims (bench-embed's config).
+# EAGER=1 also runs PyTorch with eager attention (sdpa is the reference point). candle's CPU thread pools
+# follow RAYON_NUM_THREADS (set to THREADS here). CANDLE_ENV="VAR=value ..." sets variables for the candle runs
+# only, to try settings without touching PyTorch's side, e.g. CANDLE_ENV="CANDLE_NUM_THREADS=1" (no spinning
+# elementwise pool) or CANDLE_ENV="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000" (glibc keeps freed
+# memory instead of unmapping it, so large tensors stop page-faulting on every op).
+set -euo pipefail
+BIN=${BIN:-target/release}
+OUT=${OUT:-runs/bench-train}
+THREADS=${THREADS:-$(nproc)}
+CONFIGS=${CONFIGS:-tiny small}
+MODES=${MODES:-gradcache plain}
+TINY_PAIRS=${TINY_PAIRS:-16}
+TINY_STEPS=${TINY_STEPS:-5}
+SMALL_PAIRS=${SMALL_PAIRS:-8}
+SMALL_STEPS=${SMALL_STEPS:-2}
+CHUNK=${CHUNK:-4}
+EAGER=${EAGER:-0}
+read -r -a candle_env <<< "${CANDLE_ENV:-}"
+mkdir -p "$OUT"
+python3 -c 'import torch, transformers, peft, tokenizers, PIL, numpy' 2>/dev/null || {
+  echo "bench-train: needs torch, transformers (5.x), peft, tokenizers, pillow, numpy for the comparison:" >&2
+  echo "  python3 -m pip install torch transformers peft tokenizers pillow numpy" >&2
+  exit 1
+}
+export SAHA_NO_PROGRESS=1 RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+export TRANSFORMERS_VERBOSITY=error HF_HUB_OFFLINE=1 PYTHONWARNINGS=ignore
+
+tokenizer=$(bash scripts/fetch-tokenizer.sh)
+snapshot() { # config: writes $OUT/<config>/model unless it is there with the same arguments
+  local config=$1 args=(--tokenizer "$tokenizer" --seed 0)
+  if [[ $config == small ]]; then
+    args+=(--hidden 512 --intermediate 1536 --layers 8 --heads 8 --kv-heads 2 --mrope-section 8,12,12
+      --vision-depth 4 --vision-dim 256 --vision-heads 4 --max-pixels 1003520)
+  fi
+  mkdir -p "$OUT/$config"
+  if [[ ! -f $OUT/$config/model/model.safetensors || "$(cat "$OUT/$config/model.args" 2>/dev/null)" != "${args[*]}" ]]; then
+    echo "$config: writing the random snapshot ..." >&2
+    "$BIN/saha-init-model" --out "$OUT/$config/model" "${args[@]}" >&2
+    echo "${args[*]}" > "$OUT/$config/model.args"
+  fi
+}
+
+timed() { # name command...: the command's JSON line to $OUT/name.json, "name seconds peak_rss_mib" to $OUT/times
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$OUT/.time" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log" || {
+    cat "$OUT/$name.log" "$OUT/$name.json" >&2; exit 1; }
+  read -r secs kib < "$OUT/.time"
+  echo "$name $secs $((kib / 1024))" >> "$OUT/times"
+}
+
+: > "$OUT/times"
+echo "${CANDLE_ENV:-}" > "$OUT/candle.env"
+cut -d' ' -f1 /proc/loadavg > "$OUT/load.start" 2>/dev/null || echo "?" > "$OUT/load.start"
+for config in $CONFIGS; do
+  snapshot "$config"
+  pairs=$TINY_PAIRS steps=$TINY_STEPS
+  if [[ $config == small ]]; then pairs=$SMALL_PAIRS steps=$SMALL_STEPS; fi
+  for mode in $MODES; do
+    run=$config-$mode
+    echo "$run: candle, $pairs pairs, 1 + $steps steps ..." >&2
+    rm -rf "$OUT/$run-adapter"
+    timed "candle-$run" env "${candle_env[@]}" "$BIN/saha-bench-train" --model "$OUT/$config/model" --mode "$mode" --pairs "$pairs" \
+      --chunk "$CHUNK" --steps "$steps" --images "$OUT/images" --adapter "$OUT/$run-adapter" \
+      --dump "$OUT/inputs-$run.json" --label "$config"
+    attns=(sdpa)
+    if [[ $EAGER == 1 ]]; then attns+=(eager); fi
+    for attn in "${attns[@]}"; do
+      echo "$run: PyTorch + PEFT ($attn) ..." >&2
+      timed "torch-$attn-$run" python3 tests/oracle/bench_train_torch.py --model "$OUT/$config/model" \
+        --inputs "$OUT/inputs-$run.json" --steps "$steps" --threads "$THREADS" --attn "$attn" --label "$config"
+    done
+  done
+done
+
+cut -d' ' -f1 /proc/loadavg > "$OUT/load.end" 2>/dev/null || echo "?" > "$OUT/load.end"
+python3 - "$OUT" "$(nproc)" <<'EOF'
+import json, sys
+from pathlib import Path
+out, cores = Path(sys.argv[1]), sys.argv[2]
+times = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in (out / "times").read_text().splitlines()}
+r = {name: json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1]) for name in times}
+# Whole-process peak: both benches reset the kernel's high-water mark after loading (to measure the steps
+# alone), which also resets what `time` sees, so take the larger of it and the load's own peak.
+peak = {name: max(times[name][1], r[name].get("peak_rss_load_mib") or 0) for name in times}
+runs = [n[len("candle-"):] for n in times if n.startswith("candle-")]
+c0 = r["candle-" + runs[0]]
+print(f"\nTraining-step benchmark: random Qwen2-VL snapshots, f32 on CPU, {c0['threads']} threads both sides; "
+      "DoRA r 8 / alpha 64 on q,k,v,o,down_proj, InfoNCE (T 0.02), clip 1.0, AdamW lr 5e-5.")
+print("tiny: hidden 64, 2 layers, vision 2 x 32; small: hidden 512, 8 layers, vision 4 x 256. Half the pairs "
+      "text-only (~60-token texts), half with a 448x448 image in the query.\n")
+print("| config | mode | candle steps/s | PyTorch steps/s | ratio | candle peak MiB | PyTorch peak MiB |")
+print("|---|---|---|---|---|---|---|")
+for run in runs:
+    c, t = r[f"candle-{run}"], r[f"torch-sdpa-{run}"]
+    mode = f"GradCache (chunk {c['chunk']})" if c["mode"] == "gradcache" else "plain backprop"
+    label = f"{c['label']} ({c['pairs']} pairs, {c['image_tokens_per_image']} tokens/image)"
+    cs, ts = c["steps_per_s_median"], t["steps_per_s_median"]
+    print(f"| {label} | {mode} | {cs:.3f} | {ts:.3f} | {cs / ts:.2f}x | {peak['candle-' + run]} "
+          f"| {peak['torch-sdpa-' + run]} |")
+load = [(out / f"load.{k}").read_text().strip() for k in ("start", "end")]
+if (out / "candle.env").read_text().strip():
+    print(f"\ncandle runs with {(out / 'candle.env').read_text().strip()}")
+print("\nsteps/s = 1 / median wall time of the timed steps (forward + backward + clip + AdamW on a pre-tokenised "
+      "batch) after one warm-up step; ratio = candle / PyTorch (sdpa), > 1 means candle is faster. Peak = "
+      "whole-process max RSS, loading included (PyTorch's includes ~400 MiB of libraries). "
+      f"1-minute load average {load[0]} at the start, {load[1]} at the end, on {cores} cores: other work on the "
+      "machine slows both sides unevenly (spin-waiting thread pools suffer most), so trust a run only when it "
+      "is well below the core count.\n")
+print("| run | s/step (each timed step) | CPU s/step (median) | warm-up s | RSS after load MiB "
+      "| peak RSS in steps MiB | first loss | loss diff vs candle (first / max) |")
+print("|---|---|---|---|---|---|---|---|")
+for name, x in r.items():
+    diff = (f"{x['first_loss_diff_vs_candle']:.1e} / {x['max_loss_diff_vs_candle']:.1e}"
+            if "first_loss_diff_vs_candle" in x else "-")
+    each = " ".join(f"{v:.3g}" for v in x["step_s"])
+    print(f"| {name} | {each} | {x['median_cpu_s']:.3g} | {x['warmup_step_s']:.2f} "
+          f"| {x['rss_after_load_mib']} | {x['peak_rss_train_mib']} | {x['losses'][0]:.6f} | {diff} |")
+EOF

@@ -1,0 +1,501 @@
+//! Contrastive training-step throughput of candle (saha-train) on CPU, for `make bench-train`.
+//!
+//! Builds one fixed batch of `--pairs` (query, target) pairs in the SaHa reference prompt template: the
+//! first half text-only (a ~60-token query with the reference's query suffix, a ~60-token target), the
+//! second half with a 448x448 PNG in the query (`<|image_pad|>` + a ~60-token text) and a ~60-token
+//! target. The snapshot's image processor resizes the images by its own max_pixels (the tiny config
+//! shrinks them to 112x112). It attaches fresh DoRA adapters as the reference recipe does (r 8, alpha 64,
+//! dropout 0, on q/k/v/o/down_proj of the language model), saves them in PEFT's format (`--adapter DIR`)
+//! so the PyTorch side starts from the same tensors, and then runs full optimisation steps on that batch:
+//! forward + backward (GradCache with `--chunk` inputs per chunk, or plain backprop), global gradient
+//! clipping at 1.0 and AdamW (lr 5e-5, weight decay 0). One warm-up step, then `--steps` timed steps.
+//! The inputs are tokenised and preprocessed once, before the first step; steps time the model only.
+//!
+//! Prints one JSON line. `--dump FILE` writes the prompts, image paths, token counts and the loss and
+//! gradient norm of every step, which `tests/oracle/bench_train_torch.py` reads to run the same steps
+//! with PyTorch + PEFT and to check that both compute the same losses.
+//!
+//! Usage: saha-bench-train --model DIR --mode gradcache|plain [--pairs 16] [--chunk 4] [--steps 3]
+//!        [--images DIR] [--adapter DIR] [--dump FILE] [--label NAME]
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use saha_model::adapter::{AdapterKind, REFERENCE_TARGETS};
+use saha_model::image::PilImage;
+use saha_model::peft::{self, AdapterConfig};
+use saha_model::{Embedder, EncodedInput, Padding};
+use saha_train::loss::LossConfig;
+use saha_train::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use saha_train::step::{grad_cache, plain, StepInputs};
+use serde_json::json;
+
+/// The README string every SaHa command passes as --Q_prompt and --D_prompt.
+const SYSTEM_PROMPT: &str =
+    "Given an image, summarize the provided image in one word. Given only text, describe the text in one word.";
+const QUERY_SUFFIX_TEXT: &str = "\nRepresent the given text in one word.";
+const QUERY_SUFFIX_IMAGE: &str = "\nRepresent the given text/image in one word.";
+const IMAGE_SIDE: u32 = 448;
+const TEMPERATURE: f64 = 0.02;
+const LR: f64 = 5e-5;
+const MAX_GRAD_NORM: f64 = 1.0;
+const RANK: usize = 8;
+const ALPHA: f64 = 64.0;
+const ADAPTER_SEED: u64 = 42;
+const STEP_SEED: u64 = 7;
+
+const WORDS: &[&str] = &[
+    "the",
+    "a",
+    "man",
+    "woman",
+    "child",
+    "dog",
+    "cat",
+    "red",
+    "blue",
+    "green",
+    "small",
+    "large",
+    "old",
+    "young",
+    "boat",
+    "harbour",
+    "street",
+    "market",
+    "bicycle",
+    "train",
+    "station",
+    "window",
+    "garden",
+    "river",
+    "bridge",
+    "mountain",
+    "forest",
+    "beach",
+    "wave",
+    "cloud",
+    "morning",
+    "evening",
+    "quiet",
+    "busy",
+    "walks",
+    "runs",
+    "sits",
+    "holds",
+    "watches",
+    "carries",
+    "past",
+    "along",
+    "under",
+    "behind",
+    "near",
+    "with",
+    "and",
+    "while",
+    "two",
+    "three",
+    "painted",
+    "wooden",
+    "stone",
+    "glass",
+    "bright",
+    "faded",
+    "coat",
+    "hat",
+    "umbrella",
+    "basket",
+    "apples",
+    "bread",
+    "coffee",
+    "table",
+    "chairs",
+    "lamp",
+    "light",
+    "shadow",
+    "crowd",
+    "tourists",
+    "seagulls",
+    "photographs",
+    "kitchen",
+    "library",
+    "museum",
+    "painting",
+    "sculpture",
+    "festival",
+    "music",
+    "guitar",
+    "football",
+    "stadium",
+    "airport",
+    "airplane",
+    "tower",
+    "clock",
+    "rain",
+    "snow",
+    "sunset",
+    "harvest",
+    "field",
+    "farmer",
+    "tractor",
+    "horse",
+    "sheep",
+    "village",
+    "church",
+    "castle",
+    "road",
+    "car",
+    "truck",
+    "bus",
+];
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: saha-bench-train --model DIR --mode gradcache|plain [--pairs 16] [--chunk 4] [--steps 3] \
+         [--images DIR] [--adapter DIR] [--dump FILE] [--label NAME]"
+    );
+    std::process::exit(2)
+}
+
+struct Args {
+    model: PathBuf,
+    mode: String,
+    pairs: usize,
+    chunk: usize,
+    steps: usize,
+    images: PathBuf,
+    adapter: Option<PathBuf>,
+    dump: Option<PathBuf>,
+    label: String,
+}
+
+fn parse_args() -> Args {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str| -> Option<String> {
+        argv.iter()
+            .position(|a| a == name)
+            .map(|i| argv.get(i + 1).cloned().unwrap_or_else(|| usage()))
+    };
+    let number = |name: &str, default: usize| -> usize {
+        value(name).map_or(default, |v| v.parse().unwrap_or_else(|_| usage()))
+    };
+    let args = Args {
+        model: value("--model").map(PathBuf::from).unwrap_or_else(|| usage()),
+        mode: value("--mode").unwrap_or_else(|| "gradcache".into()),
+        pairs: number("--pairs", 16),
+        chunk: number("--chunk", 4),
+        steps: number("--steps", 3),
+        images: value("--images")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("runs/bench-train/images")),
+        adapter: value("--adapter").map(PathBuf::from),
+        dump: value("--dump").map(PathBuf::from),
+        label: value("--label").unwrap_or_default(),
+    };
+    if !matches!(args.mode.as_str(), "gradcache" | "plain") || args.pairs < 2 || args.steps == 0 || args.chunk == 0 {
+        usage();
+    }
+    args
+}
+
+/// splitmix64: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn template(user: &str) -> String {
+    format!(
+        "<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+    )
+}
+
+/// Text `i` of stream `stream`: words until the text alone is 52..=68 tokens (about 60 on average), so
+/// rows of a batch differ in length and every batch is padded.
+fn user_text(embedder: &Embedder, stream: u64, i: usize) -> String {
+    let mut rng = Rng(0x7A41_0000 + (stream << 16) + i as u64);
+    let target = 52 + (i * 7 + stream as usize * 5) % 17;
+    let mut text = String::new();
+    loop {
+        let word = WORDS[rng.below(WORDS.len())];
+        let candidate = if text.is_empty() {
+            let mut w = word.to_string();
+            w[..1].make_ascii_uppercase();
+            w
+        } else {
+            format!("{text} {word}")
+        };
+        let n = embedder
+            .tokenizer
+            .encode(&format!("{candidate}."))
+            .expect("tokenise")
+            .len();
+        if n > target {
+            return format!("{text}.");
+        }
+        text = candidate;
+        if n == target {
+            return format!("{text}.");
+        }
+    }
+}
+
+/// A deterministic 448x448 RGB image: smooth gradients with a per-image phase plus pixel noise.
+fn write_image(path: &Path, seed: u64) {
+    let mut rng = Rng(0x1A6E_0000 + seed);
+    let phase = [rng.below(628) as f32 / 100.0, rng.below(628) as f32 / 100.0];
+    let side = IMAGE_SIDE as f32 - 1.0;
+    let img = image::RgbImage::from_fn(IMAGE_SIDE, IMAGE_SIDE, |x, y| {
+        let (u, v) = (x as f32 / side, y as f32 / side);
+        let noise = |r: &mut Rng| (r.below(37) as f32) - 18.0;
+        let r = 255.0 * u + noise(&mut rng);
+        let g = 255.0 * (0.5 + 0.5 * (std::f32::consts::TAU * (u + v) + phase[0]).sin()) + noise(&mut rng);
+        let b =
+            255.0 * (1.0 - v) * (0.6 + 0.4 * (3.0 * std::f32::consts::PI * u * v + phase[1]).cos()) + noise(&mut rng);
+        image::Rgb([r, g, b].map(|c| c.round().clamp(0.0, 255.0) as u8))
+    });
+    img.save(path)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+struct Item {
+    prompt: String,
+    image: Option<PathBuf>,
+}
+
+fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
+    items
+        .iter()
+        .map(|item| {
+            let images: Vec<PilImage> = item
+                .image
+                .iter()
+                .map(|p| PilImage::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+                .collect();
+            embedder.encode(&item.prompt, &images).expect("encode")
+        })
+        .collect()
+}
+
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn main() {
+    let args = parse_args();
+    let t_load = Instant::now();
+    let mut embedder = Embedder::load(&args.model, DType::F32, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("cannot load {}: {e}", args.model.display()));
+    let load_s = t_load.elapsed().as_secs_f64();
+    let rss_after_load = vm_kib("VmRSS").map(|k| k / 1024);
+    // Peak RSS of the steps alone: reset the high-water mark after loading (which also resets what
+    // `time` reports, so the load's own peak is kept and reported).
+    let peak_load = vm_kib("VmHWM").map(|k| k / 1024);
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+
+    // The batch: pairs [0, n/2) text-only, [n/2, n) with an image in the query.
+    let n = args.pairs;
+    let with_image = |i: usize| i >= n / 2;
+    if (0..n).any(with_image) {
+        std::fs::create_dir_all(&args.images).expect("create the image folder");
+    }
+    let mut queries = Vec::with_capacity(n);
+    let mut targets = Vec::with_capacity(n);
+    for i in 0..n {
+        let q = user_text(&embedder, 0, i);
+        let t = user_text(&embedder, 1, i);
+        if with_image(i) {
+            let path = args.images.join(format!("img_{i:02}.png"));
+            if !path.is_file() {
+                write_image(&path, i as u64);
+            }
+            queries.push(Item {
+                prompt: template(&format!("<|image_pad|> {q}{QUERY_SUFFIX_IMAGE}")),
+                image: Some(path),
+            });
+        } else {
+            queries.push(Item {
+                prompt: template(&format!("{q}{QUERY_SUFFIX_TEXT}")),
+                image: None,
+            });
+        }
+        targets.push(Item {
+            prompt: template(&t),
+            image: None,
+        });
+    }
+    let t_encode = Instant::now();
+    let q_inputs = encode(&embedder, &queries);
+    let t_inputs = encode(&embedder, &targets);
+    let encode_s = t_encode.elapsed().as_secs_f64();
+
+    let adapter_cfg = AdapterConfig {
+        kind: AdapterKind::Dora,
+        rank: RANK,
+        alpha: ALPHA,
+        dropout: 0.0,
+        targets: REFERENCE_TARGETS.iter().map(|s| s.to_string()).collect(),
+    };
+    let adapted = peft::attach_new(&mut embedder.model, &adapter_cfg, ADAPTER_SEED).expect("attach DoRA");
+    if let Some(dir) = &args.adapter {
+        peft::save(dir, &embedder.model, &adapter_cfg, &args.model.display().to_string()).expect("save the adapter");
+    }
+    let named = peft::named_vars(&embedder.model);
+    let trainable: usize = named.iter().map(|(_, v)| v.as_tensor().elem_count()).sum();
+    let vars = named.iter().map(|(_, v)| v.clone()).collect();
+    let mut optimizer = AdamW::new(vars, AdamWConfig::default()).expect("AdamW");
+
+    let inputs = StepInputs {
+        queries: &q_inputs,
+        targets: &t_inputs,
+        padding: Padding::Right,
+        pad_token: embedder.tokenizer.pad_token(),
+        loss: LossConfig {
+            temperature: TEMPERATURE,
+            symmetric: false,
+        },
+        same_target: None,
+        seed: STEP_SEED,
+    };
+    let (mut losses, mut grad_norms, mut step_s, mut cpu_s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..=args.steps {
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        let mut result = if args.mode == "plain" {
+            plain(&embedder.model, &optimizer.vars, &inputs)
+        } else {
+            grad_cache(&embedder.model, &optimizer.vars, &inputs, args.chunk)
+        }
+        .expect("training step");
+        let norm = clip_grad_norm(&mut result.grads, MAX_GRAD_NORM).expect("clip");
+        optimizer.step(&result.grads, LR).expect("AdamW step");
+        step_s.push(t0.elapsed().as_secs_f64());
+        cpu_s.push(cpu_seconds() - c0);
+        losses.push(result.loss);
+        grad_norms.push(norm);
+    }
+    let peak_train = vm_kib("VmHWM").map(|k| k / 1024);
+    let warmup_s = step_s.remove(0);
+    cpu_s.remove(0);
+    let total: f64 = step_s.iter().sum();
+
+    let tokens = |inputs: &[EncodedInput]| inputs.iter().map(|i| i.ids.len()).collect::<Vec<_>>();
+    let (q_tokens, t_tokens) = (tokens(&q_inputs), tokens(&t_inputs));
+    let image_tokens: usize = q_inputs
+        .iter()
+        .map(|i| i.ids.iter().filter(|&&t| t == embedder.tokenizer.image_token()).count())
+        .sum();
+    let n_images = queries.iter().filter(|q| q.image.is_some()).count();
+    let report = json!({
+        "impl": "candle",
+        "label": args.label,
+        "mode": args.mode,
+        "chunk": if args.mode == "plain" { serde_json::Value::Null } else { json!(args.chunk) },
+        "pairs": n,
+        "images": n_images,
+        "image_tokens_per_image": if n_images > 0 { image_tokens / n_images } else { 0 },
+        "mean_query_tokens": q_tokens.iter().sum::<usize>() as f64 / n as f64,
+        "mean_target_tokens": t_tokens.iter().sum::<usize>() as f64 / n as f64,
+        "adapted_layers": adapted,
+        "trainable_params": trainable,
+        "threads": threads(),
+        "candle_num_threads_env": std::env::var("CANDLE_NUM_THREADS").ok(),
+        "steps": args.steps,
+        "steps_per_s": args.steps as f64 / total,
+        "steps_per_s_median": 1.0 / median(step_s.clone()),
+        "pairs_per_s": (args.steps * n) as f64 / total,
+        "mean_step_s": total / args.steps as f64,
+        "median_step_s": median(step_s.clone()),
+        "step_s": step_s,
+        "median_cpu_s": median(cpu_s.clone()),
+        "cpu_s": cpu_s,
+        "warmup_step_s": warmup_s,
+        "losses": losses,
+        "grad_norms": grad_norms,
+        "encode_s": encode_s,
+        "load_s": load_s,
+        "peak_rss_load_mib": peak_load,
+        "rss_after_load_mib": rss_after_load,
+        "peak_rss_train_mib": peak_train,
+    });
+
+    if let Some(dump) = &args.dump {
+        let side = |items: &[Item], counts: &[usize]| -> Vec<serde_json::Value> {
+            items
+                .iter()
+                .zip(counts)
+                .map(|(it, n)| {
+                    let image = it
+                        .image
+                        .as_ref()
+                        .map(|p| std::fs::canonicalize(p).unwrap().display().to_string());
+                    json!({"prompt": it.prompt, "image": image, "tokens": n})
+                })
+                .collect()
+        };
+        let doc = json!({
+            "mode": args.mode,
+            "chunk": args.chunk,
+            "pairs": n,
+            "queries": side(&queries, &q_tokens),
+            "targets": side(&targets, &t_tokens),
+            "temperature": TEMPERATURE,
+            "lr": LR,
+            "max_grad_norm": MAX_GRAD_NORM,
+            "adapter": args.adapter.as_ref().map(|p| std::fs::canonicalize(p).unwrap().display().to_string()),
+            "losses": report["losses"],
+            "grad_norms": report["grad_norms"],
+        });
+        std::fs::write(dump, serde_json::to_string(&doc).unwrap()).expect("write --dump");
+    }
+    println!("{report}");
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// CPU time (user + system, all threads) of this process so far, from `/proc/self/stat` (Linux only;
+/// clock ticks taken as 100 per second, the Linux default).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(14) + ticks(15)) / 100.0
+}
+
+/// A `/proc/self/status` field in KiB (Linux only).
+fn vm_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
