@@ -50,6 +50,8 @@ help:
 	@echo "  remap       owners.parquet: owner queries of every retrieved target"
 	@echo "  filter      clusters.parquet + mining_stats.parquet (SaHa) and mining/<baseline>/ for BASELINES"
 	@echo "  audit       false-negative rates of SaHa next to the baselines"
+	@echo "  train       train/: LoRA/DoRA adapter (or TRAIN_FULL=1 weights) from SaHa's clusters (saha-train)"
+	@echo "  eval-tuned  the eval split embedded with the trained weights, scored and compared with the base"
 	@echo "  eval        eval/eval_scores.parquet + eval/eval_report.md: MMEB P@1 (hit@5, MRR) per subset,"
 	@echo "              meta-task, IND/OOD and overall, from eval/embeddings.parquet; prints the table"
 	@echo "  sugarcrepe  SugarCrepe(++) accuracy: SUGARCREPE_DATA JSON files -> items -> MODEL embeddings -> scores"
@@ -61,7 +63,6 @@ help:
 	@echo "  bench-embed   candle Qwen2-VL embedding items/s and peak memory vs transformers on this CPU"
 	@echo "  bench-train   candle DoRA training steps/s and peak memory vs PyTorch + PEFT (tiny and small config)"
 	@echo "  help        this text"
-	@echo "  Planned, with their issues: train"
 	@echo
 	@echo "Variables (current value):"
 	@echo "  PIPELINE=$(PIPELINE)   pipelines: $(PIPELINES)"
