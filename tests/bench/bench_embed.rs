@@ -12,123 +12,17 @@
 //! `--images DIR` holds img_00.png, img_01.png, ... (written there when missing). `--components` adds
 //! the vision tower's share of the forward time (timed apart, after the main loop).
 
-use std::path::{Path, PathBuf};
+#[path = "common.rs"]
+mod common;
+use common::{median, threads, vm_kib, write_image, SYSTEM_PROMPT, WORDS};
+
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use saha_model::image::PilImage;
 use saha_model::{Embedder, EncodedInput};
 use serde_json::json;
-
-/// The README string every SaHa command passes as --Q_prompt and --D_prompt.
-const SYSTEM_PROMPT: &str =
-    "Given an image, summarize the provided image in one word. Given only text, describe the text in one word.";
-const IMAGE_SIDE: u32 = 448;
-
-const WORDS: &[&str] = &[
-    "the",
-    "a",
-    "man",
-    "woman",
-    "child",
-    "dog",
-    "cat",
-    "red",
-    "blue",
-    "green",
-    "small",
-    "large",
-    "old",
-    "young",
-    "boat",
-    "harbour",
-    "street",
-    "market",
-    "bicycle",
-    "train",
-    "station",
-    "window",
-    "garden",
-    "river",
-    "bridge",
-    "mountain",
-    "forest",
-    "beach",
-    "wave",
-    "cloud",
-    "morning",
-    "evening",
-    "quiet",
-    "busy",
-    "walks",
-    "runs",
-    "sits",
-    "holds",
-    "watches",
-    "carries",
-    "past",
-    "along",
-    "under",
-    "behind",
-    "near",
-    "with",
-    "and",
-    "while",
-    "two",
-    "three",
-    "painted",
-    "wooden",
-    "stone",
-    "glass",
-    "bright",
-    "faded",
-    "coat",
-    "hat",
-    "umbrella",
-    "basket",
-    "apples",
-    "bread",
-    "coffee",
-    "table",
-    "chairs",
-    "lamp",
-    "light",
-    "shadow",
-    "crowd",
-    "tourists",
-    "seagulls",
-    "photographs",
-    "kitchen",
-    "library",
-    "museum",
-    "painting",
-    "sculpture",
-    "festival",
-    "music",
-    "guitar",
-    "football",
-    "stadium",
-    "airport",
-    "airplane",
-    "tower",
-    "clock",
-    "rain",
-    "snow",
-    "sunset",
-    "harvest",
-    "field",
-    "farmer",
-    "tractor",
-    "horse",
-    "sheep",
-    "village",
-    "church",
-    "castle",
-    "road",
-    "car",
-    "truck",
-    "bus",
-];
 
 fn usage() -> ! {
     eprintln!(
@@ -228,25 +122,6 @@ fn user_text(embedder: &Embedder, i: usize) -> String {
     }
 }
 
-/// A deterministic 448x448 RGB image: smooth gradients with a per-image phase plus pixel noise (so PNG
-/// decoding does real work, as with photos).
-fn write_image(path: &Path, seed: u64) {
-    let mut rng = Rng(0x1A6E_0000 + seed);
-    let phase = [rng.below(628) as f32 / 100.0, rng.below(628) as f32 / 100.0];
-    let side = IMAGE_SIDE as f32 - 1.0;
-    let img = image::RgbImage::from_fn(IMAGE_SIDE, IMAGE_SIDE, |x, y| {
-        let (u, v) = (x as f32 / side, y as f32 / side);
-        let noise = |r: &mut Rng| (r.below(37) as f32) - 18.0;
-        let r = 255.0 * u + noise(&mut rng);
-        let g = 255.0 * (0.5 + 0.5 * (std::f32::consts::TAU * (u + v) + phase[0]).sin()) + noise(&mut rng);
-        let b =
-            255.0 * (1.0 - v) * (0.6 + 0.4 * (3.0 * std::f32::consts::PI * u * v + phase[1]).cos()) + noise(&mut rng);
-        image::Rgb([r, g, b].map(|c| c.round().clamp(0.0, 255.0) as u8))
-    });
-    img.save(path)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-}
-
 struct Item {
     prompt: String,
     image: Option<PathBuf>,
@@ -264,13 +139,6 @@ fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
             embedder.encode(&item.prompt, &images).expect("encode")
         })
         .collect()
-}
-
-fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn main() {
@@ -411,21 +279,4 @@ fn main() {
 
 fn values_len(inputs: &[EncodedInput]) -> usize {
     inputs.iter().flat_map(|i| &i.images).map(|p| p.values.len()).sum()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// A `/proc/self/status` field in KiB (Linux only).
-fn vm_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
