@@ -3,7 +3,7 @@
 # next to PyTorch + PEFT on the same CPU, the same random snapshots, the same batch, the same adapter
 # tensors and the same thread count, for the tiny and a small Qwen2-VL config, GradCache and plain backprop.
 # Usage: BIN=target/release OUT=runs/bench-train [THREADS=2] [CONFIGS="tiny small"] [MODES="gradcache plain"]
-#        [TINY_PAIRS=16] [TINY_STEPS=5] [SMALL_PAIRS=8] [SMALL_STEPS=2] [CHUNK=4] [EAGER=0]
+#        [TINY_PAIRS=16] [TINY_STEPS=10] [SMALL_PAIRS=8] [SMALL_STEPS=3] [CHUNK=4] [EAGER=0]
 #        scripts/bench-train.sh
 # The step: DoRA r 8, alpha 64, dropout 0 on q/k/v/o/down_proj (the reference recipe), one-directional
 # InfoNCE at temperature 0.02, gradient clipping at 1.0, AdamW lr 5e-5 weight decay 0; GradCache with CHUNK
@@ -25,9 +25,9 @@ THREADS=${THREADS:-$(nproc)}
 CONFIGS=${CONFIGS:-tiny small}
 MODES=${MODES:-gradcache plain}
 TINY_PAIRS=${TINY_PAIRS:-16}
-TINY_STEPS=${TINY_STEPS:-5}
+TINY_STEPS=${TINY_STEPS:-10}
 SMALL_PAIRS=${SMALL_PAIRS:-8}
-SMALL_STEPS=${SMALL_STEPS:-2}
+SMALL_STEPS=${SMALL_STEPS:-3}
 CHUNK=${CHUNK:-4}
 EAGER=${EAGER:-0}
 read -r -a candle_env <<< "${CANDLE_ENV:-}"
