@@ -103,8 +103,8 @@ bench-mining: build
 bench-embed: build
 	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-embed THREADS=$(or $(THREADS),$(shell nproc)) ITERS=$(or $(ITERS),5) EAGER=$(or $(EAGER),1) bash scripts/bench-embed.sh
 
-# One DoRA training step (GradCache chunk 4, and plain backprop) on the tiny and a small random Qwen2-VL, in
-# candle and in PyTorch + PEFT, same batch, same adapter tensors, THREADS threads each; about 2-3 minutes on 2 idle cores.
+# DoRA training steps (GradCache chunk 4, and plain backprop) on the tiny and a small random Qwen2-VL, in candle
+# and in PyTorch + PEFT, same batch, same adapter tensors, THREADS threads each; 2-3 minutes on 2 idle cores.
 bench-train: build
 	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-train THREADS=$(or $(THREADS),$(shell nproc)) EAGER=$(or $(EAGER),0) bash scripts/bench-train.sh
 

@@ -5,6 +5,7 @@
 //! L2-normalised final hidden state of each input's last real token.
 
 pub mod adapter;
+pub mod allocator;
 pub mod batch;
 pub mod config;
 pub mod embedder;

@@ -169,6 +169,7 @@ fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
 
 fn main() {
     let args = parse_args();
+    saha_model::allocator::keep_freed_memory();
     let t_load = Instant::now();
     let mut embedder = Embedder::load(&args.model, DType::F32, &Device::Cpu)
         .unwrap_or_else(|e| panic!("cannot load {}: {e}", args.model.display()));

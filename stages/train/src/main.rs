@@ -3,6 +3,7 @@ use saha_train::{run, Args, STAGE};
 
 fn main() {
     let args = Args::parse();
+    saha_model::allocator::keep_freed_memory();
     match run(&args) {
         Ok(s) => eprintln!(
             "{STAGE}: {} steps, loss {:.4} -> {:.4}; result in {}",
