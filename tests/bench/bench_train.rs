@@ -20,14 +20,13 @@
 
 #[path = "common.rs"]
 mod common;
-use common::{median, threads, vm_kib, write_image, SYSTEM_PROMPT, WORDS};
+use common::{encode, median, sentence, threads, vm_kib, write_image, Item, Rng, SYSTEM_PROMPT};
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
 use saha_model::adapter::{AdapterKind, REFERENCE_TARGETS};
-use saha_model::image::PilImage;
 use saha_model::peft::{self, AdapterConfig};
 use saha_model::{Embedder, EncodedInput, Padding};
 use saha_train::loss::LossConfig;
@@ -96,21 +95,6 @@ fn parse_args() -> Args {
 }
 
 /// splitmix64: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn template(user: &str) -> String {
     format!(
@@ -123,48 +107,7 @@ fn template(user: &str) -> String {
 fn user_text(embedder: &Embedder, stream: u64, i: usize) -> String {
     let mut rng = Rng(0x7A41_0000 + (stream << 16) + i as u64);
     let target = 52 + (i * 7 + stream as usize * 5) % 17;
-    let mut text = String::new();
-    loop {
-        let word = WORDS[rng.below(WORDS.len())];
-        let candidate = if text.is_empty() {
-            let mut w = word.to_string();
-            w[..1].make_ascii_uppercase();
-            w
-        } else {
-            format!("{text} {word}")
-        };
-        let n = embedder
-            .tokenizer
-            .encode(&format!("{candidate}."))
-            .expect("tokenise")
-            .len();
-        if n > target {
-            return format!("{text}.");
-        }
-        text = candidate;
-        if n == target {
-            return format!("{text}.");
-        }
-    }
-}
-
-struct Item {
-    prompt: String,
-    image: Option<PathBuf>,
-}
-
-fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
-    items
-        .iter()
-        .map(|item| {
-            let images: Vec<PilImage> = item
-                .image
-                .iter()
-                .map(|p| PilImage::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-                .collect();
-            embedder.encode(&item.prompt, &images).expect("encode")
-        })
-        .collect()
+    sentence(embedder, &mut rng, target)
 }
 
 fn main() {

@@ -1,8 +1,9 @@
 //! What the embedding and training benchmarks share: prompts, words, images, thread count, memory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::Rng;
+use saha_model::image::PilImage;
+use saha_model::{Embedder, EncodedInput};
 
 /// The README string every SaHa command passes as --Q_prompt and --D_prompt.
 pub const SYSTEM_PROMPT: &str =
@@ -156,4 +157,67 @@ pub fn vm_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// SplitMix64, seeded per prompt and image.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Seeded words up to `target` tokens (with the closing full stop), capitalised, ending in a full stop.
+pub fn sentence(embedder: &Embedder, rng: &mut Rng, target: usize) -> String {
+    let mut text = String::new();
+    loop {
+        let word = WORDS[rng.below(WORDS.len())];
+        let candidate = if text.is_empty() {
+            let mut w = word.to_string();
+            w[..1].make_ascii_uppercase();
+            w
+        } else {
+            format!("{text} {word}")
+        };
+        let n = embedder
+            .tokenizer
+            .encode(&format!("{candidate}."))
+            .expect("tokenise")
+            .len();
+        if n > target {
+            return format!("{text}.");
+        }
+        text = candidate;
+        if n == target {
+            return format!("{text}.");
+        }
+    }
+}
+
+pub struct Item {
+    pub prompt: String,
+    pub image: Option<PathBuf>,
+}
+
+pub fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
+    items
+        .iter()
+        .map(|item| {
+            let images: Vec<PilImage> = item
+                .image
+                .iter()
+                .map(|p| PilImage::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+                .collect();
+            embedder.encode(&item.prompt, &images).expect("encode")
+        })
+        .collect()
 }
