@@ -91,6 +91,8 @@ fn a_killed_run_resumes_with_the_same_losses_and_the_adapter_embeds() {
     assert_eq!(config["use_dora"], true);
     assert_eq!(config["r"], 8);
 
+    disk_full_while_checkpointing_keeps_the_previous_checkpoint(&run_dir, &a);
+
     // Resuming with other settings is refused, with the reason.
     let other = train(&run_dir, "resumed", &["--max-steps", "5", "--rank", "4", "--resume"]);
     assert!(!other.status.success());
@@ -125,6 +127,108 @@ fn a_killed_run_resumes_with_the_same_losses_and_the_adapter_embeds() {
     );
     assert_ne!(base.model, tuned.model, "the model name records the adapter");
     assert_ne!(base.values, tuned.values);
+}
+
+/// Bytes the files of a folder take.
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// Trains into a real, small tmpfs (mounted in a user + mount namespace, so no privileges are needed)
+/// that holds one checkpoint but not a second: the second checkpoint's write hits ENOSPC. The error says
+/// so, the first checkpoint stays complete and no staging folder is left; resuming from it (on a disk
+/// with room) finishes with the uninterrupted run's losses.
+fn disk_full_while_checkpointing_keeps_the_previous_checkpoint(run_dir: &Path, uninterrupted: &[(u32, u32)]) {
+    let one_checkpoint = folder_bytes(&run_dir.join("whole/checkpoint-000005"));
+    let log = std::fs::metadata(run_dir.join("whole/train_log.parquet")).unwrap().len();
+    // Room for one checkpoint, the log and page rounding, not for a second checkpoint.
+    let size = one_checkpoint + one_checkpoint / 2 + log + 64 * 1024;
+    let disk = run_dir.join("small-disk");
+    let kept = run_dir.join("after-disk-full");
+    std::fs::create_dir_all(&disk).unwrap();
+    let train_args = |out: &Path| -> Vec<String> {
+        let s = |p: PathBuf| p.to_str().unwrap().to_string();
+        vec![
+            "--clusters".into(),
+            s(run_dir.join("clusters.parquet")),
+            "--items".into(),
+            s(run_dir.join("items.parquet")),
+            "--image-root".into(),
+            s(run_dir.join("data/images")),
+            "--model".into(),
+            s(run_dir.join("model")),
+            "--out-dir".into(),
+            out.to_str().unwrap().into(),
+            "--clusters-per-step".into(),
+            "2".into(),
+            "--warmup-steps".into(),
+            "1".into(),
+            "--lr".into(),
+            "1e-3".into(),
+            "--chunk".into(),
+            "3".into(),
+            "--max-steps".into(),
+            "5".into(),
+            "--save-steps".into(),
+            "2".into(),
+        ]
+    };
+    // $1 mount point, $2 size, $3 copy-out folder, then the command; the tmpfs vanishes with the
+    // namespace, so what is left on it is copied out before leaving.
+    let script = r#"mount -t tmpfs -o size="$2" tmpfs "$1" || exit 90
+        disk="$1"; out="$3"; shift 3
+        "$@"; rc=$?
+        cp -a "$disk/run" "$out"
+        exit $rc"#;
+    let out = Command::new("unshare")
+        .args(["--map-root-user", "--mount", "sh", "-c", script, "sh"])
+        .arg(&disk)
+        .arg(size.to_string())
+        .arg(&kept)
+        .arg(saha_tests::bin("saha-train"))
+        .args(train_args(&disk.join("run")))
+        .env("SAHA_NO_PROGRESS", "1")
+        .output()
+        .expect("unshare (util-linux) runs");
+    assert_ne!(
+        out.status.code(),
+        Some(90),
+        "could not mount a tmpfs in a user namespace: {}",
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "training on a full disk must fail");
+    assert!(
+        err.contains("writing checkpoint") && err.contains("previous checkpoint is kept"),
+        "{err}"
+    );
+    assert!(err.contains("No space left on device"), "{err}");
+    let names: Vec<String> = std::fs::read_dir(&kept)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&"checkpoint-000002".to_string()),
+        "the previous checkpoint stays: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.ends_with(".tmp") || n == "checkpoint-000004"),
+        "no half-written checkpoint is left: {names:?}"
+    );
+
+    let resumed = run(
+        "saha-train",
+        &train_args(&kept)
+            .iter()
+            .map(String::as_str)
+            .chain(["--resume"])
+            .collect::<Vec<_>>(),
+    );
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(losses(&kept), uninterrupted, "resuming from the kept checkpoint");
 }
 
 #[test]
