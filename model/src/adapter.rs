@@ -43,7 +43,15 @@ pub struct DropoutSeed(pub Option<u64>);
 impl Adapter {
     /// The adapted output, given the base output `base = W x + b` (`weight` is W, `[out, in]`). The
     /// adapter path runs in f32 whatever the base dtype, as PEFT keeps adapters in f32.
-    pub fn forward(&self, x: &Tensor, base: &Tensor, weight: &Tensor, seed: DropoutSeed) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        base: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        seed: DropoutSeed,
+    ) -> Result<Tensor> {
+        let dropout_active = seed.0.is_some() && self.dropout > 0.0;
         let dropped = self.drop(&x.to_dtype(DType::F32)?, seed)?;
         let low_rank = dropped
             .broadcast_matmul(&self.a.as_tensor().t()?)?
@@ -55,7 +63,17 @@ impl Adapter {
                 let ratio = magnitude
                     .as_tensor()
                     .broadcast_div(&self.weight_norm(weight)?.detach())?;
-                let base_part = dropped.broadcast_matmul(&weight.to_dtype(DType::F32)?.t()?)?;
+                // W·drop(x): without dropout that is the base output less its bias, which PEFT reuses
+                // rather than recomputing (and so do we).
+                let base_part = if dropout_active {
+                    dropped.broadcast_matmul(&weight.to_dtype(DType::F32)?.t()?)?
+                } else {
+                    let base = base.to_dtype(DType::F32)?;
+                    match bias {
+                        Some(b) => base.broadcast_sub(&b.to_dtype(DType::F32)?)?,
+                        None => base,
+                    }
+                };
                 (base_part.broadcast_mul(&(&ratio - 1.0)?)? + low_rank.broadcast_mul(&ratio)?)?
             }
         };

@@ -4,6 +4,7 @@ use candle_core::{DType, Module, Tensor, D};
 
 use crate::adapter::{Adapter, DropoutSeed};
 use crate::error::Result;
+use crate::fused;
 use crate::weights::Weights;
 
 /// How a forward pass runs: inference (fused kernels, no dropout) or training (every op records its
@@ -83,10 +84,14 @@ impl Linear {
     }
 
     pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let base = candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)?;
+        let base = if mode.differentiable && !self.weight.is_variable() && fused::supported(x) {
+            fused::frozen_linear(x, &self.weight, self.bias.as_ref())?
+        } else {
+            candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)?
+        };
         match &self.adapter {
             None => Ok(base),
-            Some(adapter) => adapter.forward(x, &base, &self.weight, mode.dropout),
+            Some(adapter) => adapter.forward(x, &base, &self.weight, self.bias.as_ref(), mode.dropout),
         }
     }
 }
@@ -158,6 +163,9 @@ impl RmsNorm {
                 self.eps as f32,
             )?);
         }
+        if fused::supported(x) {
+            return fused::rms_norm(x, &self.weight, self.eps);
+        }
         let dtype = x.dtype();
         let x32 = x.to_dtype(DType::F32)?;
         let mean_square = x32.sqr()?.mean_keepdim(D::Minus1)?;
@@ -181,8 +189,17 @@ pub fn rotate_half(x: &Tensor) -> Result<Tensor> {
 
 /// NeoX-style rotary embedding on `x` `[batch, heads, len, head_dim]` with angle tables `cos`, `sin`
 /// `[batch, len, head_dim / 2]`: `x * cos + rotate_half(x) * sin`, in f32. Inference uses candle's fused
-/// kernel; training the composite form, since the fused one records no backward.
+/// kernel; training our fused op with its backward where it serves, else the composite form (candle's
+/// fused kernel records no backward).
 pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode) -> Result<Tensor> {
+    if mode.differentiable && fused::supported(x) {
+        return fused::rope(x, cos, sin);
+    }
+    apply_rotary_composite(x, cos, sin, mode)
+}
+
+/// [`apply_rotary`] without the training op: candle's kernel at inference, the composite form in training.
+pub fn apply_rotary_composite(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode) -> Result<Tensor> {
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let rotated = if mode.differentiable {

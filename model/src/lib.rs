@@ -10,6 +10,7 @@ pub mod batch;
 pub mod config;
 pub mod embedder;
 pub mod error;
+pub mod fused;
 pub mod image;
 pub mod layers;
 pub mod model;

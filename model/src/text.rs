@@ -5,6 +5,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::config::TextConfig;
 use crate::error::Result;
+use crate::fused;
 use crate::layers::{apply_rotary, softmax_f32, Linear, Mode, RmsNorm};
 use crate::weights::Weights;
 
@@ -61,15 +62,19 @@ impl Attention {
         // stacked along the sequence axis, so one batched matmul serves the whole group.
         let group = self.heads / self.kv_heads;
         let q = q.reshape((b, self.kv_heads, group * l, self.head_dim))?;
-        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?;
-        let scores = scores
-            .reshape((b, self.heads, l, l))?
-            .to_dtype(DType::F32)?
-            .broadcast_add(&inputs.mask)?;
-        let probs = softmax_f32(&scores, mode)?
-            .to_dtype(v.dtype())?
-            .reshape((b, self.kv_heads, group * l, l))?;
-        let out = probs.matmul(&v)?.reshape((b, self.heads, l, self.head_dim))?;
+        let out = if mode.differentiable && fused::supported(&q) {
+            fused::attention(&q, &k, &v, &inputs.mask, 1.0 / (self.head_dim as f64).sqrt())?
+        } else {
+            let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?
+                .reshape((b, self.heads, l, l))?
+                .to_dtype(DType::F32)?
+                .broadcast_add(&inputs.mask)?;
+            let probs = softmax_f32(&scores, mode)?
+                .to_dtype(v.dtype())?
+                .reshape((b, self.kv_heads, group * l, l))?;
+            probs.matmul(&v)?
+        };
+        let out = out.reshape((b, self.heads, l, self.head_dim))?;
         self.o
             .forward_mode(&out.transpose(1, 2)?.reshape((b, l, self.heads * self.head_dim))?, mode)
     }

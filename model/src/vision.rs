@@ -139,6 +139,13 @@ impl VisionTower {
                 self.cfg.patch_values()
             )));
         }
+        // Weights are trained all together or not at all (adapters sit on the language model only): a
+        // frozen tower needs no graph, so it runs as at inference, on the fused kernels.
+        let mode = if self.patch_embed.weight().is_variable() {
+            mode
+        } else {
+            Mode::INFERENCE
+        };
         let rope = self.rotary_tables(grids, patches.device())?;
         let blocks: Vec<usize> = grids
             .iter()
