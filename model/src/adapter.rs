@@ -9,6 +9,7 @@
 use candle_core::{DType, Tensor, Var, D};
 
 use crate::error::{ModelError, Result};
+use crate::fused;
 
 /// The language-model projections the reference adapts (`gate_proj` and `up_proj` are not).
 pub const REFERENCE_TARGETS: [&str; 5] = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"];
@@ -53,31 +54,48 @@ impl Adapter {
     ) -> Result<Tensor> {
         let dropout_active = seed.0.is_some() && self.dropout > 0.0;
         let dropped = self.drop(&x.to_dtype(DType::F32)?, seed)?;
-        let low_rank = dropped
-            .broadcast_matmul(&self.a.as_tensor().t()?)?
-            .broadcast_matmul(&self.b.as_tensor().t()?)?;
-        let low_rank = (low_rank * self.scale)?;
-        let delta = match &self.magnitude {
-            None => low_rank,
-            Some(magnitude) => {
-                let ratio = magnitude
-                    .as_tensor()
-                    .broadcast_div(&self.weight_norm(weight)?.detach())?;
-                // W·drop(x): without dropout that is the base output less its bias, which PEFT reuses
-                // rather than recomputing (and so do we).
-                let base_part = if dropout_active {
-                    dropped.broadcast_matmul(&weight.to_dtype(DType::F32)?.t()?)?
-                } else {
-                    let base = base.to_dtype(DType::F32)?;
-                    match bias {
-                        Some(b) => base.broadcast_sub(&b.to_dtype(DType::F32)?)?,
-                        None => base,
-                    }
-                };
-                (base_part.broadcast_mul(&(&ratio - 1.0)?)? + low_rank.broadcast_mul(&ratio)?)?
-            }
+        // Products over [rows, in] rather than per leading index.
+        let (in_dim, out_dim) = (dropped.dim(D::Minus1)?, weight.dim(0)?);
+        let rows = dropped.reshape(((), in_dim))?;
+        let low_rank = rows
+            .matmul(&self.a.as_tensor().t()?)?
+            .matmul(&self.b.as_tensor().t()?)?;
+        let Some(magnitude) = &self.magnitude else {
+            let delta = (low_rank * self.scale)?.reshape(base.shape())?;
+            return Ok((base + delta.to_dtype(base.dtype())?)?);
         };
-        Ok((base + delta.to_dtype(base.dtype())?)?)
+        let ratio = magnitude
+            .as_tensor()
+            .broadcast_div(&self.weight_norm(weight)?.detach())?;
+        // W·drop(x): without dropout that is the base output less its bias, which PEFT reuses rather
+        // than recomputing (and so do we).
+        let weight_part = if dropout_active {
+            Some(rows.matmul(&weight.to_dtype(DType::F32)?.t()?)?)
+        } else {
+            None
+        };
+        if fused::supported(&low_rank) && base.dtype() == DType::F32 {
+            let bias32 = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
+            return Ok(match weight_part {
+                None => {
+                    let base_rows = base.reshape(((), out_dim))?;
+                    fused::dora_combine(&base_rows, &low_rank, &ratio, bias32.as_ref(), self.scale, true)?
+                        .reshape(base.shape())?
+                }
+                Some(part) => {
+                    let delta = fused::dora_combine(&part, &low_rank, &ratio, None, self.scale, false)?;
+                    (base + delta.reshape(base.shape())?)?
+                }
+            });
+        }
+        let base_rows = base.to_dtype(DType::F32)?.reshape(((), out_dim))?;
+        let weight_part = match (weight_part, bias) {
+            (Some(part), _) => part,
+            (None, Some(b)) => base_rows.broadcast_sub(&b.to_dtype(DType::F32)?)?,
+            (None, None) => base_rows,
+        };
+        let delta = (weight_part.broadcast_mul(&(&ratio - 1.0)?)? + (low_rank * self.scale)?.broadcast_mul(&ratio)?)?;
+        Ok((base + delta.reshape(base.shape())?.to_dtype(base.dtype())?)?)
     }
 
     /// `‖W + s·B·A‖` per output row, `[out]`.

@@ -124,17 +124,26 @@ fn attach(name: &'static str, inputs: &[&Tensor], output: Tensor, backward: Back
 /// `x @ Wᵀ + b` for a weight and bias that are not trained: the backward computes the input's gradient
 /// only (`grad @ W`), never the frozen weight's.
 pub fn frozen_linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let out = x.detach().broadcast_matmul(&weight.t()?)?;
+    // One [rows, in] x [in, out] product rather than one per leading index.
+    let (out_dim, in_dim) = weight.dims2()?;
+    let mut out_shape = x.dims().to_vec();
+    *out_shape.last_mut().expect("x has dimensions") = out_dim;
+    let rows = x.detach().reshape(((), in_dim))?;
+    let out = rows.matmul(&weight.t()?)?;
     let out = match bias {
         Some(b) => out.broadcast_add(b)?,
         None => out,
-    };
+    }
+    .reshape(out_shape)?;
     let weight = weight.detach();
     attach(
         "frozen-linear",
         &[x],
         out,
-        Box::new(move |_, _, grad| Ok(vec![Some(grad.broadcast_matmul(&weight)?)])),
+        Box::new(move |inputs, _, grad| {
+            let rows = grad.reshape(((), out_dim))?.matmul(&weight)?;
+            Ok(vec![Some(rows.reshape(inputs[0].shape())?)])
+        }),
     )
 }
 
@@ -239,15 +248,154 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) 
     )
 }
 
-/// `softmax(q kᵀ · scale + mask)` in the stacked-group layout `[batch, kv_heads, group · len, len]`.
+/// `softmax(q kᵀ · scale + mask)` in the stacked-group layout `[batch, kv_heads, group · len, len]`, in
+/// one pass per row. Masked entries (`mask == f32::MIN`) get probability 0 without calling `exp` on
+/// them (glibc's `expf` takes a slow path for every underflow); a row with every entry masked gets the
+/// uniform weights of the plain formula.
 fn attention_probs(q: &Tensor, k: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    use rayon::prelude::*;
     let (b, kv_heads, rows, _) = q.dims4()?;
     let len = k.dim(2)?;
-    let group = rows / len;
-    let scores = (q.matmul(&k.t()?)? * scale)?
-        .reshape((b, kv_heads * group, len, len))?
-        .broadcast_add(mask)?;
-    Ok(candle_nn::ops::softmax_last_dim(&scores)?.reshape((b, kv_heads, rows, len))?)
+    let mut scores = q.matmul(&k.t()?)?.flatten_all()?.to_vec1::<f32>()?;
+    let mask = mask.flatten_all()?.to_vec1::<f32>()?;
+    let scale = scale as f32;
+    let per_batch = kv_heads * rows * len;
+    scores.par_chunks_mut(len).enumerate().for_each(|(row, x)| {
+        let (batch, query) = (row * len / per_batch, row % len);
+        let m = &mask[(batch * len + query) * len..][..len];
+        let mut max = f32::NEG_INFINITY;
+        for (v, &mv) in x.iter_mut().zip(m) {
+            *v = *v * scale + mv;
+            max = max.max(*v);
+        }
+        let all_masked = max == f32::MIN;
+        let mut sum = 0f32;
+        for (v, &mv) in x.iter_mut().zip(m) {
+            *v = if mv == f32::MIN && !all_masked {
+                0.0
+            } else {
+                (*v - max).exp()
+            };
+            sum += *v;
+        }
+        for v in x.iter_mut() {
+            *v /= sum;
+        }
+    });
+    Ok(Tensor::from_vec(scores, (b, kv_heads, rows, len), q.device())?)
+}
+
+/// DoRA's output from its parts, in one op: `out = a·q + (ratio − 1) ⊙ (q − bias) + s · ratio ⊙ lr`, per
+/// output column. Without dropout PEFT reuses the base output: `q = base = W x + b` and `a = 1`, giving
+/// the adapted layer's output. With dropout `q = W drop(x)`, `a = 0` and no bias, giving the delta to add
+/// to the base output. `lr = B A drop(x)` `[rows, out]`, `ratio = m / ‖W + s B A‖` `[out]`.
+/// Gradients: `dq = g ⊙ (a + ratio − 1)`, `dlr = s · g ⊙ ratio`, `dratio = Σ_rows g ⊙ (q − bias + s · lr)`.
+pub fn dora_combine(
+    q: &Tensor,
+    lr: &Tensor,
+    ratio: &Tensor,
+    bias: Option<&Tensor>,
+    scale: f64,
+    q_is_base: bool,
+) -> Result<Tensor> {
+    let out_dim = ratio.dim(0)?;
+    let zeros = || vec![0f32; out_dim];
+    let bias = bias.map(|b| b.to_vec1::<f32>()).transpose()?.unwrap_or_else(zeros);
+    let (a, s) = (if q_is_base { 1f32 } else { 0f32 }, scale as f32);
+    let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+    let (qv, lv, rv) = (flat(q)?, flat(lr)?, ratio.to_vec1::<f32>()?);
+    let mut out = vec![0f32; qv.len()];
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(out_dim)
+            .zip(qv.par_chunks(out_dim).zip(lv.par_chunks(out_dim)))
+            .for_each(|(o, (q, l))| {
+                for c in 0..out_dim {
+                    o[c] = a * q[c] + (rv[c] - 1.0) * (q[c] - bias[c]) + s * rv[c] * l[c];
+                }
+            });
+    }
+    let out = Tensor::from_vec(out, q.shape(), q.device())?;
+    attach(
+        "dora",
+        &[q, lr, ratio],
+        out,
+        Box::new(move |inputs, _, grad| {
+            use rayon::prelude::*;
+            let (qv, lv, rv, gv) = (flat(&inputs[0])?, flat(&inputs[1])?, inputs[2].to_vec1::<f32>()?, flat(grad)?);
+            let (mut dq, mut dl) = (vec![0f32; qv.len()], vec![0f32; qv.len()]);
+            // Rows in fixed blocks, partial column sums per block added in block order: deterministic.
+            const ROWS: usize = 64;
+            let block = ROWS * out_dim;
+            let partial: Vec<Vec<f32>> = dq
+                .par_chunks_mut(block)
+                .zip(dl.par_chunks_mut(block))
+                .enumerate()
+                .map(|(k, (dq, dl))| {
+                    let mut d_ratio = vec![0f32; out_dim];
+                    for (r, (dq, dl)) in dq.chunks_mut(out_dim).zip(dl.chunks_mut(out_dim)).enumerate() {
+                        let i = (k * ROWS + r) * out_dim;
+                        let (q, l, g) = (&qv[i..i + out_dim], &lv[i..i + out_dim], &gv[i..i + out_dim]);
+                        for c in 0..out_dim {
+                            dq[c] = g[c] * (a + rv[c] - 1.0);
+                            dl[c] = s * g[c] * rv[c];
+                            d_ratio[c] += g[c] * (q[c] - bias[c] + s * l[c]);
+                        }
+                    }
+                    d_ratio
+                })
+                .collect();
+            let mut d_ratio = vec![0f32; out_dim];
+            for p in &partial {
+                for (d, v) in d_ratio.iter_mut().zip(p) {
+                    *d += v;
+                }
+            }
+            let (shape, device) = (inputs[0].shape(), inputs[0].device());
+            Ok(vec![
+                Some(Tensor::from_vec(dq, shape, device)?),
+                Some(Tensor::from_vec(dl, shape, device)?),
+                Some(Tensor::from_vec(d_ratio, out_dim, device)?),
+            ])
+        }),
+    )
+}
+
+/// SwiGLU's product `silu(gate) ⊙ up`: `d gate = grad ⊙ up ⊙ σ(g)(1 + g(1 − σ(g)))`, `d up = grad ⊙ silu(g)`.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    let out = (gate.detach().silu()? * up.detach())?;
+    attach(
+        "swiglu",
+        &[gate, up],
+        out,
+        Box::new(|inputs, _, grad| {
+            use rayon::prelude::*;
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+            let (gate, up, grad) = (flat(&inputs[0])?, flat(&inputs[1])?, flat(grad)?);
+            let mut d_gate = vec![0f32; gate.len()];
+            let mut d_up = vec![0f32; gate.len()];
+            const BLOCK: usize = 4096;
+            d_gate
+                .par_chunks_mut(BLOCK)
+                .zip(d_up.par_chunks_mut(BLOCK))
+                .enumerate()
+                .for_each(|(block, (dg, du))| {
+                    let start = block * BLOCK;
+                    for i in 0..dg.len() {
+                        let (g, u, d) = (gate[start + i], up[start + i], grad[start + i]);
+                        let sigmoid = 1.0 / (1.0 + (-g).exp());
+                        dg[i] = d * u * sigmoid * (1.0 + g * (1.0 - sigmoid));
+                        du[i] = d * g * sigmoid;
+                    }
+                });
+            let shape = inputs[0].shape();
+            let device = inputs[0].device();
+            Ok(vec![
+                Some(Tensor::from_vec(d_gate, shape, device)?),
+                Some(Tensor::from_vec(d_up, shape, device)?),
+            ])
+        }),
+    )
 }
 
 #[cfg(test)]
@@ -299,6 +447,41 @@ mod tests {
     }
 
     #[test]
+    fn dora_combine_matches_the_composite_form() {
+        let (rows, out) = (70, 6); // more rows than one backward block
+        let bias = Tensor::from_vec(values(out, 18), out, &Device::Cpu).unwrap();
+        for (q_is_base, bias) in [(true, Some(&bias)), (false, None)] {
+            let q = var(&[2, rows / 2, out], 19);
+            let lr = var(&[2, rows / 2, out], 20);
+            let ratio = Var::from_tensor(&var(&[out], 21).as_tensor().affine(0.3, 1.0).unwrap()).unwrap();
+            let scale = 8.0;
+            let fused = dora_combine(q.as_tensor(), lr.as_tensor(), ratio.as_tensor(), bias, scale, q_is_base).unwrap();
+            let minus_bias = match bias {
+                Some(b) => q.as_tensor().broadcast_sub(b).unwrap(),
+                None => q.as_tensor().clone(),
+            };
+            let r = ratio.as_tensor();
+            let mut composite = (minus_bias.broadcast_mul(&(r - 1.0).unwrap()).unwrap()
+                + (lr.as_tensor() * scale).unwrap().broadcast_mul(r).unwrap())
+            .unwrap();
+            if q_is_base {
+                composite = (composite + q.as_tensor()).unwrap();
+            }
+            check(&[&q, &lr, &ratio], &fused, &composite, 22);
+        }
+    }
+
+    #[test]
+    fn swiglu_matches_the_composite_form() {
+        // Gates in [-8, 8], so the sigmoid's tails are exercised too.
+        let gate = Var::from_tensor(&var(&[3, 4, 16], 15).as_tensor().affine(8.0, 0.0).unwrap()).unwrap();
+        let up = var(&[3, 4, 16], 16);
+        let fused = swiglu(gate.as_tensor(), up.as_tensor()).unwrap();
+        let composite = (gate.as_tensor().silu().unwrap() * up.as_tensor()).unwrap();
+        check(&[&gate, &up], &fused, &composite, 17);
+    }
+
+    #[test]
     fn rms_norm_matches_the_composite_form() {
         let x = var(&[3, 4, 16], 5);
         let w = var(&[16], 6);
@@ -333,12 +516,13 @@ mod tests {
         let q = var(&[b, kv, group * len, hd], 11);
         let k = var(&[b, kv, len, hd], 12);
         let v = var(&[b, kv, len, hd], 13);
-        // Causal, and the second row's last two positions are padding.
+        // Causal, the second row's last two positions are padding, and its query 4 sees nothing (as a
+        // left-padding query does).
         let mut mask = vec![0f32; b * len * len];
         for r in 0..b {
             for i in 0..len {
                 for j in 0..len {
-                    if j > i || (r == 1 && j >= 3) {
+                    if j > i || (r == 1 && (j >= 3 || i == 4)) {
                         mask[(r * len + i) * len + j] = f32::MIN;
                     }
                 }

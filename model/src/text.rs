@@ -106,7 +106,12 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let activated = (self.gate.forward_mode(x, mode)?.silu()? * self.up.forward_mode(x, mode)?)?;
+        let (gate, up) = (self.gate.forward_mode(x, mode)?, self.up.forward_mode(x, mode)?);
+        let activated = if mode.differentiable && fused::supported(&gate) {
+            fused::swiglu(&gate, &up)?
+        } else {
+            (gate.silu()? * up)?
+        };
         self.down.forward_mode(&activated, mode)
     }
 
