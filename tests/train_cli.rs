@@ -143,7 +143,9 @@ fn folder_bytes(dir: &Path) -> u64 {
 /// with room) finishes with the uninterrupted run's losses.
 fn disk_full_while_checkpointing_keeps_the_previous_checkpoint(run_dir: &Path, uninterrupted: &[(u32, u32)]) {
     let one_checkpoint = folder_bytes(&run_dir.join("whole/checkpoint-000005"));
-    let log = std::fs::metadata(run_dir.join("whole/train_log.parquet")).unwrap().len();
+    let log = std::fs::metadata(run_dir.join("whole/train_log.parquet"))
+        .unwrap()
+        .len();
     // Room for one checkpoint, the log and page rounding, not for a second checkpoint.
     let size = one_checkpoint + one_checkpoint / 2 + log + 64 * 1024;
     let disk = run_dir.join("small-disk");

@@ -1,0 +1,167 @@
+//! Each fused op against the composite candle expression it replaces: output and every input's gradient.
+
+use super::*;
+use candle_core::Var;
+use candle_core::D;
+
+/// Deterministic values in [-1, 1].
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = crate::adapter::SplitMix::new(seed);
+    (0..n)
+        .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+        .collect()
+}
+
+fn var(shape: &[usize], seed: u64) -> Var {
+    let n = shape.iter().product();
+    Var::from_tensor(&Tensor::from_vec(values(n, seed), shape, &Device::Cpu).unwrap()).unwrap()
+}
+
+fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    (diff.to_scalar::<f32>().unwrap()) / scale.to_scalar::<f32>().unwrap().max(1e-12)
+}
+
+/// Shapes are tried small (one thread) and above `PARALLEL_MIN` values (across threads).
+const LARGE: usize = 40;
+
+/// The fused op and the composite expression agree on the output and on every input's gradient
+/// (for a random weighting of the output, so no gradient is trivially uniform).
+fn check(vars: &[&Var], fused: &Tensor, composite: &Tensor, seed: u64) {
+    assert!(max_rel_diff(fused, composite) < 1e-5, "forward");
+    let weights = Tensor::from_vec(values(fused.elem_count(), seed), fused.shape(), &Device::Cpu).unwrap();
+    let gf = (fused * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+    let gc = (composite * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+    for (i, v) in vars.iter().enumerate() {
+        let (a, b) = (
+            gf.get(v).expect("fused gradient"),
+            gc.get(v).expect("composite gradient"),
+        );
+        let d = max_rel_diff(a, b);
+        assert!(d < 1e-4, "input {i}: gradient differs by {d}");
+    }
+}
+
+#[test]
+fn frozen_linear_matches_matmul_and_skips_the_weight() {
+    let x = var(&[2, 5, 8], 1);
+    let w = Tensor::from_vec(values(6 * 8, 2), (6, 8), &Device::Cpu).unwrap();
+    let b = Tensor::from_vec(values(6, 3), 6, &Device::Cpu).unwrap();
+    let fused = frozen_linear(x.as_tensor(), &w, Some(&b)).unwrap();
+    let composite = x
+        .as_tensor()
+        .broadcast_matmul(&w.t().unwrap())
+        .unwrap()
+        .broadcast_add(&b)
+        .unwrap();
+    check(&[&x], &fused, &composite, 4);
+}
+
+#[test]
+fn dora_combine_matches_the_composite_form() {
+    let out = 6;
+    let bias = Tensor::from_vec(values(out, 18), out, &Device::Cpu).unwrap();
+    // More rows than one column-sum block; then enough values for the threads.
+    for rows in [70, 150 * LARGE] {
+        for (q_is_base, bias) in [(true, Some(&bias)), (false, None)] {
+            let q = var(&[2, rows / 2, out], 19);
+            let lr = var(&[2, rows / 2, out], 20);
+            let ratio = Var::from_tensor(&var(&[out], 21).as_tensor().affine(0.3, 1.0).unwrap()).unwrap();
+            let scale = 8.0;
+            let fused = dora_combine(q.as_tensor(), lr.as_tensor(), ratio.as_tensor(), bias, scale, q_is_base).unwrap();
+            let minus_bias = match bias {
+                Some(b) => q.as_tensor().broadcast_sub(b).unwrap(),
+                None => q.as_tensor().clone(),
+            };
+            let r = ratio.as_tensor();
+            let mut composite = (minus_bias.broadcast_mul(&(r - 1.0).unwrap()).unwrap()
+                + (lr.as_tensor() * scale).unwrap().broadcast_mul(r).unwrap())
+            .unwrap();
+            if q_is_base {
+                composite = (composite + q.as_tensor()).unwrap();
+            }
+            check(&[&q, &lr, &ratio], &fused, &composite, 22);
+        }
+    }
+}
+
+#[test]
+fn swiglu_matches_the_composite_form() {
+    for shape in [[3, 4, 16], [3, LARGE, 300]] {
+        // Gates in [-8, 8], so the sigmoid's tails are exercised too.
+        let gate = Var::from_tensor(&var(&shape, 15).as_tensor().affine(8.0, 0.0).unwrap()).unwrap();
+        let up = var(&shape, 16);
+        let fused = swiglu(gate.as_tensor(), up.as_tensor()).unwrap();
+        let composite = (gate.as_tensor().silu().unwrap() * up.as_tensor()).unwrap();
+        check(&[&gate, &up], &fused, &composite, 17);
+    }
+}
+
+#[test]
+fn rms_norm_matches_the_composite_form() {
+    for shape in [[3, 4, 16], [3, LARGE * 2, 300]] {
+        let x = var(&shape, 5);
+        let w = var(&shape[2..], 6);
+        let fused = rms_norm(x.as_tensor(), w.as_tensor(), 1e-6).unwrap();
+        let x32 = x.as_tensor();
+        let ms = x32.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+        let composite = x32
+            .broadcast_div(&(ms + 1e-6).unwrap().sqrt().unwrap())
+            .unwrap()
+            .broadcast_mul(w.as_tensor())
+            .unwrap();
+        check(&[&x, &w], &fused, &composite, 7);
+    }
+}
+
+#[test]
+fn rope_matches_the_composite_form() {
+    let x = var(&[2, 3, 5, 8], 8);
+    let angles = Tensor::from_vec(values(2 * 5 * 4, 9), (2, 5, 4), &Device::Cpu)
+        .unwrap()
+        .affine(3.0, 0.0)
+        .unwrap();
+    let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+    let fused = rope(x.as_tensor(), &cos, &sin).unwrap();
+    let mode = crate::layers::Mode::training(0);
+    let composite = crate::layers::apply_rotary_composite(x.as_tensor(), &cos, &sin, mode).unwrap();
+    check(&[&x], &fused, &composite, 10);
+}
+
+#[test]
+fn attention_matches_the_composite_form_with_masked_and_grouped_heads() {
+    for len in [5, LARGE + 24] {
+        let (b, kv, group, hd) = (2, 2, 3, 4);
+        let q = var(&[b, kv, group * len, hd], 11);
+        let k = var(&[b, kv, len, hd], 12);
+        let v = var(&[b, kv, len, hd], 13);
+        // Causal, the second row's last two positions are padding, and its last query sees nothing (as
+        // a left-padding query does).
+        let mut mask = vec![0f32; b * len * len];
+        for r in 0..b {
+            for i in 0..len {
+                for j in 0..len {
+                    if j > i || (r == 1 && (j >= len - 2 || i == len - 1)) {
+                        mask[(r * len + i) * len + j] = f32::MIN;
+                    }
+                }
+            }
+        }
+        let mask = Tensor::from_vec(mask, (b, 1, len, len), &Device::Cpu).unwrap();
+        let scale = 1.0 / (hd as f64).sqrt();
+        let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, scale).unwrap();
+        let scores = (q.as_tensor().matmul(&k.as_tensor().t().unwrap()).unwrap() * scale)
+            .unwrap()
+            .reshape((b, kv * group, len, len))
+            .unwrap()
+            .broadcast_add(&mask)
+            .unwrap();
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)
+            .unwrap()
+            .reshape((b, kv, group * len, len))
+            .unwrap();
+        let composite = probs.matmul(v.as_tensor()).unwrap();
+        check(&[&q, &k, &v], &fused, &composite, 14);
+    }
+}
