@@ -2,6 +2,7 @@
 
 use candle_core::Tensor;
 
+use super::kernels::masked_softmax_row;
 use super::{attach, for_rows, with_values};
 use crate::error::Result;
 
@@ -68,10 +69,8 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) 
     )
 }
 
-/// `softmax(q kᵀ · scale + mask)` in the stacked-group layout `[batch, kv_heads, group · len, len]`, in
-/// one pass per row. Masked entries (`mask == f32::MIN`) get probability 0 without calling `exp` on
-/// them (glibc's `expf` takes a slow path for every underflow); a row with every entry masked gets the
-/// uniform weights of the plain formula.
+/// `softmax(q kᵀ · scale + mask)` in the stacked-group layout `[batch, kv_heads, group · len, len]`, one
+/// vectorised pass per row.
 fn probabilities(q: &Tensor, k: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
     let (b, kv_heads, rows, _) = q.dims4()?;
     let len = k.dim(2)?;
@@ -82,25 +81,7 @@ fn probabilities(q: &Tensor, k: &Tensor, mask: &Tensor, scale: f64) -> Result<Te
         let mask = m[0];
         for_rows(&mut scores, len, |row, x| {
             let (batch, query) = (row / per_batch, row % len);
-            let m = &mask[(batch * len + query) * len..][..len];
-            let mut max = f32::NEG_INFINITY;
-            for (v, &mv) in x.iter_mut().zip(m) {
-                *v = *v * scale + mv;
-                max = max.max(*v);
-            }
-            let all_masked = max == f32::MIN;
-            let mut sum = 0f32;
-            for (v, &mv) in x.iter_mut().zip(m) {
-                *v = if mv == f32::MIN && !all_masked {
-                    0.0
-                } else {
-                    (*v - max).exp()
-                };
-                sum += *v;
-            }
-            for v in x.iter_mut() {
-                *v /= sum;
-            }
+            masked_softmax_row(x, &mask[(batch * len + query) * len..][..len], scale);
         });
     })?;
     Ok(Tensor::from_vec(scores, (b, kv_heads, rows, len), q.device())?)

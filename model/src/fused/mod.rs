@@ -9,6 +9,7 @@
 
 mod attention;
 mod elementwise;
+mod kernels;
 mod linear;
 #[cfg(test)]
 mod tests;
