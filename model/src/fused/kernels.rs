@@ -64,6 +64,14 @@ const LANES: usize = 16;
 
 #[inline(always)]
 fn masked_softmax_row_generic(x: &mut [f32], mask: &[f32], scale: f32) {
+    // Entries after the last visible one (the causal future, right padding) are 0 without any work;
+    // with nothing visible the plain formula's `exp(MIN − MIN)` makes the row uniform.
+    let Some(last) = mask[..x.len()].iter().rposition(|&m| m != f32::MIN) else {
+        x.fill(1.0 / x.len() as f32);
+        return;
+    };
+    let (x, hidden) = x.split_at_mut(last + 1);
+    hidden.fill(0.0);
     let mask = &mask[..x.len()];
     let mut max = [f32::NEG_INFINITY; LANES];
     let (mut xs, mut ms) = (x.chunks_exact_mut(LANES), mask.chunks_exact(LANES));
