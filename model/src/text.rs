@@ -49,34 +49,50 @@ impl Attention {
     }
 
     fn forward(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
-        let (b, l, _) = x.dims3()?;
+        let mode = inputs.mode;
+        let (q, k, v) = (
+            self.q.forward_mode(x, mode)?,
+            self.k.forward_mode(x, mode)?,
+            self.v.forward_mode(x, mode)?,
+        );
+        let heads = fused::Heads {
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+        };
         let (cos, sin) = &inputs.rope;
-        let split = |t: Tensor, heads: usize| -> Result<Tensor> {
+        let out = if mode.differentiable && fused::supported(&q) {
+            fused::self_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)?
+        } else {
+            self.attend(&q, &k, &v, inputs)?
+        };
+        self.o.forward_mode(&out, mode)
+    }
+
+    /// The attention between the projections, op by op (inference, and training off the fused path).
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
+        let (b, l, _) = q.dims3()?;
+        let (cos, sin) = &inputs.rope;
+        let mode = inputs.mode;
+        let split = |t: &Tensor, heads: usize| -> Result<Tensor> {
             Ok(t.reshape((b, l, heads, self.head_dim))?.transpose(1, 2)?.contiguous()?)
         };
-        let mode = inputs.mode;
-        let q = apply_rotary(&split(self.q.forward_mode(x, mode)?, self.heads)?, cos, sin, mode)?;
-        let k = apply_rotary(&split(self.k.forward_mode(x, mode)?, self.kv_heads)?, cos, sin, mode)?;
-        let v = split(self.v.forward_mode(x, mode)?, self.kv_heads)?;
+        let q = apply_rotary(&split(q, self.heads)?, cos, sin, mode)?;
+        let k = apply_rotary(&split(k, self.kv_heads)?, cos, sin, mode)?;
+        let v = split(v, self.kv_heads)?;
         // Grouped-query attention without copying K and V: the query heads that share a KV head are
         // stacked along the sequence axis, so one batched matmul serves the whole group.
         let group = self.heads / self.kv_heads;
         let q = q.reshape((b, self.kv_heads, group * l, self.head_dim))?;
-        let out = if mode.differentiable && fused::supported(&q) {
-            fused::attention(&q, &k, &v, &inputs.mask, 1.0 / (self.head_dim as f64).sqrt())?
-        } else {
-            let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?
-                .reshape((b, self.heads, l, l))?
-                .to_dtype(DType::F32)?
-                .broadcast_add(&inputs.mask)?;
-            let probs = softmax_f32(&scores, mode)?
-                .to_dtype(v.dtype())?
-                .reshape((b, self.kv_heads, group * l, l))?;
-            probs.matmul(&v)?
-        };
-        let out = out.reshape((b, self.heads, l, self.head_dim))?;
-        self.o
-            .forward_mode(&out.transpose(1, 2)?.reshape((b, l, self.heads * self.head_dim))?, mode)
+        let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?
+            .reshape((b, self.heads, l, l))?
+            .to_dtype(DType::F32)?
+            .broadcast_add(&inputs.mask)?;
+        let probs = softmax_f32(&scores, mode)?
+            .to_dtype(v.dtype())?
+            .reshape((b, self.kv_heads, group * l, l))?;
+        let out = probs.matmul(&v)?.reshape((b, self.heads, l, self.head_dim))?;
+        Ok(out.transpose(1, 2)?.reshape((b, l, self.heads * self.head_dim))?)
     }
 
     fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 4] {

@@ -111,6 +111,7 @@ fn user_text(embedder: &Embedder, stream: u64, i: usize) -> String {
 }
 
 fn main() {
+    saha_model::allocator::elementwise_on_calling_thread();
     let args = parse_args();
     saha_model::allocator::keep_freed_memory();
     let t_load = Instant::now();

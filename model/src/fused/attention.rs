@@ -25,46 +25,95 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     )
 }
 
-/// Grouped-query attention core: `softmax(q kᵀ · scale + mask) v`.
+/// Head counts and size of a grouped-query attention.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// Self-attention from the projections to the input of the output projection, as one op: split into
+/// heads, rotary embedding (`cos`, `sin` `[batch, len, head_dim / 2]`), `softmax(q kᵀ / √d + mask) v`
+/// with grouped KV heads, and heads merged back. `q` is `[batch, len, heads · head_dim]`, `k` and `v`
+/// `[batch, len, kv_heads · head_dim]`, `mask` additive `[batch, 1, len, len]` with `f32::MIN` where a
+/// query may not look; the result is `[batch, len, heads · head_dim]`.
 ///
-/// `q` is `[batch, kv_heads, group · len, head_dim]` (the query heads sharing a KV head stacked along
-/// the sequence), `k` and `v` `[batch, kv_heads, len, head_dim]`, `mask` additive `[batch, 1, len, len]`
-/// with `f32::MIN` where a query may not look. The probabilities `p` are recomputed in the backward
-/// rather than kept, so the graph holds no `len²` tensor: `dv = pᵀ do`, `ds = p ⊙ (do vᵀ − rowsum(do ⊙ o))
-/// · scale`, `dq = ds k`, `dk = dsᵀ q`.
-pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+/// The query heads sharing a KV head are stacked along the sequence, so one batched matmul serves the
+/// group without copying K and V. The probabilities `p` are recomputed in the backward rather than kept,
+/// so the graph holds no `len²` tensor: `dv = pᵀ do`, `ds = p ⊙ (do vᵀ − rowsum(do ⊙ o)) / √d`,
+/// `dq = ds k`, `dk = dsᵀ q`, then the rotations undone (`rope(·, cos, −sin)`).
+pub fn self_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    (cos, sin): (&Tensor, &Tensor),
+    mask: &Tensor,
+    h: Heads,
+) -> Result<Tensor> {
+    let (b, len, _) = q.dims3()?;
+    let group = h.heads / h.kv_heads;
+    let scale = 1.0 / (h.head_dim as f64).sqrt();
+    // [batch, len, n · d] -> [batch, n, len, d] and back.
+    let split = move |t: &Tensor, n: usize| -> candle_core::Result<Tensor> {
+        t.reshape((b, len, n, h.head_dim))?.transpose(1, 2)?.contiguous()
+    };
+    let merge = move |t: &Tensor, n: usize| -> candle_core::Result<Tensor> {
+        t.reshape((b, n, len, h.head_dim))?
+            .transpose(1, 2)?
+            .reshape((b, len, n * h.head_dim))
+    };
+    let stacked = move |t: Tensor| t.reshape((b, h.kv_heads, group * len, h.head_dim));
+    let q_heads = stacked(candle_nn::rotary_emb::rope(&split(&q.detach(), h.heads)?, cos, sin)?)?;
+    let k_heads = candle_nn::rotary_emb::rope(&split(&k.detach(), h.kv_heads)?, cos, sin)?;
+    let v_heads = split(&v.detach(), h.kv_heads)?;
     let mask = mask.detach();
-    let probs = probabilities(&q.detach(), &k.detach(), &mask, scale)?;
-    let out = probs.matmul(&v.detach())?;
+    let probs = probabilities(&q_heads, &k_heads, &mask, scale)?;
+    let out = merge(&probs.matmul(&v_heads)?, h.heads)?;
+    let (cos, neg_sin) = (cos.detach(), sin.detach().neg()?);
     attach(
-        "attention",
+        "self-attention",
         &[q, k, v],
         out,
-        Box::new(move |inputs, out, grad_out| {
-            let (q, k, v) = (&inputs[0], &inputs[1], &inputs[2]);
-            let grad_out = grad_out.contiguous()?;
-            let probs = probabilities(q, k, &mask, scale).map_err(candle_core::Error::wrap)?;
-            let grad_v = probs.t()?.matmul(&grad_out)?;
-            let grad_probs = grad_out.matmul(&v.t()?)?;
-            let len = probs.dim(3)?;
-            let head_dim = out.dim(3)?;
-            let grad_scores = with_values(&[&probs, &grad_probs, out, &grad_out], |t| {
-                let (p, dp, o, d_o) = (t[0], t[1], t[2], t[3]);
+        Box::new(move |_, out, grad| {
+            let grad_heads = stacked(split(grad, h.heads)?)?;
+            let probs = probabilities(&q_heads, &k_heads, &mask, scale).map_err(candle_core::Error::wrap)?;
+            let grad_v = probs.t()?.matmul(&grad_heads)?;
+            let grad_probs = grad_heads.matmul(&v_heads.t()?)?;
+            // rowsum(do ⊙ o) per stacked row (batch, head, query), read in the merged layout.
+            let (d, heads) = (h.head_dim, h.heads);
+            let row_dot = with_values(&[out, grad], |t| {
+                let (o, g) = (t[0], t[1]);
+                let mut dots = vec![0f32; b * heads * len];
+                for_rows(&mut dots, len, |bh, dots| {
+                    let (batch, head) = (bh / heads, bh % heads);
+                    for (i, dot) in dots.iter_mut().enumerate() {
+                        let at = (batch * len + i) * heads * d + head * d;
+                        *dot = o[at..at + d].iter().zip(&g[at..at + d]).map(|(a, b)| a * b).sum();
+                    }
+                });
+                dots
+            })?;
+            let grad_scores = with_values(&[&probs, &grad_probs], |t| {
+                let (p, dp) = (t[0], t[1]);
                 let mut ds = vec![0f32; p.len()];
                 for_rows(&mut ds, len, |row, ds| {
-                    let (o, d_o) = (&o[row * head_dim..][..head_dim], &d_o[row * head_dim..][..head_dim]);
-                    let row_dot: f32 = o.iter().zip(d_o).map(|(a, b)| a * b).sum();
                     let (p, dp) = (&p[row * len..][..len], &dp[row * len..][..len]);
                     for j in 0..len {
-                        ds[j] = p[j] * (dp[j] - row_dot) * scale as f32;
+                        ds[j] = p[j] * (dp[j] - row_dot[row]) * scale as f32;
                     }
                 });
                 ds
             })?;
             let grad_scores = Tensor::from_vec(grad_scores, probs.shape(), probs.device())?;
-            let grad_q = grad_scores.matmul(k)?;
-            let grad_k = grad_scores.t()?.matmul(q)?;
-            Ok(vec![Some(grad_q), Some(grad_k), Some(grad_v)])
+            let grad_q = grad_scores.matmul(&k_heads)?.reshape((b, h.heads, len, h.head_dim))?;
+            let grad_k = grad_scores.t()?.matmul(&q_heads)?;
+            let unrotate = |t: &Tensor| candle_nn::rotary_emb::rope(&t.contiguous()?, &cos, &neg_sin);
+            Ok(vec![
+                Some(merge(&unrotate(&grad_q)?, h.heads)?),
+                Some(merge(&unrotate(&grad_k)?, h.kv_heads)?),
+                Some(merge(&grad_v, h.kv_heads)?),
+            ])
         }),
     )
 }

@@ -139,7 +139,11 @@ mod tests {
                 let e: Vec<f32> = x.iter().map(|v| (v - max).exp()).collect();
                 let sum: f32 = e.iter().sum();
                 for (o, e) in ours.iter().zip(&e) {
-                    assert!((o - e / sum).abs() <= 1e-6, "len {len}, masked {masked:?}: {o} vs {}", e / sum);
+                    assert!(
+                        (o - e / sum).abs() <= 1e-6,
+                        "len {len}, masked {masked:?}: {o} vs {}",
+                        e / sum
+                    );
                 }
             }
         }

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 
-pub use attention::{attention, rope};
+pub use attention::{rope, self_attention, Heads};
 pub use elementwise::{rms_norm, swiglu};
 pub use linear::{dora_combine, frozen_linear};
 

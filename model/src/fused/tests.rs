@@ -130,12 +130,18 @@ fn rope_matches_the_composite_form() {
 }
 
 #[test]
-fn attention_matches_the_composite_form_with_masked_and_grouped_heads() {
+fn self_attention_matches_the_composite_form_with_masked_and_grouped_heads() {
     for len in [5, LARGE + 24] {
         let (b, kv, group, hd) = (2, 2, 3, 4);
-        let q = var(&[b, kv, group * len, hd], 11);
-        let k = var(&[b, kv, len, hd], 12);
-        let v = var(&[b, kv, len, hd], 13);
+        let heads = kv * group;
+        let q = var(&[b, len, heads * hd], 11);
+        let k = var(&[b, len, kv * hd], 12);
+        let v = var(&[b, len, kv * hd], 13);
+        let angles = Tensor::from_vec(values(b * len * hd / 2, 9), (b, len, hd / 2), &Device::Cpu)
+            .unwrap()
+            .affine(3.0, 0.0)
+            .unwrap();
+        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
         // Causal, the second row's last two positions are padding, and its last query sees nothing (as
         // a left-padding query does).
         let mut mask = vec![0f32; b * len * len];
@@ -149,11 +155,37 @@ fn attention_matches_the_composite_form_with_masked_and_grouped_heads() {
             }
         }
         let mask = Tensor::from_vec(mask, (b, 1, len, len), &Device::Cpu).unwrap();
+        let shape = Heads {
+            heads,
+            kv_heads: kv,
+            head_dim: hd,
+        };
+        let fused = self_attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), (&cos, &sin), &mask, shape).unwrap();
+
+        let mode = crate::layers::Mode::training(0);
+        let split = |t: &Tensor, n: usize| {
+            t.reshape((b, len, n, hd))
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+        };
+        let rotate = |t: &Tensor| crate::layers::apply_rotary_composite(t, &cos, &sin, mode).unwrap();
+        let (qh, kh, vh) = (
+            rotate(&split(q.as_tensor(), heads)),
+            rotate(&split(k.as_tensor(), kv)),
+            split(v.as_tensor(), kv),
+        );
         let scale = 1.0 / (hd as f64).sqrt();
-        let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, scale).unwrap();
-        let scores = (q.as_tensor().matmul(&k.as_tensor().t().unwrap()).unwrap() * scale)
+        let scores = (qh
+            .reshape((b, kv, group * len, hd))
             .unwrap()
-            .reshape((b, kv * group, len, len))
+            .matmul(&kh.t().unwrap())
+            .unwrap()
+            * scale)
+            .unwrap()
+            .reshape((b, heads, len, len))
             .unwrap()
             .broadcast_add(&mask)
             .unwrap();
@@ -161,7 +193,15 @@ fn attention_matches_the_composite_form_with_masked_and_grouped_heads() {
             .unwrap()
             .reshape((b, kv, group * len, len))
             .unwrap();
-        let composite = probs.matmul(v.as_tensor()).unwrap();
+        let composite = probs
+            .matmul(&vh)
+            .unwrap()
+            .reshape((b, heads, len, hd))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .reshape((b, len, heads * hd))
+            .unwrap();
         check(&[&q, &k, &v], &fused, &composite, 14);
     }
 }

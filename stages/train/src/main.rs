@@ -2,6 +2,7 @@ use clap::Parser;
 use saha_train::{run, Args, STAGE};
 
 fn main() {
+    saha_model::allocator::elementwise_on_calling_thread();
     let args = Args::parse();
     saha_model::allocator::keep_freed_memory();
     match run(&args) {

@@ -34,8 +34,20 @@ fn chunk_mode(seed: u64, chunk: usize, side: u64) -> Mode {
     Mode::training(seed.wrapping_add(2 * chunk as u64 + side))
 }
 
+/// Runs `work` on a thread of rayon's pool, so the parallel loops and matmuls inside it split their work
+/// with the pool's other threads directly instead of handing every one of them over from outside.
+fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let mut result = None;
+    rayon::scope(|_| result = Some(work()));
+    result.expect("the scope ran its body")
+}
+
 /// Plain backpropagation through the whole batch at once (queries as one padded batch, targets as one).
 pub fn plain(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs) -> anyhow::Result<StepResult> {
+    on_pool(|| plain_here(model, trainable, s))
+}
+
+fn plain_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs) -> anyhow::Result<StepResult> {
     let q = model.embed_mode(s.queries, s.padding, s.pad_token, chunk_mode(s.seed, 0, 0))?;
     let t = model.embed_mode(s.targets, s.padding, s.pad_token, chunk_mode(s.seed, 0, 1))?;
     let loss = info_nce(&q, &t, s.loss, s.same_target)?;
@@ -48,6 +60,10 @@ pub fn plain(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs) -> anyhow::Resu
 
 /// GradCache with chunks of `chunk` inputs per tower.
 pub fn grad_cache(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: usize) -> anyhow::Result<StepResult> {
+    on_pool(|| grad_cache_here(model, trainable, s, chunk))
+}
+
+fn grad_cache_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: usize) -> anyhow::Result<StepResult> {
     let chunk = chunk.max(1);
     let embed = |inputs: &[EncodedInput], k: usize, side: u64| {
         model.embed_mode(inputs, s.padding, s.pad_token, chunk_mode(s.seed, k, side))
