@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use super::kernels::masked_softmax_row;
+use super::kernels::{masked_softmax_row, visible_len};
 use super::{attach, for_rows, with_values};
 use crate::error::Result;
 
@@ -68,7 +68,8 @@ pub fn self_attention(
     let k_heads = candle_nn::rotary_emb::rope(&split(&k.detach(), h.kv_heads)?, cos, sin)?;
     let v_heads = split(&v.detach(), h.kv_heads)?;
     let mask = mask.detach();
-    let probs = probabilities(&q_heads, &k_heads, &mask, scale)?;
+    let visible: Vec<usize> = with_values(&[&mask], |m| m[0].chunks(len).map(visible_len).collect())?;
+    let probs = probabilities(&q_heads, &k_heads, &mask, &visible, scale)?;
     let out = merge(&probs.matmul(&v_heads)?, h.heads)?;
     let (cos, neg_sin) = (cos.detach(), sin.detach().neg()?);
     attach(
@@ -77,7 +78,7 @@ pub fn self_attention(
         out,
         Box::new(move |_, out, grad| {
             let grad_heads = stacked(split(grad, h.heads)?)?;
-            let probs = probabilities(&q_heads, &k_heads, &mask, scale).map_err(candle_core::Error::wrap)?;
+            let probs = probabilities(&q_heads, &k_heads, &mask, &visible, scale).map_err(candle_core::Error::wrap)?;
             let grad_v = probs.t()?.matmul(&grad_heads)?;
             let grad_probs = grad_heads.matmul(&v_heads.t()?)?;
             // rowsum(do ⊙ o) per stacked row (batch, head, query), read in the merged layout.
@@ -97,9 +98,15 @@ pub fn self_attention(
             let grad_scores = with_values(&[&probs, &grad_probs], |t| {
                 let (p, dp) = (t[0], t[1]);
                 let mut ds = vec![0f32; p.len()];
+                let per_batch = heads * len;
                 for_rows(&mut ds, len, |row, ds| {
-                    let (p, dp) = (&p[row * len..][..len], &dp[row * len..][..len]);
-                    for j in 0..len {
+                    // p is 0 past the visible part, and so is ds (a row with nothing visible is uniform).
+                    let end = match visible[(row / per_batch) * len + row % len] {
+                        0 => len,
+                        v => v,
+                    };
+                    let (p, dp) = (&p[row * len..][..end], &dp[row * len..][..end]);
+                    for j in 0..end {
                         ds[j] = p[j] * (dp[j] - row_dot[row]) * scale as f32;
                     }
                 });
@@ -120,7 +127,7 @@ pub fn self_attention(
 
 /// `softmax(q kᵀ · scale + mask)` in the stacked-group layout `[batch, kv_heads, group · len, len]`, one
 /// vectorised pass per row.
-fn probabilities(q: &Tensor, k: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+fn probabilities(q: &Tensor, k: &Tensor, mask: &Tensor, visible: &[usize], scale: f64) -> Result<Tensor> {
     let (b, kv_heads, rows, _) = q.dims4()?;
     let len = k.dim(2)?;
     let mut scores = q.matmul(&k.t()?)?.flatten_all()?.to_vec1::<f32>()?;
@@ -129,8 +136,8 @@ fn probabilities(q: &Tensor, k: &Tensor, mask: &Tensor, scale: f64) -> Result<Te
     with_values(&[mask], |m| {
         let mask = m[0];
         for_rows(&mut scores, len, |row, x| {
-            let (batch, query) = (row / per_batch, row % len);
-            masked_softmax_row(x, &mask[(batch * len + query) * len..][..len], scale);
+            let at = (row / per_batch) * len + row % len;
+            masked_softmax_row(x, &mask[at * len..][..len], visible[at], scale);
         });
     })?;
     Ok(Tensor::from_vec(scores, (b, kv_heads, rows, len), q.device())?)

@@ -30,78 +30,90 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
-/// `x ← softmax(x · scale + mask)` for one row. Masked entries (`f32::MIN`) come out 0 (their `exp`
-/// underflows); a row with every entry masked comes out uniform, as the plain formula gives.
-pub fn masked_softmax_row(x: &mut [f32], mask: &[f32], scale: f32) {
+/// How many leading entries of a mask row can be visible: one past the last entry that is not
+/// `f32::MIN` (0 when none is). Entries after it (the causal future, right padding) get probability 0.
+pub fn visible_len(mask_row: &[f32]) -> usize {
+    mask_row.iter().rposition(|&m| m != f32::MIN).map_or(0, |i| i + 1)
+}
+
+/// `x ← softmax(x · scale + mask)` for one row whose entries from `visible` on are masked (see
+/// [`visible_len`]). Masked entries come out 0 (their `exp` underflows); a row with every entry masked
+/// comes out uniform, as the plain formula's `exp(MIN − MIN)` gives.
+pub fn masked_softmax_row(x: &mut [f32], mask: &[f32], visible: usize, scale: f32) {
+    if visible == 0 {
+        x.fill(1.0 / x.len() as f32);
+        return;
+    }
+    let (live, hidden) = x.split_at_mut(visible);
+    hidden.fill(0.0);
+    let mask = &mask[..visible];
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { masked_softmax_row_avx512(x, mask, scale) };
+            return unsafe { softmax_avx512(live, mask, scale) };
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: as above.
-            return unsafe { masked_softmax_row_avx2(x, mask, scale) };
+            return unsafe { softmax_avx2(live, mask, scale) };
         }
     }
-    masked_softmax_row_generic(x, mask, scale)
+    softmax(live, mask, scale)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn masked_softmax_row_avx512(x: &mut [f32], mask: &[f32], scale: f32) {
-    masked_softmax_row_generic(x, mask, scale)
+unsafe fn softmax_avx512(x: &mut [f32], mask: &[f32], scale: f32) {
+    softmax(x, mask, scale)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn masked_softmax_row_avx2(x: &mut [f32], mask: &[f32], scale: f32) {
-    masked_softmax_row_generic(x, mask, scale)
+unsafe fn softmax_avx2(x: &mut [f32], mask: &[f32], scale: f32) {
+    softmax(x, mask, scale)
 }
 
 /// Lanes of the partial max and sum: independent accumulators the compiler keeps in one vector.
 const LANES: usize = 16;
 
+/// `x ← softmax(x · scale + mask)` for a row with at least one visible entry, in whole vectors: the
+/// last partial vector goes through a padded copy (padding `f32::MIN`, whose `exp` is 0).
 #[inline(always)]
-fn masked_softmax_row_generic(x: &mut [f32], mask: &[f32], scale: f32) {
-    // Entries after the last visible one (the causal future, right padding) are 0 without any work;
-    // with nothing visible the plain formula's `exp(MIN − MIN)` makes the row uniform.
-    let Some(last) = mask[..x.len()].iter().rposition(|&m| m != f32::MIN) else {
-        x.fill(1.0 / x.len() as f32);
-        return;
-    };
-    let (x, hidden) = x.split_at_mut(last + 1);
-    hidden.fill(0.0);
-    let mask = &mask[..x.len()];
-    let mut max = [f32::NEG_INFINITY; LANES];
-    let (mut xs, mut ms) = (x.chunks_exact_mut(LANES), mask.chunks_exact(LANES));
-    for (xc, mc) in (&mut xs).zip(&mut ms) {
+fn softmax(x: &mut [f32], mask: &[f32], scale: f32) {
+    let full = x.len() / LANES * LANES;
+    let (body, rest) = x.split_at_mut(full);
+    let (mask_body, mask_rest) = mask.split_at(full);
+    let mut tail = [f32::MIN; LANES];
+    for (t, (v, m)) in tail.iter_mut().zip(rest.iter().zip(mask_rest)) {
+        *t = v * scale + m;
+    }
+    let mut max = tail;
+    for (xc, mc) in body.chunks_exact_mut(LANES).zip(mask_body.chunks_exact(LANES)) {
         for i in 0..LANES {
             xc[i] = xc[i] * scale + mc[i];
             max[i] = if xc[i] > max[i] { xc[i] } else { max[i] };
         }
     }
-    let mut row_max = max.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-    for (v, m) in xs.into_remainder().iter_mut().zip(ms.remainder()) {
-        *v = *v * scale + m;
-        row_max = if *v > row_max { *v } else { row_max };
-    }
+    let row_max = max.iter().fold(f32::MIN, |a, &b| if b > a { b } else { a });
     let mut sum = [0f32; LANES];
-    let mut xs = x.chunks_exact_mut(LANES);
-    for xc in &mut xs {
+    for i in 0..LANES {
+        tail[i] = exp(tail[i] - row_max);
+        sum[i] = tail[i];
+    }
+    for xc in body.chunks_exact_mut(LANES) {
         for i in 0..LANES {
             xc[i] = exp(xc[i] - row_max);
             sum[i] += xc[i];
         }
     }
-    let mut total: f32 = sum.iter().sum();
-    for v in xs.into_remainder() {
-        *v = exp(*v - row_max);
-        total += *v;
+    let inverse = 1.0 / sum.iter().sum::<f32>();
+    for xc in body.chunks_exact_mut(LANES) {
+        for v in xc {
+            *v *= inverse;
+        }
     }
-    let inverse = 1.0 / total;
-    for v in x.iter_mut() {
-        *v *= inverse;
+    for (v, t) in rest.iter_mut().zip(tail) {
+        *v = t * inverse;
     }
 }
 
@@ -126,14 +138,14 @@ mod tests {
 
     #[test]
     fn masked_softmax_matches_the_plain_formula() {
-        for len in [1, 7, 16, 37] {
+        for len in [1, 7, 16, 37, 50] {
             let scores: Vec<f32> = (0..len).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.7).collect();
             for masked in [vec![], vec![0], (1..len).collect::<Vec<_>>(), (0..len).collect()] {
                 let mask: Vec<f32> = (0..len)
                     .map(|i| if masked.contains(&i) { f32::MIN } else { 0.0 })
                     .collect();
                 let mut ours = scores.clone();
-                masked_softmax_row(&mut ours, &mask, 0.5);
+                masked_softmax_row(&mut ours, &mask, visible_len(&mask), 0.5);
                 let x: Vec<f32> = scores.iter().zip(&mask).map(|(s, m)| s * 0.5 + m).collect();
                 let max = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
                 let e: Vec<f32> = x.iter().map(|v| (v - max).exp()).collect();
