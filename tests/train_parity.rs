@@ -88,7 +88,7 @@ fn check_kind(kind: &str) {
     // times as much, so f32 rounding in the embeddings alone (a few 1e-7, from matmul summation order)
     // moves it by up to ~1.5e-5: the embeddings are held to 1e-6, the loss computed on PEFT's own
     // embeddings to 1e-6, and the end-to-end loss to 2e-5.
-    let mode = saha_model::layers::Mode::training(inputs.seed);
+    let mode = saha_model::layers::Mode::training(inputs.seed, 0);
     let pad = embedder.tokenizer.pad_token();
     for (side, items) in [("q", &queries), ("t", &targets)] {
         let ours = embedder.model.embed_mode(items, Padding::Right, pad, mode).unwrap();
@@ -150,6 +150,65 @@ fn lora_step_matches_peft_and_grad_cache_matches_backprop() {
 #[test]
 fn dora_step_matches_peft_and_grad_cache_matches_backprop() {
     check_kind("dora");
+}
+
+/// The reference trains with adapter dropout 0.1. PEFT's masks cannot be reproduced, so this path is
+/// checked for consistency: GradCache (whose second pass must replay the first pass's masks) equals plain
+/// backprop, and the dropout does change the gradients.
+#[test]
+fn with_dropout_grad_cache_replays_the_masks_of_plain_backprop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut embedder, cases) = load(tmp.path());
+    let queries = encode(&embedder, &cases, "query");
+    let targets = encode(&embedder, &cases, "target");
+    peft::load(&fixture_dir().join("dora").join("initial"), &mut embedder.model).unwrap();
+    let vars: Vec<_> = peft::named_vars(&embedder.model).into_iter().map(|(_, v)| v).collect();
+    let inputs = StepInputs {
+        queries: &queries,
+        targets: &targets,
+        padding: Padding::Right,
+        pad_token: embedder.tokenizer.pad_token(),
+        loss: LossConfig {
+            temperature: 0.02,
+            symmetric: false,
+        },
+        same_target: None,
+        seed: 7,
+    };
+    let without = plain(&embedder.model, &vars, &inputs).unwrap();
+    embedder
+        .model
+        .text_mut()
+        .for_each_linear_mut(&mut |_, linear| {
+            let mut adapter = linear.adapter().cloned();
+            if let Some(a) = adapter.as_mut() {
+                a.dropout = 0.1;
+            }
+            linear.set_adapter(adapter);
+            Ok(())
+        })
+        .unwrap();
+    let step = plain(&embedder.model, &vars, &inputs).unwrap();
+    let cached = grad_cache(&embedder.model, &vars, &inputs, 2).unwrap();
+    assert!(
+        (cached.loss - step.loss).abs() <= 1e-5,
+        "{} vs {}",
+        cached.loss,
+        step.loss
+    );
+    assert!((step.loss - without.loss).abs() > 1e-4, "dropout changes the loss");
+    for (i, ((a, b), c)) in step.grads.iter().zip(&cached.grads).zip(&without.grads).enumerate() {
+        let (a, b, c) = (a.as_ref().unwrap(), b.as_ref().unwrap(), c.as_ref().unwrap());
+        let diff = max_abs(&(a - b).unwrap()) / max_abs(a);
+        assert!(
+            diff <= 1e-5,
+            "tensor {i}: GradCache differs from plain backprop by {diff:e}"
+        );
+        assert!(
+            max_abs(&(a - c).unwrap()) > 0.0,
+            "tensor {i}: dropout leaves its gradient unchanged"
+        );
+    }
 }
 
 #[test]

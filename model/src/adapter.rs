@@ -36,10 +36,18 @@ pub struct Adapter {
     pub index: usize,
 }
 
-/// Where one forward pass takes its dropout masks from: none (inference, or dropout 0), or a seed, so
-/// GradCache's second pass draws exactly the masks of the first.
+/// Where one forward pass takes its dropout masks from: none (inference, or dropout 0), or a seed and
+/// the index of the batch's first row among the step's inputs. A token's mask depends only on the seed,
+/// its row index, its position and the layer, never on which rows share its batch: GradCache's chunks
+/// (and their replay) draw exactly the masks of plain backprop over the whole batch.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DropoutSeed(pub Option<u64>);
+pub struct DropoutSeed(pub Option<DropoutRows>);
+
+#[derive(Debug, Clone, Copy)]
+pub struct DropoutRows {
+    pub seed: u64,
+    pub first_row: u64,
+}
 
 impl Adapter {
     /// The adapted output, given the base output `base = W x + b` (`weight` is W, `[out, in]`). The
@@ -120,12 +128,26 @@ impl Adapter {
     }
 
     fn drop(&self, x: &Tensor, seed: DropoutSeed) -> Result<Tensor> {
-        let Some(seed) = seed.0 else { return Ok(x.clone()) };
+        let Some(rows) = seed.0 else { return Ok(x.clone()) };
         if self.dropout <= 0.0 {
             return Ok(x.clone());
         }
         let keep = 1.0 - self.dropout;
-        let mask = bernoulli_mask(x.elem_count(), keep, seed, self.index as u64);
+        // Batch rows along the first dimension, tokens of `width` features within a row.
+        let (batch, width) = (x.dim(0)?, x.dim(D::Minus1)?);
+        let tokens = x.elem_count() / (batch * width);
+        let mut mask = Vec::with_capacity(x.elem_count());
+        for row in 0..batch as u64 {
+            for position in 0..tokens as u64 {
+                let token = TokenKey {
+                    seed: rows.seed,
+                    row: rows.first_row + row,
+                    position,
+                    layer: self.index as u64,
+                };
+                extend_bernoulli(&mut mask, width, keep, token);
+            }
+        }
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         Ok(((x * mask)? / keep as f64)?)
     }
@@ -166,13 +188,23 @@ impl SplitMix {
     }
 }
 
-/// 1.0 with probability `keep`, else 0.0, from the stream of (seed, layer).
-fn bernoulli_mask(n: usize, keep: f32, seed: u64, layer: u64) -> Vec<f32> {
-    let mut rng = SplitMix::new(seed ^ layer.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03);
+/// What one token's dropout mask is drawn from.
+struct TokenKey {
+    seed: u64,
+    row: u64,
+    position: u64,
+    layer: u64,
+}
+
+/// Appends `n` values, 1.0 with probability `keep` and 0.0 otherwise, from the stream of `token`.
+fn extend_bernoulli(mask: &mut Vec<f32>, n: usize, keep: f32, token: TokenKey) {
+    let mut key = SplitMix::new(token.seed ^ 0xd1b5_4a32_d192_ed03);
+    for part in [token.row, token.position, token.layer] {
+        key = SplitMix::new(key.next_u64() ^ part);
+    }
+    let mut rng = SplitMix::new(key.next_u64());
     let threshold = (keep as f64 * (1u64 << 53) as f64) as u64;
-    (0..n)
-        .map(|_| if (rng.next_u64() >> 11) < threshold { 1.0 } else { 0.0 })
-        .collect()
+    mask.extend((0..n).map(|_| if (rng.next_u64() >> 11) < threshold { 1.0 } else { 0.0 }));
 }
 
 /// Seeded initialisation of a new adapter: A ~ N(0, 1/r²) (PEFT's "gaussian"), B = 0, m = ‖W‖.

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Module, Tensor, D};
 
-use crate::adapter::{Adapter, DropoutSeed};
+use crate::adapter::{Adapter, DropoutRows, DropoutSeed};
 use crate::error::Result;
 use crate::fused;
 use crate::weights::Weights;
@@ -20,10 +20,14 @@ impl Mode {
         differentiable: false,
         dropout: DropoutSeed(None),
     };
-    pub fn training(dropout_seed: u64) -> Mode {
+    /// Training on a batch whose rows are the step's inputs from `first_row` on (see [`DropoutSeed`]).
+    pub fn training(dropout_seed: u64, first_row: usize) -> Mode {
         Mode {
             differentiable: true,
-            dropout: DropoutSeed(Some(dropout_seed)),
+            dropout: DropoutSeed(Some(DropoutRows {
+                seed: dropout_seed,
+                first_row: first_row as u64,
+            })),
         }
     }
 }

@@ -124,7 +124,7 @@ fn rope_matches_the_composite_form() {
         .unwrap();
     let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
     let fused = rope(x.as_tensor(), &cos, &sin).unwrap();
-    let mode = crate::layers::Mode::training(0);
+    let mode = crate::layers::Mode::training(0, 0);
     let composite = crate::layers::apply_rotary_composite(x.as_tensor(), &cos, &sin, mode).unwrap();
     check(&[&x], &fused, &composite, 10);
 }
@@ -162,7 +162,7 @@ fn self_attention_matches_the_composite_form_with_masked_and_grouped_heads() {
         };
         let fused = self_attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), (&cos, &sin), &mask, shape).unwrap();
 
-        let mode = crate::layers::Mode::training(0);
+        let mode = crate::layers::Mode::training(0, 0);
         let split = |t: &Tensor, n: usize| {
             t.reshape((b, len, n, hd))
                 .unwrap()

@@ -20,7 +20,8 @@ pub struct StepInputs<'a> {
     pub pad_token: u32,
     pub loss: LossConfig,
     pub same_target: Option<&'a [Vec<bool>]>,
-    /// Seeds the step's dropout masks; chunk k of the queries uses `seed + 2k`, of the targets `seed + 2k + 1`.
+    /// Seeds the step's dropout masks: `seed` for the queries, `seed + 1` for the targets, each input
+    /// keyed by its index in the step (so GradCache chunks draw the masks of plain backprop).
     pub seed: u64,
 }
 
@@ -30,8 +31,9 @@ pub struct StepResult {
     pub grads: Vec<Option<Tensor>>,
 }
 
-fn chunk_mode(seed: u64, chunk: usize, side: u64) -> Mode {
-    Mode::training(seed.wrapping_add(2 * chunk as u64 + side))
+/// The mode for the inputs of one side (0 queries, 1 targets) from `first_row` on.
+fn rows_mode(seed: u64, first_row: usize, side: u64) -> Mode {
+    Mode::training(seed.wrapping_add(side), first_row)
 }
 
 /// Runs `work` on a thread of rayon's pool, so the parallel loops and matmuls inside it split their work
@@ -48,8 +50,8 @@ pub fn plain(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs) -> anyhow::Resu
 }
 
 fn plain_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs) -> anyhow::Result<StepResult> {
-    let q = model.embed_mode(s.queries, s.padding, s.pad_token, chunk_mode(s.seed, 0, 0))?;
-    let t = model.embed_mode(s.targets, s.padding, s.pad_token, chunk_mode(s.seed, 0, 1))?;
+    let q = model.embed_mode(s.queries, s.padding, s.pad_token, rows_mode(s.seed, 0, 0))?;
+    let t = model.embed_mode(s.targets, s.padding, s.pad_token, rows_mode(s.seed, 0, 1))?;
     let loss = info_nce(&q, &t, s.loss, s.same_target)?;
     let grads = loss.backward()?;
     Ok(StepResult {
@@ -66,7 +68,7 @@ pub fn grad_cache(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: usi
 fn grad_cache_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: usize) -> anyhow::Result<StepResult> {
     let chunk = chunk.max(1);
     let embed = |inputs: &[EncodedInput], k: usize, side: u64| {
-        model.embed_mode(inputs, s.padding, s.pad_token, chunk_mode(s.seed, k, side))
+        model.embed_mode(inputs, s.padding, s.pad_token, rows_mode(s.seed, k * chunk, side))
     };
     let mut q_parts = Vec::new();
     for (k, part) in s.queries.chunks(chunk).enumerate() {
