@@ -21,7 +21,8 @@ fn demo_clusters(runs: &Path) -> PathBuf {
     runs.join("t")
 }
 
-fn train(run_dir: &Path, out: &str, extra: &[&str]) -> Output {
+/// saha-train's arguments for the demo run in `run_dir`, writing to `out_dir`, then `extra`.
+fn train_args(run_dir: &Path, out_dir: &Path, extra: &[&str]) -> Vec<String> {
     let s = |p: PathBuf| p.to_str().unwrap().to_string();
     let mut args = vec![
         "--clusters".to_string(),
@@ -33,7 +34,7 @@ fn train(run_dir: &Path, out: &str, extra: &[&str]) -> Output {
         "--model".into(),
         s(run_dir.join("model")),
         "--out-dir".into(),
-        s(run_dir.join(out)),
+        s(out_dir.to_path_buf()),
         "--clusters-per-step".into(),
         "2".into(),
         "--warmup-steps".into(),
@@ -44,6 +45,11 @@ fn train(run_dir: &Path, out: &str, extra: &[&str]) -> Output {
         "3".into(),
     ];
     args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn train(run_dir: &Path, out: &str, extra: &[&str]) -> Output {
+    let args = train_args(run_dir, &run_dir.join(out), extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     run("saha-train", &refs)
 }
@@ -151,33 +157,7 @@ fn disk_full_while_checkpointing_keeps_the_previous_checkpoint(run_dir: &Path, u
     let disk = run_dir.join("small-disk");
     let kept = run_dir.join("after-disk-full");
     std::fs::create_dir_all(&disk).unwrap();
-    let train_args = |out: &Path| -> Vec<String> {
-        let s = |p: PathBuf| p.to_str().unwrap().to_string();
-        vec![
-            "--clusters".into(),
-            s(run_dir.join("clusters.parquet")),
-            "--items".into(),
-            s(run_dir.join("items.parquet")),
-            "--image-root".into(),
-            s(run_dir.join("data/images")),
-            "--model".into(),
-            s(run_dir.join("model")),
-            "--out-dir".into(),
-            out.to_str().unwrap().into(),
-            "--clusters-per-step".into(),
-            "2".into(),
-            "--warmup-steps".into(),
-            "1".into(),
-            "--lr".into(),
-            "1e-3".into(),
-            "--chunk".into(),
-            "3".into(),
-            "--max-steps".into(),
-            "5".into(),
-            "--save-steps".into(),
-            "2".into(),
-        ]
-    };
+    let steps = ["--max-steps", "5", "--save-steps", "2"];
     // $1 mount point, $2 size, $3 copy-out folder, then the command; the tmpfs vanishes with the
     // namespace, so what is left on it is copied out before leaving.
     let script = r#"mount -t tmpfs -o size="$2" tmpfs "$1" || exit 90
@@ -191,7 +171,7 @@ fn disk_full_while_checkpointing_keeps_the_previous_checkpoint(run_dir: &Path, u
         .arg(size.to_string())
         .arg(&kept)
         .arg(saha_tests::bin("saha-train"))
-        .args(train_args(&disk.join("run")))
+        .args(train_args(run_dir, &disk.join("run"), &steps))
         .env("SAHA_NO_PROGRESS", "1")
         .output()
         .expect("unshare (util-linux) runs");
@@ -221,14 +201,8 @@ fn disk_full_while_checkpointing_keeps_the_previous_checkpoint(run_dir: &Path, u
         "no half-written checkpoint is left: {names:?}"
     );
 
-    let resumed = run(
-        "saha-train",
-        &train_args(&kept)
-            .iter()
-            .map(String::as_str)
-            .chain(["--resume"])
-            .collect::<Vec<_>>(),
-    );
+    let args = train_args(run_dir, &kept, &[&steps[..], &["--resume"]].concat());
+    let resumed = run("saha-train", &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(losses(&kept), uninterrupted, "resuming from the kept checkpoint");
 }

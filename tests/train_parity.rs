@@ -60,6 +60,22 @@ fn max_abs(t: &Tensor) -> f32 {
         .unwrap()
 }
 
+/// The fixture's step: the pairs in order, right padding, InfoNCE at 0.02, dropout seed 7.
+fn step_inputs<'a>(embedder: &Embedder, queries: &'a [EncodedInput], targets: &'a [EncodedInput]) -> StepInputs<'a> {
+    StepInputs {
+        queries,
+        targets,
+        padding: Padding::Right,
+        pad_token: embedder.tokenizer.pad_token(),
+        loss: LossConfig {
+            temperature: 0.02,
+            symmetric: false,
+        },
+        same_target: None,
+        seed: 7,
+    }
+}
+
 fn check_kind(kind: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let (mut embedder, cases) = load(tmp.path());
@@ -70,18 +86,7 @@ fn check_kind(kind: &str) {
     let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
     let expected: HashMap<String, Tensor> =
         candle_core::safetensors::load(fixture_dir().join(kind).join("expected.safetensors"), &Device::Cpu).unwrap();
-    let inputs = StepInputs {
-        queries: &queries,
-        targets: &targets,
-        padding: Padding::Right,
-        pad_token: embedder.tokenizer.pad_token(),
-        loss: LossConfig {
-            temperature: 0.02,
-            symmetric: false,
-        },
-        same_target: None,
-        seed: 7,
-    };
+    let inputs = step_inputs(&embedder, &queries, &targets);
     let step = plain(&embedder.model, &vars, &inputs).unwrap();
     let want_loss = expected["loss"].flatten_all().unwrap().to_vec1::<f32>().unwrap()[0];
     // The loss is checked in its two parts. At τ = 0.02 a change of the cosine moves the loss fifty
@@ -164,18 +169,7 @@ fn with_dropout_grad_cache_replays_the_masks_of_plain_backprop() {
     let targets = encode(&embedder, &cases, "target");
     peft::load(&fixture_dir().join("dora").join("initial"), &mut embedder.model).unwrap();
     let vars: Vec<_> = peft::named_vars(&embedder.model).into_iter().map(|(_, v)| v).collect();
-    let inputs = StepInputs {
-        queries: &queries,
-        targets: &targets,
-        padding: Padding::Right,
-        pad_token: embedder.tokenizer.pad_token(),
-        loss: LossConfig {
-            temperature: 0.02,
-            symmetric: false,
-        },
-        same_target: None,
-        seed: 7,
-    };
+    let inputs = step_inputs(&embedder, &queries, &targets);
     let without = plain(&embedder.model, &vars, &inputs).unwrap();
     embedder
         .model
