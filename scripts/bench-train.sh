@@ -13,11 +13,11 @@
 # One warm-up step, then *_STEPS timed steps, each in its own process (so each peak is its own).
 # tiny: hidden 64, 2 layers, vision 2 x 32 (saha-init-model's default). small: hidden 512, 8 layers
 # (8 heads, 2 KV heads), intermediate 1536, vision depth 4 x 256 dims (bench-embed's config).
-# EAGER=1 also runs PyTorch with eager attention (sdpa is the reference point). candle's CPU thread pools
-# follow RAYON_NUM_THREADS (set to THREADS here). CANDLE_ENV="VAR=value ..." sets variables for the candle runs
-# only, to try settings without touching PyTorch's side, e.g. CANDLE_ENV="CANDLE_NUM_THREADS=1" (no spinning
-# elementwise pool) or CANDLE_ENV="MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000" (glibc keeps freed
-# memory instead of unmapping it, so large tensors stop page-faulting on every op).
+# EAGER=1 also runs PyTorch with eager attention (sdpa is the reference point). candle's CPU threads follow
+# RAYON_NUM_THREADS (set to THREADS here); like saha-train, the bench runs candle's element-wise ops on the
+# calling thread (CANDLE_NUM_THREADS=1) unless told otherwise. CANDLE_ENV="VAR=value ..." sets variables for
+# the candle runs only, to try settings without touching PyTorch's side, e.g. CANDLE_ENV="CANDLE_NUM_THREADS=2"
+# (candle's own spinning element-wise pool back on).
 set -euo pipefail
 BIN=${BIN:-target/release}
 OUT=${OUT:-runs/bench-train}
