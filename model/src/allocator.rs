@@ -3,10 +3,12 @@
 
 /// glibc's malloc hands every block above its mmap threshold straight from the kernel and returns it on
 /// free, so each tensor op's fresh output buffer is faulted in and zeroed page by page (21-31% of the
-/// embedding benchmark's samples). Raising the threshold and the trim limit keeps freed blocks for reuse:
-/// 30-40% faster forward passes on the benchmark's small model, same results. One arena: a training step
-/// runs on rayon's threads, and per-thread arenas would each keep their own freed blocks (measured: peak
-/// memory of a GradCache step 1.2 → 2.2 GB, and slower).
+/// embedding benchmark's samples). Raising the threshold (to 32 MB, the most glibc allows) and the trim
+/// limit keeps freed blocks for reuse: 30-40% faster forward passes on the benchmark's small model, same
+/// results. (Turning mmap off altogether speeds up `--full` training on the demo, whose 39 MB embedding
+/// buffers stay above the threshold, but slowed the DoRA training benchmark by ~8%.) One arena: a
+/// training step runs on rayon's threads, and per-thread arenas would each keep their own freed blocks
+/// (measured: peak memory of a GradCache step 1.2 -> 2.2 GB, and slower).
 ///
 /// Call once at start-up, before any large allocation.
 pub fn keep_freed_memory() {

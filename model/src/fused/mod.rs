@@ -148,7 +148,7 @@ fn attach(name: &'static str, inputs: &[&Tensor], output: Tensor, backward: Back
 }
 
 /// Runs `f` on the values of f32 CPU tensors, read in place (a non-contiguous one is copied first).
-fn with_values<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> candle_core::Result<R> {
+pub fn with_values<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> candle_core::Result<R> {
     let contiguous: Vec<Tensor> = tensors
         .iter()
         .map(|t| t.contiguous())
