@@ -215,12 +215,15 @@ pub fn apply_rotary_composite(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode
     Ok(rotated.to_dtype(dtype)?)
 }
 
-/// Softmax over the last dimension, in f32; the composite (differentiable) form when training.
+/// Softmax over the last dimension, in f32; the composite (differentiable) form when training, our
+/// vectorised kernel at inference on the CPU.
 pub fn softmax_f32(x: &Tensor, mode: Mode) -> Result<Tensor> {
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let probs = if mode.differentiable {
         candle_nn::ops::softmax(&x, D::Minus1)?
+    } else if fused::supported(&x) {
+        fused::softmax_last_dim(&x)?
     } else {
         candle_nn::ops::softmax_last_dim(&x)?
     };

@@ -61,6 +61,12 @@ pub fn masked_softmax_row(x: &mut [f32], mask: &[f32], visible: usize, scale: f3
     softmax(live, mask, scale)
 }
 
+/// `softmax` over each `len`-long row of `values`, in place (no mask).
+pub fn softmax_rows(values: &mut [f32], len: usize) {
+    let zeros = vec![0f32; len];
+    super::for_rows(values, len, |_, row| masked_softmax_row(row, &zeros, len, 1.0));
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn softmax_avx512(x: &mut [f32], mask: &[f32], scale: f32) {

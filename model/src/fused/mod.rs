@@ -25,6 +25,15 @@ pub use attention::{rope, self_attention, Heads};
 pub use elementwise::{rms_norm, swiglu};
 pub use linear::{dora_combine, frozen_linear};
 
+/// Softmax over the last dimension without a graph, on the vectorised kernel: candle's CPU softmax calls
+/// libm's `expf` per value, which takes a slow path for every masked (underflowing) score.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let len = x.dim(candle_core::D::Minus1)?;
+    let mut values = x.flatten_all()?.to_vec1::<f32>()?;
+    kernels::softmax_rows(&mut values, len);
+    Ok(Tensor::from_vec(values, x.shape(), x.device())?)
+}
+
 /// Whether the fused training ops serve `x`.
 pub fn supported(x: &Tensor) -> bool {
     x.dtype() == DType::F32 && matches!(x.device(), Device::Cpu)

@@ -205,3 +205,28 @@ fn self_attention_matches_the_composite_form_with_masked_and_grouped_heads() {
         check(&[&q, &k, &v], &fused, &composite, 14);
     }
 }
+
+#[test]
+fn inference_softmax_matches_candles() {
+    for shape in [[3, 5, 37], [2, LARGE, 1024]] {
+        let n: usize = shape.iter().product();
+        // Scores in [-20, 20], every 7th one masked as the text tower's mask does.
+        let scores: Vec<f32> = values(n, 23)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| if i % 7 == 3 { f32::MIN } else { v * 20.0 })
+            .collect();
+        let x = Tensor::from_vec(scores, &shape, &Device::Cpu).unwrap();
+        let ours = softmax_last_dim(&x).unwrap();
+        let candle = candle_nn::ops::softmax_last_dim(&x).unwrap();
+        let diff = (&ours - &candle)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() <= 1e-6);
+    }
+}
