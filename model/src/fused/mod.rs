@@ -1,4 +1,5 @@
-//! Training-path ops with hand-written backward passes.
+//! Ops with hand-written backward passes for the training path, and the vectorised softmax that
+//! inference shares.
 //!
 //! candle differentiates op by op: a composite softmax keeps every intermediate of every layer alive
 //! until `backward` ends, every op's gradient costs a zeroed buffer and an add, and a matmul's backward
@@ -25,6 +26,11 @@ pub use attention::{rope, self_attention, Heads};
 pub use elementwise::{rms_norm, swiglu};
 pub use linear::{dora_combine, frozen_linear};
 
+/// Whether the ops here serve `x`.
+pub fn supported(x: &Tensor) -> bool {
+    x.dtype() == DType::F32 && matches!(x.device(), Device::Cpu)
+}
+
 /// Softmax over the last dimension without a graph, on the vectorised kernel: candle's CPU softmax calls
 /// libm's `expf` per value, which takes a slow path for every masked (underflowing) score.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
@@ -32,11 +38,6 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     let mut values = x.flatten_all()?.to_vec1::<f32>()?;
     kernels::softmax_rows(&mut values, len);
     Ok(Tensor::from_vec(values, x.shape(), x.device())?)
-}
-
-/// Whether the fused training ops serve `x`.
-pub fn supported(x: &Tensor) -> bool {
-    x.dtype() == DType::F32 && matches!(x.device(), Device::Cpu)
 }
 
 /// `(inputs, output, grad of output)` to the inputs' gradients (`None`: not needed).
