@@ -219,14 +219,7 @@ fn inference_softmax_matches_candles() {
         let x = Tensor::from_vec(scores, &shape, &Device::Cpu).unwrap();
         let ours = softmax_last_dim(&x).unwrap();
         let candle = candle_nn::ops::softmax_last_dim(&x).unwrap();
-        let diff = (&ours - &candle)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() <= 1e-6);
+        let diff = max_rel_diff(&ours, &candle);
+        assert!(diff <= 1e-6, "{shape:?}: {diff}");
     }
 }
