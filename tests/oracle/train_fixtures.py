@@ -26,6 +26,7 @@ attention.
 """
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -102,6 +103,14 @@ def encode(model, batch):
     # right padding: the reference's `attention_mask.sum(1) - 1`
     assert torch.equal(batch["pool_index"], batch["attention_mask"].sum(1) - 1)
     return torch.nn.functional.normalize(reps, p=2, dim=-1)
+
+
+def as_float64(batch):
+    """The batch with its pixel values in float64 (for the float64 copy of the model)."""
+    batch = dict(batch)
+    if batch["pixel_values"] is not None:
+        batch["pixel_values"] = batch["pixel_values"].double()
+    return batch
 
 
 def info_nce(q, t):
@@ -309,6 +318,15 @@ def generate(snapshot, out):
         if zero:
             die(f"{kind}: zero gradients for {zero}")
 
+        # 2b. the same loss in float64 (a copy of the model, inputs cast): the exact value both float32
+        # implementations approximate. At temperature 0.02 float32 rounding in the embeddings alone moves
+        # the loss by ~1e-5, so the Rust test holds its loss to this value.
+        with torch.no_grad():
+            m64 = copy.deepcopy(model).double()
+            loss64 = float(info_nce(encode(m64, as_float64(qb)), encode(m64, as_float64(tb))))
+        del m64
+        checks[f"{kind}.float32_loss_minus_float64"] = float(loss) - loss64
+
         # train() vs eval() must not matter (no dropout anywhere)
         model.eval()
         with torch.no_grad():
@@ -359,6 +377,7 @@ def generate(snapshot, out):
             "adapter_dir": f"{kind}/initial",
             "expected": f"{kind}/expected.safetensors",
             "loss": float(loss),
+            "loss_float64": loss64,
             "gradcache_loss": float(gc_loss),
             "adapted_modules": adapted,
             "vision_linear_modules_not_adapted": visual_linear,
