@@ -8,6 +8,7 @@
 //! * `sugarcrepe`: accuracy of those embeddings (image-to-text, and text-only for SugarCrepe++).
 
 pub mod mmeb;
+pub mod models;
 pub mod report;
 pub mod sugarcrepe;
 pub mod taskmap;

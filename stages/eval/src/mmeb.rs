@@ -15,11 +15,11 @@ use saha_schemas::records::{read_records, sink_with_keys, write_rows, KEY_EVAL_S
 use saha_schemas::{progress, AtomicFile, EvalListEntry, EvalScore, InputHash, Item, Pair, Provenance, Record};
 use sha2::{Digest, Sha256};
 
+use crate::models::{check_expected, embeddings_model, shown, MODEL_MISMATCH};
 use crate::report;
 use crate::taskmap::{meta_task_order, Split, TaskMap, MMEB};
 
 /// The message (and error prefix) when score files or embeddings come from another model.
-pub const MODEL_MISMATCH: &str = "score files from a different model (metadata mismatch: refuse)";
 
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct MmebArgs {
@@ -343,27 +343,6 @@ pub fn eval_set_fingerprint(rows: &[EvalScore]) -> String {
 }
 
 /// The model named in each embeddings footer; all files must agree.
-fn embeddings_model(files: &[PathBuf]) -> Result<String> {
-    let mut seen: Vec<(String, &PathBuf)> = Vec::new();
-    for f in files {
-        let table = ParquetTable::open(f)?;
-        let model = table.key_values.get(KEY_MODEL).cloned().unwrap_or_default();
-        if let Some((m, first)) = seen.first() {
-            if *m != model {
-                bail!(
-                    "embeddings from different models: {} has `{}`, {} has `{}`",
-                    first.display(),
-                    m,
-                    f.display(),
-                    model
-                );
-            }
-        }
-        seen.push((model, f));
-    }
-    Ok(seen.into_iter().next().map(|(m, _)| m).unwrap_or_default())
-}
-
 /// An aggregate row of the report: a meta-task, IND, OOD or the overall mean.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
@@ -422,14 +401,6 @@ pub struct Summary {
     pub report_path: PathBuf,
     pub warnings: Vec<String>,
     pub renormalised: usize,
-}
-
-fn model_or_unknown(m: &str) -> &str {
-    if m.is_empty() {
-        "(none recorded)"
-    } else {
-        m
-    }
 }
 
 fn read_before(path: &Path) -> Result<Before> {
@@ -494,15 +465,7 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
         None => TaskMap::default(),
     };
     let model = embeddings_model(&args.embeddings)?;
-    if let Some(expected) = &args.expect_model {
-        if *expected != model {
-            bail!(
-                "{MODEL_MISMATCH}: {} was made by `{}`, --expect-model is `{expected}`",
-                args.embeddings[0].display(),
-                model_or_unknown(&model)
-            );
-        }
-    }
+    check_expected(args.expect_model.as_deref(), &model, &args.embeddings)?;
     let before = match &args.compare {
         Some(p) => {
             let b = read_before(p)?;
@@ -511,7 +474,7 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
                     bail!(
                         "{MODEL_MISMATCH}: {} was computed with `{}`, --expect-model is `{expected}`",
                         p.display(),
-                        model_or_unknown(&b.model)
+                        shown(&b.model)
                     );
                 }
             }
@@ -519,8 +482,8 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
                 bail!(
                     "{MODEL_MISMATCH}: {} was computed with `{}`, these embeddings are from `{}` (--same-model)",
                     p.display(),
-                    model_or_unknown(&b.model),
-                    model_or_unknown(&model)
+                    shown(&b.model),
+                    shown(&model)
                 );
             }
             Some(b)

@@ -77,13 +77,13 @@ impl Comparison {
         let mut s = String::new();
         let _ = writeln!(s, "## Compared with `{}`\n", self.path.display());
         if self.model == model_now {
-            let _ = writeln!(s, "Same model on both sides: `{}`.\n", shown_model(model_now));
+            let _ = writeln!(s, "Same model on both sides: `{}`.\n", crate::models::shown(model_now));
         } else {
             let _ = writeln!(
                 s,
                 "Before: `{}`; after: `{}`.\n",
-                shown_model(&self.model),
-                shown_model(model_now)
+                crate::models::shown(&self.model),
+                crate::models::shown(model_now)
             );
         }
         s.push_str("| | P@1 before | P@1 after | Δ P@1 | Δ hit@5 | Δ MRR |\n|---|---:|---:|---:|---:|---:|\n");
@@ -100,14 +100,6 @@ impl Comparison {
             );
         }
         s
-    }
-}
-
-fn shown_model(m: &str) -> &str {
-    if m.is_empty() {
-        "(none recorded)"
-    } else {
-        m
     }
 }
 
@@ -128,7 +120,12 @@ pub fn mmeb_markdown(r: &MmebReport) -> String {
     let mut s = String::new();
     s.push_str("# MMEB evaluation\n\n");
     let files: Vec<String> = r.embeddings.iter().map(|p| format!("`{}`", p.display())).collect();
-    let _ = writeln!(s, "- model: `{}` (from {})", shown_model(r.model), files.join(", "));
+    let _ = writeln!(
+        s,
+        "- model: `{}` (from {})",
+        crate::models::shown(r.model),
+        files.join(", ")
+    );
     let _ = writeln!(
         s,
         "- eval set: {} queries in {} subsets ({} of the 36 MMEB subsets), fingerprint `{}`",
@@ -223,7 +220,7 @@ pub fn sugarcrepe_markdown(rows: &[SugarCrepeScore], model: &str, average: Optio
     } else {
         "# SugarCrepe evaluation\n\n"
     });
-    let _ = writeln!(s, "- model: `{}`", shown_model(model));
+    let _ = writeln!(s, "- model: `{}`", crate::models::shown(model));
     s.push_str(
         "- accuracy x100; a comparison is won only when strictly greater (`>`), as in the reference, so an \
          exact tie counts as wrong\n\n",

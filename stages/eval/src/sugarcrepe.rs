@@ -18,12 +18,11 @@ use saha_prompt::config::PromptSettings;
 use saha_prompt::render::{Renderer, Role, SpecialTextPolicy};
 use saha_prompt::template::{Backbone, IMAGE_PLACEHOLDER};
 use saha_schemas::embeddings::KEY_MODEL;
-use saha_schemas::read::ParquetTable;
 use saha_schemas::records::{read_records, sink_for, sink_with_keys, write_rows};
 use saha_schemas::write::finish_all;
 use saha_schemas::{AtomicFile, Item, Provenance, Side, SugarCrepeExample, SugarCrepeScore};
 
-use crate::mmeb::MODEL_MISMATCH;
+use crate::models::{check_expected, embeddings_model};
 use crate::report;
 
 /// SugarCrepe's seven subsets, in the reference's order.
@@ -407,31 +406,8 @@ pub fn score(args: &ScoreArgs) -> Result<ScoreSummary> {
     let mut prov = Provenance::new(crate::STAGE, env!("CARGO_PKG_VERSION"));
     prov.param("mode", "sugarcrepe");
     prov.param("args", args);
-    let mut model: Option<(String, &PathBuf)> = None;
-    for f in &args.embeddings {
-        let m = ParquetTable::open(f)?
-            .key_values
-            .get(KEY_MODEL)
-            .cloned()
-            .unwrap_or_default();
-        match &model {
-            Some((first, p)) if *first != m => bail!(
-                "embeddings from different models: {} has `{first}`, {} has `{m}`",
-                p.display(),
-                f.display()
-            ),
-            _ => model = Some((m, f)),
-        }
-    }
-    let model = model.map(|m| m.0).unwrap_or_default();
-    if let Some(expected) = &args.expect_model {
-        if *expected != model {
-            bail!(
-                "{MODEL_MISMATCH}: {} was made by `{model}`, --expect-model is `{expected}`",
-                args.embeddings[0].display()
-            );
-        }
-    }
+    let model = embeddings_model(&args.embeddings)?;
+    check_expected(args.expect_model.as_deref(), &model, &args.embeddings)?;
     let (sets, _) = read_records::<SugarCrepeExample>(&args.sets)?;
     if sets.is_empty() {
         bail!("{}: no examples", args.sets.display());
