@@ -8,6 +8,8 @@
 
 use candle_core::{DType, Tensor, Var, D};
 
+use saha_schemas::rng::Rng;
+
 use crate::error::{ModelError, Result};
 use crate::fused;
 
@@ -159,35 +161,6 @@ impl Adapter {
     }
 }
 
-/// SplitMix64: the seeded stream behind adapter initialisation and dropout masks (candle's CPU RNG
-/// cannot be seeded).
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    pub fn new(seed: u64) -> Self {
-        SplitMix(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1].
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    pub fn normal(&mut self) -> f32 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    }
-}
-
 /// What one token's dropout mask is drawn from.
 struct TokenKey {
     seed: u64,
@@ -198,16 +171,18 @@ struct TokenKey {
 
 /// Appends `n` values, 1.0 with probability `keep` and 0.0 otherwise, from the stream of `token`.
 fn extend_bernoulli(mask: &mut Vec<f32>, n: usize, keep: f32, token: TokenKey) {
-    let mut key = SplitMix::new(token.seed ^ 0xd1b5_4a32_d192_ed03);
+    let mut key = Rng::new(token.seed ^ 0xd1b5_4a32_d192_ed03);
     for part in [token.row, token.position, token.layer] {
-        key = SplitMix::new(key.next_u64() ^ part);
+        key = Rng::new(key.next_u64() ^ part);
     }
-    let mut rng = SplitMix::new(key.next_u64());
+    let mut rng = Rng::new(key.next_u64());
     let threshold = (keep as f64 * (1u64 << 53) as f64) as u64;
     mask.extend((0..n).map(|_| if (rng.next_u64() >> 11) < threshold { 1.0 } else { 0.0 }));
 }
 
 /// Seeded initialisation of a new adapter: A ~ N(0, 1/r²) (PEFT's "gaussian"), B = 0, m = ‖W‖.
+/// Randomness here and in dropout masks comes from `saha_schemas::rng` streams: candle's CPU RNG cannot
+/// be seeded.
 pub fn init_adapter(
     kind: AdapterKind,
     weight: &Tensor,

@@ -14,7 +14,8 @@
 
 #[path = "common.rs"]
 mod common;
-use common::{encode, median, sentence, threads, vm_kib, write_image, Item, Rng, SYSTEM_PROMPT};
+use common::{encode, median, sentence, threads, vm_kib, write_image, Item, SYSTEM_PROMPT};
+use saha_schemas::rng::Rng;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -79,7 +80,7 @@ fn template(user: &str) -> String {
 /// Item `i`'s user text: words until the text alone is 52..=68 tokens (about 60 on average), so rows
 /// of a batch differ in length and the batch is padded.
 fn user_text(embedder: &Embedder, i: usize) -> String {
-    let mut rng = Rng(0x5A4A_0000 + i as u64);
+    let mut rng = Rng::new(0x5A4A_0000 + i as u64);
     let target = 52 + (i * 7) % 17;
     sentence(embedder, &mut rng, target)
 }

@@ -20,7 +20,8 @@
 
 #[path = "common.rs"]
 mod common;
-use common::{encode, median, sentence, threads, vm_kib, write_image, Item, Rng, SYSTEM_PROMPT};
+use common::{encode, median, sentence, threads, vm_kib, write_image, Item, SYSTEM_PROMPT};
+use saha_schemas::rng::Rng;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -105,7 +106,7 @@ fn template(user: &str) -> String {
 /// Text `i` of stream `stream`: words until the text alone is 52..=68 tokens (about 60 on average), so
 /// rows of a batch differ in length and every batch is padded.
 fn user_text(embedder: &Embedder, stream: u64, i: usize) -> String {
-    let mut rng = Rng(0x7A41_0000 + (stream << 16) + i as u64);
+    let mut rng = Rng::new(0x7A41_0000 + (stream << 16) + i as u64);
     let target = 52 + (i * 7 + stream as usize * 5) % 17;
     sentence(embedder, &mut rng, target)
 }

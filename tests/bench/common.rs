@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use saha_model::image::PilImage;
 use saha_model::{Embedder, EncodedInput};
+use saha_schemas::rng::Rng;
 
 /// The README string every SaHa command passes as --Q_prompt and --D_prompt.
 pub const SYSTEM_PROMPT: &str =
@@ -119,7 +120,7 @@ pub const WORDS: &[&str] = &[
 /// A deterministic 448x448 RGB image: smooth gradients with a per-image phase plus pixel noise (so PNG
 /// decoding does real work, as with photos).
 pub fn write_image(path: &Path, seed: u64) {
-    let mut rng = Rng(0x1A6E_0000 + seed);
+    let mut rng = Rng::new(0x1A6E_0000 + seed);
     let phase = [rng.below(628) as f32 / 100.0, rng.below(628) as f32 / 100.0];
     let side = IMAGE_SIDE as f32 - 1.0;
     let img = image::RgbImage::from_fn(IMAGE_SIDE, IMAGE_SIDE, |x, y| {
@@ -157,23 +158,6 @@ pub fn vm_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// SplitMix64, seeded per prompt and image.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// Seeded words up to `target` tokens (with the closing full stop), capitalised, ending in a full stop.
