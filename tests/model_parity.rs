@@ -45,16 +45,7 @@ fn load_embedder(tmp: &std::path::Path, fx: &Fixture) -> Embedder {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    saha_tests::max_abs(&(a - b).unwrap())
 }
 
 fn mean_abs_diff(a: &Tensor, b: &Tensor) -> f32 {

@@ -165,3 +165,15 @@ pub fn init_model(dir: &Path, seed: u64, extra: &[&str]) -> PathBuf {
     assert!(result.status.success(), "saha-init-model failed: {}", stderr(&result));
     out
 }
+
+/// The largest absolute value of a tensor (f32).
+pub fn max_abs(t: &candle_core::Tensor) -> f32 {
+    t.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}

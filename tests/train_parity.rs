@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use saha_model::image::PilImage;
 use saha_model::{peft, Embedder, EncodedInput, Padding};
-use saha_tests::{init_model, repo_root};
+use saha_tests::{init_model, max_abs, repo_root};
 use saha_train::loss::LossConfig;
 use saha_train::step::{grad_cache, plain, StepInputs};
 use serde_json::Value;
@@ -47,17 +47,6 @@ fn encode(embedder: &Embedder, cases: &Value, side: &str) -> Vec<EncodedInput> {
             embedder.encode(item["prompt"].as_str().unwrap(), &imgs).unwrap()
         })
         .collect()
-}
-
-fn max_abs(t: &Tensor) -> f32 {
-    t.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 /// The fixture's step: the pairs in order, right padding, InfoNCE at 0.02, dropout seed 7.
