@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use saha_schemas::embeddings::Embeddings;
 use saha_schemas::read::ParquetTable;
 use saha_schemas::records::{read_records, write_records};
 use saha_schemas::{EvalListEntry, EvalScore, Item, Provenance, Side, SugarCrepeScore};
-use saha_tests::{bin_dir, repo_root, run, stderr, stdout, write_eval, write_png, EvalRow};
+use saha_tests::{make_small, run, stderr, stdout, write_eval, write_png, EvalRow};
 
 /// A candidate: its text and the score it should get against the row's query.
 type Cand = (String, f32);
@@ -677,25 +677,10 @@ fn compare_prints_deltas_and_refuses_other_eval_sets_and_models() {
     );
 }
 
-fn make(runs: &Path, args: &[&str]) -> Output {
-    Command::new("make")
-        .arg("-C")
-        .arg(repo_root())
-        .arg(format!("RUNS_DIR={}", runs.display()))
-        .arg(format!("BIN={}", bin_dir().display()))
-        .arg("BUILD=0")
-        .arg("TRAIN_PER_SUBSET=16")
-        .arg("EVAL_PER_SUBSET=4")
-        .args(args)
-        .env("SAHA_NO_PROGRESS", "1")
-        .output()
-        .expect("make runs")
-}
-
 #[test]
 fn make_eval_scores_the_demo_and_prints_the_table() {
     let runs = tempfile::tempdir().unwrap();
-    let out = make(runs.path(), &["eval"]);
+    let out = make_small(runs.path(), &["eval"]);
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("saha-eval mmeb"), "{text}");
@@ -721,7 +706,7 @@ fn make_eval_scores_the_demo_and_prints_the_table() {
         model
     );
     // Up to date: the stage does not rerun, the table is still printed.
-    let again = make(runs.path(), &["eval"]);
+    let again = make_small(runs.path(), &["eval"]);
     let text = format!("{}{}", stdout(&again), stderr(&again));
     assert!(again.status.success() && !text.contains("saha-eval mmeb"), "{text}");
     assert!(text.contains("| **Overall** | 4 |"), "{text}");
@@ -1007,7 +992,7 @@ fn sugarcrepe_items_carry_the_reference_prompts_and_scores_are_strict() {
 #[test]
 fn make_sugarcrepe_embeds_the_items_with_the_run_model_and_scores_them() {
     let runs = tempfile::tempdir().unwrap();
-    let out = make(runs.path(), &["sugarcrepe"]);
+    let out = make_small(runs.path(), &["sugarcrepe"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("set SUGARCREPE_DATA="), "{}", stderr(&out));
 
@@ -1029,7 +1014,7 @@ fn make_sugarcrepe_embeds_the_items_with_the_run_model_and_scores_them() {
     ];
     let mut args: Vec<&str> = vec!["sugarcrepe"];
     args.extend(vars.iter().map(String::as_str));
-    let out = make(runs.path(), &args);
+    let out = make_small(runs.path(), &args);
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(out.status.success(), "{text}");
     assert!(
@@ -1043,7 +1028,7 @@ fn make_sugarcrepe_embeds_the_items_with_the_run_model_and_scores_them() {
     let (rows, _) = read_records::<SugarCrepeScore>(&scores).unwrap();
     assert_eq!((rows.len(), rows[0].n), (1, 3));
     // Up to date: nothing reruns, the table is printed again.
-    let again = make(runs.path(), &args);
+    let again = make_small(runs.path(), &args);
     let text = format!("{}{}", stdout(&again), stderr(&again));
     assert!(again.status.success() && !text.contains("saha-embed --items"), "{text}");
     assert!(text.contains("| add_obj | 3 |"), "{text}");

@@ -1,25 +1,12 @@
 //! The make interface: the demo DAG, up-to-date checks, parameter stamps, make -n and make sql.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::SystemTime;
 
-use saha_tests::{bin_dir, repo_root};
-
+/// The small demo, with three training steps.
 fn make(runs: &Path, args: &[&str]) -> Output {
-    Command::new("make")
-        .arg("-C")
-        .arg(repo_root())
-        .arg(format!("RUNS_DIR={}", runs.display()))
-        .arg(format!("BIN={}", bin_dir().display()))
-        .arg("BUILD=0")
-        .arg("TRAIN_PER_SUBSET=16")
-        .arg("EVAL_PER_SUBSET=4")
-        .arg("TRAIN_STEPS=3")
-        .args(args)
-        .env("SAHA_NO_PROGRESS", "1")
-        .output()
-        .expect("make runs")
+    saha_tests::make_small(runs, &[&["TRAIN_STEPS=3"], args].concat())
 }
 
 #[track_caller]

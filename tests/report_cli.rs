@@ -11,7 +11,7 @@ use saha_schemas::embeddings::Embeddings;
 use saha_schemas::provenance::sha256_file;
 use saha_schemas::records::write_records;
 use saha_schemas::{ClusterMember, EvalScore, MiningStats, Provenance, TrainLogRow};
-use saha_tests::{bin_dir, files_in, repo_root, run, stderr, write_columns};
+use saha_tests::{files_in, run, stderr, write_columns};
 
 fn prov() -> Provenance {
     Provenance::new("test", "0")
@@ -463,18 +463,7 @@ fn bad_inputs_fail_and_leave_the_old_report() {
 }
 
 fn make(runs: &Path, args: &[&str]) -> String {
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(repo_root())
-        .arg(format!("RUNS_DIR={}", runs.display()))
-        .arg(format!("BIN={}", bin_dir().display()))
-        .arg("BUILD=0")
-        .arg("TRAIN_PER_SUBSET=16")
-        .arg("EVAL_PER_SUBSET=4")
-        .args(args)
-        .env("SAHA_NO_PROGRESS", "1")
-        .output()
-        .expect("make runs");
+    let out = saha_tests::make_small(runs, args);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(out.status.success(), "make {args:?} failed:\n{text}");
     text

@@ -177,3 +177,23 @@ pub fn max_abs(t: &candle_core::Tensor) -> f32 {
         .to_scalar::<f32>()
         .unwrap()
 }
+
+/// Runs `make` in the repository on the stage binaries this test was built with, artefacts under
+/// `runs`, progress bars off.
+pub fn make(runs: &Path, args: &[&str]) -> Output {
+    Command::new("make")
+        .arg("-C")
+        .arg(repo_root())
+        .arg(format!("RUNS_DIR={}", runs.display()))
+        .arg(format!("BIN={}", bin_dir().display()))
+        .arg("BUILD=0")
+        .args(args)
+        .env("SAHA_NO_PROGRESS", "1")
+        .output()
+        .expect("make runs")
+}
+
+/// [`make`] on a small synthetic demo (16 training and 4 evaluation rows per subset).
+pub fn make_small(runs: &Path, args: &[&str]) -> Output {
+    make(runs, &[&["TRAIN_PER_SUBSET=16", "EVAL_PER_SUBSET=4"], args].concat())
+}
