@@ -14,7 +14,7 @@
 
 #[path = "common.rs"]
 mod common;
-use common::{encode, median, sentence, threads, vm_kib, write_image, Item, SYSTEM_PROMPT};
+use common::{encode, median, sentence, threads, vm_kib, write_image, Argv, Item, SYSTEM_PROMPT};
 use saha_schemas::rng::Rng;
 
 use std::path::PathBuf;
@@ -43,33 +43,23 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| -> Option<String> {
-        argv.iter()
-            .position(|a| a == name)
-            .map(|i| argv.get(i + 1).cloned().unwrap_or_else(|| usage()))
-    };
-    let number = |name: &str, default: usize| -> usize {
-        value(name).map_or(default, |v| v.parse().unwrap_or_else(|_| usage()))
-    };
+    let argv = Argv::from_env(usage);
     let args = Args {
-        model: value("--model").map(PathBuf::from).unwrap_or_else(|| usage()),
-        kind: value("--kind").unwrap_or_else(|| "text".into()),
-        batch: number("--batch", 16),
-        iters: number("--iters", 5),
-        images: value("--images")
-            .map(PathBuf::from)
+        model: argv.path("--model").unwrap_or_else(|| usage()),
+        kind: argv.value("--kind").unwrap_or_else(|| "text".into()),
+        batch: argv.number("--batch", 16),
+        iters: argv.number("--iters", 5),
+        images: argv
+            .path("--images")
             .unwrap_or_else(|| PathBuf::from("runs/bench-embed/images")),
-        dump: value("--dump").map(PathBuf::from),
-        components: argv.iter().any(|a| a == "--components"),
+        dump: argv.path("--dump"),
+        components: argv.flag("--components"),
     };
     if !matches!(args.kind.as_str(), "text" | "image") || args.batch == 0 || args.iters == 0 {
         usage();
     }
     args
 }
-
-/// splitmix64: deterministic, no dependency.
 
 fn template(user: &str) -> String {
     format!(

@@ -20,7 +20,7 @@
 
 #[path = "common.rs"]
 mod common;
-use common::{encode, median, sentence, threads, vm_kib, write_image, Item, SYSTEM_PROMPT};
+use common::{encode, median, sentence, threads, vm_kib, write_image, Argv, Item, SYSTEM_PROMPT};
 use saha_schemas::rng::Rng;
 
 use std::path::PathBuf;
@@ -67,35 +67,25 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| -> Option<String> {
-        argv.iter()
-            .position(|a| a == name)
-            .map(|i| argv.get(i + 1).cloned().unwrap_or_else(|| usage()))
-    };
-    let number = |name: &str, default: usize| -> usize {
-        value(name).map_or(default, |v| v.parse().unwrap_or_else(|_| usage()))
-    };
+    let argv = Argv::from_env(usage);
     let args = Args {
-        model: value("--model").map(PathBuf::from).unwrap_or_else(|| usage()),
-        mode: value("--mode").unwrap_or_else(|| "gradcache".into()),
-        pairs: number("--pairs", 16),
-        chunk: number("--chunk", 4),
-        steps: number("--steps", 3),
-        images: value("--images")
-            .map(PathBuf::from)
+        model: argv.path("--model").unwrap_or_else(|| usage()),
+        mode: argv.value("--mode").unwrap_or_else(|| "gradcache".into()),
+        pairs: argv.number("--pairs", 16),
+        chunk: argv.number("--chunk", 4),
+        steps: argv.number("--steps", 3),
+        images: argv
+            .path("--images")
             .unwrap_or_else(|| PathBuf::from("runs/bench-train/images")),
-        adapter: value("--adapter").map(PathBuf::from),
-        dump: value("--dump").map(PathBuf::from),
-        label: value("--label").unwrap_or_default(),
+        adapter: argv.path("--adapter"),
+        dump: argv.path("--dump"),
+        label: argv.value("--label").unwrap_or_default(),
     };
     if !matches!(args.mode.as_str(), "gradcache" | "plain") || args.pairs < 2 || args.steps == 0 || args.chunk == 0 {
         usage();
     }
     args
 }
-
-/// splitmix64: deterministic, no dependency.
 
 fn template(user: &str) -> String {
     format!(

@@ -153,6 +153,41 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Command-line arguments as `--name value` pairs and bare `--flag`s; `usage` prints the usage and
+/// exits, on a value that is missing or does not parse.
+pub struct Argv {
+    args: Vec<String>,
+    usage: fn() -> !,
+}
+
+impl Argv {
+    pub fn from_env(usage: fn() -> !) -> Self {
+        Argv {
+            args: std::env::args().skip(1).collect(),
+            usage,
+        }
+    }
+
+    pub fn value(&self, name: &str) -> Option<String> {
+        let i = self.args.iter().position(|a| a == name)?;
+        Some(self.args.get(i + 1).cloned().unwrap_or_else(|| (self.usage)()))
+    }
+
+    pub fn number(&self, name: &str, default: usize) -> usize {
+        self.value(name)
+            .map_or(default, |v| v.parse().unwrap_or_else(|_| (self.usage)()))
+    }
+
+    pub fn path(&self, name: &str) -> Option<PathBuf> {
+        self.value(name).map(PathBuf::from)
+    }
+
+    #[allow(dead_code)] // saha-bench-train takes no bare flags
+    pub fn flag(&self, name: &str) -> bool {
+        self.args.iter().any(|a| a == name)
+    }
+}
+
 /// A `/proc/self/status` field in KiB (Linux only).
 pub fn vm_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
