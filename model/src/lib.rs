@@ -5,7 +5,6 @@
 //! L2-normalised final hidden state of each input's last real token.
 
 pub mod adapter;
-pub mod allocator;
 pub mod batch;
 pub mod config;
 pub mod embedder;
@@ -17,6 +16,7 @@ pub mod model;
 pub mod peft;
 pub mod positions;
 pub mod snapshot;
+pub mod startup;
 pub mod tensors;
 pub mod text;
 pub mod tokenizer;

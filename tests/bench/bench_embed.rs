@@ -77,7 +77,7 @@ fn user_text(embedder: &Embedder, i: usize) -> String {
 
 fn main() {
     let args = parse_args();
-    saha_model::allocator::keep_freed_memory();
+    saha_model::startup::keep_freed_memory();
     let t_load = Instant::now();
     let embedder = Embedder::load(&args.model, DType::F32, &Device::Cpu)
         .unwrap_or_else(|e| panic!("cannot load {}: {e}", args.model.display()));

@@ -102,9 +102,9 @@ fn user_text(embedder: &Embedder, stream: u64, i: usize) -> String {
 }
 
 fn main() {
-    saha_model::allocator::elementwise_on_calling_thread();
+    saha_model::startup::elementwise_on_calling_thread();
     let args = parse_args();
-    saha_model::allocator::keep_freed_memory();
+    saha_model::startup::keep_freed_memory();
     let t_load = Instant::now();
     let mut embedder = Embedder::load(&args.model, DType::F32, &Device::Cpu)
         .unwrap_or_else(|e| panic!("cannot load {}: {e}", args.model.display()));

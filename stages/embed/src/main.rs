@@ -3,7 +3,7 @@ use saha_embed::{run, Cli, STAGE};
 
 fn main() {
     let cli = Cli::parse();
-    saha_model::allocator::keep_freed_memory();
+    saha_model::startup::keep_freed_memory();
     match run(&cli) {
         Ok(summary) => eprintln!("{STAGE}: {summary}"),
         Err(e) => {

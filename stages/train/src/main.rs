@@ -2,9 +2,9 @@ use clap::Parser;
 use saha_train::{run, Args, STAGE};
 
 fn main() {
-    saha_model::allocator::elementwise_on_calling_thread();
+    saha_model::startup::elementwise_on_calling_thread();
     let args = Args::parse();
-    saha_model::allocator::keep_freed_memory();
+    saha_model::startup::keep_freed_memory();
     match run(&args) {
         Ok(s) => eprintln!(
             "{STAGE}: {} steps, loss {:.4} -> {:.4}; result in {}",
