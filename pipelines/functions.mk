@@ -3,6 +3,14 @@
 # Quote a make value for the shell.
 squote = '$(subst ','\'',$(1))'
 
+# `FLAG 'value'` when variable $(2) is set (on the command line, in the environment or by the
+# pipeline file), nothing otherwise: then the stage's own default applies, declared once in its
+# --help, never restated here.
+opt = $(if $(strip $($(2))),$(1) $(call squote,$(strip $($(2)))))
+
+# A variable's value for `make help`, or where the stage's default applies.
+shown = $(or $(strip $($(1))),(stage default))
+
 # Every Parquet file of a DATA path: a folder is no good as a make prerequisite (its mtime does
 # not follow its files), so pipelines depend on the files. Images are not tracked.
 parquet_files = $(if $(1),$(shell find $(1) -name '*.parquet' 2>/dev/null | LC_ALL=C sort))

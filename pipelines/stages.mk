@@ -9,7 +9,7 @@
 BUILD ?= 1
 ifeq ($(BUILD),1)
 crate_sources = $(shell find $(1) -name '*.rs' -o -name Cargo.toml 2>/dev/null)
-COMMON_SOURCES := $(call crate_sources,schemas) $(call crate_sources,stages/mining) Cargo.toml Cargo.lock
+COMMON_SOURCES := $(foreach c,common schemas mining prompting model,$(call crate_sources,$(c))) Cargo.toml Cargo.lock
 # All binaries are built in one cargo call, so dependencies compile once with one feature set
 # (the one `make test` uses) instead of once per stage.
 $(BIN)/saha-%: $$(call crate_sources,stages/$$*) $(COMMON_SOURCES)
@@ -62,30 +62,27 @@ prompt-eval: $(EVAL_PROMPT_OUT)
 
 # ---- Embedding: items.parquet -> embeddings.parquet with the Qwen2-VL snapshot in MODEL ---------
 # EMBED_FLAGS_EXTRA takes any other saha-embed flag (e.g. --device cuda:0, --shard 1/4).
-RESOLUTION ?= random
-MAX_LEN ?= 2048
-BATCH_TOKENS ?= 8192
 EMBED_FLAGS_EXTRA ?=
 MODEL_DEPS ?= $(if $(MODEL),$(MODEL)/config.json)
 PARAM_STAGES += embed
-FLAGS_embed = --resolution $(RESOLUTION) --max-len $(MAX_LEN) --batch-tokens $(BATCH_TOKENS) $(EMBED_FLAGS_EXTRA)
+FLAGS_embed = $(strip $(call opt,--resolution,RESOLUTION) $(call opt,--max-len,MAX_LEN) \
+  $(call opt,--batch-tokens,BATCH_TOKENS) $(EMBED_FLAGS_EXTRA))
 
 # ---- SaHa mining: retrieve -> remap -> filter (SaHa and the baseline miners) -------------------
 # EMBEDDINGS defaults to the embedding stage's output; point it elsewhere to mine other vectors.
+# TOP_K and POOL_MULT go to retrieval (its depth, 2 * TOP_K * POOL_MULT unless POOL is set) and to
+# the miners alike.
 EMBEDDINGS ?= $(RUN_DIR)/embeddings.parquet
-TOP_K ?= 15
-POOL_MULT ?= 3
-POOL ?= $(shell echo $$((2 * $(TOP_K) * $(POOL_MULT))))
-MAX_OWNERS ?= 128
 CLASSIFICATION ?=
 ALSO_CLASSIFICATION ?=
 BASELINES ?= topk positive-aware range
 PARAM_STAGES += retrieve remap filter $(addprefix filter-,$(BASELINES))
 
 RETRIEVE_FLAGS_EXTRA ?=
-FLAGS_retrieve = --pool $(POOL) $(RETRIEVE_FLAGS_EXTRA)
-FLAGS_remap = --max-owners $(MAX_OWNERS)
-filter_flags = --strategy $(1) --top-k $(TOP_K) --pool-mult $(POOL_MULT) \
+depth_flags = $(call opt,--top-k,TOP_K) $(call opt,--pool-mult,POOL_MULT)
+FLAGS_retrieve = $(strip $(depth_flags) $(call opt,--pool,POOL) $(RETRIEVE_FLAGS_EXTRA))
+FLAGS_remap = $(call opt,--max-owners,MAX_OWNERS)
+filter_flags = --strategy $(1) $(depth_flags) \
   $(if $(CLASSIFICATION),--classification-subsets $(CLASSIFICATION)) \
   $(if $(ALSO_CLASSIFICATION),--also-classification $(ALSO_CLASSIFICATION))
 FLAGS_filter = $(call filter_flags,saha)
@@ -220,17 +217,12 @@ sugarcrepe: $(if $(SUGARCREPE_DATA),$(SC_OUT))
 
 # ---- Training: clusters.parquet -> adapter (or full weights), then the eval set embedded again ------
 # TRAIN_FULL=1 trains every weight (saha-train --full) and gives a snapshot instead of an adapter.
-ADAPTER ?= dora
-TRAIN_STEPS ?= 1500
-CLUSTERS_PER_STEP ?= 16
-LR ?= 5e-5
-WARMUP ?= 100
-CHUNK ?= 4
 TRAIN_FULL ?=
 TRAIN_FLAGS_EXTRA ?=
 PARAM_STAGES += train
-FLAGS_train = $(strip --adapter $(ADAPTER) --max-steps $(TRAIN_STEPS) --clusters-per-step $(CLUSTERS_PER_STEP) \
-  --lr $(LR) --warmup-steps $(WARMUP) --chunk $(CHUNK) $(if $(TRAIN_FULL),--full) $(TRAIN_FLAGS_EXTRA))
+FLAGS_train = $(strip $(call opt,--adapter,ADAPTER) $(call opt,--max-steps,TRAIN_STEPS) \
+  $(call opt,--clusters-per-step,CLUSTERS_PER_STEP) $(call opt,--lr,LR) $(call opt,--warmup-steps,WARMUP) \
+  $(call opt,--chunk,CHUNK) $(if $(TRAIN_FULL),--full) $(TRAIN_FLAGS_EXTRA))
 TRAINED := $(RUN_DIR)/train/$(if $(TRAIN_FULL),model/model.safetensors,adapter/adapter_model.safetensors)
 TUNED_MODEL_ARGS = $(if $(TRAIN_FULL),--model $(RUN_DIR)/train/model,--model $(call squote,$(MODEL)) --adapter $(RUN_DIR)/train/adapter)
 

@@ -9,7 +9,6 @@ DIM=${DIM:-1536}
 OUT=${OUT:-runs/bench-mining}
 TOP_K=15
 POOL_MULT=3
-POOL=$((2 * TOP_K * POOL_MULT))
 mkdir -p "$OUT"
 python3 -c 'import numpy' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check numpy==2.2.6
 export SAHA_NO_PROGRESS=1
@@ -27,14 +26,14 @@ timed generate "$BIN/saha-bench-data" --out "$OUT" --n "$N" --dim "$DIM"
 peak_ours=$("$BIN/saha-bench-data" --gemm-peak --dim "$DIM")
 peak_numpy=$(python3 tests/oracle/bench_numpy.py peak "$DIM" | awk '{print $2}')
 echo "retrieve ..." >&2
-timed saha-retrieve "$BIN/saha-retrieve" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --out "$OUT/candidates.parquet" --pool "$POOL"
+timed saha-retrieve "$BIN/saha-retrieve" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --out "$OUT/candidates.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT"
 echo "remap ..." >&2
 timed saha-remap "$BIN/saha-remap" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --candidates "$OUT/candidates.parquet" --out "$OUT/owners.parquet"
 echo "filter ..." >&2
 timed saha-filter "$BIN/saha-filter" --pairs "$OUT/pairs.parquet" --candidates "$OUT/candidates.parquet" --owners "$OUT/owners.parquet" --clusters "$OUT/clusters.parquet" --stats "$OUT/mining_stats.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT"
 echo "fast mode ..." >&2
 mkdir -p "$OUT/fast"
-timed fast-retrieve "$BIN/saha-retrieve" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --out "$OUT/fast/candidates.parquet" --pool "$POOL" --mode fast
+timed fast-retrieve "$BIN/saha-retrieve" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --out "$OUT/fast/candidates.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT" --mode fast
 timed fast-remap "$BIN/saha-remap" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --candidates "$OUT/fast/candidates.parquet" --out "$OUT/fast/owners.parquet"
 timed fast-filter "$BIN/saha-filter" --pairs "$OUT/pairs.parquet" --candidates "$OUT/fast/candidates.parquet" --owners "$OUT/fast/owners.parquet" --clusters "$OUT/fast/clusters.parquet" --stats "$OUT/fast/mining_stats.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT"
 differing=$("$BIN/saha-sql" --run "$OUT" -e "select count(*) as n from clusters a full outer join fast_clusters b on a.cluster_id = b.cluster_id and a.position = b.position and a.pair_id = b.pair_id and a.phase = b.phase where a.pair_id is null or b.pair_id is null" | sed -n 3p | tr -dc '0-9')

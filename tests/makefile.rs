@@ -220,3 +220,46 @@ fn mining_dag_on_planted_embeddings() {
     assert_eq!(mtime(&run.join("pairs.parquet")), t_pairs);
     assert!(mtime(&run.join("clusters.parquet")) > t_clusters);
 }
+
+/// The command line of the first `make -n` line that runs `binary`.
+fn command_of<'a>(text: &'a str, binary: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(&format!("/{binary} ")))
+        .unwrap_or_else(|| panic!("no {binary} command in:\n{text}"))
+}
+
+#[test]
+fn unset_parameters_are_left_to_the_stages_own_defaults() {
+    let runs = tempfile::tempdir().unwrap();
+    let text = ok(&saha_tests::make(runs.path(), &["-n", "train"]));
+    let embed = command_of(&text, "saha-embed");
+    for flag in ["--resolution", "--max-len", "--batch-tokens"] {
+        assert!(!embed.contains(flag), "{flag} passed though unset: {embed}");
+    }
+    let retrieve = command_of(&text, "saha-retrieve");
+    for flag in ["--pool", "--top-k", "--pool-mult"] {
+        assert!(!retrieve.contains(flag), "{flag} passed though unset: {retrieve}");
+    }
+    assert!(!command_of(&text, "saha-remap").contains("--max-owners"));
+    assert!(!command_of(&text, "saha-filter").contains("--top-k"));
+    // The demo pipeline's own choices are passed; what it leaves alone is not.
+    let train = command_of(&text, "saha-train");
+    assert!(
+        train.contains("--max-steps '150'") && !train.contains("--adapter"),
+        "{train}"
+    );
+
+    let text = ok(&saha_tests::make(
+        runs.path(),
+        &["-n", "train", "MAX_LEN=512", "TOP_K=5", "MAX_OWNERS=0", "ADAPTER=lora"],
+    ));
+    assert!(command_of(&text, "saha-embed").contains("--max-len '512'"));
+    let retrieve = command_of(&text, "saha-retrieve");
+    assert!(
+        retrieve.contains("--top-k '5'") && !retrieve.contains("--pool "),
+        "{retrieve}"
+    );
+    assert!(command_of(&text, "saha-filter").contains("--top-k '5'"));
+    assert!(command_of(&text, "saha-remap").contains("--max-owners '0'"));
+    assert!(command_of(&text, "saha-train").contains("--adapter 'lora'"));
+}

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use saha_common::rng::Rng;
 use saha_schemas::embeddings::Embeddings;
-use saha_schemas::rng::Rng;
 use saha_schemas::Provenance;
 use saha_tests::mining_data::Dataset;
 use saha_tests::{run, stderr};

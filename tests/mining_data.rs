@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use saha_common::rng::Rng;
 use saha_schemas::embeddings::Embeddings;
 use saha_schemas::records::write_records;
-use saha_schemas::rng::Rng;
 use saha_schemas::{Pair, Provenance};
 
 pub struct Row {

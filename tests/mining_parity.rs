@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Command;
 
+use saha_common::rng::Rng;
 use saha_schemas::records::read_records;
-use saha_schemas::rng::Rng;
 use saha_schemas::{ClusterMember, MiningStats, Pair};
 use saha_tests::mining_data::Dataset;
 use saha_tests::{repo_root, run, stderr};

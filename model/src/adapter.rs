@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Tensor, Var, D};
 
-use saha_schemas::rng::Rng;
+use saha_common::rng::Rng;
 
 use crate::error::{ModelError, Result};
 use crate::fused;
@@ -181,7 +181,7 @@ fn extend_bernoulli(mask: &mut Vec<f32>, n: usize, keep: f32, token: TokenKey) {
 }
 
 /// Seeded initialisation of a new adapter: A ~ N(0, 1/r²) (PEFT's "gaussian"), B = 0, m = ‖W‖.
-/// Randomness here and in dropout masks comes from `saha_schemas::rng` streams: candle's CPU RNG cannot
+/// Randomness here and in dropout masks comes from `saha_common::rng` streams: candle's CPU RNG cannot
 /// be seeded.
 pub fn init_adapter(
     kind: AdapterKind,

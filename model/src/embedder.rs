@@ -8,6 +8,7 @@ use crate::batch::{EncodedInput, Padding};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::image::{ImageProcessor, PilImage};
+use crate::inputs::{InputRules, ItemEncoder};
 use crate::model::Qwen2Vl;
 use crate::snapshot::Snapshot;
 use crate::tokenizer::PromptTokenizer;
@@ -76,13 +77,22 @@ impl Embedder {
             .iter()
             .map(|image| self.processor.preprocess_pil(image))
             .collect::<Result<Vec<_>, _>>()?;
-        let merge = self.config.vision.merge_unit();
-        let counts: Vec<usize> = patches
-            .iter()
-            .map(|p| p.grid_thw.iter().product::<usize>() / merge)
-            .collect();
-        let ids = self.tokenizer.expand_images(&self.tokenizer.encode(prompt)?, &counts)?;
+        let grids: Vec<[usize; 3]> = patches.iter().map(|p| p.grid_thw).collect();
+        let ids = self.prompt_ids(prompt, &grids)?;
         Ok(EncodedInput { ids, images: patches })
+    }
+
+    /// Token ids of `prompt` with the i-th `<|image_pad|>` expanded to one token per merged patch of
+    /// an image whose patch grid is `grids[i]`.
+    pub fn prompt_ids(&self, prompt: &str, grids: &[[usize; 3]]) -> Result<Vec<u32>> {
+        let merge = self.config.vision.merge_unit();
+        let counts: Vec<usize> = grids.iter().map(|g| g.iter().product::<usize>() / merge).collect();
+        self.tokenizer.expand_images(&self.tokenizer.encode(prompt)?, &counts)
+    }
+
+    /// Items to model inputs under `rules`: see [`ItemEncoder`].
+    pub fn item_encoder(&self, rules: InputRules) -> ItemEncoder<'_> {
+        ItemEncoder::new(self, rules)
     }
 
     /// L2-normalised embeddings, one row of `hidden` values per input.

@@ -13,6 +13,9 @@ pub enum ModelError {
     Tokenizer(String),
     #[error("input: {0}")]
     Input(String),
+    /// A command-line flag with a value the model cannot use; the message names the flag.
+    #[error("{0}")]
+    Flag(String),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error(transparent)]

@@ -6,11 +6,13 @@
 
 pub mod adapter;
 pub mod batch;
+pub mod compute;
 pub mod config;
 pub mod embedder;
 pub mod error;
 pub mod fused;
 pub mod image;
+pub mod inputs;
 pub mod layers;
 pub mod model;
 pub mod peft;
@@ -27,6 +29,7 @@ pub use batch::{EncodedInput, Padding};
 pub use config::ModelConfig;
 pub use embedder::Embedder;
 pub use error::{ModelError, Result};
+pub use inputs::{EncodeError, InputRules, ItemEncoder, Tokens};
 pub use model::Qwen2Vl;
 pub use snapshot::Snapshot;
 pub use weights::Weights;

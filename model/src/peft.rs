@@ -73,7 +73,7 @@ fn is_target(layer: &str, targets: &[String]) -> bool {
 
 /// Adds fresh, seeded adapters to every targeted layer (A Gaussian, B zero, DoRA magnitude ‖W‖).
 pub fn attach_new(model: &mut Qwen2Vl, cfg: &AdapterConfig, seed: u64) -> Result<usize> {
-    let mut rng = saha_schemas::rng::Rng::new(seed);
+    let mut rng = saha_common::rng::Rng::new(seed);
     let mut index = 0;
     model.text_mut().for_each_linear_mut(&mut |name, linear| {
         if is_target(name, &cfg.targets) {

@@ -7,17 +7,15 @@ pub mod atomic;
 pub mod columns;
 pub mod embeddings;
 pub mod error;
-pub mod progress;
 pub mod provenance;
 pub mod read;
 pub mod records;
-pub mod rng;
 pub mod write;
 
 pub use artefacts::{ArtefactSpec, ColumnSpec};
 pub use atomic::AtomicFile;
 pub use error::{Result, SchemaError};
-pub use provenance::{InputHash, Provenance};
+pub use provenance::{InputHash, ParamKey, Provenance};
 pub use read::ParquetTable;
 pub use records::{
     Candidate, ClusterMember, EvalListEntry, EvalScore, Item, MiningStats, Owner, Pair, Record, Side, SkippedRow,

@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
+use std::marker::PhantomData;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,25 @@ pub const KEY_VERSION: &str = "saha.version";
 pub const KEY_PARAMS: &str = "saha.params";
 pub const KEY_INPUTS: &str = "saha.inputs";
 pub const KEY_STATS: &str = "saha.stats";
+
+/// A footer parameter that another stage reads back: its name and its type in one place, so the
+/// writer and the readers cannot disagree on either.
+pub struct ParamKey<T> {
+    pub name: &'static str,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T> ParamKey<T> {
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            value: PhantomData,
+        }
+    }
+}
+
+/// How deep saha-retrieve retrieved (candidates per query); saha-filter checks its budget against it.
+pub const RETRIEVAL_DEPTH: ParamKey<usize> = ParamKey::new("pool");
 
 /// One input file of a stage and the SHA-256 of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +82,18 @@ impl Provenance {
         self
     }
 
+    /// Records a parameter that other stages read back through the same key.
+    pub fn set<T: Serialize>(&mut self, key: &ParamKey<T>, value: T) -> &mut Self {
+        self.param(key.name, value)
+    }
+
+    /// A parameter recorded with [`Self::set`]; `None` when absent or not of the key's type.
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &ParamKey<T>) -> Option<T> {
+        self.params
+            .get(key.name)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
     pub fn stat(&mut self, key: &str, value: impl Serialize) -> &mut Self {
         self.stats.insert(key.to_string(), to_json(value));
         self
@@ -71,6 +103,17 @@ impl Provenance {
     pub fn input(&mut self, path: &Path) -> Result<&mut Self> {
         self.inputs.push(InputHash::of(path)?);
         Ok(self)
+    }
+
+    /// A hash of everything that decides a stage's result, parameters and input contents (not paths):
+    /// equal fingerprints mean a resumed run may reuse what an interrupted one wrote.
+    pub fn fingerprint(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(to_json_string(&self.params));
+        for input in &self.inputs {
+            hash.update(input.sha256.as_bytes());
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The key-value pairs to store in a Parquet footer for artefact `artefact`.

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rayon::prelude::*;
+use saha_common::rng::Rng;
 use saha_schemas::embeddings::Embeddings;
 use saha_schemas::records::write_records;
-use saha_schemas::rng::Rng;
 use saha_schemas::{Pair, Provenance};
 
 fn arg(name: &str, default: &str) -> String {

@@ -21,7 +21,7 @@
 #[path = "common.rs"]
 mod common;
 use common::{encode, median, sentence, threads, vm_kib, write_image, Argv, Item, SYSTEM_PROMPT};
-use saha_schemas::rng::Rng;
+use saha_common::rng::Rng;
 
 use std::path::PathBuf;
 use std::time::Instant;

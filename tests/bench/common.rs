@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use saha_model::image::PilImage;
-use saha_model::{Embedder, EncodedInput};
-use saha_schemas::rng::Rng;
+use saha_common::flags::Truncate;
+use saha_common::rng::Rng;
+use saha_model::image::ResolutionPolicy;
+use saha_model::{Embedder, EncodedInput, InputRules};
 
 /// The README string every SaHa command passes as --Q_prompt and --D_prompt.
 pub const SYSTEM_PROMPT: &str =
@@ -227,16 +228,22 @@ pub struct Item {
     pub image: Option<PathBuf>,
 }
 
+/// The items' model inputs through the stages' own path, images at their native size, no length limit.
 pub fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
+    let encoder = embedder.item_encoder(InputRules {
+        image_root: PathBuf::new(),
+        resolution: ResolutionPolicy::Native,
+        max_len: usize::MAX,
+        truncate: Truncate::UserText,
+    });
     items
         .iter()
         .map(|item| {
-            let images: Vec<PilImage> = item
-                .image
-                .iter()
-                .map(|p| PilImage::open(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
-                .collect();
-            embedder.encode(&item.prompt, &images).expect("encode")
+            let image = item.image.as_ref().map(|p| p.to_str().expect("UTF-8 image path"));
+            encoder
+                .encode(&item.prompt, image)
+                .unwrap_or_else(|e| panic!("{image:?}: {e}"))
+                .0
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use candle_core::D;
 
 /// Deterministic values in [-1, 1].
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = saha_schemas::rng::Rng::new(seed);
+    let mut rng = saha_common::rng::Rng::new(seed);
     (0..n)
         .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
         .collect()

@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use saha_common::flags::{ImageRoot, ModelArgs, Truncate};
 use serde::Serialize;
 
 #[derive(Debug, Parser)]
@@ -9,7 +10,7 @@ use serde::Serialize;
     version,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    about = "Embed items.parquet with Qwen2-VL: final hidden state of the last token, L2-normalised (embeddings.parquet)",
+    about,
     long_about = "Embed items.parquet with Qwen2-VL: the final-norm hidden state of each prompt's last real token, \
 L2-normalised, as the reference pools.\n\n\
 Items are tokenised and their image sizes read first; then they are sorted by length and packed into batches \
@@ -47,15 +48,12 @@ pub struct EmbedArgs {
     #[arg(long, required = true)]
     #[serde(skip)]
     pub items: Option<PathBuf>,
-    /// Folder the items' image paths are relative to.
-    #[arg(long)]
+    #[command(flatten)]
     #[serde(skip)]
-    pub image_root: Option<PathBuf>,
-    /// Hugging Face snapshot folder of a Qwen2-VL model (config.json, safetensors, tokenizer.json,
-    /// preprocessor_config.json).
-    #[arg(long, required = true)]
-    #[serde(skip)]
-    pub model: Option<PathBuf>,
+    pub image_root: ImageRoot,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub model: ModelArgs,
     /// A PEFT LoRA/DoRA adapter folder (adapter_config.json + adapter_model.safetensors, e.g. from
     /// saha-train), merged into the weights before embedding.
     #[arg(long)]
@@ -65,12 +63,6 @@ pub struct EmbedArgs {
     #[arg(long, required = true)]
     #[serde(skip)]
     pub out: Option<PathBuf>,
-    /// cpu, or cuda:N (needs a build with the `cuda` feature).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Compute dtype; auto is f32 on CPU (candle has no fast bf16 matmul there) and bf16 on CUDA.
-    #[arg(long, value_enum, default_value_t = DtypeArg::Auto)]
-    pub dtype: DtypeArg,
     /// Token budget of a batch: (longest prompt in the batch) x (batch size) stays under it.
     #[arg(long, default_value_t = 8192)]
     pub batch_tokens: usize,
@@ -80,8 +72,7 @@ pub struct EmbedArgs {
     /// Longest prompt in tokens (image tokens included); the reference samples and evaluates with 2048.
     #[arg(long, default_value_t = 2048)]
     pub max_len: usize,
-    /// What to do with a prompt over --max-len. user-text: drop tokens from the end of the user's text, never
-    /// the chat tail or image tokens (the reference cuts the tail, which moves the pooled token); error: stop.
+    /// What to do with a prompt over --max-len.
     #[arg(long, value_enum, default_value_t = Truncate::UserText)]
     pub truncate: Truncate,
     /// Image resolution policy applied before the processor, as the reference's --image_resolution:
@@ -97,7 +88,8 @@ pub struct EmbedArgs {
     #[arg(long)]
     #[serde(skip)]
     pub skipped: Option<PathBuf>,
-    /// Padding side inside a batch; pooling uses each row's last real token either way.
+    /// Padding side inside a batch (left is how Qwen2-VL's processor pads); pooling uses each row's last
+    /// real token and positions ignore padding, so both sides give the same embeddings up to rounding.
     #[arg(long, value_enum, default_value_t = PaddingArg::Right)]
     pub padding: PaddingArg,
     /// Embed only shard i of n (1-based): every n-th part of the plan, for splitting over machines.
@@ -120,22 +112,6 @@ pub struct EmbedArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum DtypeArg {
-    Auto,
-    F32,
-    Bf16,
-    F16,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Truncate {
-    UserText,
-    Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum OnBadImage {
     Error,
     Skip,
@@ -146,6 +122,15 @@ pub enum OnBadImage {
 pub enum PaddingArg {
     Right,
     Left,
+}
+
+impl PaddingArg {
+    pub fn padding(self) -> saha_model::Padding {
+        match self {
+            PaddingArg::Right => saha_model::Padding::Right,
+            PaddingArg::Left => saha_model::Padding::Left,
+        }
+    }
 }
 
 /// `i/n` with 1 <= i <= n.

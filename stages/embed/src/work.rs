@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use saha_schemas::atomic::write_atomic;
 use saha_schemas::embeddings::Embeddings;
 use saha_schemas::Provenance;
-use sha2::{Digest, Sha256};
 
 use crate::STAGE;
 
@@ -16,16 +15,6 @@ const PLAN_FILE: &str = "plan.json";
 
 pub struct WorkDir {
     dir: PathBuf,
-}
-
-/// A hash of everything that decides the embeddings: parameters and input file hashes.
-pub fn fingerprint(prov: &Provenance) -> String {
-    let mut hash = Sha256::new();
-    hash.update(serde_json::to_string(&prov.params).expect("serialisable"));
-    for input in &prov.inputs {
-        hash.update(input.sha256.as_bytes());
-    }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl WorkDir {

@@ -19,9 +19,8 @@ pub const STAGE: &str = "saha-eval";
 
 #[derive(Debug, Parser)]
 #[command(
-    name = "saha-eval",
     version,
-    about = "Score embeddings on MMEB-eval (P@1, hit@5, MRR per subset, meta-task, IND/OOD) and SugarCrepe(++)",
+    about,
     long_about = "Score embeddings on the evaluation benchmarks.\n\n\
 mmeb: every query of eval/pairs.parquet against its own candidate list (eval/eval_lists.parquet), by the f32 \
 inner product of L2-normalised vectors. The ground truth is candidate 0; a query is correct when no candidate \

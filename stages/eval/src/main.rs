@@ -11,12 +11,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             for w in &s.warnings {
                 eprintln!("{STAGE}: note: {w}");
             }
-            if s.renormalised > 0 {
-                eprintln!(
-                    "{STAGE}: note: {} vectors were not unit length and were L2-normalised",
-                    s.renormalised
-                );
-            }
+            saha_common::stage::note_renormalised(STAGE, s.renormalised);
             let overall = s.aggregates.last().map(|a| 100.0 * a.p_at_1).unwrap_or(0.0);
             eprintln!(
                 "{STAGE}: {} queries in {} subsets, overall P@1 {overall:.2} (model `{}`) -> {} and {}",
@@ -44,12 +39,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             if !args.quiet {
                 print!("{}", s.report);
             }
-            if s.renormalised > 0 {
-                eprintln!(
-                    "{STAGE}: note: {} vectors were not unit length and were L2-normalised",
-                    s.renormalised
-                );
-            }
+            saha_common::stage::note_renormalised(STAGE, s.renormalised);
             eprintln!(
                 "{STAGE}: {} subsets scored (model `{}`) -> {} and {}",
                 s.rows.len(),
@@ -64,8 +54,5 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(e) = run(&cli) {
-        eprintln!("{STAGE}: error: {e:#}");
-        std::process::exit(1);
-    }
+    saha_common::stage::exit_on_error(STAGE, run(&cli));
 }

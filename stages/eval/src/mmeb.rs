@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use arrow::datatypes::{UInt16Type, UInt32Type};
 use rayon::prelude::*;
+use saha_common::progress;
 use saha_mining::vectors::{dot, Vectors};
 use saha_schemas::columns::primitive;
 use saha_schemas::embeddings::KEY_MODEL;
 use saha_schemas::read::ParquetTable;
 use saha_schemas::records::{read_records, sink_with_keys, write_rows, KEY_EVAL_SET};
-use saha_schemas::{progress, AtomicFile, EvalListEntry, EvalScore, InputHash, Item, Pair, Provenance, Record};
+use saha_schemas::{AtomicFile, EvalListEntry, EvalScore, InputHash, Item, Pair, Provenance, Record};
 use sha2::{Digest, Sha256};
 
 use crate::models::{check_expected, embeddings_model, shown, MODEL_MISMATCH};

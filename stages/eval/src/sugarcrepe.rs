@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use saha_mining::vectors::{dot, Vectors};
-use saha_prompt::config::PromptSettings;
-use saha_prompt::render::{Renderer, Role, SpecialTextPolicy};
-use saha_prompt::template::{Backbone, IMAGE_PLACEHOLDER};
+use saha_prompting::config::PromptSettings;
+use saha_prompting::render::{Renderer, Role, SpecialTextPolicy};
+use saha_prompting::template::{Backbone, IMAGE_PLACEHOLDER};
 use saha_schemas::embeddings::KEY_MODEL;
 use saha_schemas::records::{read_records, sink_for, sink_with_keys, write_rows};
 use saha_schemas::write::finish_all;

@@ -5,22 +5,24 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Parser;
+use saha_common::progress;
 use saha_mining::audit::stats;
 use saha_mining::data::group_pairs;
+use saha_mining::depth::MiningDepth;
 use saha_mining::sampler::{Lookup, REFERENCE_CLASSIFICATION};
 use saha_mining::strategies::{mine, MiningParams, Strategy};
 use saha_mining::vectors::Vectors;
+use saha_schemas::provenance::RETRIEVAL_DEPTH;
 use saha_schemas::records::{read_records, sink_for, write_rows};
 use saha_schemas::write::finish_all;
-use saha_schemas::{progress, Candidate, ClusterMember, MiningStats, Owner, Pair, Provenance};
+use saha_schemas::{Candidate, ClusterMember, MiningStats, Owner, Pair, Provenance};
 
 pub const STAGE: &str = "saha-filter";
 
 #[derive(Debug, Parser, serde::Serialize)]
 #[command(
-    name = "saha-filter",
     version,
-    about = "Build training clusters from candidates and owners (SaHa or a baseline) and audit false negatives",
+    about,
     long_about = "Build training clusters from candidates.parquet and owners.parquet.\n\n\
 --strategy saha (default) replays the reference sampler exactly: dataset order; per anchor the first \
 top_k * pool_mult candidates whose owners are still unused (the most anchor-similar unused owner of each); \
@@ -50,13 +52,9 @@ pub struct Args {
     pub stats: PathBuf,
     #[arg(long, value_enum, default_value_t = Strategy::Saha)]
     pub strategy: Strategy,
-    /// Negatives per anchor (K).
-    #[arg(long, default_value_t = 15)]
-    pub top_k: usize,
-    /// Owner candidates collected per anchor = top_k * pool_mult (SaHa); retrieval depth used =
-    /// 2 * top_k * pool_mult.
-    #[arg(long, default_value_t = 3)]
-    pub pool_mult: usize,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub depth: MiningDepth,
     /// Classification subsets (no query-space re-sort), comma-separated; default: the reference's list.
     #[arg(long, value_delimiter = ',')]
     pub classification_subsets: Option<Vec<String>>,
@@ -83,36 +81,29 @@ pub struct Summary {
 
 /// The retrieval depth candidates.parquet was made with: recorded by saha-retrieve, or the
 /// deepest rank present for files made elsewhere.
-fn retrieval_depth(provenance: Option<&Provenance>, candidates: &[Candidate]) -> usize {
-    match provenance.and_then(|p| p.params.get("pool").and_then(|v| v.as_u64())) {
-        Some(p) => p as usize,
+fn retrieved_depth(provenance: Option<&Provenance>, candidates: &[Candidate]) -> usize {
+    match provenance.and_then(|p| p.get(&RETRIEVAL_DEPTH)) {
+        Some(depth) => depth,
         None => candidates.iter().map(|c| c.rank as usize + 1).max().unwrap_or(0),
     }
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
-    if args.top_k == 0 || args.pool_mult == 0 {
-        bail!("--top-k and --pool-mult must be at least 1");
-    }
+    let (top_k, pool_mult) = (args.depth.top_k, args.depth.pool_mult);
+    let needed = args.depth.retrieval_depth()?;
     let (pairs, _) = read_records::<Pair>(&args.pairs)?;
     let (candidates, candidates_prov) = read_records::<Candidate>(&args.candidates)?;
     let (owners, _) = read_records::<Owner>(&args.owners)?;
-    let depth = retrieval_depth(candidates_prov.as_ref(), &candidates);
-    let pool = if args.strategy == Strategy::Saha {
-        2 * args.top_k * args.pool_mult
-    } else {
-        depth
-    };
+    let depth = retrieved_depth(candidates_prov.as_ref(), &candidates);
+    let pool = if args.strategy == Strategy::Saha { needed } else { depth };
     if depth < pool {
         bail!(
-            "{} was retrieved {depth} deep, but --top-k {} --pool-mult {} needs {pool}: rerun saha-retrieve with --pool {pool}",
+            "{} was retrieved {depth} deep, but --top-k {top_k} --pool-mult {pool_mult} needs {pool}: rerun saha-retrieve with --pool {pool}",
             args.candidates.display(),
-            args.top_k,
-            args.pool_mult
         );
     }
-    if args.top_k > pool {
-        bail!("--top-k {} is larger than the candidate pool ({pool})", args.top_k);
+    if top_k > pool {
+        bail!("--top-k {top_k} is larger than the candidate pool ({pool})");
     }
     if args.strategy == Strategy::Range && args.range_start >= args.range_end {
         bail!(
@@ -137,8 +128,8 @@ pub fn run(args: &Args) -> Result<Summary> {
     let lookup = Lookup::new(&candidates, &owners, pool);
     let params = MiningParams {
         strategy: args.strategy,
-        top_k: args.top_k,
-        pool_mult: args.pool_mult,
+        top_k,
+        pool_mult,
         positive_fraction: args.positive_fraction,
         range_start: args.range_start,
         range_end: args.range_end,
@@ -187,7 +178,7 @@ pub fn run(args: &Args) -> Result<Summary> {
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
     prov.param("args", args);
     prov.param("classification_subsets", &classification);
-    prov.param("pool", pool);
+    prov.set(&RETRIEVAL_DEPTH, pool);
     for p in [&args.pairs, &args.candidates, &args.owners] {
         prov.input(p)?;
     }

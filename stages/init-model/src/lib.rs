@@ -30,10 +30,7 @@ pub enum StoredDtype {
 }
 
 #[derive(Debug, Clone, Parser)]
-#[command(
-    name = "saha-init-model",
-    about = "Write a random-weight Qwen2-VL snapshot (tiny by default) from a seed"
-)]
+#[command(name = "saha-init-model", about)]
 pub struct Args {
     /// Snapshot folder to write (replaced atomically if it exists).
     #[arg(long)]

@@ -1,8 +1,8 @@
 use anyhow::Result;
 use candle_core::{Device, Tensor};
+use saha_common::rng::Rng;
 use saha_model::tensors::{checkpoint_tensors, TensorKind};
 use saha_model::ModelConfig;
-use saha_schemas::rng::Rng;
 
 /// Every checkpoint tensor, filled from one seeded stream per tensor (so adding a layer does not change
 /// the others): matrices N(0, std²), biases N(0, std²), norm scales 1 + N(0, 0.1²), norm shifts N(0, 0.1²).

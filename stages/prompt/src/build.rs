@@ -6,15 +6,16 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use rayon::prelude::*;
-use saha_schemas::{progress, EvalListEntry, Item, Pair, Side, SkippedRow};
+use saha_common::progress;
+use saha_schemas::{EvalListEntry, Item, Pair, Side, SkippedRow};
 use serde::Serialize;
 
-use crate::config::{PromptFile, PromptSettings};
 use crate::images::{ImagePolicy, OnMissing};
 use crate::mmeb::{read_file, Input, Layout, RawRow};
-use crate::render::{Renderer, Role, SpecialTextPolicy};
 use crate::source::SubsetSource;
-use crate::template::Backbone;
+use saha_prompting::config::{PromptFile, PromptSettings};
+use saha_prompting::render::{Renderer, Role, SpecialTextPolicy};
+use saha_prompting::template::Backbone;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -3,35 +3,32 @@
 //! encoder input with the hierarchical embedding prompt.
 
 pub mod build;
-pub mod config;
 pub mod images;
 pub mod mmeb;
-pub mod render;
 pub mod source;
-pub mod template;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use saha_common::flags::ImageRoot;
 use saha_schemas::records::{sink_for, write_rows};
 use saha_schemas::write::finish_all;
 use saha_schemas::{EvalListEntry, Item, Pair, Provenance, SkippedRow};
 
 use crate::build::{build, BuildOptions, OnDuplicate, Stats};
-use crate::config::{PromptFile, PromptSettings};
 use crate::images::{ImagePolicy, OnMissing};
 use crate::mmeb::Layout;
-use crate::render::SpecialTextPolicy;
-use crate::template::Backbone;
+use saha_prompting::config::{PromptFile, PromptSettings};
+use saha_prompting::render::SpecialTextPolicy;
+use saha_prompting::template::Backbone;
 
 pub const STAGE: &str = "saha-prompt";
 
 #[derive(Debug, Parser, serde::Serialize)]
 #[command(
-    name = "saha-prompt",
     version,
-    about = "Render an MMEB-format dataset into pairs.parquet and items.parquet with the hierarchical embedding prompt",
+    about,
     long_about = "Render an MMEB-format dataset into pairs.parquet and items.parquet with the hierarchical \
 embedding prompt.\n\nDefaults reproduce the reference code byte for byte: the Qwen2-VL chat template, the shared \
 system prompt for queries and targets, `<|image_1|>` replaced by a bare `<|image_pad|>`, the \"Represent the given \
@@ -51,9 +48,9 @@ pub struct Args {
     /// Subsets to keep, comma-separated, in this order (default: all, sorted by name).
     #[arg(long, value_delimiter = ',')]
     pub subsets: Vec<String>,
-    /// Folder that image paths in the data are relative to.
-    #[arg(long, default_value = ".")]
-    pub image_root: PathBuf,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub image_root: ImageRoot,
     /// Folder for the outputs (pairs.parquet, items.parquet, eval_lists.parquet, skipped.parquet).
     #[arg(long, default_value = ".")]
     #[serde(skip)]
@@ -160,7 +157,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
         on_missing: args.on_missing,
         on_duplicate: args.on_duplicate,
         images: ImagePolicy {
-            root: args.image_root.clone(),
+            root: args.image_root.path().to_path_buf(),
             allow_outside_root: args.allow_outside_root,
         },
         settings: args.settings(),

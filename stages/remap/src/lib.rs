@@ -5,18 +5,18 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Parser;
+use saha_common::progress;
 use saha_mining::remap::owners_of;
 use saha_mining::EmbeddedPairs;
 use saha_schemas::records::{read_records, sink_for, write_rows};
-use saha_schemas::{progress, Candidate, Owner, Provenance};
+use saha_schemas::{Candidate, Owner, Provenance};
 
 pub const STAGE: &str = "saha-remap";
 
 #[derive(Debug, Parser, serde::Serialize)]
 #[command(
-    name = "saha-remap",
     version,
-    about = "Map every retrieved target back to its owner queries, with query-query similarities (owners.parquet)",
+    about,
     long_about = "Map every retrieved target back to its owner queries (the queries whose positive it is), \
 each with its inner product to the anchor query, most similar first.\n\nClassification subsets can give a \
 target thousands of owners (a class label shared by many queries): --max-owners keeps the most \

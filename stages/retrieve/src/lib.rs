@@ -3,21 +3,23 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Parser;
+use saha_common::progress;
+use saha_mining::depth::MiningDepth;
 use saha_mining::quantized::top_p_fast;
 use saha_mining::retrieve::top_p;
 use saha_mining::EmbeddedPairs;
+use saha_schemas::provenance::RETRIEVAL_DEPTH;
 use saha_schemas::records::{sink_for, write_rows};
-use saha_schemas::{progress, Candidate, Provenance};
+use saha_schemas::{Candidate, Provenance};
 
 pub const STAGE: &str = "saha-retrieve";
 
 #[derive(Debug, Parser, serde::Serialize)]
 #[command(
-    name = "saha-retrieve",
     version,
-    about = "Retrieve, per query, the top-P targets of its own subset by exact inner product (candidates.parquet)",
+    about,
     long_about = "Retrieve, per query, the top-P targets of its own subset by exact inner product.\n\n\
 The candidate pool of a subset is its unique targets, as in the reference (intra-task mining). Vectors are \
 L2-normalised first (so scores are cosines, as FAISS IndexFlatIP on the reference's normalised vectors); \
@@ -31,9 +33,12 @@ pub struct Args {
     #[arg(long)]
     #[serde(skip)]
     pub out: PathBuf,
-    /// Retrieval depth P; the reference uses 2 * top_k * pool_mult = 2 * 15 * 3.
-    #[arg(long, default_value_t = 90)]
-    pub pool: usize,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub depth: MiningDepth,
+    /// Retrieval depth P [default: 2 * top_k * pool_mult, the reference's 2 * 15 * 3 = 90].
+    #[arg(long)]
+    pub pool: Option<usize>,
     /// exact: f32 scores for every pair. fast: int8 scores (AVX-512 VNNI) pick an
     /// `--oversample` times deeper pool, re-scored exactly in f32; equal to exact whenever the
     /// true top P lie in that pool (checked by the tests and `make bench-mining`).
@@ -60,9 +65,14 @@ pub struct Summary {
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
+    let pool = match args.pool {
+        Some(0) => bail!("--pool must be at least 1"),
+        Some(pool) => pool,
+        None => args.depth.retrieval_depth()?,
+    };
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
     prov.param("args", args);
-    prov.param("pool", args.pool);
+    prov.set(&RETRIEVAL_DEPTH, pool);
     let (subsets, vectors) = args.input.load(&mut prov)?;
     let mut warnings = Vec::new();
     for s in &subsets {
@@ -86,8 +96,8 @@ pub fn run(args: &Args) -> Result<Summary> {
         let t = vectors.matrix(&s.targets);
         let on_block = |n: usize| bar.inc(n as u64);
         let best = match args.mode {
-            Mode::Exact => top_p(&q, &t, vectors.dim, args.pool, &on_block),
-            Mode::Fast => top_p_fast(&q, &t, vectors.dim, args.pool, args.oversample, &on_block),
+            Mode::Exact => top_p(&q, &t, vectors.dim, pool, &on_block),
+            Mode::Fast => top_p_fast(&q, &t, vectors.dim, pool, args.oversample, &on_block),
         };
         let mut out = Vec::with_capacity(best.iter().map(Vec::len).sum());
         for (&query_id, list) in s.queries.iter().zip(&best) {

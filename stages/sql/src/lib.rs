@@ -13,9 +13,8 @@ pub const STAGE: &str = "saha-sql";
 
 #[derive(Debug, Parser, serde::Serialize)]
 #[command(
-    name = "saha-sql",
     version,
-    about = "Query a run's Parquet artefacts with SQL",
+    about,
     long_about = "Query a run's Parquet artefacts with SQL (DataFusion).\n\nEvery .parquet file under the run folder \
 becomes a table named after its file stem (pairs, items, embeddings ...); a file in a sub-folder whose stem is \
 already taken is named <folder>_<stem>. Embedding vectors print as their dimension and first values.\n\n\

@@ -43,8 +43,5 @@ fn run(args: &Args) -> Result<()> {
 
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
-        eprintln!("{STAGE}: error: {e:#}");
-        std::process::exit(1);
-    }
+    saha_common::stage::exit_on_error(STAGE, run(&args));
 }

@@ -17,20 +17,17 @@ use arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
 use arrow::record_batch::RecordBatch;
 use clap::Parser;
 use rayon::prelude::*;
-use saha_schemas::{progress, ParquetSink, Provenance};
+use saha_common::progress;
+use saha_schemas::{ParquetSink, Provenance};
 
 use crate::scene::Scene;
 use crate::tasks::{answers, classes, describe, phrase, Kind, TASKS};
-use saha_schemas::rng::Rng;
+use saha_common::rng::Rng;
 
 pub const STAGE: &str = "saha-synth";
 
 #[derive(Debug, Clone, Parser, serde::Serialize)]
-#[command(
-    name = "saha-synth",
-    version,
-    about = "Write a small synthetic MMEB-format dataset (train + eval Parquet, PNG images) with false-negative traps"
-)]
+#[command(version, about)]
 pub struct Args {
     /// Output folder; replaced as a whole, atomically.
     #[arg(long)]

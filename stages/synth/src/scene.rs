@@ -2,7 +2,7 @@
 
 use image::{Rgb, RgbImage};
 
-use saha_schemas::rng::Rng;
+use saha_common::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shape {

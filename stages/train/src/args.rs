@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use saha_common::flags::{ImageRoot, ModelArgs};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Parser, Serialize)]
@@ -8,7 +9,7 @@ use serde::Serialize;
     name = "saha-train",
     args_override_self = true,
     version,
-    about = "Contrastive LoRA/DoRA fine-tuning of Qwen2-VL on SaHa clusters (InfoNCE, GradCache), PEFT adapters out",
+    about,
     long_about = "Contrastive LoRA/DoRA fine-tuning of Qwen2-VL on SaHa clusters.\n\n\
 Each step takes --clusters-per-step clusters (shuffled per epoch from --seed, members kept together) and \
 flattens them into (query, positive) pairs; every positive is a negative for every other query of the step, so \
@@ -26,14 +27,12 @@ pub struct Args {
     #[arg(long)]
     #[serde(skip)]
     pub items: PathBuf,
-    /// Folder the items' image paths are relative to.
-    #[arg(long)]
+    #[command(flatten)]
     #[serde(skip)]
-    pub image_root: Option<PathBuf>,
-    /// Hugging Face snapshot folder of the base Qwen2-VL.
-    #[arg(long)]
-    #[serde(skip)]
-    pub model: PathBuf,
+    pub image_root: ImageRoot,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub model: ModelArgs,
     /// Output folder: train_log.parquet, checkpoint-<step>/, adapter/ (the final adapter).
     #[arg(long)]
     #[serde(skip)]

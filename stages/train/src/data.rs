@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use saha_common::rng::Rng;
 use saha_schemas::records::read_records;
-use saha_schemas::rng::Rng;
 use saha_schemas::{ClusterMember, Item};
 
 /// A cluster's (query item, target item) pairs in member order.

@@ -5,17 +5,12 @@ fn main() {
     saha_model::startup::elementwise_on_calling_thread();
     let args = Args::parse();
     saha_model::startup::keep_freed_memory();
-    match run(&args) {
-        Ok(s) => eprintln!(
-            "{STAGE}: {} steps, loss {:.4} -> {:.4}; result in {}",
-            s.steps,
-            s.first_loss,
-            s.last_loss,
-            s.adapter_dir.display()
-        ),
-        Err(e) => {
-            eprintln!("{STAGE}: error: {e:#}");
-            std::process::exit(1);
-        }
-    }
+    let s = saha_common::stage::exit_on_error(STAGE, run(&args));
+    eprintln!(
+        "{STAGE}: {} steps, loss {:.4} -> {:.4}; result in {}",
+        s.steps,
+        s.first_loss,
+        s.last_loss,
+        s.adapter_dir.display()
+    );
 }

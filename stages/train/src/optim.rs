@@ -163,7 +163,7 @@ mod tests {
     fn fused_update_follows_the_formula() {
         let n = 40_000;
         let values = |seed: u64| -> Vec<f32> {
-            let mut rng = saha_schemas::rng::Rng::new(seed);
+            let mut rng = saha_common::rng::Rng::new(seed);
             (0..n)
                 .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
                 .collect()

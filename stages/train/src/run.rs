@@ -1,21 +1,23 @@
-//! The training loop.
+//! The training run: open the inputs, set up the trained weights and the optimiser (fresh or from a
+//! checkpoint), train step by step, write the result.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device};
+use candle_core::{DType, Var};
 use rayon::prelude::*;
+use saha_common::flags::Truncate;
+use saha_common::progress;
 use saha_model::adapter::AdapterKind;
-use saha_model::image::{PilImage, ResolutionPolicy};
+use saha_model::image::ResolutionPolicy;
 use saha_model::peft::{self, AdapterConfig};
-use saha_model::{Embedder, EncodedInput, Padding};
-use saha_schemas::{progress, Item, Provenance, TrainLogRow};
-use sha2::{Digest, Sha256};
+use saha_model::{Embedder, EncodedInput, InputRules, Padding, Snapshot};
+use saha_schemas::{Provenance, TrainLogRow};
 
 use crate::args::{AdapterArg, Args};
 use crate::checkpoint::{self, TrainerState};
-use crate::data::{self, step_clusters};
+use crate::data::{self, step_clusters, TrainData};
 use crate::loss::{duplicate_targets, LossConfig};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::schedule::linear_lr;
@@ -27,14 +29,38 @@ pub struct Summary {
     pub steps: usize,
     pub first_loss: f32,
     pub last_loss: f32,
-    pub adapter_dir: std::path::PathBuf,
+    pub adapter_dir: PathBuf,
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
+    let opened = open(args)?;
+    let mut trainer = Trainer::prepare(args, opened)?;
+    trainer.train(args)?;
+    trainer.finish(args)
+}
+
+/// The run's data, base model and provenance, checked against the arguments.
+struct Opened {
+    data: TrainData,
+    embedder: Embedder,
+    rules: InputRules,
+    prov: Provenance,
+}
+
+fn open(args: &Args) -> Result<Opened> {
     if args.clusters_per_step == 0 || args.max_steps == 0 {
         bail!("--clusters-per-step and --max-steps must be at least 1");
     }
-    let policy: ResolutionPolicy = args
+    let model_dir = args.model.dir().context("--model is required")?;
+    let (device, dtype) = saha_model::compute::placement(&args.model)?;
+    if !device.is_cpu() || dtype != DType::F32 {
+        bail!(
+            "--device {} --dtype {:?}: saha-train runs on the CPU in f32 only (its fused training ops have no other kernels yet)",
+            args.model.device,
+            dtype
+        );
+    }
+    let resolution: ResolutionPolicy = args
         .resolution
         .parse()
         .map_err(|e| anyhow::anyhow!("--resolution: {e}"))?;
@@ -51,121 +77,191 @@ pub fn run(args: &Args) -> Result<Summary> {
     prov.param("args", args);
     prov.input(&args.clusters)?;
     prov.input(&args.items)?;
-    let mut embedder = Embedder::load(&args.model, DType::F32, &Device::Cpu)
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let embedder =
+        Embedder::load(model_dir, dtype, &device).with_context(|| format!("loading {}", model_dir.display()))?;
     for file in embedder.snapshot.content_files() {
         prov.input(&file)?;
     }
-    let fingerprint = fingerprint(&prov);
-    let adapter = AdapterConfig {
-        kind: match args.adapter {
-            AdapterArg::Lora => AdapterKind::Lora,
-            AdapterArg::Dora => AdapterKind::Dora,
-        },
-        rank: args.rank,
-        alpha: args.alpha,
-        dropout: args.dropout,
-        targets: args.targets.clone(),
+    let rules = InputRules {
+        image_root: args.image_root.path().to_path_buf(),
+        resolution,
+        max_len: args.max_len,
+        truncate: Truncate::UserText,
     };
-    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
+    Ok(Opened {
+        data,
+        embedder,
+        rules,
+        prov,
+    })
+}
 
-    let restored = if args.resume {
-        Some(checkpoint::restore(&args.out_dir, &fingerprint)?)
-    } else {
-        None
-    };
-    if restored.is_none() {
-        // A fresh run owns its folder: checkpoints of an earlier run there would be mistaken for its own.
-        for old in checkpoint::list(&args.out_dir)? {
-            std::fs::remove_dir_all(&old).with_context(|| format!("removing the earlier {}", old.display()))?;
-        }
-    }
-    let base_snapshot = embedder.snapshot.clone();
-    let mut full_vars = Vec::new();
-    if args.full {
-        // Full training loads the weights as variables, from the checkpoint when resuming.
-        let source = restored
-            .as_ref()
-            .map_or(args.model.as_path(), |(dir, _, _)| dir.as_path());
-        let (trainable, vars) = Embedder::load_trainable(source, DType::F32, &Device::Cpu)
-            .with_context(|| format!("loading {} for full training", source.display()))?;
-        embedder = trainable;
-        full_vars = vars;
-    } else if let Some((dir, _, _)) = &restored {
-        peft::load(dir, &mut embedder.model)?;
-    } else {
-        peft::attach_new(&mut embedder.model, &adapter, args.seed)?;
-    }
-    let start = restored.as_ref().map_or(0, |(_, state, _)| state.step);
-    let named = if args.full {
-        full_vars.clone()
-    } else {
-        peft::named_vars(&embedder.model)
-    };
-    let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
-    let vars = named.iter().map(|(_, v)| v.clone()).collect();
-    let mut optimizer = AdamW::new(
-        vars,
-        AdamWConfig {
-            weight_decay: args.weight_decay,
-            ..AdamWConfig::default()
-        },
-    )?;
-    if let Some((_, _, moments)) = &restored {
-        for (i, n) in names.iter().enumerate() {
-            let get = |k: String| {
-                moments
-                    .get(&k)
-                    .cloned()
-                    .with_context(|| format!("checkpoint lacks optimiser state {k}"))
-            };
-            optimizer.first[i] = get(format!("first.{n}"))?;
-            optimizer.second[i] = get(format!("second.{n}"))?;
-        }
-        optimizer.step = start;
-    }
-    let base_name = args.model.display().to_string();
-    let trained = if args.full {
-        checkpoint::Trained::Full {
-            base: &base_snapshot,
-            vars: &full_vars,
-        }
-    } else {
-        checkpoint::Trained::Adapter {
-            config: &adapter,
-            base_model: &base_name,
-        }
-    };
-    let mut log = if args.resume {
-        crate::log::read_until(&args.out_dir, start)?
-    } else {
-        Vec::new()
-    };
+/// Everything a step needs and what the run has done so far.
+struct Trainer {
+    data: TrainData,
+    embedder: Embedder,
+    rules: InputRules,
+    prov: Provenance,
+    fingerprint: String,
+    adapter: AdapterConfig,
+    base_snapshot: Snapshot,
+    base_name: String,
+    /// Every weight as a variable, by original name (`--full` only).
+    full_vars: Vec<(String, Var)>,
+    names: Vec<String>,
+    optimizer: AdamW,
+    start: usize,
+    log: Vec<TrainLogRow>,
+    last_checkpoint: Option<PathBuf>,
+}
 
-    let bar = progress::bar((args.max_steps - start) as u64, "train");
-    let mut last_checkpoint = checkpoint::list(&args.out_dir)?.pop();
-    let loss_cfg = LossConfig {
-        temperature: args.temperature,
-        symmetric: args.symmetric,
-    };
-    for step in start..args.max_steps {
-        let began = Instant::now();
-        let chosen = step_clusters(data.clusters.len(), args.clusters_per_step, args.seed, step);
-        let pairs: Vec<(u32, u32)> = chosen.iter().flat_map(|&c| data.clusters[c].iter().copied()).collect();
-        let encode_side = |pick: fn(&(u32, u32)) -> u32| -> Result<Vec<EncodedInput>> {
-            pairs
-                .par_iter()
-                .map(|p| encode(&embedder, args, policy, &data.items[&pick(p)]))
-                .collect()
+impl Trainer {
+    /// Attaches a new adapter, or restores the adapter (or the full weights) and the optimiser
+    /// moments of the latest checkpoint under `--resume`.
+    fn prepare(args: &Args, opened: Opened) -> Result<Self> {
+        let Opened {
+            data,
+            mut embedder,
+            rules,
+            prov,
+        } = opened;
+        let fingerprint = prov.fingerprint();
+        let adapter = AdapterConfig {
+            kind: match args.adapter {
+                AdapterArg::Lora => AdapterKind::Lora,
+                AdapterArg::Dora => AdapterKind::Dora,
+            },
+            rank: args.rank,
+            alpha: args.alpha,
+            dropout: args.dropout,
+            targets: args.targets.clone(),
         };
-        let queries = encode_side(|p| p.0)?;
-        let targets = encode_side(|p| p.1)?;
+        std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
+        let restored = if args.resume {
+            Some(checkpoint::restore(&args.out_dir, &fingerprint)?)
+        } else {
+            // A fresh run owns its folder: checkpoints of an earlier run there would be mistaken for its own.
+            for old in checkpoint::list(&args.out_dir)? {
+                std::fs::remove_dir_all(&old).with_context(|| format!("removing the earlier {}", old.display()))?;
+            }
+            None
+        };
+        let model_dir = args.model.dir().context("--model is required")?;
+        let base_snapshot = embedder.snapshot.clone();
+        let mut full_vars = Vec::new();
+        if args.full {
+            // Full training loads the weights as variables, from the checkpoint when resuming.
+            let source = restored.as_ref().map_or(model_dir, |(dir, _, _)| dir.as_path());
+            let (trainable, vars) = Embedder::load_trainable(source, DType::F32, embedder.model.device())
+                .with_context(|| format!("loading {} for full training", source.display()))?;
+            embedder = trainable;
+            full_vars = vars;
+        } else if let Some((dir, _, _)) = &restored {
+            peft::load(dir, &mut embedder.model)?;
+        } else {
+            peft::attach_new(&mut embedder.model, &adapter, args.seed)?;
+        }
+        let start = restored.as_ref().map_or(0, |(_, state, _)| state.step);
+        let named = if args.full {
+            full_vars.clone()
+        } else {
+            peft::named_vars(&embedder.model)
+        };
+        let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
+        let mut optimizer = AdamW::new(
+            named.into_iter().map(|(_, v)| v).collect(),
+            AdamWConfig {
+                weight_decay: args.weight_decay,
+                ..AdamWConfig::default()
+            },
+        )?;
+        if let Some((_, _, moments)) = &restored {
+            for (i, n) in names.iter().enumerate() {
+                let get = |k: String| {
+                    moments
+                        .get(&k)
+                        .cloned()
+                        .with_context(|| format!("checkpoint lacks optimiser state {k}"))
+                };
+                optimizer.first[i] = get(format!("first.{n}"))?;
+                optimizer.second[i] = get(format!("second.{n}"))?;
+            }
+            optimizer.step = start;
+        }
+        let log = if args.resume {
+            crate::log::read_until(&args.out_dir, start)?
+        } else {
+            Vec::new()
+        };
+        Ok(Trainer {
+            data,
+            embedder,
+            rules,
+            prov,
+            fingerprint,
+            adapter,
+            base_snapshot,
+            base_name: model_dir.display().to_string(),
+            full_vars,
+            names,
+            optimizer,
+            start,
+            log,
+            last_checkpoint: checkpoint::list(&args.out_dir)?.pop(),
+        })
+    }
+
+    fn trained(&self, full: bool) -> checkpoint::Trained<'_> {
+        if full {
+            checkpoint::Trained::Full {
+                base: &self.base_snapshot,
+                vars: &self.full_vars,
+            }
+        } else {
+            checkpoint::Trained::Adapter {
+                config: &self.adapter,
+                base_model: &self.base_name,
+            }
+        }
+    }
+
+    fn train(&mut self, args: &Args) -> Result<()> {
+        let bar = progress::bar((args.max_steps - self.start) as u64, "train");
+        for step in self.start..args.max_steps {
+            let loss = self.step(args, step)?;
+            bar.set_message(format!("loss {loss:.4}"));
+            bar.inc(1);
+            let done = step + 1;
+            if done % args.save_steps.max(1) == 0 || done == args.max_steps {
+                self.save_checkpoint(args, done)?;
+            }
+            if args.stop_after_steps == Some(done - self.start) {
+                bail!(
+                    "stopped after {} steps as --stop-after-steps asked; rerun with --resume",
+                    done - self.start
+                );
+            }
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
+
+    /// One optimiser step on the step's clusters; logs it and returns its loss.
+    fn step(&mut self, args: &Args, step: usize) -> Result<f32> {
+        let began = Instant::now();
+        let chosen = step_clusters(self.data.clusters.len(), args.clusters_per_step, args.seed, step);
+        let pairs: Vec<(u32, u32)> = chosen
+            .iter()
+            .flat_map(|&c| self.data.clusters[c].iter().copied())
+            .collect();
+        let queries = self.encode_all(pairs.iter().map(|p| p.0))?;
+        let targets = self.encode_all(pairs.iter().map(|p| p.1))?;
         let same = args.mask_duplicate_targets.then(|| {
             duplicate_targets(
                 &pairs
                     .iter()
                     .map(|p| {
-                        let t = &data.items[&p.1];
+                        let t = &self.data.items[&p.1];
                         (t.prompt.clone(), t.image_path.clone())
                     })
                     .collect::<Vec<_>>(),
@@ -175,18 +271,22 @@ pub fn run(args: &Args) -> Result<Summary> {
             queries: &queries,
             targets: &targets,
             padding: Padding::Right,
-            pad_token: embedder.tokenizer.pad_token(),
-            loss: loss_cfg,
+            pad_token: self.embedder.tokenizer.pad_token(),
+            loss: LossConfig {
+                temperature: args.temperature,
+                symmetric: args.symmetric,
+            },
             same_target: same.as_deref(),
             seed: args.seed.wrapping_mul(1_000_003).wrapping_add(step as u64 * 1024),
         };
         let mut result = if args.chunk == 0 {
-            plain(&embedder.model, &optimizer.vars, &inputs)?
+            plain(&self.embedder.model, &self.optimizer.vars, &inputs)?
         } else {
-            grad_cache(&embedder.model, &optimizer.vars, &inputs, args.chunk)?
+            grad_cache(&self.embedder.model, &self.optimizer.vars, &inputs, args.chunk)?
         };
         if !result.loss.is_finite() {
-            let kept = last_checkpoint
+            let kept = self
+                .last_checkpoint
                 .as_ref()
                 .map_or("none was written yet".into(), |p| p.display().to_string());
             bail!(
@@ -197,9 +297,9 @@ pub fn run(args: &Args) -> Result<Summary> {
         }
         let grad_norm = clip_grad_norm(&mut result.grads, args.max_grad_norm)?;
         let lr = linear_lr(args.lr, step, args.warmup_steps, args.max_steps);
-        optimizer.step(&result.grads, lr)?;
+        self.optimizer.step(&result.grads, lr)?;
         let seconds = began.elapsed().as_secs_f64();
-        log.push(TrainLogRow {
+        self.log.push(TrainLogRow {
             step: (step + 1) as u32,
             loss: result.loss,
             lr,
@@ -208,73 +308,54 @@ pub fn run(args: &Args) -> Result<Summary> {
             pairs_per_s: pairs.len() as f64 / seconds.max(1e-9),
             seconds,
         });
-        bar.set_message(format!("loss {:.4}", result.loss));
-        bar.inc(1);
-        let done = step + 1;
-        if done % args.save_steps.max(1) == 0 || done == args.max_steps {
-            let state = TrainerState {
-                step: done,
-                fingerprint: fingerprint.clone(),
-            };
-            last_checkpoint = Some(checkpoint::save(
-                &args.out_dir,
-                &embedder.model,
-                &trained,
-                &optimizer,
-                &names,
-                &state,
-            )?);
-            crate::log::write(&args.out_dir, &log, &prov)?;
-        }
-        if args.stop_after_steps == Some(done - start) {
-            bail!(
-                "stopped after {} steps as --stop-after-steps asked; rerun with --resume",
-                done - start
-            );
-        }
+        Ok(result.loss)
     }
-    bar.finish_and_clear();
-    let adapter_dir = args.out_dir.join(if args.full { "model" } else { "adapter" });
-    let staging = args.out_dir.join(".result.tmp");
-    let _ = std::fs::remove_dir_all(&staging);
-    checkpoint::write_trained(&staging, &embedder.model, &trained)?;
-    let _ = std::fs::remove_dir_all(&adapter_dir);
-    std::fs::rename(&staging, &adapter_dir)?;
-    Ok(Summary {
-        steps: args.max_steps,
-        first_loss: log.first().map_or(f32::NAN, |r| r.loss),
-        last_loss: log.last().map_or(f32::NAN, |r| r.loss),
-        adapter_dir,
-    })
-}
 
-fn encode(embedder: &Embedder, args: &Args, policy: ResolutionPolicy, item: &Item) -> Result<EncodedInput> {
-    let images = match &item.image_path {
-        None => Vec::new(),
-        Some(relative) => {
-            let root = args.image_root.as_deref().unwrap_or(Path::new("."));
-            let path = root.join(relative);
-            let image = PilImage::open(&path).with_context(|| format!("item {}: {}", item.item_id, path.display()))?;
-            vec![policy
-                .apply(&image)
-                .with_context(|| format!("item {}: {}", item.item_id, path.display()))?]
-        }
-    };
-    let mut input = embedder
-        .encode(&item.prompt, &images)
-        .with_context(|| format!("item {}", item.item_id))?;
-    embedder
-        .tokenizer
-        .fit_user_text(&mut input.ids, args.max_len)
-        .with_context(|| format!("item {}", item.item_id))?;
-    Ok(input)
-}
-
-fn fingerprint(prov: &Provenance) -> String {
-    let mut hash = Sha256::new();
-    hash.update(serde_json::to_string(&prov.params).expect("serialisable"));
-    for input in &prov.inputs {
-        hash.update(input.sha256.as_bytes());
+    /// The model inputs of these items, in order.
+    fn encode_all(&self, ids: impl Iterator<Item = u32>) -> Result<Vec<EncodedInput>> {
+        let encoder = self.embedder.item_encoder(self.rules.clone());
+        let ids: Vec<u32> = ids.collect();
+        ids.par_iter()
+            .map(|id| {
+                let item = &self.data.items[id];
+                encoder
+                    .encode(&item.prompt, item.image_path.as_deref())
+                    .map(|(input, _)| input)
+                    .with_context(|| format!("item {}", item.item_id))
+            })
+            .collect()
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+
+    fn save_checkpoint(&mut self, args: &Args, done: usize) -> Result<()> {
+        let state = TrainerState {
+            step: done,
+            fingerprint: self.fingerprint.clone(),
+        };
+        let saved = checkpoint::save(
+            &args.out_dir,
+            &self.embedder.model,
+            &self.trained(args.full),
+            &self.optimizer,
+            &self.names,
+            &state,
+        )?;
+        self.last_checkpoint = Some(saved);
+        crate::log::write(&args.out_dir, &self.log, &self.prov)
+    }
+
+    /// Writes the trained adapter (or model) next to the checkpoints, atomically.
+    fn finish(self, args: &Args) -> Result<Summary> {
+        let adapter_dir = args.out_dir.join(if args.full { "model" } else { "adapter" });
+        let staging = args.out_dir.join(".result.tmp");
+        let _ = std::fs::remove_dir_all(&staging);
+        checkpoint::write_trained(&staging, &self.embedder.model, &self.trained(args.full))?;
+        let _ = std::fs::remove_dir_all(&adapter_dir);
+        std::fs::rename(&staging, &adapter_dir)?;
+        Ok(Summary {
+            steps: args.max_steps,
+            first_loss: self.log.first().map_or(f32::NAN, |r| r.loss),
+            last_loss: self.log.last().map_or(f32::NAN, |r| r.loss),
+            adapter_dir,
+        })
+    }
 }

@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn matches_brute_force() {
         let dim = 7;
-        let mut rng = saha_schemas::rng::Rng::new(3);
+        let mut rng = saha_common::rng::Rng::new(3);
         let mut rand = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.below(2001) as f32 / 1000.0 - 1.0).collect() };
         let q = rand(300 * dim);
         let t = rand(9000 * dim);

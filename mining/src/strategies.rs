@@ -1,7 +1,7 @@
 //! Mining strategies behind one interface: SaHa and the candidate-space baselines.
 
 use clap::ValueEnum;
-use saha_schemas::rng::Rng;
+use saha_common::rng::Rng;
 use serde::Serialize;
 
 use crate::data::Subset;

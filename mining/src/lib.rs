@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod data;
+pub mod depth;
 pub mod quantized;
 pub mod remap;
 pub mod retrieve;
@@ -13,6 +14,7 @@ pub mod vectors;
 
 use std::path::PathBuf;
 
+use saha_common::flags::EmbeddingsInput;
 use saha_schemas::records::read_records;
 use saha_schemas::{InputHash, Pair, Provenance};
 
@@ -22,25 +24,22 @@ pub struct EmbeddedPairs {
     /// pairs.parquet from saha-prompt.
     #[arg(long)]
     pub pairs: PathBuf,
-    /// embeddings.parquet from saha-embed; repeat to combine files (e.g. queries and targets
-    /// embedded apart).
-    #[arg(long, required = true)]
-    pub embeddings: Vec<PathBuf>,
-    /// Use raw inner products, without L2-normalising the vectors.
-    #[arg(long)]
-    pub no_normalize: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub vectors: EmbeddingsInput,
 }
 
 impl EmbeddedPairs {
     /// Reads the pairs (grouped by subset) and the vectors, and records both as inputs. The
     /// files are hashed on a second thread while they are decoded, which is single-threaded.
     pub fn load(&self, prov: &mut Provenance) -> anyhow::Result<(Vec<data::Subset>, vectors::Vectors)> {
-        let files: Vec<&PathBuf> = std::iter::once(&self.pairs).chain(&self.embeddings).collect();
+        let embeddings = &self.vectors.embeddings;
+        let files: Vec<&PathBuf> = std::iter::once(&self.pairs).chain(embeddings).collect();
         let (hashes, loaded) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| files.iter().map(|f| InputHash::of(f)).collect::<Result<Vec<_>, _>>());
             let loaded = read_records::<Pair>(&self.pairs)
                 .map_err(anyhow::Error::from)
-                .and_then(|(pairs, _)| Ok((pairs, vectors::Vectors::load(&self.embeddings, !self.no_normalize)?)));
+                .and_then(|(pairs, _)| Ok((pairs, vectors::Vectors::load(embeddings, self.vectors.normalize())?)));
             (hashing.join().expect("hashing thread"), loaded)
         });
         let (pairs, vectors) = loaded?;

@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn vnni_kernel_matches_portable() {
         let width = 128;
-        let mut rng = saha_schemas::rng::Rng::new(9);
+        let mut rng = saha_common::rng::Rng::new(9);
         let q: Vec<u8> = (0..7 * width).map(|_| rng.below(256) as u8).collect();
         let t: Vec<i8> = (0..10 * width).map(|_| (rng.below(255) as i32 - 127) as i8).collect();
         let mut a = vec![0; 70];
@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn fast_equals_exact_on_clustered_vectors() {
         let dim = 48;
-        let mut rng = saha_schemas::rng::Rng::new(4);
+        let mut rng = saha_common::rng::Rng::new(4);
         let mut g = || (rng.below(20001) as f32 / 10000.0) - 1.0;
         let centres: Vec<f32> = (0..10 * dim).map(|_| g()).collect();
         let mut make = |n: usize| -> Vec<f32> {

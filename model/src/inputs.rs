@@ -1,0 +1,140 @@
+//! The one way an item (a rendered prompt and at most one image path) becomes model inputs, for
+//! embedding, training and anything that counts tokens: the image path joined to the image root,
+//! the resolution policy applied in the file's own mode (as the reference does), the processor,
+//! `<|image_pad|>` expanded per merged patch, then the prompt fitted to the token limit.
+
+use std::path::{Path, PathBuf};
+
+use saha_common::flags::Truncate;
+
+use crate::batch::EncodedInput;
+use crate::embedder::Embedder;
+use crate::error::ModelError;
+use crate::image::{PilImage, ResolutionPolicy};
+
+/// How an item's inputs are made: where images live, how they are sized, how long a prompt may be.
+#[derive(Debug, Clone)]
+pub struct InputRules {
+    pub image_root: PathBuf,
+    pub resolution: ResolutionPolicy,
+    /// Longest prompt in tokens, image tokens included.
+    pub max_len: usize,
+    pub truncate: Truncate,
+}
+
+/// An item's token ids and how many user-text tokens were dropped to fit the limit.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub ids: Vec<u32>,
+    pub dropped: usize,
+}
+
+/// Why an item could not be encoded. A stage may skip an item whose image is bad; anything else stops it.
+#[derive(Debug)]
+pub enum EncodeError {
+    /// The image is missing, unreadable or cannot be processed (the message names its path).
+    Image(String),
+    Other(ModelError),
+}
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EncodeError::Image(message) => f.write_str(message),
+            EncodeError::Other(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+impl From<ModelError> for EncodeError {
+    fn from(e: ModelError) -> Self {
+        EncodeError::Other(e)
+    }
+}
+
+/// Turns items into model inputs with one embedder's tokenizer and processor under one set of rules.
+pub struct ItemEncoder<'a> {
+    embedder: &'a Embedder,
+    rules: InputRules,
+}
+
+impl<'a> ItemEncoder<'a> {
+    pub fn new(embedder: &'a Embedder, rules: InputRules) -> Self {
+        Self { embedder, rules }
+    }
+
+    /// The item's tokens with image sizes read from the file header alone (no decoding): what
+    /// [`Self::encode`] gives, at a fraction of the cost, for planning batches.
+    pub fn tokens(&self, prompt: &str, image: Option<&str>) -> Result<Tokens, EncodeError> {
+        let grids = match image {
+            None => Vec::new(),
+            Some(relative) => vec![self.planned_grid(&self.rules.image_root.join(relative))?],
+        };
+        Ok(self.fit(self.embedder.prompt_ids(prompt, &grids)?)?)
+    }
+
+    /// The item's model inputs: token ids fitted to the limit and the image's pixel patches.
+    pub fn encode(&self, prompt: &str, image: Option<&str>) -> Result<(EncodedInput, usize), EncodeError> {
+        let images = match image {
+            None => Vec::new(),
+            Some(relative) => vec![self.load(&self.rules.image_root.join(relative))?],
+        };
+        let input = self.embedder.encode(prompt, &images)?;
+        let tokens = self.fit(input.ids)?;
+        Ok((
+            EncodedInput {
+                ids: tokens.ids,
+                images: input.images,
+            },
+            tokens.dropped,
+        ))
+    }
+
+    fn fit(&self, mut ids: Vec<u32>) -> Result<Tokens, ModelError> {
+        let max_len = self.rules.max_len;
+        let dropped = match self.rules.truncate {
+            Truncate::UserText => self.embedder.tokenizer.fit_user_text(&mut ids, max_len)?,
+            Truncate::Error if ids.len() > max_len => {
+                return Err(ModelError::Input(format!(
+                    "the prompt has {} tokens, over --max-len {max_len} (use --truncate user-text)",
+                    ids.len()
+                )))
+            }
+            Truncate::Error => 0,
+        };
+        Ok(Tokens { ids, dropped })
+    }
+
+    fn load(&self, path: &Path) -> Result<PilImage, EncodeError> {
+        let bad = |e: &dyn std::fmt::Display| EncodeError::Image(format!("{}: {e}", path.display()));
+        let image = PilImage::open(path).map_err(|e| bad(&e))?;
+        self.rules.resolution.apply(&image).map_err(|e| bad(&e))
+    }
+
+    fn planned_grid(&self, path: &Path) -> Result<[usize; 3], EncodeError> {
+        let bad = |e: &dyn std::fmt::Display| EncodeError::Image(format!("{}: {e}", path.display()));
+        let (width, height) = header_size(path)?;
+        let (width, height) = self
+            .rules
+            .resolution
+            .target_size(width, height)
+            .map_err(|e| bad(&e))?
+            .unwrap_or((width, height));
+        self.embedder.processor.grid_thw(height, width).map_err(|e| bad(&e))
+    }
+}
+
+fn header_size(path: &Path) -> Result<(usize, usize), EncodeError> {
+    if !path.is_file() {
+        return Err(EncodeError::Image(format!("{}: image file not found", path.display())));
+    }
+    let reader = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| EncodeError::Image(format!("{}: cannot open image: {e}", path.display())))?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| EncodeError::Image(format!("{}: not a readable image: {e}", path.display())))?;
+    Ok((w as usize, h as usize))
+}
