@@ -221,11 +221,14 @@ fn mining_dag_on_planted_embeddings() {
     assert!(mtime(&run.join("clusters.parquet")) > t_clusters);
 }
 
-/// The command line of the first `make -n` line that runs `binary`.
-fn command_of<'a>(text: &'a str, binary: &str) -> &'a str {
-    text.lines()
+/// The first command in `make -n` output that runs `binary`, its continuation lines joined.
+fn command_of(text: &str, binary: &str) -> String {
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
         .find(|l| l.contains(&format!("/{binary} ")))
         .unwrap_or_else(|| panic!("no {binary} command in:\n{text}"))
+        .to_string()
 }
 
 #[test]
