@@ -7,8 +7,11 @@
 //!   reference's prompts (for saha-embed) and sugarcrepe_sets.parquet.
 //! * `sugarcrepe`: accuracy of those embeddings (image-to-text, and text-only for SugarCrepe++).
 
+pub mod aggregate;
+pub mod compare;
 pub mod mmeb;
 pub mod models;
+mod output;
 pub mod report;
 pub mod sugarcrepe;
 pub mod taskmap;

@@ -1,10 +1,10 @@
 //! MMEB-eval scoring: every query against its own candidate list, Precision@1 with the
-//! reference's first-maximum tie rule, hit@5 and MRR, and the meta-task / IND / OOD aggregation.
+//! reference's first-maximum tie rule, hit@5 and MRR per subset (averaged in `aggregate`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use arrow::datatypes::{UInt16Type, UInt32Type};
 use rayon::prelude::*;
 use saha_common::progress;
@@ -12,13 +12,15 @@ use saha_mining::vectors::{dot, Vectors};
 use saha_schemas::columns::primitive;
 use saha_schemas::embeddings::KEY_MODEL;
 use saha_schemas::read::ParquetTable;
-use saha_schemas::records::{read_records, sink_with_keys, write_rows, KEY_EVAL_SET};
-use saha_schemas::{AtomicFile, EvalListEntry, EvalScore, InputHash, Item, Pair, Provenance, Record};
+use saha_schemas::records::{read_records, KEY_EVAL_SET};
+use saha_schemas::{EvalListEntry, EvalScore, InputHash, Item, Pair, Provenance, Record};
 use sha2::{Digest, Sha256};
 
-use crate::models::{check_expected, embeddings_model, shown, MODEL_MISMATCH};
-use crate::report;
-use crate::taskmap::{meta_task_order, Split, TaskMap, MMEB};
+use crate::aggregate::{aggregate, Aggregate};
+use crate::compare::{self, check_same_eval_set, Before, Comparison};
+use crate::models::{check_expected, embeddings_model, listed};
+use crate::taskmap::{meta_task_order, Task, TaskMap, MMEB};
+use crate::{output, report};
 
 /// The message (and error prefix) when score files or embeddings come from another model.
 
@@ -313,15 +315,7 @@ impl EvalSet {
             .into_iter()
             .flatten()
             .collect();
-        bail!(
-            "no embedding in {} for {}",
-            files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            parts.join("; ")
-        )
+        bail!("no embedding in {} for {}", listed(files), parts.join("; "))
     }
 }
 
@@ -343,55 +337,6 @@ pub fn eval_set_fingerprint(rows: &[EvalScore]) -> String {
     hex16(&h.finalize())
 }
 
-/// The model named in each embeddings footer; all files must agree.
-/// An aggregate row of the report: a meta-task, IND, OOD or the overall mean.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Aggregate {
-    pub name: String,
-    pub subsets: usize,
-    pub p_at_1: f64,
-    pub hit_at_5: f64,
-    pub mrr: f64,
-}
-
-pub const OVERALL: &str = "Overall";
-
-/// Unweighted means over subsets: each meta-task present (papers' order, then others, then
-/// `unknown`), IND and OOD (when any subset is), and the overall mean over every subset.
-pub fn aggregate(rows: &[EvalScore]) -> Vec<Aggregate> {
-    let mean = |name: &str, sel: Vec<&EvalScore>| Aggregate {
-        name: name.to_string(),
-        subsets: sel.len(),
-        p_at_1: sel.iter().map(|r| r.p_at_1).sum::<f64>() / sel.len() as f64,
-        hit_at_5: sel.iter().map(|r| r.hit_at_5).sum::<f64>() / sel.len() as f64,
-        mrr: sel.iter().map(|r| r.mrr).sum::<f64>() / sel.len() as f64,
-    };
-    let mut metas: Vec<&str> = rows.iter().map(|r| r.meta_task.as_str()).collect();
-    metas.sort_by_key(|m| meta_task_order(m));
-    metas.dedup();
-    let mut out: Vec<Aggregate> = metas
-        .into_iter()
-        .map(|m| mean(m, rows.iter().filter(|r| r.meta_task == m).collect()))
-        .collect();
-    for split in [Split::Ind, Split::Ood] {
-        let sel: Vec<&EvalScore> = rows.iter().filter(|r| r.ind_ood == split.as_str()).collect();
-        if !sel.is_empty() {
-            out.push(mean(split.as_str(), sel));
-        }
-    }
-    if !rows.is_empty() {
-        out.push(mean(OVERALL, rows.iter().collect()));
-    }
-    out
-}
-
-/// An earlier score file to compare with.
-pub struct Before {
-    pub path: PathBuf,
-    pub model: String,
-    pub rows: Vec<EvalScore>,
-}
-
 pub struct Summary {
     pub rows: Vec<EvalScore>,
     pub aggregates: Vec<Aggregate>,
@@ -404,63 +349,64 @@ pub struct Summary {
     pub renormalised: usize,
 }
 
-fn read_before(path: &Path) -> Result<Before> {
-    let (rows, _) = read_records::<EvalScore>(path).with_context(|| format!("--compare {}", path.display()))?;
-    let model = ParquetTable::open(path)?
-        .key_values
-        .get(KEY_MODEL)
-        .cloned()
-        .unwrap_or_default();
-    Ok(Before {
-        path: path.to_path_buf(),
-        model,
-        rows,
-    })
-}
-
-/// Refuses a comparison across eval sets, naming the subsets that differ.
-fn check_same_eval_set(before: &Before, rows: &[EvalScore]) -> Result<()> {
-    let old: BTreeMap<&str, &str> = before
-        .rows
-        .iter()
-        .map(|r| (r.subset.as_str(), r.eval_set.as_str()))
-        .collect();
-    let new: BTreeMap<&str, &str> = rows.iter().map(|r| (r.subset.as_str(), r.eval_set.as_str())).collect();
-    let mut problems = Vec::new();
-    let only_new: Vec<&str> = new.keys().filter(|s| !old.contains_key(*s)).copied().collect();
-    let only_old: Vec<&str> = old.keys().filter(|s| !new.contains_key(*s)).copied().collect();
-    let changed: Vec<&str> = new
-        .iter()
-        .filter(|(s, f)| old.get(*s).is_some_and(|o| o != *f))
-        .map(|(s, _)| *s)
-        .collect();
-    if !changed.is_empty() {
-        problems.push(format!("different rows or candidates in {}", changed.join(", ")));
-    }
-    if !only_new.is_empty() {
-        problems.push(format!("subsets only in this run: {}", only_new.join(", ")));
-    }
-    if !only_old.is_empty() {
-        problems.push(format!(
-            "subsets only in {}: {}",
-            before.path.display(),
-            only_old.join(", ")
-        ));
-    }
-    if !problems.is_empty() {
-        bail!(
-            "cannot compare with {}: it was computed on a different eval set ({})",
-            before.path.display(),
-            problems.join("; ")
-        );
-    }
-    Ok(())
-}
-
 pub fn run(args: &MmebArgs) -> Result<Summary> {
-    let mut prov = Provenance::new(crate::STAGE, env!("CARGO_PKG_VERSION"));
-    prov.param("mode", "mmeb");
-    prov.param("args", args);
+    let mut prov = output::provenance("mmeb", args);
+    let inputs = open(args, &mut prov)?;
+    let outcomes = score(&inputs.set, &inputs.vectors);
+    let (rows, mut warnings) = subset_scores(&inputs.set, &outcomes, &inputs.task_map);
+    warnings.extend(task_map_warnings(&rows, &inputs.task_map));
+    let comparison = match &inputs.before {
+        Some(b) => {
+            check_same_eval_set(b, &rows)?;
+            Some(Comparison::new(b, &rows))
+        }
+        None => None,
+    };
+    let aggregates = aggregate(&rows);
+    let eval_set = eval_set_fingerprint(&rows);
+    let queries = inputs.set.pairs.len();
+    let report = report::mmeb_markdown(&report::MmebReport {
+        rows: &rows,
+        aggregates: &aggregates,
+        model: &inputs.model,
+        embeddings: &args.embeddings,
+        eval_set: &eval_set,
+        queries,
+        mmeb_present: rows
+            .iter()
+            .filter(|r| MMEB.iter().any(|(name, _, _)| *name == r.subset))
+            .count(),
+        normalized: !args.no_normalize,
+        comparison: comparison.as_ref(),
+        notes: &warnings,
+    });
+    let summary = Summary {
+        rows,
+        aggregates,
+        model: inputs.model,
+        eval_set,
+        queries,
+        report,
+        report_path: args.report_path(),
+        warnings,
+        renormalised: inputs.vectors.renormalised,
+    };
+    record_stats(&mut prov, &summary);
+    write(args, &prov, &summary)?;
+    Ok(summary)
+}
+
+/// What a run reads, checked against each other.
+struct Inputs {
+    task_map: TaskMap,
+    model: String,
+    before: Option<Before>,
+    set: EvalSet,
+    vectors: Vectors,
+}
+
+/// Reads and checks the inputs, recording their hashes in `prov`.
+fn open(args: &MmebArgs, prov: &mut Provenance) -> Result<Inputs> {
     let task_map = match &args.task_map {
         Some(p) => TaskMap::load(p)?,
         None => TaskMap::default(),
@@ -468,32 +414,23 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
     let model = embeddings_model(&args.embeddings)?;
     check_expected(args.expect_model.as_deref(), &model, &args.embeddings)?;
     let before = match &args.compare {
-        Some(p) => {
-            let b = read_before(p)?;
-            if let Some(expected) = &args.expect_model {
-                if b.model != *expected {
-                    bail!(
-                        "{MODEL_MISMATCH}: {} was computed with `{}`, --expect-model is `{expected}`",
-                        p.display(),
-                        shown(&b.model)
-                    );
-                }
-            }
-            if args.same_model && b.model != model {
-                bail!(
-                    "{MODEL_MISMATCH}: {} was computed with `{}`, these embeddings are from `{}` (--same-model)",
-                    p.display(),
-                    shown(&b.model),
-                    shown(&model)
-                );
-            }
-            Some(b)
-        }
+        Some(p) => Some(compare::open(p, args.expect_model.as_deref(), args.same_model, &model)?),
         None if args.same_model => bail!("--same-model needs --compare"),
         None => None,
     };
+    let (set, vectors) = load(args, prov)?;
+    set.require_embeddings(&vectors, &args.embeddings)?;
+    Ok(Inputs {
+        task_map,
+        model,
+        before,
+        set,
+        vectors,
+    })
+}
 
-    // Hash the inputs on a second thread while they are decoded.
+/// The eval set and the embeddings; the inputs are hashed on a second thread while they are decoded.
+fn load(args: &MmebArgs, prov: &mut Provenance) -> Result<(EvalSet, Vectors)> {
     let mut files: Vec<&PathBuf> = vec![&args.pairs, &args.items, &args.eval_lists];
     files.extend(&args.embeddings);
     files.extend(&args.task_map);
@@ -506,13 +443,15 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
         });
         (hashing.join().expect("hashing thread"), loaded)
     });
-    let (set, vectors) = loaded?;
+    let loaded = loaded?;
     prov.inputs.extend(hashes?);
-    set.require_embeddings(&vectors, &args.embeddings)?;
+    Ok(loaded)
+}
 
-    // Score every query against its own list.
+/// Every query against its own candidate list.
+fn score(set: &EvalSet, vectors: &Vectors) -> Vec<Outcome> {
     let bar = progress::bar(set.pairs.len() as u64, "score");
-    let outcomes: Vec<Outcome> = set
+    let outcomes = set
         .pairs
         .par_iter()
         .zip(&set.lists)
@@ -524,42 +463,23 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
         })
         .collect();
     bar.finish_and_clear();
+    outcomes
+}
 
-    // Per subset, in report order.
+/// One row per subset, in report order (meta-task, then the built-in order, then first
+/// appearance), and a warning for each subset whose candidate lists all have one entry.
+fn subset_scores(set: &EvalSet, outcomes: &[Outcome], task_map: &TaskMap) -> (Vec<EvalScore>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut rows: Vec<(EvalScore, (usize, String), usize, usize)> = Vec::new();
     for (first_seen, (subset, idx)) in set.subsets().into_iter().enumerate() {
         let task = task_map.lookup(&subset);
-        let n = idx.len();
-        let correct = idx.iter().filter(|&&i| outcomes[i].correct()).count();
-        let hits5 = idx.iter().filter(|&&i| outcomes[i].rank <= 5).count();
-        let ties = idx
-            .iter()
-            .filter(|&&i| outcomes[i].correct() && outcomes[i].tied)
-            .count();
-        let mrr = idx.iter().map(|&i| 1.0 / outcomes[i].rank as f64).sum::<f64>() / n as f64;
-        let lens = idx.iter().map(|&i| set.lists[i].len());
-        let (min_c, max_c) = (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0));
-        if max_c == 1 {
+        let row = subset_score(set, outcomes, subset, &idx, &task);
+        if row.max_candidates == 1 {
             warnings.push(format!(
-                "subset {subset}: every candidate list has one entry, so every query is trivially correct"
+                "subset {}: every candidate list has one entry, so every query is trivially correct",
+                row.subset
             ));
         }
-        let row = EvalScore {
-            subset: subset.clone(),
-            meta_task: task.meta_task.clone(),
-            ind_ood: task.split.as_str().to_string(),
-            n: n as u32,
-            correct: correct as u32,
-            p_at_1: correct as f64 / n as f64,
-            hits_at_5: hits5 as u32,
-            hit_at_5: hits5 as f64 / n as f64,
-            mrr,
-            ties_won: ties as u32,
-            min_candidates: min_c as u32,
-            max_candidates: max_c as u32,
-            eval_set: set.fingerprint(&idx),
-        };
         rows.push((
             row,
             meta_task_order(&task.meta_task),
@@ -568,10 +488,41 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
         ));
     }
     rows.sort_by(|a, b| (&a.1, a.2, a.3).cmp(&(&b.1, b.2, b.3)));
-    let rows: Vec<EvalScore> = rows.into_iter().map(|r| r.0).collect();
-    let aggregates = aggregate(&rows);
-    let eval_set = eval_set_fingerprint(&rows);
+    (rows.into_iter().map(|r| r.0).collect(), warnings)
+}
 
+/// The scores of one subset, whose queries are at `idx`.
+fn subset_score(set: &EvalSet, outcomes: &[Outcome], subset: String, idx: &[usize], task: &Task) -> EvalScore {
+    let n = idx.len();
+    let correct = idx.iter().filter(|&&i| outcomes[i].correct()).count();
+    let hits5 = idx.iter().filter(|&&i| outcomes[i].rank <= 5).count();
+    let ties = idx
+        .iter()
+        .filter(|&&i| outcomes[i].correct() && outcomes[i].tied)
+        .count();
+    let mrr = idx.iter().map(|&i| 1.0 / outcomes[i].rank as f64).sum::<f64>() / n as f64;
+    let lens = idx.iter().map(|&i| set.lists[i].len());
+    let (min_c, max_c) = (lens.clone().min().unwrap_or(0), lens.max().unwrap_or(0));
+    EvalScore {
+        subset,
+        meta_task: task.meta_task.clone(),
+        ind_ood: task.split.as_str().to_string(),
+        n: n as u32,
+        correct: correct as u32,
+        p_at_1: correct as f64 / n as f64,
+        hits_at_5: hits5 as u32,
+        hit_at_5: hits5 as f64 / n as f64,
+        mrr,
+        ties_won: ties as u32,
+        min_candidates: min_c as u32,
+        max_candidates: max_c as u32,
+        eval_set: set.fingerprint(idx),
+    }
+}
+
+/// Subsets the task map does not place, and task map entries for subsets not in the eval set.
+fn task_map_warnings(rows: &[EvalScore], task_map: &TaskMap) -> Vec<String> {
+    let mut warnings = Vec::new();
     let unmapped: Vec<&str> = rows
         .iter()
         .filter(|r| r.meta_task == crate::taskmap::UNKNOWN)
@@ -593,41 +544,18 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
             unused.join(", ")
         ));
     }
+    warnings
+}
 
-    let comparison = match &before {
-        Some(b) => {
-            check_same_eval_set(b, &rows)?;
-            Some(report::Comparison::new(b, &rows))
-        }
-        None => None,
-    };
-
-    let queries = set.pairs.len();
-    let mmeb_present = rows
-        .iter()
-        .filter(|r| MMEB.iter().any(|(name, _, _)| *name == r.subset))
-        .count();
-    let report_path = args.report_path();
-    let text = report::mmeb_markdown(&report::MmebReport {
-        rows: &rows,
-        aggregates: &aggregates,
-        model: &model,
-        embeddings: &args.embeddings,
-        eval_set: &eval_set,
-        queries,
-        mmeb_present,
-        normalized: !args.no_normalize,
-        comparison: comparison.as_ref(),
-        notes: &warnings,
-    });
-
-    prov.stat("queries", queries);
-    prov.stat("subsets", rows.len());
-    prov.stat("model", &model);
-    prov.stat("eval_set", &eval_set);
-    prov.stat("renormalised_vectors", vectors.renormalised);
-    prov.stat("ties_won", rows.iter().map(|r| r.ties_won as u64).sum::<u64>());
-    let agg: BTreeMap<&str, serde_json::Value> = aggregates
+fn record_stats(prov: &mut Provenance, s: &Summary) {
+    prov.stat("queries", s.queries);
+    prov.stat("subsets", s.rows.len());
+    prov.stat("model", &s.model);
+    prov.stat("eval_set", &s.eval_set);
+    prov.stat("renormalised_vectors", s.renormalised);
+    prov.stat("ties_won", s.rows.iter().map(|r| r.ties_won as u64).sum::<u64>());
+    let agg: BTreeMap<&str, serde_json::Value> = s
+        .aggregates
         .iter()
         .map(|a| {
             (
@@ -637,31 +565,15 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
         })
         .collect();
     prov.stat("aggregates", agg);
+}
 
-    // Both outputs appear together or not at all.
-    let keys = vec![
-        (KEY_MODEL.to_string(), model.clone()),
-        (KEY_EVAL_SET.to_string(), eval_set.clone()),
+/// eval_scores.parquet, its footer naming the model and the eval set, and the report.
+fn write(args: &MmebArgs, prov: &Provenance, s: &Summary) -> Result<()> {
+    let keys = [
+        (KEY_MODEL.to_string(), s.model.clone()),
+        (KEY_EVAL_SET.to_string(), s.eval_set.clone()),
     ];
-    let mut sink = sink_with_keys::<EvalScore>(&args.out, &prov, &keys)?;
-    write_rows(&mut sink, &rows)?;
-    let scores_file = sink.close()?;
-    let mut md = AtomicFile::create(&report_path)?;
-    std::io::Write::write_all(md.file(), text.as_bytes()).with_context(|| report_path.display().to_string())?;
-    scores_file.commit()?;
-    md.commit()?;
-
-    Ok(Summary {
-        rows,
-        aggregates,
-        model,
-        eval_set,
-        queries,
-        report: text,
-        report_path,
-        warnings,
-        renormalised: vectors.renormalised,
-    })
+    output::scores_and_report(&args.out, prov, &keys, &s.rows, &s.report_path, &s.report)
 }
 
 #[cfg(test)]
@@ -678,38 +590,5 @@ mod tests {
         assert_eq!(rank_of_ground_truth(&[0.3, 0.9, 0.3, 0.1]).rank, 2);
         assert_eq!(rank_of_ground_truth(&[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]).rank, 7);
         assert_eq!(rank_of_ground_truth(&[0.4]), Outcome { rank: 1, tied: false });
-    }
-
-    fn score(subset: &str, meta: &str, split: &str, p: f64) -> EvalScore {
-        EvalScore {
-            subset: subset.into(),
-            meta_task: meta.into(),
-            ind_ood: split.into(),
-            n: 10,
-            correct: 0,
-            p_at_1: p,
-            hits_at_5: 0,
-            hit_at_5: p,
-            mrr: p,
-            ties_won: 0,
-            min_candidates: 2,
-            max_candidates: 2,
-            eval_set: String::new(),
-        }
-    }
-
-    #[test]
-    fn aggregates_are_unweighted_means() {
-        let rows = vec![
-            score("a", "Classification", "IND", 0.8),
-            score("b", "Classification", "OOD", 0.4),
-            score("c", "Retrieval", "IND", 0.3),
-            score("d", "Mine", "custom", 0.1),
-        ];
-        let agg = aggregate(&rows);
-        let names: Vec<&str> = agg.iter().map(|a| a.name.as_str()).collect();
-        assert_eq!(names, ["Classification", "Retrieval", "Mine", "IND", "OOD", "Overall"]);
-        let p: Vec<f64> = agg.iter().map(|a| (a.p_at_1 * 1000.0).round() / 1000.0).collect();
-        assert_eq!(p, [0.6, 0.3, 0.1, 0.55, 0.4, 0.4]);
     }
 }

@@ -51,3 +51,12 @@ pub fn shown(model: &str) -> &str {
         model
     }
 }
+
+/// The embeddings files, comma-separated, for messages.
+pub fn listed(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

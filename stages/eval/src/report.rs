@@ -1,12 +1,12 @@
 //! Markdown reports: scores per subset and per aggregate, and before/after comparisons.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::PathBuf;
 
 use saha_schemas::{EvalScore, SugarCrepeScore};
 
-use crate::mmeb::{aggregate, Aggregate, Before, OVERALL};
+use crate::aggregate::{Aggregate, OVERALL};
+use crate::compare::Comparison;
 
 /// A rate (0..1) as a percentage with two decimals.
 pub fn pct(x: f64) -> String {
@@ -31,76 +31,34 @@ fn label(name: &str) -> String {
     }
 }
 
-/// Before/after scores of one eval set.
-pub struct Comparison {
-    pub path: PathBuf,
-    pub model: String,
-    /// (subset or aggregate name, before, after) for P@1, hit@5 and MRR.
-    pub subsets: Vec<(String, [f64; 3], [f64; 3])>,
-    pub aggregates: Vec<(String, [f64; 3], [f64; 3])>,
-}
-
-impl Comparison {
-    /// Pairs the earlier rows with these; the earlier aggregates are recomputed with this run's
-    /// meta-task and IND/OOD assignment, so both sides average the same subsets.
-    pub fn new(before: &Before, rows: &[EvalScore]) -> Self {
-        let old: HashMap<&str, &EvalScore> = before.rows.iter().map(|r| (r.subset.as_str(), r)).collect();
-        let relabelled: Vec<EvalScore> = rows
-            .iter()
-            .map(|r| EvalScore {
-                meta_task: r.meta_task.clone(),
-                ind_ood: r.ind_ood.clone(),
-                ..old[r.subset.as_str()].clone()
-            })
-            .collect();
-        let m = |r: &EvalScore| [r.p_at_1, r.hit_at_5, r.mrr];
-        let a = |r: &Aggregate| [r.p_at_1, r.hit_at_5, r.mrr];
-        let subsets = rows
-            .iter()
-            .zip(&relabelled)
-            .map(|(new, old)| (new.subset.clone(), m(old), m(new)))
-            .collect();
-        let aggregates = aggregate(rows)
-            .iter()
-            .zip(aggregate(&relabelled).iter())
-            .map(|(new, old)| (new.name.clone(), a(old), a(new)))
-            .collect();
-        Self {
-            path: before.path.clone(),
-            model: before.model.clone(),
-            subsets,
-            aggregates,
-        }
+/// The before/after table of a --compare run.
+fn comparison_markdown(c: &Comparison, model_now: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "## Compared with `{}`\n", c.path.display());
+    if c.model == model_now {
+        let _ = writeln!(s, "Same model on both sides: `{}`.\n", crate::models::shown(model_now));
+    } else {
+        let _ = writeln!(
+            s,
+            "Before: `{}`; after: `{}`.\n",
+            crate::models::shown(&c.model),
+            crate::models::shown(model_now)
+        );
     }
-
-    pub fn markdown(&self, model_now: &str) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "## Compared with `{}`\n", self.path.display());
-        if self.model == model_now {
-            let _ = writeln!(s, "Same model on both sides: `{}`.\n", crate::models::shown(model_now));
-        } else {
-            let _ = writeln!(
-                s,
-                "Before: `{}`; after: `{}`.\n",
-                crate::models::shown(&self.model),
-                crate::models::shown(model_now)
-            );
-        }
-        s.push_str("| | P@1 before | P@1 after | Δ P@1 | Δ hit@5 | Δ MRR |\n|---|---:|---:|---:|---:|---:|\n");
-        for (name, b, a) in self.aggregates.iter().chain(&self.subsets) {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} |",
-                label(name),
-                pct(b[0]),
-                pct(a[0]),
-                signed(a[0] - b[0]),
-                signed(a[1] - b[1]),
-                signed(a[2] - b[2])
-            );
-        }
-        s
+    s.push_str("| | P@1 before | P@1 after | Δ P@1 | Δ hit@5 | Δ MRR |\n|---|---:|---:|---:|---:|---:|\n");
+    for (name, b, a) in c.aggregates.iter().chain(&c.subsets) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            label(name),
+            pct(b[0]),
+            pct(a[0]),
+            signed(a[0] - b[0]),
+            signed(a[1] - b[1]),
+            signed(a[2] - b[2])
+        );
     }
+    s
 }
 
 pub struct MmebReport<'a> {
@@ -206,7 +164,7 @@ pub fn mmeb_markdown(r: &MmebReport) -> String {
     }
     if let Some(c) = r.comparison {
         s.push('\n');
-        s.push_str(&c.markdown(r.model));
+        s.push_str(&comparison_markdown(c, r.model));
     }
     s
 }

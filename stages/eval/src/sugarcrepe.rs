@@ -18,12 +18,12 @@ use saha_prompting::config::PromptSettings;
 use saha_prompting::render::{Renderer, Role, SpecialTextPolicy};
 use saha_prompting::template::{Backbone, IMAGE_PLACEHOLDER};
 use saha_schemas::embeddings::KEY_MODEL;
-use saha_schemas::records::{read_records, sink_for, sink_with_keys, write_rows};
+use saha_schemas::records::{read_records, sink_for, write_rows};
 use saha_schemas::write::finish_all;
-use saha_schemas::{AtomicFile, Item, Provenance, Side, SugarCrepeExample, SugarCrepeScore};
+use saha_schemas::{Item, Provenance, Side, SugarCrepeExample, SugarCrepeScore};
 
-use crate::models::{check_expected, embeddings_model};
-use crate::report;
+use crate::models::{check_expected, embeddings_model, listed};
+use crate::{output, report};
 
 /// SugarCrepe's seven subsets, in the reference's order.
 pub const SUGARCREPE_SUBSETS: [&str; 7] = [
@@ -247,10 +247,9 @@ pub struct ItemsSummary {
 /// Reads the benchmark files and writes items.parquet (the reference's prompts) and
 /// sugarcrepe_sets.parquet.
 pub fn items(args: &ItemsArgs) -> Result<ItemsSummary> {
-    let mut prov = Provenance::new(crate::STAGE, env!("CARGO_PKG_VERSION"));
-    prov.param("mode", "sugarcrepe-items");
-    prov.param("args", args);
+    let mut prov = output::provenance("sugarcrepe-items", args);
     let files = discover(args)?;
+    let read = read_examples(args, &files, &mut prov)?;
     let settings = PromptSettings {
         query_prefix: CAPTION_PREFIX.to_string(),
         ..PromptSettings::default()
@@ -261,52 +260,98 @@ pub fn items(args: &ItemsArgs) -> Result<ItemsSummary> {
         policy: SpecialTextPolicy::Escape,
         settings: &settings,
     };
+    let items = render_items(&renderer, &read.captions.keys, &read.images.keys)?;
+    let sets = numbered_examples(read.examples, read.captions.keys.len(), args.benchmark);
+    prov.stat("examples", sets.len());
+    prov.stat("items", items.len());
+    prov.stat("image_items", read.images.keys.len());
+    prov.stat("subsets", &read.per_subset);
 
-    // Items de-duplicated per (side, subset, text, image), queries (captions) numbered first.
-    type Key = (String, String, Option<String>);
-    let mut captions: Vec<Key> = Vec::new();
-    let mut images: Vec<Key> = Vec::new();
-    let mut caption_at: HashMap<Key, usize> = HashMap::new();
-    let mut image_at: HashMap<Key, usize> = HashMap::new();
-    fn intern(list: &mut Vec<Key>, at: &mut HashMap<Key, usize>, key: Key) -> usize {
-        *at.entry(key.clone()).or_insert_with(|| {
-            list.push(key);
-            list.len() - 1
+    let items_path = args.out_dir.join("items.parquet");
+    let sets_path = args.out_dir.join("sugarcrepe_sets.parquet");
+    let mut a = sink_for::<Item>(&items_path, &prov)?;
+    write_rows(&mut a, &items)?;
+    let mut b = sink_for::<SugarCrepeExample>(&sets_path, &prov)?;
+    write_rows(&mut b, &sets)?;
+    finish_all(vec![a, b])?;
+    Ok(ItemsSummary {
+        examples: sets.len(),
+        items: items.len(),
+        subsets: read.per_subset,
+        items_path,
+        sets_path,
+    })
+}
+
+/// An item before numbering: (subset, text, image path).
+type ItemKey = (String, String, Option<String>);
+
+/// Items de-duplicated per subset, text and image, in order of first appearance.
+#[derive(Default)]
+struct Distinct {
+    keys: Vec<ItemKey>,
+    at: HashMap<ItemKey, usize>,
+}
+
+impl Distinct {
+    /// The item's index, added when new.
+    fn index(&mut self, key: ItemKey) -> usize {
+        *self.at.entry(key.clone()).or_insert_with(|| {
+            self.keys.push(key);
+            self.keys.len() - 1
         })
     }
-    // (subset, key, image, pos, pos2, neg, source) with local indices.
-    let mut raw = Vec::new();
+}
+
+/// One example with its items as indices into the captions and images.
+struct LocalExample {
+    subset: String,
+    key: String,
+    image: usize,
+    pos: usize,
+    pos2: Option<usize>,
+    neg: usize,
+    source: String,
+}
+
+/// Every example of every file, with its captions and images de-duplicated.
+struct ReadExamples {
+    captions: Distinct,
+    images: Distinct,
+    examples: Vec<LocalExample>,
+    /// Examples per subset.
+    per_subset: Vec<(String, usize)>,
+}
+
+/// Reads the files (recording them in `prov`); every image must exist under --image-root.
+fn read_examples(args: &ItemsArgs, files: &[(String, PathBuf)], prov: &mut Provenance) -> Result<ReadExamples> {
+    let mut captions = Distinct::default();
+    let mut images = Distinct::default();
+    let mut examples = Vec::new();
     let mut missing_images = Vec::new();
     let mut per_subset = Vec::new();
-    for (subset, file) in &files {
-        let examples = read_json(file, args.benchmark)?;
-        per_subset.push((subset.clone(), examples.len()));
+    for (subset, file) in files {
+        let read = read_json(file, args.benchmark)?;
+        per_subset.push((subset.clone(), read.len()));
         prov.input(file)?;
-        for ex in examples {
+        for ex in read {
             if !args.image_root.join(&ex.filename).is_file() && missing_images.len() < 5 {
                 missing_images.push(format!("{} example `{}`: {}", file.display(), ex.key, ex.filename));
             }
             let cap = |t: &str| (subset.clone(), t.to_string(), None);
-            let image = intern(
-                &mut images,
-                &mut image_at,
-                (subset.clone(), IMAGE_PLACEHOLDER.to_string(), Some(ex.filename.clone())),
-            );
-            let pos = intern(&mut captions, &mut caption_at, cap(&ex.caption));
-            let pos2 = ex
-                .caption2
-                .as_deref()
-                .map(|c| intern(&mut captions, &mut caption_at, cap(c)));
-            let neg = intern(&mut captions, &mut caption_at, cap(&ex.negative));
-            raw.push((
-                subset.clone(),
-                ex.key,
+            let image = images.index((subset.clone(), IMAGE_PLACEHOLDER.to_string(), Some(ex.filename.clone())));
+            let pos = captions.index(cap(&ex.caption));
+            let pos2 = ex.caption2.as_deref().map(|c| captions.index(cap(c)));
+            let neg = captions.index(cap(&ex.negative));
+            examples.push(LocalExample {
+                subset: subset.clone(),
+                key: ex.key,
                 image,
                 pos,
                 pos2,
                 neg,
-                file.display().to_string(),
-            ));
+                source: file.display().to_string(),
+            });
         }
     }
     if !missing_images.is_empty() {
@@ -316,12 +361,20 @@ pub fn items(args: &ItemsArgs) -> Result<ItemsSummary> {
             missing_images.join("; ")
         );
     }
+    Ok(ReadExamples {
+        captions,
+        images,
+        examples,
+        per_subset,
+    })
+}
 
-    let n_captions = captions.len();
+/// The captions (queries, numbered first) and then the images, with their prompts.
+fn render_items(renderer: &Renderer, captions: &[ItemKey], images: &[ItemKey]) -> Result<Vec<Item>> {
     let mut items = Vec::with_capacity(captions.len() + images.len());
     for (side, role, list) in [
-        (Side::Query, Role::Query, &captions),
-        (Side::Target, Role::Document, &images),
+        (Side::Query, Role::Query, captions),
+        (Side::Target, Role::Document, images),
     ] {
         for (subset, text, image) in list {
             let r = renderer
@@ -340,41 +393,26 @@ pub fn items(args: &ItemsArgs) -> Result<ItemsSummary> {
             });
         }
     }
-    let image_id = |i: usize| (n_captions + i) as u32;
-    let sets: Vec<SugarCrepeExample> = raw
+    Ok(items)
+}
+
+/// The examples numbered in order, with item ids (the images' come after the `n_captions` captions).
+fn numbered_examples(examples: Vec<LocalExample>, n_captions: usize, benchmark: Benchmark) -> Vec<SugarCrepeExample> {
+    examples
         .into_iter()
         .enumerate()
-        .map(|(n, (subset, key, image, pos, pos2, neg, source))| SugarCrepeExample {
+        .map(|(n, e)| SugarCrepeExample {
             example: n as u32,
-            benchmark: args.benchmark.name().to_string(),
-            subset,
-            key,
-            image_id: image_id(image),
-            pos_id: pos as u32,
-            pos2_id: pos2.map(|p| p as u32),
-            neg_id: neg as u32,
-            source_file: source,
+            benchmark: benchmark.name().to_string(),
+            subset: e.subset,
+            key: e.key,
+            image_id: (n_captions + e.image) as u32,
+            pos_id: e.pos as u32,
+            pos2_id: e.pos2.map(|p| p as u32),
+            neg_id: e.neg as u32,
+            source_file: e.source,
         })
-        .collect();
-    prov.stat("examples", sets.len());
-    prov.stat("items", items.len());
-    prov.stat("image_items", images.len());
-    prov.stat("subsets", &per_subset);
-
-    let items_path = args.out_dir.join("items.parquet");
-    let sets_path = args.out_dir.join("sugarcrepe_sets.parquet");
-    let mut a = sink_for::<Item>(&items_path, &prov)?;
-    write_rows(&mut a, &items)?;
-    let mut b = sink_for::<SugarCrepeExample>(&sets_path, &prov)?;
-    write_rows(&mut b, &sets)?;
-    finish_all(vec![a, b])?;
-    Ok(ItemsSummary {
-        examples: sets.len(),
-        items: items.len(),
-        subsets: per_subset,
-        items_path,
-        sets_path,
-    })
+        .collect()
 }
 
 /// Outcome of one example: (image-to-text correct, text-only correct, any exact tie).
@@ -403,9 +441,40 @@ pub struct ScoreSummary {
 }
 
 pub fn score(args: &ScoreArgs) -> Result<ScoreSummary> {
-    let mut prov = Provenance::new(crate::STAGE, env!("CARGO_PKG_VERSION"));
-    prov.param("mode", "sugarcrepe");
-    prov.param("args", args);
+    let mut prov = output::provenance("sugarcrepe", args);
+    let (model, sets, vectors) = open(args, &mut prov)?;
+    let mut rows = Vec::new();
+    for ((benchmark, subset), examples) in by_subset(&sets, &args.sets)? {
+        rows.push(subset_score(benchmark, subset, &examples, &vectors, &args.sets)?);
+    }
+    let plain: Vec<&SugarCrepeScore> = rows.iter().filter(|r| r.benchmark == "sugarcrepe").collect();
+    let average = (!plain.is_empty()).then(|| plain.iter().map(|r| r.itt_accuracy).sum::<f64>() / plain.len() as f64);
+    prov.stat("examples", sets.len());
+    prov.stat("model", &model);
+    if let Some(a) = average {
+        prov.stat("sugarcrepe_average", a);
+    }
+    prov.stat("renormalised_vectors", vectors.renormalised);
+    let text = report::sugarcrepe_markdown(&rows, &model, average);
+    let report_path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| args.out.with_file_name("sugarcrepe_report.md"));
+    let keys = [(KEY_MODEL.to_string(), model.clone())];
+    output::scores_and_report(&args.out, &prov, &keys, &rows, &report_path, &text)?;
+    Ok(ScoreSummary {
+        rows,
+        average,
+        model,
+        report: text,
+        report_path,
+        renormalised: vectors.renormalised,
+    })
+}
+
+/// The embeddings' model, the examples and their vectors, checked to cover every example's
+/// items; the inputs are recorded in `prov`.
+fn open(args: &ScoreArgs, prov: &mut Provenance) -> Result<(String, Vec<SugarCrepeExample>, Vectors)> {
     let model = embeddings_model(&args.embeddings)?;
     check_expected(args.expect_model.as_deref(), &model, &args.embeddings)?;
     let (sets, _) = read_records::<SugarCrepeExample>(&args.sets)?;
@@ -417,8 +486,14 @@ pub fn score(args: &ScoreArgs) -> Result<ScoreSummary> {
         prov.input(e)?;
     }
     let vectors = Vectors::load(&args.embeddings, !args.no_normalize)?;
+    require_embeddings(&sets, &vectors, &args.embeddings)?;
+    Ok((model, sets, vectors))
+}
+
+/// Items without an embedding, as an error naming them and up to three examples each.
+fn require_embeddings(sets: &[SugarCrepeExample], vectors: &Vectors, files: &[PathBuf]) -> Result<()> {
     let mut missing: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for ex in &sets {
+    for ex in sets {
         for id in [Some(ex.image_id), Some(ex.pos_id), ex.pos2_id, Some(ex.neg_id)]
             .into_iter()
             .flatten()
@@ -431,32 +506,34 @@ pub fn score(args: &ScoreArgs) -> Result<ScoreSummary> {
             }
         }
     }
-    if !missing.is_empty() {
-        let shown: Vec<String> = missing
-            .iter()
-            .take(5)
-            .map(|(id, ex)| format!("item_id {id} (example {})", ex.join(", ")))
-            .collect();
-        bail!(
-            "no embedding in {} for {} item(s): {}{}",
-            args.embeddings
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            missing.len(),
-            shown.join(", "),
-            if missing.len() > 5 { ", …" } else { "" }
-        );
+    if missing.is_empty() {
+        return Ok(());
     }
+    let shown: Vec<String> = missing
+        .iter()
+        .take(5)
+        .map(|(id, ex)| format!("item_id {id} (example {})", ex.join(", ")))
+        .collect();
+    bail!(
+        "no embedding in {} for {} item(s): {}{}",
+        listed(files),
+        missing.len(),
+        shown.join(", "),
+        if missing.len() > 5 { ", …" } else { "" }
+    )
+}
 
-    // Group by (benchmark, subset), reference order first.
-    let mut groups: Vec<((String, String), Vec<&SugarCrepeExample>)> = Vec::new();
-    for ex in &sets {
+/// A (benchmark, subset) and its examples.
+type Group<'a> = ((String, String), Vec<&'a SugarCrepeExample>);
+
+/// The examples grouped by (benchmark, subset), each benchmark's subsets in the reference's order.
+fn by_subset<'a>(sets: &'a [SugarCrepeExample], path: &Path) -> Result<Vec<Group<'a>>> {
+    let mut groups: Vec<Group> = Vec::new();
+    for ex in sets {
         if Benchmark::parse(&ex.benchmark).is_none() {
             bail!(
                 "{}: example {}: unknown benchmark `{}`",
-                args.sets.display(),
+                path.display(),
                 ex.example,
                 ex.benchmark
             );
@@ -472,65 +549,45 @@ pub fn score(args: &ScoreArgs) -> Result<ScoreSummary> {
         (b.to_string(), list.iter().position(|x| *x == s).unwrap_or(usize::MAX))
     };
     groups.sort_by_key(|g| order(&g.0 .0, &g.0 .1));
+    Ok(groups)
+}
+
+/// The accuracies of one subset's examples.
+fn subset_score(
+    benchmark: String,
+    subset: String,
+    examples: &[&SugarCrepeExample],
+    vectors: &Vectors,
+    path: &Path,
+) -> Result<SugarCrepeScore> {
     let v = |id: u32| vectors.get(id).expect("checked");
-    let mut rows = Vec::new();
-    for ((benchmark, subset), exs) in groups {
-        let plus = benchmark == "sugarcrepe++";
-        let (mut itt, mut tot, mut ties) = (0u32, 0u32, 0u32);
-        for ex in &exs {
-            let pos2 = match (plus, ex.pos2_id) {
-                (true, Some(p)) => Some(v(p)),
-                (true, None) => bail!(
-                    "{}: example {} (subset {subset}) is SugarCrepe++ but has no pos2_id",
-                    args.sets.display(),
-                    ex.example
-                ),
-                (false, _) => None,
-            };
-            let (a, b, tie) = judge(v(ex.image_id), v(ex.pos_id), pos2, v(ex.neg_id));
-            itt += a as u32;
-            tot += b.unwrap_or(false) as u32;
-            ties += tie as u32;
-        }
-        let n = exs.len() as u32;
-        rows.push(SugarCrepeScore {
-            benchmark: benchmark.clone(),
-            subset,
-            n,
-            itt_correct: itt,
-            itt_accuracy: itt as f64 / n as f64,
-            tot_correct: plus.then_some(tot),
-            tot_accuracy: plus.then_some(tot as f64 / n as f64),
-            ties,
-        });
+    let plus = benchmark == "sugarcrepe++";
+    let (mut itt, mut tot, mut ties) = (0u32, 0u32, 0u32);
+    for ex in examples {
+        let pos2 = match (plus, ex.pos2_id) {
+            (true, Some(p)) => Some(v(p)),
+            (true, None) => bail!(
+                "{}: example {} (subset {subset}) is SugarCrepe++ but has no pos2_id",
+                path.display(),
+                ex.example
+            ),
+            (false, _) => None,
+        };
+        let (a, b, tie) = judge(v(ex.image_id), v(ex.pos_id), pos2, v(ex.neg_id));
+        itt += a as u32;
+        tot += b.unwrap_or(false) as u32;
+        ties += tie as u32;
     }
-    let plain: Vec<&SugarCrepeScore> = rows.iter().filter(|r| r.benchmark == "sugarcrepe").collect();
-    let average = (!plain.is_empty()).then(|| plain.iter().map(|r| r.itt_accuracy).sum::<f64>() / plain.len() as f64);
-    prov.stat("examples", sets.len());
-    prov.stat("model", &model);
-    if let Some(a) = average {
-        prov.stat("sugarcrepe_average", a);
-    }
-    prov.stat("renormalised_vectors", vectors.renormalised);
-    let text = report::sugarcrepe_markdown(&rows, &model, average);
-    let report_path = args
-        .report
-        .clone()
-        .unwrap_or_else(|| args.out.with_file_name("sugarcrepe_report.md"));
-    let mut sink = sink_with_keys::<SugarCrepeScore>(&args.out, &prov, &[(KEY_MODEL.to_string(), model.clone())])?;
-    write_rows(&mut sink, &rows)?;
-    let closed = sink.close()?;
-    let mut md = AtomicFile::create(&report_path)?;
-    std::io::Write::write_all(md.file(), text.as_bytes()).with_context(|| report_path.display().to_string())?;
-    closed.commit()?;
-    md.commit()?;
-    Ok(ScoreSummary {
-        rows,
-        average,
-        model,
-        report: text,
-        report_path,
-        renormalised: vectors.renormalised,
+    let n = examples.len() as u32;
+    Ok(SugarCrepeScore {
+        benchmark,
+        subset,
+        n,
+        itt_correct: itt,
+        itt_accuracy: itt as f64 / n as f64,
+        tot_correct: plus.then_some(tot),
+        tot_accuracy: plus.then_some(tot as f64 / n as f64),
+        ties,
     })
 }
 
