@@ -164,3 +164,17 @@ pub fn primitive<'b, T: ArrowPrimitiveType>(
     }
     Ok(typed.values())
 }
+
+/// A nullable primitive column, one option a row ([`primitive`] refuses nulls).
+pub fn optional_primitive<T: ArrowPrimitiveType>(
+    batch: &RecordBatch,
+    name: &str,
+    at: BatchAt,
+) -> Result<Vec<Option<T::Native>>> {
+    let expected = type_name(&T::DATA_TYPE);
+    let array = column(batch, name, at, &expected)?;
+    let typed: &PrimitiveArray<T> = array
+        .as_primitive_opt::<T>()
+        .ok_or_else(|| wrong_type(at, name, &expected, array.data_type()))?;
+    Ok(typed.iter().collect())
+}

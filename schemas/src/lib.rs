@@ -4,12 +4,14 @@
 
 pub mod artefacts;
 pub mod atomic;
+mod column_value;
 pub mod columns;
 pub mod embeddings;
 pub mod error;
 pub mod provenance;
 pub mod read;
 pub mod records;
+mod tables;
 pub mod write;
 
 pub use artefacts::{ArtefactSpec, ColumnSpec};
@@ -17,8 +19,9 @@ pub use atomic::AtomicFile;
 pub use error::{Result, SchemaError};
 pub use provenance::{InputHash, ParamKey, Provenance};
 pub use read::ParquetTable;
-pub use records::{
-    Candidate, ClusterMember, EvalListEntry, EvalScore, Item, MiningStats, Owner, Pair, Record, Side, SkippedRow,
+pub use records::Record;
+pub use tables::{
+    Candidate, ClusterMember, EvalListEntry, EvalScore, Item, MiningStats, Owner, Pair, Side, SkippedRow,
     SugarCrepeExample, SugarCrepeScore, TrainLogRow,
 };
 pub use write::ParquetSink;
