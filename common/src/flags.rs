@@ -47,35 +47,6 @@ impl EmbeddingsInput {
     }
 }
 
-/// A guard against scoring the wrong model's embeddings.
-#[derive(Debug, Clone, Args, Serialize)]
-pub struct ExpectModel {
-    /// Refuse unless the embeddings (and any earlier scores compared with them) were made by this
-    /// model, as named in their footer (`saha.embedding.model`).
-    #[arg(long)]
-    pub expect_model: Option<String>,
-}
-
-/// The Markdown report a scoring stage writes next to its table, and whether it is printed.
-#[derive(Debug, Clone, Args, Serialize)]
-pub struct ReportOutput {
-    /// Output Markdown report [default: <benchmark>_report.md next to --out].
-    #[arg(long)]
-    #[serde(skip)]
-    pub report: Option<PathBuf>,
-    /// Do not print the report on stdout.
-    #[arg(long)]
-    #[serde(skip)]
-    pub quiet: bool,
-}
-
-impl ReportOutput {
-    /// `--report`, or `default_name` in the folder of `out`.
-    pub fn path(&self, out: &Path, default_name: &str) -> PathBuf {
-        self.report.clone().unwrap_or_else(|| out.with_file_name(default_name))
-    }
-}
-
 /// The model a stage runs, and where and in what precision it computes.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct ModelArgs {

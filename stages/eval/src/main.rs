@@ -5,7 +5,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Mmeb(args) => {
             let s = mmeb::run(args)?;
-            if !args.quiet {
+            if !args.output.quiet {
                 print!("{}", s.report);
             }
             for w in &s.warnings {
@@ -36,7 +36,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         Command::Sugarcrepe(args) => {
             let s = sugarcrepe::score(args)?;
-            if !args.quiet {
+            if !args.output.quiet {
                 print!("{}", s.report);
             }
             saha_common::stage::note_renormalised(STAGE, s.renormalised);

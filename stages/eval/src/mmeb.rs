@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use arrow::datatypes::{UInt16Type, UInt32Type};
 use rayon::prelude::*;
+use saha_common::flags::EmbeddingsInput;
 use saha_common::progress;
 use saha_mining::vectors::{dot, Vectors};
 use saha_schemas::columns::primitive;
@@ -18,11 +19,10 @@ use sha2::{Digest, Sha256};
 
 use crate::aggregate::{aggregate, Aggregate};
 use crate::compare::{self, check_same_eval_set, Before, Comparison};
-use crate::models::{check_expected, embeddings_model, listed};
+use crate::models::{check_expected, embeddings_model, listed, ExpectModel};
+use crate::output::ReportFlags;
 use crate::taskmap::{meta_task_order, Task, TaskMap, MMEB};
 use crate::{output, report};
-
-/// The message (and error prefix) when score files or embeddings come from another model.
 
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct MmebArgs {
@@ -35,18 +35,16 @@ pub struct MmebArgs {
     /// eval/eval_lists.parquet: each query's candidate list, rank 0 = the ground truth.
     #[arg(long)]
     pub eval_lists: PathBuf,
-    /// eval/embeddings.parquet from saha-embed; repeat to combine files (e.g. queries and
-    /// candidates embedded apart; all must name the same model).
-    #[arg(long, required = true)]
-    pub embeddings: Vec<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub vectors: EmbeddingsInput,
     /// Output eval_scores.parquet (one row per subset).
     #[arg(long)]
     #[serde(skip)]
     pub out: PathBuf,
-    /// Output Markdown report; default: eval_report.md next to --out.
-    #[arg(long)]
+    #[command(flatten)]
     #[serde(skip)]
-    pub report: Option<PathBuf>,
+    pub output: ReportFlags,
     /// TOML or JSON file giving meta-task and IND/OOD of subsets outside the 36 MMEB ones (or
     /// overriding them): `[subsets] Name = { meta_task = "VQA", ind_ood = "IND" }`.
     #[arg(long)]
@@ -55,28 +53,18 @@ pub struct MmebArgs {
     /// Refused when it was computed on a different eval set.
     #[arg(long)]
     pub compare: Option<PathBuf>,
-    /// Refuse unless the embeddings (and the --compare file) were made by this model, as named
-    /// in their footer (`saha.embedding.model`).
-    #[arg(long)]
-    pub expect_model: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub expect: ExpectModel,
     /// With --compare: refuse when the earlier scores come from a different model than these
     /// embeddings (e.g. when comparing prompt variants of one model).
     #[arg(long)]
     pub same_model: bool,
-    /// Use raw inner products, without L2-normalising the vectors (the reference normalises).
-    #[arg(long)]
-    pub no_normalize: bool,
-    /// Do not print the report on stdout.
-    #[arg(long)]
-    #[serde(skip)]
-    pub quiet: bool,
 }
 
 impl MmebArgs {
     pub fn report_path(&self) -> PathBuf {
-        self.report
-            .clone()
-            .unwrap_or_else(|| self.out.with_file_name("eval_report.md"))
+        self.output.path(&self.out, "eval_report.md")
     }
 }
 
@@ -369,14 +357,14 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
         rows: &rows,
         aggregates: &aggregates,
         model: &inputs.model,
-        embeddings: &args.embeddings,
+        embeddings: &args.vectors.embeddings,
         eval_set: &eval_set,
         queries,
         mmeb_present: rows
             .iter()
             .filter(|r| MMEB.iter().any(|(name, _, _)| *name == r.subset))
             .count(),
-        normalized: !args.no_normalize,
+        normalized: args.vectors.normalize(),
         comparison: comparison.as_ref(),
         notes: &warnings,
     });
@@ -411,15 +399,20 @@ fn open(args: &MmebArgs, prov: &mut Provenance) -> Result<Inputs> {
         Some(p) => TaskMap::load(p)?,
         None => TaskMap::default(),
     };
-    let model = embeddings_model(&args.embeddings)?;
-    check_expected(args.expect_model.as_deref(), &model, &args.embeddings)?;
+    let model = embeddings_model(&args.vectors.embeddings)?;
+    check_expected(args.expect.expect_model.as_deref(), &model, &args.vectors.embeddings)?;
     let before = match &args.compare {
-        Some(p) => Some(compare::open(p, args.expect_model.as_deref(), args.same_model, &model)?),
+        Some(p) => Some(compare::open(
+            p,
+            args.expect.expect_model.as_deref(),
+            args.same_model,
+            &model,
+        )?),
         None if args.same_model => bail!("--same-model needs --compare"),
         None => None,
     };
     let (set, vectors) = load(args, prov)?;
-    set.require_embeddings(&vectors, &args.embeddings)?;
+    set.require_embeddings(&vectors, &args.vectors.embeddings)?;
     Ok(Inputs {
         task_map,
         model,
@@ -432,13 +425,13 @@ fn open(args: &MmebArgs, prov: &mut Provenance) -> Result<Inputs> {
 /// The eval set and the embeddings; the inputs are hashed on a second thread while they are decoded.
 fn load(args: &MmebArgs, prov: &mut Provenance) -> Result<(EvalSet, Vectors)> {
     let mut files: Vec<&PathBuf> = vec![&args.pairs, &args.items, &args.eval_lists];
-    files.extend(&args.embeddings);
+    files.extend(&args.vectors.embeddings);
     files.extend(&args.task_map);
     files.extend(&args.compare);
     let (hashes, loaded) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| files.iter().map(|f| InputHash::of(f)).collect::<Result<Vec<_>, _>>());
         let loaded = EvalSet::load(&args.pairs, &args.items, &args.eval_lists).and_then(|set| {
-            let vectors = Vectors::load(&args.embeddings, !args.no_normalize)?;
+            let vectors = Vectors::load(&args.vectors.embeddings, args.vectors.normalize())?;
             Ok((set, vectors))
         });
         (hashing.join().expect("hashing thread"), loaded)

@@ -6,6 +6,15 @@ use anyhow::{bail, Result};
 use saha_schemas::embeddings::KEY_MODEL;
 use saha_schemas::read::ParquetTable;
 
+/// A guard against scoring the wrong model's embeddings, for both benchmarks.
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
+pub struct ExpectModel {
+    /// Refuse unless the embeddings (and, for mmeb, the --compare file) were made by this model, as
+    /// named in their footer (`saha.embedding.model`).
+    #[arg(long)]
+    pub expect_model: Option<String>,
+}
+
 pub const MODEL_MISMATCH: &str = "score files from a different model (metadata mismatch: refuse)";
 
 /// The model named in the footers of `files` (empty when none is recorded); files from different

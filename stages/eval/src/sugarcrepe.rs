@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use saha_common::flags::{EmbeddingsInput, ImageRoot};
 use saha_mining::vectors::{dot, Vectors};
 use saha_prompting::config::PromptSettings;
 use saha_prompting::render::{Renderer, Role, SpecialTextPolicy};
@@ -22,7 +23,8 @@ use saha_schemas::records::{read_records, sink_for, write_rows};
 use saha_schemas::write::finish_all;
 use saha_schemas::{Item, Provenance, Side, SugarCrepeExample, SugarCrepeScore};
 
-use crate::models::{check_expected, embeddings_model, listed};
+use crate::models::{check_expected, embeddings_model, listed, ExpectModel};
+use crate::output::ReportFlags;
 use crate::{output, report};
 
 /// SugarCrepe's seven subsets, in the reference's order.
@@ -87,9 +89,10 @@ pub struct ItemsArgs {
     /// Subsets to read from the folder, comma-separated; default: all of the benchmark's.
     #[arg(long, value_delimiter = ',')]
     pub subsets: Vec<String>,
-    /// Folder the `filename` values are relative to (COCO val2017); every image must exist.
-    #[arg(long)]
-    pub image_root: PathBuf,
+    // The `filename` values are image paths (COCO val2017); every image must exist.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub image_root: ImageRoot,
     /// Folder for items.parquet and sugarcrepe_sets.parquet.
     #[arg(long)]
     #[serde(skip)]
@@ -101,27 +104,19 @@ pub struct ScoreArgs {
     /// sugarcrepe_sets.parquet from `saha-eval sugarcrepe-items`.
     #[arg(long)]
     pub sets: PathBuf,
-    /// embeddings.parquet of the items written next to it; repeat to combine files.
-    #[arg(long, required = true)]
-    pub embeddings: Vec<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub vectors: EmbeddingsInput,
     /// Output sugarcrepe_scores.parquet.
     #[arg(long)]
     #[serde(skip)]
     pub out: PathBuf,
-    /// Output Markdown report; default: sugarcrepe_report.md next to --out.
-    #[arg(long)]
+    #[command(flatten)]
     #[serde(skip)]
-    pub report: Option<PathBuf>,
-    /// Refuse unless the embeddings footer names this model.
-    #[arg(long)]
-    pub expect_model: Option<String>,
-    /// Use raw inner products, without L2-normalising the vectors (the reference normalises).
-    #[arg(long)]
-    pub no_normalize: bool,
-    /// Do not print the report on stdout.
-    #[arg(long)]
-    #[serde(skip)]
-    pub quiet: bool,
+    pub output: ReportFlags,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub expect: ExpectModel,
 }
 
 /// One example as read: (key, filename, caption, caption2, negative).
@@ -357,7 +352,7 @@ fn read_examples(args: &ItemsArgs, files: &[(String, PathBuf)], prov: &mut Prove
     if !missing_images.is_empty() {
         bail!(
             "images missing under --image-root {}: {}",
-            args.image_root.display(),
+            args.image_root.path().display(),
             missing_images.join("; ")
         );
     }
@@ -456,10 +451,7 @@ pub fn score(args: &ScoreArgs) -> Result<ScoreSummary> {
     }
     prov.stat("renormalised_vectors", vectors.renormalised);
     let text = report::sugarcrepe_markdown(&rows, &model, average);
-    let report_path = args
-        .report
-        .clone()
-        .unwrap_or_else(|| args.out.with_file_name("sugarcrepe_report.md"));
+    let report_path = args.output.path(&args.out, "sugarcrepe_report.md");
     let keys = [(KEY_MODEL.to_string(), model.clone())];
     output::scores_and_report(&args.out, &prov, &keys, &rows, &report_path, &text)?;
     Ok(ScoreSummary {
@@ -475,18 +467,18 @@ pub fn score(args: &ScoreArgs) -> Result<ScoreSummary> {
 /// The embeddings' model, the examples and their vectors, checked to cover every example's
 /// items; the inputs are recorded in `prov`.
 fn open(args: &ScoreArgs, prov: &mut Provenance) -> Result<(String, Vec<SugarCrepeExample>, Vectors)> {
-    let model = embeddings_model(&args.embeddings)?;
-    check_expected(args.expect_model.as_deref(), &model, &args.embeddings)?;
+    let model = embeddings_model(&args.vectors.embeddings)?;
+    check_expected(args.expect.expect_model.as_deref(), &model, &args.vectors.embeddings)?;
     let (sets, _) = read_records::<SugarCrepeExample>(&args.sets)?;
     if sets.is_empty() {
         bail!("{}: no examples", args.sets.display());
     }
     prov.input(&args.sets)?;
-    for e in &args.embeddings {
+    for e in &args.vectors.embeddings {
         prov.input(e)?;
     }
-    let vectors = Vectors::load(&args.embeddings, !args.no_normalize)?;
-    require_embeddings(&sets, &vectors, &args.embeddings)?;
+    let vectors = Vectors::load(&args.vectors.embeddings, args.vectors.normalize())?;
+    require_embeddings(&sets, &vectors, &args.vectors.embeddings)?;
     Ok((model, sets, vectors))
 }
 

@@ -6,10 +6,8 @@ use clap::Parser;
 
 #[derive(Debug, Parser, serde::Serialize)]
 #[command(
-    name = "saha-report",
     version,
-    about = "Write a self-contained HTML report of a run (report.html): mining, false-negative audit, \
-cluster sizes, training curves, P@1 before/after",
+    about,
     long_about = "Write a self-contained HTML report of a run (report.html, charts as inline SVG).\n\n\
 Inputs, all looked up in --run and all optional (a missing one leaves its section saying so): \
 clusters.parquet + mining_stats.parquet (SaHa) and mining/<baseline>/ (the baseline miners), \
