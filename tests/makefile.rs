@@ -266,3 +266,28 @@ fn unset_parameters_are_left_to_the_stages_own_defaults() {
     assert!(command_of(&text, "saha-remap").contains("--max-owners '0'"));
     assert!(command_of(&text, "saha-train").contains("--adapter 'lora'"));
 }
+
+/// The stage commands make printed (continued lines joined), leaving out the demo's silent
+/// `saha-sql` summary, which only `make -n` shows.
+fn stage_commands(text: &str) -> Vec<String> {
+    let bin = saha_tests::bin_dir().display().to_string();
+    text.replace("\\\n", " ")
+        .lines()
+        .filter(|l| l.starts_with(&bin) && !l.contains("/saha-sql "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn make_n_lists_exactly_what_make_then_runs_after_a_parameter_change() {
+    let runs = tempfile::tempdir().unwrap();
+    ok(&make(runs.path(), &["demo"]));
+    for change in ["SYSTEM=Describe it.", "TOP_K=5"] {
+        let planned = stage_commands(&ok(&make(runs.path(), &["-n", "demo", change])));
+        let ran = stage_commands(&ok(&make(runs.path(), &["demo", change])));
+        assert!(!ran.is_empty(), "{change}: nothing reran");
+        assert_eq!(planned, ran, "{change}: make -n and make disagree");
+        let nothing = stage_commands(&ok(&make(runs.path(), &["-n", "demo", change])));
+        assert!(nothing.is_empty(), "{change}: still stale after the run: {nothing:?}");
+    }
+}

@@ -157,6 +157,16 @@ fn disk_full_while_checkpointing_keeps_the_previous_checkpoint(run_dir: &Path, u
         "$@"; rc=$?
         cp -a "$disk/run" "$out"
         exit $rc"#;
+    let probe = Command::new("unshare")
+        .args(["--map-root-user", "--mount", "true"])
+        .output()
+        .expect("unshare (util-linux) runs");
+    assert!(
+        probe.status.success(),
+        "this test needs unprivileged user namespaces to mount a small tmpfs, and this machine refuses them \
+         (unshare --map-root-user --mount: {}); scripts/setup-test.sh checks for them",
+        stderr(&probe).trim()
+    );
     let out = Command::new("unshare")
         .args(["--map-root-user", "--mount", "sh", "-c", script, "sh"])
         .arg(&disk)
