@@ -60,10 +60,10 @@ for kind in text image; do
 done
 
 busy_end=$(busy_s)
-python3 - "$OUT" "$EAGER" "$(awk -v a="$busy_start" -v b="$busy_end" 'BEGIN{print b - a}')" <<'EOF'
+python3 - "$OUT" "$EAGER" "$(awk -v a="$busy_start" -v b="$busy_end" 'BEGIN{print b - a}')" "$(bash scripts/cpu-line.sh)" <<'EOF'
 import json, sys
 from pathlib import Path
-out, eager = Path(sys.argv[1]), sys.argv[2] == "1"
+out, eager, cpu = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[4]
 times = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in (out / "times").read_text().splitlines()}
 r = {name: json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1]) for name in times}
 # Whole-process peak: both benches reset the kernel's high-water mark after loading (to measure inference
@@ -74,13 +74,16 @@ print(f"\nEmbedding benchmark: Qwen2-VL random snapshot (hidden 512, 8 layers, v
       f"{c0['threads']} threads both sides; median of {c0['iters']} timed batches after one warm-up.")
 print(f"text items: {c0['mean_text_tokens']:.0f}-token texts, {c0['mean_tokens']:.0f} tokens with the template; "
       f"image items: 448x448 PNG + text, {r['candle-image']['mean_tokens']:.0f} tokens (256 image tokens).\n")
-print("| kind | candle items/s | transformers items/s | ratio | candle peak MiB | transformers peak MiB |")
-print("|---|---|---|---|---|---|")
+print(cpu + "\n")
+eager_col = " transformers (eager) |" if eager else ""
+print("| batch | candle items/s | transformers (sdpa) items/s | ratio |" + eager_col + " candle peak MiB | transformers peak MiB |")
+print("|---|---:|---:|---:|" + ("---:|" if eager else "") + "---:|---:|")
 for kind in ("text", "image"):
     c, t = r[f"candle-{kind}"], r[f"torch-sdpa-{kind}"]
-    label = f"{kind}-only (batch {c['batch']})" if kind == "text" else f"image+text (batch {c['batch']})"
-    print(f"| {label} | {c['items_per_s']:.2f} | {t['items_per_s']:.2f} | {c['items_per_s'] / t['items_per_s']:.2f}x "
-          f"| {peak[f'candle-{kind}']} | {peak[f'torch-sdpa-{kind}']} |")
+    label = f"{c['batch']} text-only" if kind == "text" else f"{c['batch']} image + text"
+    eager_cell = f" {r[f'torch-eager-{kind}']['items_per_s']:#.3g} |" if eager else ""
+    print(f"| {label} | {c['items_per_s']:#.3g} | {t['items_per_s']:#.3g} | {c['items_per_s'] / t['items_per_s']:.2f} |"
+          f"{eager_cell} {peak[f'candle-{kind}']} | {peak[f'torch-sdpa-{kind}']} |")
 print("\nratio = candle / transformers (sdpa) items/s, preprocessing + forward; > 1 means candle is faster. "
       "Peak = whole-process max RSS, loading included.\n")
 print("| run | encode s/batch | forward s/batch | forward items/s | peak RSS loading MiB | RSS after load MiB "

@@ -88,10 +88,10 @@ for config in $CONFIGS; do
 done
 
 cut -d' ' -f1 /proc/loadavg > "$OUT/load.end" 2>/dev/null || echo "?" > "$OUT/load.end"
-python3 - "$OUT" "$(nproc)" <<'EOF'
+python3 - "$OUT" "$(nproc)" "$(bash scripts/cpu-line.sh)" <<'EOF'
 import json, sys
 from pathlib import Path
-out, cores = Path(sys.argv[1]), sys.argv[2]
+out, cores, cpu = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 times = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in (out / "times").read_text().splitlines()}
 r = {name: json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1]) for name in times}
 # Whole-process peak: both benches reset the kernel's high-water mark after loading (to measure the steps
@@ -103,14 +103,15 @@ print(f"\nTraining-step benchmark: random Qwen2-VL snapshots, f32 on CPU, {c0['t
       "DoRA r 8 / alpha 64 on q,k,v,o,down_proj, InfoNCE (T 0.02), clip 1.0, AdamW lr 5e-5.")
 print("tiny: hidden 64, 2 layers, vision 2 x 32; small: hidden 512, 8 layers, vision 4 x 256. Half the pairs "
       "text-only (~60-token texts), half with a 448x448 image in the query.\n")
+print(cpu + "\n")
 print("| config | mode | candle steps/s | PyTorch steps/s | ratio | candle peak MiB | PyTorch peak MiB |")
-print("|---|---|---|---|---|---|---|")
+print("|---|---|---:|---:|---:|---:|---:|")
 for run in runs:
     c, t = r[f"candle-{run}"], r[f"torch-sdpa-{run}"]
     mode = f"GradCache (chunk {c['chunk']})" if c["mode"] == "gradcache" else "plain backprop"
-    label = f"{c['label']} ({c['pairs']} pairs, {c['image_tokens_per_image']} tokens/image)"
+    label = f"{c['label']}, {c['pairs']} pairs"
     cs, ts = c["steps_per_s_median"], t["steps_per_s_median"]
-    print(f"| {label} | {mode} | {cs:.3f} | {ts:.3f} | {cs / ts:.2f}x | {peak['candle-' + run]} "
+    print(f"| {label} | {mode} | {cs:#.3g} | {ts:#.3g} | {cs / ts:.2f} | {peak['candle-' + run]} "
           f"| {peak['torch-sdpa-' + run]} |")
 load = [(out / f"load.{k}").read_text().strip() for k in ("start", "end")]
 if (out / "candle.env").read_text().strip():
