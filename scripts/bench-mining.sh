@@ -55,13 +55,13 @@ awk -v cpu="$(bash scripts/cpu-line.sh)" -v n="$N" -v dim="$DIM" -v peak="$peak_
     printf "| saha-retrieve (exact) | %.1f | %d | %.0f GFLOP/s; f32 GEMM peak measured in the same run: %.0f GFLOP/s with our kernel (%.0f%%), %.0f with numpy (%.0f%%) |\n", secs["saha-retrieve"], rss["saha-retrieve"], gflops, peak, 100 * gflops / peak, np_peak, 100 * gflops / np_peak
     printf "| saha-remap | %.1f | %d | |\n", secs["saha-remap"], rss["saha-remap"]
     printf "| saha-filter | %.1f | %d | |\n", secs["saha-filter"], rss["saha-filter"]
-    # A stage runs alone, so the pipeline's peak is the largest of its stages' peaks.
+    # Stages run one at a time, so the peak of a pipeline is the largest peak of its stages.
     exact_rss = max3(rss["saha-retrieve"], rss["saha-remap"], rss["saha-filter"])
     printf "| **exact, end to end** | **%.1f** | %d | remap, filter and all I/O add %.0f%% to retrieval |\n", ours, exact_rss, 100 * (ours - secs["saha-retrieve"]) / secs["saha-retrieve"]
     fast = secs["fast-retrieve"] + secs["fast-remap"] + secs["fast-filter"]
     fast_rss = max3(rss["fast-retrieve"], rss["fast-remap"], rss["fast-filter"])
     printf "| saha-retrieve --mode fast | %.1f | %d | int8 pre-selection (2x the pool), exact f32 re-score |\n", secs["fast-retrieve"], rss["fast-retrieve"]
-    same = diff == 0 ? "clusters identical to exact mode (0 differing rows)" : "clusters differ from exact mode in " diff " rows"
+    same = (diff == 0) ? "clusters identical to exact mode (0 differing rows)" : ("clusters differ from exact mode in " diff " rows")
     printf "| **fast, end to end** | **%.1f** | %d | %s |\n", fast, fast_rss, same
     printf "| numpy, batched reference sampler | %.1f | %d | %.2fx exact, %.2fx fast |\n", secs["numpy-batched"], rss["numpy-batched"], secs["numpy-batched"] / ours, secs["numpy-batched"] / fast
     printf "| numpy, one exact search per anchor (1000 sampled, scaled) | %.1f | | %.1fx exact, %.1fx fast |\n", pa, pa / ours, pa / fast
