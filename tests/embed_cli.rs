@@ -383,13 +383,21 @@ fn sharded_and_nested_layout_snapshots_load_like_the_single_file() {
         );
         assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
         let b = saha_schemas::embeddings::Embeddings::read(&s.dir.join("b.parquet")).unwrap();
+        assert_eq!(b.item_ids, a.item_ids, "{extra:?}: item ids");
+        assert_eq!(b.dim, a.dim, "{extra:?}: dimension");
+        assert_eq!(b.values.len(), a.values.len(), "{extra:?}: value count");
+        assert!(!a.values.is_empty());
         let worst = a
             .values
             .iter()
             .zip(&b.values)
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
-        let tolerance = if extra.contains(&"bf16") { 5e-2 } else { 0.0 };
+        // bf16 weights (8-bit mantissa, relative rounding up to 2^-9) measured 1.29e-3 here (max abs
+        // over the unit-vector components, CPU, float32 compute); 4e-3 leaves about 3x for other summation
+        // orders and thread counts while catching errors the earlier 5e-2 let through.
+        let tolerance = if extra.contains(&"bf16") { 4e-3 } else { 0.0 };
+        eprintln!("{extra:?}: max abs difference from the float32 single-file snapshot {worst:e}");
         assert!(worst <= tolerance, "{extra:?}: differs by {worst}");
     }
 }

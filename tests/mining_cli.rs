@@ -1,11 +1,13 @@
 //! Bad input to the mining stages: each a clear error naming what is wrong, or documented
 //! behaviour, and no output left behind on error.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use saha_common::rng::Rng;
 use saha_schemas::embeddings::Embeddings;
-use saha_schemas::Provenance;
+use saha_schemas::records::read_records;
+use saha_schemas::{Candidate, Owner, Pair, Provenance};
 use saha_tests::mining_data::Dataset;
 use saha_tests::{run, stderr};
 
@@ -228,4 +230,117 @@ fn candidates_from_other_pairs_are_refused() {
     let msg = stderr(&res);
     assert!(!res.status.success() && msg.contains("do not match"), "{msg}");
     assert!(!d.path().join("owners.parquet").exists());
+}
+
+/// Queries and targets embedded apart (two `--embeddings` files, in either order) give saha-retrieve
+/// and saha-remap exactly the rows, parameters and summary counts of the single-file run, and no other
+/// output files.
+#[test]
+fn split_embedding_files_give_the_single_file_results() {
+    let d = tempfile::tempdir().unwrap();
+    dataset(d.path());
+    let full = Embeddings::read(&d.path().join("embeddings.parquet")).unwrap();
+    let (pairs, _) = read_records::<Pair>(&d.path().join("pairs.parquet")).unwrap();
+    let queries: HashSet<u32> = pairs.iter().map(|p| p.query_id).collect();
+    let targets: HashSet<u32> = pairs.iter().map(|p| p.target_id).collect();
+    assert!(
+        queries.is_disjoint(&targets),
+        "the data set keeps query and target items apart"
+    );
+    let side = |keep: &HashSet<u32>| {
+        let rows: Vec<usize> = (0..full.len()).filter(|&i| keep.contains(&full.item_ids[i])).collect();
+        Embeddings {
+            item_ids: rows.iter().map(|&i| full.item_ids[i]).collect(),
+            values: rows
+                .iter()
+                .flat_map(|&i| full.values[i * full.dim..(i + 1) * full.dim].to_vec())
+                .collect(),
+            ..full.clone()
+        }
+    };
+    let (q, t) = (side(&queries), side(&targets));
+    assert_eq!(q.len() + t.len(), full.len(), "every item is a query or a target");
+    assert!(q.len() > 0 && t.len() > 0);
+    let inputs = d.path().join("inputs");
+    std::fs::create_dir(&inputs).unwrap();
+    let write = |name: &str, e: &Embeddings| {
+        let p = inputs.join(name);
+        e.write(&p, &Provenance::new("test", "0")).unwrap();
+        p
+    };
+    let (qp, tp) = (write("queries.parquet", &q), write("targets.parquet", &t));
+    let single = d.path().join("embeddings.parquet");
+
+    let pairs_path = d.path().join("pairs.parquet");
+    let stages = |name: &str, embeddings: &[&Path]| -> PathBuf {
+        let out = d.path().join(name);
+        std::fs::create_dir(&out).unwrap();
+        let (cands, owners) = (out.join("candidates.parquet"), out.join("owners.parquet"));
+        let mut args = vec!["--pairs", pairs_path.to_str().unwrap(), "--pool", "6"];
+        for e in embeddings {
+            args.extend(["--embeddings", e.to_str().unwrap()]);
+        }
+        let mut retrieve = args.clone();
+        retrieve.extend(["--out", cands.to_str().unwrap()]);
+        let res = run("saha-retrieve", &retrieve);
+        assert!(res.status.success(), "{name}: {}", stderr(&res));
+        let mut remap: Vec<&str> = args.into_iter().filter(|a| *a != "--pool" && *a != "6").collect();
+        remap.extend([
+            "--candidates",
+            cands.to_str().unwrap(),
+            "--out",
+            owners.to_str().unwrap(),
+        ]);
+        let res = run("saha-remap", &remap);
+        assert!(res.status.success(), "{name}: {}", stderr(&res));
+        out
+    };
+    let files = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let one = stages("single", &[&single]);
+    for (name, split) in [("split", [&qp, &tp]), ("split_reversed", [&tp, &qp])] {
+        let two = stages(name, &[split[0].as_path(), split[1].as_path()]);
+        assert_eq!(files(&two), files(&one), "{name}: output files");
+        // The provenance differs only in the input files it names (the paths in the recorded
+        // arguments and one input hash per embedding file).
+        let same = |what: &str, a: Option<Provenance>, b: Option<Provenance>| {
+            let (mut a, mut b) = (a.unwrap(), b.unwrap());
+            let files = |p: &mut Provenance| {
+                let args = p.params.get_mut("args").expect("args recorded");
+                // remap names the candidates file of its own run (compared above, row by row).
+                args.as_object_mut().unwrap().remove("candidates");
+                args["input"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("embeddings")
+                    .expect("embedding files recorded")
+                    .as_array()
+                    .unwrap()
+                    .len()
+            };
+            assert_eq!((files(&mut a), files(&mut b)), (1, 2), "{name}: {what} embedding files");
+            assert_eq!(
+                (&a.stage, &a.version, &a.params, &a.stats),
+                (&b.stage, &b.version, &b.params, &b.stats),
+                "{name}: {what} provenance"
+            );
+            assert_eq!(b.inputs.len(), a.inputs.len() + 1, "{name}: {what} input hashes");
+        };
+        let (a, pa) = read_records::<Candidate>(&one.join("candidates.parquet")).unwrap();
+        let (b, pb) = read_records::<Candidate>(&two.join("candidates.parquet")).unwrap();
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "{name}: candidates differ from the single-file run");
+        same("candidates", pa, pb);
+        let (a, pa) = read_records::<Owner>(&one.join("owners.parquet")).unwrap();
+        let (b, pb) = read_records::<Owner>(&two.join("owners.parquet")).unwrap();
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "{name}: owners differ from the single-file run");
+        same("owners", pa, pb);
+    }
 }

@@ -251,3 +251,167 @@ fn fast_mode_gives_the_exact_clusters() {
     assert_eq!(a, b, "same candidates, ranks and scores");
     assert_eq!(exact, oracle(&d, dir.path(), 5, 3, &["ImageNet_1K"]));
 }
+
+/// The positive-aware and range baselines against their definitions (`saha-filter --help`,
+/// mining/src/strategies.rs), restated here from candidates.parquet, pairs.parquet and the embeddings:
+/// * positive-aware: per pair, the first `top_k` candidates of its query, in rank order, that are not its
+///   positive and score at most `positive_fraction` x the query-positive inner product;
+/// * range: `min(top_k, available)` distinct candidates from ranks [range_start, range_end) of that
+///   non-positive list, in rank order, drawn at random (not simply the first ones).
+///
+/// The range draw itself (SplitMix, forked per pair) is not re-implemented: its properties are checked.
+#[test]
+fn positive_aware_and_range_baselines_follow_their_definitions() {
+    let mut rng = Rng::new(16);
+    let mut d = Dataset::new(16);
+    d.retrieval(&mut rng, "VisDial", 120, 6);
+    d.retrieval(&mut rng, "WebQA", 40, 4);
+    let dir = tempfile::tempdir().unwrap();
+    d.write(dir.path(), false);
+    let embeddings = saha_schemas::embeddings::Embeddings::read(&dir.path().join("embeddings.parquet")).unwrap();
+    let unit = |id: u32| -> Vec<f64> {
+        let i = embeddings.item_ids.iter().position(|&x| x == id).unwrap();
+        let v: Vec<f64> = embeddings.values[i * embeddings.dim..(i + 1) * embeddings.dim]
+            .iter()
+            .map(|&x| x as f64)
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    };
+    let (pairs, _) = read_records::<Pair>(&dir.path().join("pairs.parquet")).unwrap();
+    let (top_k, pool_mult) = (3usize, 3usize);
+    let embeddings_arg = dir.path().join("embeddings.parquet");
+    let run_strategy = |strategy: &str, extra: &[&str]| -> (Vec<ClusterMember>, HashMap<u32, Vec<(u32, f32)>>) {
+        let mut args = vec!["--strategy", strategy, "--embeddings", embeddings_arg.to_str().unwrap()];
+        args.extend(extra);
+        mine(dir.path(), top_k, pool_mult, "", &args);
+        let (members, _) = read_records::<ClusterMember>(&dir.path().join("clusters.parquet")).unwrap();
+        let (cands, _) = read_records::<saha_schemas::Candidate>(&dir.path().join("candidates.parquet")).unwrap();
+        let mut by_query: HashMap<u32, Vec<(u32, f32)>> = HashMap::new();
+        for c in &cands {
+            let list = by_query.entry(c.query_id).or_default();
+            assert_eq!(list.len(), c.rank as usize, "candidates in rank order");
+            list.push((c.target_id, c.score));
+        }
+        (members, by_query)
+    };
+    // The chosen negative targets per anchor pair, in cluster order.
+    let chosen = |members: &[ClusterMember]| -> BTreeMap<u32, Vec<u32>> {
+        let mut clusters: BTreeMap<u32, Vec<&ClusterMember>> = BTreeMap::new();
+        for m in members {
+            clusters.entry(m.cluster_id).or_default().push(m);
+        }
+        let mut out = BTreeMap::new();
+        for ms in clusters.values() {
+            assert_eq!(ms[0].position, 0);
+            assert!(ms.iter().all(|m| m.phase == 1));
+            let previous = out.insert(ms[0].pair_id, ms[1..].iter().map(|m| m.target_id).collect());
+            assert!(previous.is_none(), "pair {} anchors two clusters", ms[0].pair_id);
+        }
+        out
+    };
+    let non_positive = |cands: &HashMap<u32, Vec<(u32, f32)>>, p: &Pair| -> Vec<(u32, f32)> {
+        cands[&p.query_id]
+            .iter()
+            .copied()
+            .filter(|c| c.0 != p.target_id)
+            .collect()
+    };
+
+    // Positive-aware, at a fraction that drops some candidates and keeps others.
+    let fraction = 0.8f64;
+    let (members, cands) = run_strategy("positive-aware", &["--positive-fraction", "0.8"]);
+    let got = chosen(&members);
+    let mut dropped = 0;
+    let mut near = std::collections::HashSet::new();
+    let mut want = BTreeMap::new();
+    for p in &pairs {
+        let (q, t) = (unit(p.query_id), unit(p.target_id));
+        let ceiling = fraction * q.iter().zip(&t).map(|(a, b)| a * b).sum::<f64>();
+        let list = non_positive(&cands, p);
+        if list.iter().any(|c| (c.1 as f64 - ceiling).abs() < 1e-5) {
+            near.insert(p.pair_id); // float32 rounding could decide this one either way
+            continue;
+        }
+        dropped += list.iter().filter(|c| c.1 as f64 > ceiling).count();
+        let keep: Vec<u32> = list
+            .iter()
+            .filter(|c| c.1 as f64 <= ceiling)
+            .take(top_k)
+            .map(|c| c.0)
+            .collect();
+        if !keep.is_empty() {
+            want.insert(p.pair_id, keep);
+        }
+    }
+    assert!(near.len() <= 2, "{} pairs have a candidate at the ceiling", near.len());
+    assert!(dropped > 0, "the fraction drops candidates in this data");
+    assert!(!want.is_empty());
+    for (pair, keep) in &want {
+        assert_eq!(got.get(pair), Some(keep), "positive-aware: negatives of pair {pair}");
+    }
+    for pair in got.keys() {
+        assert!(
+            want.contains_key(pair) || near.contains(pair),
+            "positive-aware: a cluster for pair {pair}, which has no admissible negative"
+        );
+    }
+
+    // Range: ranks [2, 9) of the non-positive list.
+    let (start, end) = (2usize, 9usize);
+    let range_args = ["--range-start", "2", "--range-end", "9"];
+    let (members, cands) = run_strategy("range", &[&range_args[..], &["--seed", "42"]].concat());
+    let got = chosen(&members);
+    let mut not_first = 0;
+    // How often each rank of the window was drawn (pairs with a full window): every rank, the first
+    // (range_start) and the last (range_end - 1) included, is drawn for some pair.
+    let mut drawn = vec![0usize; end - start];
+    for p in &pairs {
+        let list = non_positive(&cands, p);
+        let window: Vec<u32> = list[start.min(list.len())..end.min(list.len())]
+            .iter()
+            .map(|c| c.0)
+            .collect();
+        let k = top_k.min(window.len());
+        let picked = got.get(&p.pair_id).cloned().unwrap_or_default();
+        assert_eq!(
+            picked.len(),
+            k,
+            "range: pair {} takes min(top_k, window) negatives",
+            p.pair_id
+        );
+        let positions: Vec<usize> = picked
+            .iter()
+            .map(|t| {
+                window
+                    .iter()
+                    .position(|w| w == t)
+                    .unwrap_or_else(|| panic!("range: pair {}: target {t} outside ranks [{start}, {end})", p.pair_id))
+            })
+            .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "range: pair {}: distinct, rank order",
+            p.pair_id
+        );
+        if positions != (0..k).collect::<Vec<_>>() {
+            not_first += 1;
+        }
+        if window.len() == end - start {
+            positions.iter().for_each(|&i| drawn[i] += 1);
+        }
+    }
+    assert!(
+        not_first > pairs.len() / 2,
+        "range draws at random: {not_first} of {} differ from the first k",
+        pairs.len()
+    );
+    assert!(
+        drawn.iter().all(|&n| n > 0),
+        "range: times each rank {start}..{end} was drawn: {drawn:?}"
+    );
+    let again = chosen(&run_strategy("range", &[&range_args[..], &["--seed", "42"]].concat()).0);
+    assert_eq!(again, got, "range: the same seed draws the same negatives");
+    let other = chosen(&run_strategy("range", &[&range_args[..], &["--seed", "43"]].concat()).0);
+    assert_ne!(other, got, "range: another seed draws other negatives");
+}

@@ -1,5 +1,6 @@
 //! One contrastive training step against PEFT: loss and the gradient of every LoRA / DoRA tensor, and
-//! GradCache against plain backpropagation (fixtures: tests/oracle/train_fixtures.py).
+//! GradCache against plain backpropagation and against PEFT's GradCache gradients (`gc_grad.*`)
+//! (fixtures: tests/oracle/train_fixtures.py).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -145,14 +146,38 @@ fn check_kind(kind: &str) {
 
     let cached = grad_cache(&embedder.model, &vars, &inputs, 2).unwrap();
     assert!((cached.loss - step.loss).abs() <= 1e-5);
+    assert_eq!(cached.grads.len(), named.len(), "{kind}: GradCache gradient count");
+    let mut worst_gc = 0f32;
     for ((name, _), (a, b)) in named.iter().zip(step.grads.iter().zip(&cached.grads)) {
-        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        let a = a.as_ref().unwrap();
+        let b = b
+            .as_ref()
+            .unwrap_or_else(|| panic!("{kind}: {name} got no GradCache gradient"));
         let diff = max_abs(&(a - b).unwrap()) / max_abs(a);
         assert!(
             diff <= 1e-5,
             "{kind}: GradCache gradient of {name} differs from plain backprop by {diff:e} (relative)"
         );
+        // And against PEFT's own GradCache (chunks of 2, the fixture's `gc_grad.*`), with the same
+        // relative bar as the plain-backprop gradients above.
+        let want = expected
+            .get(&format!("gc_grad.{name}"))
+            .unwrap_or_else(|| panic!("fixture lacks gc_grad.{name}"));
+        assert_eq!(b.dims(), want.dims(), "{kind}: GradCache gradient of {name}: shape");
+        let rel = max_abs(&(b - want).unwrap()) / max_abs(want);
+        assert!(
+            rel <= 1e-4,
+            "{kind}: GradCache gradient of {name} differs from PEFT's GradCache by {rel:e} (relative)"
+        );
+        worst_gc = worst_gc.max(rel);
     }
+    let gc_in_fixture = expected.keys().filter(|k| k.starts_with("gc_grad.")).count();
+    assert_eq!(
+        gc_in_fixture,
+        named.len(),
+        "{kind}: the fixture's gc_grad.* tensors and our adapter tensors are not the same set"
+    );
+    eprintln!("{kind}: GradCache, worst relative gradient difference from PEFT's GradCache {worst_gc:e}");
 }
 
 #[test]

@@ -175,17 +175,78 @@ pub fn top_p_fast(
 mod tests {
     use super::*;
 
+    /// Queries and targets whose counts are not multiples of the 4 x 4 tile, so that both the
+    /// register tiles and the edge rows / columns run; extreme bytes included.
+    fn kernel_inputs(width: usize) -> (Vec<u8>, Vec<i8>) {
+        let mut rng = saha_common::rng::Rng::new(9);
+        let mut q: Vec<u8> = (0..7 * width).map(|_| rng.below(256) as u8).collect();
+        let mut t: Vec<i8> = (0..10 * width).map(|_| (rng.below(255) as i32 - 127) as i8).collect();
+        q[..width].fill(255);
+        t[..width].fill(-128);
+        (q, t)
+    }
+
+    /// The AVX-512 VNNI kernel itself (not the dispatcher, which falls back to the portable loop
+    /// on a CPU without it) against the portable loop. On a CPU that lacks the features the kernel
+    /// cannot run: the test says so on stderr and checks nothing about the kernel; set
+    /// `SAHA_REQUIRE_VNNI=1` to make that a failure instead.
     #[test]
     fn vnni_kernel_matches_portable() {
+        #[cfg(target_arch = "x86_64")]
+        let missing: Vec<&str> = [
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
+            ("avx512vnni", std::arch::is_x86_feature_detected!("avx512vnni")),
+        ]
+        .into_iter()
+        .filter(|(_, has)| !has)
+        .map(|(name, _)| name)
+        .collect();
+        #[cfg(not(target_arch = "x86_64"))]
+        let missing = vec!["x86_64 (the kernel is x86-64 only)"];
+        if !missing.is_empty() {
+            let message = format!(
+                "vnni_kernel_matches_portable: NOT CHECKED: this CPU lacks {}, so the AVX-512 VNNI kernel \
+                 cannot run here and top_p_fast uses the portable loop",
+                missing.join(", ")
+            );
+            assert!(
+                std::env::var_os("SAHA_REQUIRE_VNNI").is_none(),
+                "{message} (SAHA_REQUIRE_VNNI is set)"
+            );
+            eprintln!("{message}");
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        for width in [64, 128, 192] {
+            let (q, t) = kernel_inputs(width);
+            let mut a = vec![i32::MIN; 70];
+            let mut b = vec![0; 70];
+            // SAFETY: the features the kernel is compiled for were detected above.
+            unsafe { vnni::raw_scores(&q, &t, width, &mut a) };
+            portable_raw_scores(&q, &t, width, &mut b);
+            assert_eq!(a, b, "width {width}: the VNNI kernel differs from the portable loop");
+            eprintln!("vnni_kernel_matches_portable: the AVX-512 VNNI kernel checked at width {width}");
+        }
+    }
+
+    /// The portable loop against a plain i64 dot product per pair, so that the reference the kernel is
+    /// compared with is itself checked (and runs on every CPU).
+    #[test]
+    fn portable_raw_scores_are_the_offset_dot_products() {
         let width = 128;
-        let mut rng = saha_common::rng::Rng::new(9);
-        let q: Vec<u8> = (0..7 * width).map(|_| rng.below(256) as u8).collect();
-        let t: Vec<i8> = (0..10 * width).map(|_| (rng.below(255) as i32 - 127) as i8).collect();
-        let mut a = vec![0; 70];
-        let mut b = vec![0; 70];
-        raw_scores(&q, &t, width, &mut a);
-        portable_raw_scores(&q, &t, width, &mut b);
-        assert_eq!(a, b);
+        let (q, t) = kernel_inputs(width);
+        let mut got = vec![i32::MIN; 70];
+        portable_raw_scores(&q, &t, width, &mut got);
+        for i in 0..7 {
+            for j in 0..10 {
+                let want: i64 = (0..width)
+                    .map(|k| q[i * width + k] as i64 * t[j * width + k] as i64)
+                    .sum();
+                assert_eq!(got[i * 10 + j] as i64, want, "query {i}, target {j}");
+            }
+        }
+        assert_eq!(got[0], -128 * 255 * width as i32);
     }
 
     #[test]
