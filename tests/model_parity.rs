@@ -190,9 +190,49 @@ fn vision_tower_matches_transformers_block_by_block() {
     let image = &inputs[0].images[0];
     let n = image.values.len() / 1176;
     let patches = Tensor::from_slice(&image.values, (n, 1176), &Device::Cpu).unwrap();
+
+    // Stage by stage, so a bug shows where it enters: the patch embedding (Conv3d), the last block's output
+    // (before the merger), then the merger's output.
+    let trace = embedder
+        .model
+        .vision()
+        .forward_traced(&patches, &[image.grid_thw])
+        .unwrap();
+    assert_eq!(
+        trace.blocks.len(),
+        fx.cases["snapshot"]["config"]["vision_config"]["depth"]
+            .as_u64()
+            .unwrap() as usize,
+        "one traced output per vision block"
+    );
+    let stages = [
+        ("patch embedding", &trace.patch_embed, "case03.vision.patch_embed"),
+        (
+            "last vision block's output",
+            trace.blocks.last().expect("the tower has blocks"),
+            "case03.vision.blocks_out",
+        ),
+        ("merged (traced)", &trace.merged, "case03.vision.merged"),
+    ];
+    for (what, got, key) in stages {
+        let want = &fx.expected[key];
+        assert_eq!(got.dims(), want.dims(), "{what}: shape");
+        let diff = max_abs_diff(got, want);
+        eprintln!(
+            "{what}: max |diff| from transformers {diff:e} (largest value {:e})",
+            saha_tests::max_abs(want)
+        );
+        assert!(diff <= 1e-4, "{what} differs from transformers' {key} by {diff}");
+    }
+
     let merged = embedder.model.vision().forward(&patches, &[image.grid_thw]).unwrap();
     let diff = max_abs_diff(&merged, &fx.expected["case03.vision.merged"]);
     assert!(diff <= 1e-4, "merged image embeddings differ by {diff}");
+    assert_eq!(
+        max_abs_diff(&merged, &trace.merged),
+        0.0,
+        "forward and forward_traced give the same output"
+    );
 }
 
 #[test]

@@ -89,6 +89,16 @@ impl VisionBlock {
     }
 }
 
+/// The vision tower's intermediate outputs for one call ([`VisionTower::forward_traced`]).
+pub struct VisionTrace {
+    /// The patch embedding `[n, embed_dim]`, before the first block.
+    pub patch_embed: Tensor,
+    /// Each block's output `[n, embed_dim]`, in order; the last one feeds the merger.
+    pub blocks: Vec<Tensor>,
+    /// The merger's output `[n / merge_unit, hidden_size]`, what [`VisionTower::forward`] returns.
+    pub merged: Tensor,
+}
+
 pub struct VisionTower {
     cfg: VisionConfig,
     patch_embed: Linear,
@@ -131,6 +141,33 @@ impl VisionTower {
     }
 
     pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: Mode) -> Result<Tensor> {
+        self.run(patches, grids, mode, |_, _| {})
+    }
+
+    /// As [`VisionTower::forward`], also returning the patch embedding and every block's output (to compare
+    /// the tower with a reference stage by stage).
+    pub fn forward_traced(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<VisionTrace> {
+        let mut patch_embed = None;
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        let merged = self.run(patches, grids, Mode::INFERENCE, |block, x| match block {
+            None => patch_embed = Some(x.clone()),
+            Some(_) => blocks.push(x.clone()),
+        })?;
+        Ok(VisionTrace {
+            patch_embed: patch_embed.expect("run reports the patch embedding"),
+            blocks,
+            merged,
+        })
+    }
+
+    /// The forward pass; `stage(None, x)` sees the patch embedding, `stage(Some(i), x)` block `i`'s output.
+    fn run(
+        &self,
+        patches: &Tensor,
+        grids: &[[usize; 3]],
+        mode: Mode,
+        mut stage: impl FnMut(Option<usize>, &Tensor),
+    ) -> Result<Tensor> {
         let expected: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
         let (n, values) = patches.dims2()?;
         if n != expected || values != self.cfg.patch_values() {
@@ -154,8 +191,10 @@ impl VisionTower {
         let mut x = self
             .patch_embed
             .forward(&patches.to_dtype(self.patch_embed.weight().dtype())?)?;
-        for block in &self.blocks {
+        stage(None, &x);
+        for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(&x, &rope, &blocks, self.cfg.num_heads, mode)?;
+            stage(Some(i), &x);
         }
         let merged = self
             .merger_norm

@@ -46,16 +46,34 @@ fn check(vars: &[&Var], fused: &Tensor, composite: &Tensor, seed: u64) {
 #[test]
 fn frozen_linear_matches_matmul_and_skips_the_weight() {
     let x = var(&[2, 5, 8], 1);
-    let w = Tensor::from_vec(values(6 * 8, 2), (6, 8), &Device::Cpu).unwrap();
-    let b = Tensor::from_vec(values(6, 3), 6, &Device::Cpu).unwrap();
-    let fused = frozen_linear(x.as_tensor(), &w, Some(&b)).unwrap();
+    // The weight and bias are variables here, so the composite expression gives them gradients; the fused
+    // op treats them as frozen and backpropagates into `x` only.
+    let w = var(&[6, 8], 2);
+    let b = var(&[6], 3);
+    let fused = frozen_linear(x.as_tensor(), w.as_tensor(), Some(b.as_tensor())).unwrap();
     let composite = x
         .as_tensor()
-        .broadcast_matmul(&w.t().unwrap())
+        .broadcast_matmul(&w.as_tensor().t().unwrap())
         .unwrap()
-        .broadcast_add(&b)
+        .broadcast_add(b.as_tensor())
         .unwrap();
     check(&[&x], &fused, &composite, 4);
+
+    let gf = fused.sum_all().unwrap().backward().unwrap();
+    let gc = composite.sum_all().unwrap().backward().unwrap();
+    assert!(gf.get(&x).is_some(), "the fused op gives the input a gradient");
+    assert!(
+        gc.get(&w).is_some() && gc.get(&b).is_some(),
+        "the composite form gives the weight and bias gradients (so the next check means something)"
+    );
+    assert!(
+        gf.get(&w).is_none(),
+        "frozen_linear computed a gradient for the frozen weight"
+    );
+    assert!(
+        gf.get(&b).is_none(),
+        "frozen_linear computed a gradient for the frozen bias"
+    );
 }
 
 #[test]
