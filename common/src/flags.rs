@@ -1,8 +1,5 @@
 //! Flags that several stage binaries take, declared once (each stage flattens the groups it needs
 //! with `#[command(flatten)]`), so a flag has one name, one help text and one default everywhere.
-//!
-//! Paths are not recorded in an artefact's parameters (its inputs are, with their hashes); the
-//! settings that shape the result are.
 
 use std::path::{Path, PathBuf};
 
