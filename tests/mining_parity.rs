@@ -410,6 +410,39 @@ fn positive_aware_and_range_baselines_follow_their_definitions() {
         drawn.iter().all(|&n| n > 0),
         "range: times each rank {start}..{end} was drawn: {drawn:?}"
     );
+    // Exactly the picks of an independent statement of the draw (tests/oracle/range_draw.py).
+    let spec = serde_json::json!({
+        "seed": 42, "top_k": top_k, "range_start": start, "range_end": end,
+        "pairs": pairs.iter().map(|p| serde_json::json!({
+            "pair_id": p.pair_id, "negatives": non_positive(&cands, p).len()
+        })).collect::<Vec<_>>(),
+    });
+    let spec_path = dir.path().join("range_draw.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/oracle/range_draw.py"))
+        .arg(&spec_path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "range oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drawn_by_oracle: HashMap<String, Vec<usize>> = serde_json::from_slice(&out.stdout).unwrap();
+    for p in &pairs {
+        let list = non_positive(&cands, p);
+        let want: Vec<u32> = drawn_by_oracle[&p.pair_id.to_string()]
+            .iter()
+            .map(|&r| list[r].0)
+            .collect();
+        let picked = got.get(&p.pair_id).cloned().unwrap_or_default();
+        assert_eq!(
+            picked, want,
+            "range: pair {} draws other ranks than the oracle",
+            p.pair_id
+        );
+    }
     let again = chosen(&run_strategy("range", &[&range_args[..], &["--seed", "42"]].concat()).0);
     assert_eq!(again, got, "range: the same seed draws the same negatives");
     let other = chosen(&run_strategy("range", &[&range_args[..], &["--seed", "43"]].concat()).0);
