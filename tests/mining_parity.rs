@@ -114,24 +114,31 @@ fn groups_of(dir: &Path) -> Vec<Group> {
         .collect()
 }
 
-fn oracle(data: &Dataset, dir: &Path, top_k: usize, pool_mult: usize, classification: &[&str]) -> Vec<Group> {
-    let spec = dir.join("oracle.json");
-    std::fs::write(
-        &spec,
-        serde_json::to_vec(&data.oracle_spec(top_k, pool_mult, classification)).unwrap(),
-    )
-    .unwrap();
+/// Runs the Python oracle `tests/oracle/<script>` on `spec` (written as JSON into `dir`) and parses
+/// what it prints.
+fn run_oracle(script: &str, spec: &serde_json::Value, dir: &Path) -> serde_json::Value {
+    let path = dir.join(script.replace(".py", ".json"));
+    std::fs::write(&path, serde_json::to_vec(spec).unwrap()).unwrap();
     let out = Command::new("python3")
-        .arg(repo_root().join("tests/oracle/saha_sampler.py"))
-        .arg(&spec)
+        .arg(repo_root().join("tests/oracle").join(script))
+        .arg(&path)
         .output()
         .expect("python3 runs (make test installs numpy)");
     assert!(
         out.status.success(),
-        "oracle failed: {}",
+        "oracle {script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let groups: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn oracle(data: &Dataset, dir: &Path, top_k: usize, pool_mult: usize, classification: &[&str]) -> Vec<Group> {
+    let oracle = run_oracle(
+        "saha_sampler.py",
+        &data.oracle_spec(top_k, pool_mult, classification),
+        dir,
+    );
+    let groups: Vec<serde_json::Value> = serde_json::from_value(oracle).unwrap();
     groups
         .iter()
         .map(|g| {
@@ -417,19 +424,8 @@ fn positive_aware_and_range_baselines_follow_their_definitions() {
             "pair_id": p.pair_id, "negatives": non_positive(&cands, p).len()
         })).collect::<Vec<_>>(),
     });
-    let spec_path = dir.path().join("range_draw.json");
-    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
-    let out = Command::new("python3")
-        .arg(repo_root().join("tests/oracle/range_draw.py"))
-        .arg(&spec_path)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "range oracle failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let drawn_by_oracle: HashMap<String, Vec<usize>> = serde_json::from_slice(&out.stdout).unwrap();
+    let drawn_by_oracle: HashMap<String, Vec<usize>> =
+        serde_json::from_value(run_oracle("range_draw.py", &spec, dir.path())).unwrap();
     for p in &pairs {
         let list = non_positive(&cands, p);
         let want: Vec<u32> = drawn_by_oracle[&p.pair_id.to_string()]

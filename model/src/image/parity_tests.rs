@@ -15,7 +15,7 @@ use super::filters::Filter;
 use super::pil_image::{PilImage, PilMode};
 use super::pil_resize::resize_compat;
 use super::policy::ResolutionPolicy;
-use super::processor::ImageProcessor;
+use super::processor::{ImageProcessor, PixelPatches};
 use super::resample::PillowCompat;
 use super::smart_resize::SmallImages;
 
@@ -457,6 +457,33 @@ fn processor_for(sec: &Value, config_name: &str) -> ImageProcessor {
     })
 }
 
+/// Largest and mean |difference| between `out` and transformers' pixel_values, given as the index image
+/// `file` (one byte per value: the uint8 pixel each value was made from) and the value table `lut`.
+fn index_image_difference(file: &str, out: &PixelPatches, lut: &[f32], label: &str) -> (f64, f64) {
+    let Raw::U8 {
+        width,
+        height,
+        channels: 1,
+        data,
+    } = load_raw(file)
+    else {
+        panic!("{file}")
+    };
+    assert_eq!(
+        (height, width),
+        (out.rows(), out.row_len()),
+        "{label}: index image shape"
+    );
+    let per = width / 3;
+    let (mut max, mut sum) = (0f64, 0f64);
+    for (i, (&got, &idx)) in out.values.iter().zip(&data).enumerate() {
+        let d = (got as f64 - lut[((i % width) / per) * 256 + idx as usize] as f64).abs();
+        max = max.max(d);
+        sum += d;
+    }
+    (max, sum / data.len() as f64)
+}
+
 #[test]
 fn value_table_matches_transformers() {
     let m = manifest();
@@ -533,29 +560,7 @@ fn processor_matches_transformers() {
                 bit_exact += 1;
             }
             if let Some(file) = case.get("indices").and_then(Value::as_str) {
-                let Raw::U8 {
-                    width,
-                    height,
-                    channels: 1,
-                    data,
-                } = load_raw(file)
-                else {
-                    panic!("{file}")
-                };
-                assert_eq!(
-                    (height, width),
-                    (out.rows(), out.row_len()),
-                    "{label}: index image shape"
-                );
-                let per = width / 3;
-                let (mut max, mut sum) = (0f64, 0f64);
-                for (i, (&got, &idx)) in out.values.iter().zip(&data).enumerate() {
-                    let c = (i % width) / per;
-                    let d = (got as f64 - lut[c * 256 + idx as usize] as f64).abs();
-                    max = max.max(d);
-                    sum += d;
-                }
-                let mean = sum / data.len() as f64;
+                let (max, mean) = index_image_difference(file, &out, &lut, &label);
                 worst_max = worst_max.max(max);
                 worst_mean = worst_mean.max(mean);
                 if max > 1e-2 || mean > 1e-3 {
@@ -619,25 +624,7 @@ fn jpeg_end_to_end_difference() {
             let proc = processor_for(sec, s(case, "config"));
             let img = PilImage::open(dir().join(s(&m["inputs"], input))).unwrap();
             let out = proc.preprocess_pil(&img).unwrap();
-            let Raw::U8 {
-                width, height, data, ..
-            } = load_raw(file)
-            else {
-                panic!("{file}")
-            };
-            assert_eq!(
-                (height, width),
-                (out.rows(), out.row_len()),
-                "{tag} {input}: index image shape"
-            );
-            let per = width / 3;
-            let (mut max, mut sum) = (0f64, 0f64);
-            for (i, (&got, &idx)) in out.values.iter().zip(&data).enumerate() {
-                let d = (got as f64 - lut[((i % width) / per) * 256 + idx as usize] as f64).abs();
-                max = max.max(d);
-                sum += d;
-            }
-            let mean = sum / data.len() as f64;
+            let (max, mean) = index_image_difference(file, &out, &lut, &format!("{tag} {input}"));
             println!("{tag} {input}: own JPEG decode -> pixel_values max |diff| {max:e}, mean {mean:e}");
             if max > MAX_BOUND || mean > MEAN_BOUND {
                 failures.push(format!(
