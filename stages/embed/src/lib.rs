@@ -38,7 +38,7 @@ fn embed(args: &EmbedArgs) -> Result<String> {
     let out = args.out.as_deref().context("--out is required")?;
     let shard = args.shard.as_deref().map(args::parse_shard).transpose()?;
     let inputs = open(args)?;
-    let plan = plan(args, &inputs, shard)?;
+    let plan = plan(args, &inputs, shard, out)?;
     let rows = compute(args, &inputs, &plan)?;
     write(args, inputs, plan, rows, out)
 }
@@ -132,7 +132,7 @@ impl Plan {
     }
 }
 
-fn plan(args: &EmbedArgs, inputs: &Inputs, shard: Option<(usize, usize)>) -> Result<Plan> {
+fn plan(args: &EmbedArgs, inputs: &Inputs, shard: Option<(usize, usize)>, out: &Path) -> Result<Plan> {
     let encoder = inputs.encoder();
     let bar = progress::bar(inputs.items.len() as u64, "plan");
     let planned: Vec<Result<saha_model::Tokens, EncodeError>> = inputs
@@ -175,7 +175,6 @@ fn plan(args: &EmbedArgs, inputs: &Inputs, shard: Option<(usize, usize)>) -> Res
         None => (0..parts.len()).collect(),
         Some((i, n)) => (0..parts.len()).filter(|p| p % n == i - 1).collect(),
     };
-    let out = args.out.as_deref().context("--out is required")?;
     Ok(Plan {
         parts,
         mine,

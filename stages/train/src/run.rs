@@ -41,6 +41,7 @@ pub fn run(args: &Args) -> Result<Summary> {
 
 /// The run's data, base model and provenance, checked against the arguments.
 struct Opened {
+    model_dir: PathBuf,
     data: TrainData,
     embedder: Embedder,
     rules: InputRules,
@@ -89,6 +90,7 @@ fn open(args: &Args) -> Result<Opened> {
         truncate: Truncate::UserText,
     };
     Ok(Opened {
+        model_dir: model_dir.to_path_buf(),
         data,
         embedder,
         rules,
@@ -120,6 +122,7 @@ impl Trainer {
     /// moments of the latest checkpoint under `--resume`.
     fn prepare(args: &Args, opened: Opened) -> Result<Self> {
         let Opened {
+            model_dir,
             data,
             mut embedder,
             rules,
@@ -146,12 +149,13 @@ impl Trainer {
             }
             None
         };
-        let model_dir = args.model.dir().context("--model is required")?;
         let base_snapshot = embedder.snapshot.clone();
         let mut full_vars = Vec::new();
         if args.full {
             // Full training loads the weights as variables, from the checkpoint when resuming.
-            let source = restored.as_ref().map_or(model_dir, |(dir, _, _)| dir.as_path());
+            let source = restored
+                .as_ref()
+                .map_or(model_dir.as_path(), |(dir, _, _)| dir.as_path());
             let (trainable, vars) = Embedder::load_trainable(source, DType::F32, embedder.model.device())
                 .with_context(|| format!("loading {} for full training", source.display()))?;
             embedder = trainable;
