@@ -78,7 +78,7 @@ help:
 	@echo "  RESOLUTION=$(call shown,RESOLUTION)  MAX_LEN=$(call shown,MAX_LEN)  BATCH_TOKENS=$(call shown,BATCH_TOKENS)"
 	@echo "  EMBED_FLAGS_EXTRA=$(EMBED_FLAGS_EXTRA)"
 	@echo "  EMBEDDINGS=$(EMBEDDINGS)"
-	@echo "  TOP_K=$(call shown,TOP_K)  POOL_MULT=$(call shown,POOL_MULT)  POOL=$(call shown,POOL)  MAX_OWNERS=$(call shown,MAX_OWNERS)"
+	@echo "  TOP_K=$(call shown,TOP_K)  POOL_MULT=$(call shown,POOL_MULT)  POOL=$(call shown,POOL)"
 	@echo "  RETRIEVE_FLAGS_EXTRA=$(RETRIEVE_FLAGS_EXTRA)   (e.g. --mode fast)"
 	@echo "  CLASSIFICATION=$(CLASSIFICATION) (empty: the reference list)  ALSO_CLASSIFICATION=$(ALSO_CLASSIFICATION)"
 	@echo "  BASELINES=$(BASELINES)"

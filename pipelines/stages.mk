@@ -82,18 +82,16 @@ EMBEDDINGS ?= $(RUN_DIR)/embeddings.parquet
 CLASSIFICATION ?=
 ALSO_CLASSIFICATION ?=
 BASELINES ?= topk positive-aware range
-PARAM_STAGES += retrieve remap filter $(addprefix filter-,$(BASELINES))
+PARAM_STAGES += retrieve filter $(addprefix filter-,$(BASELINES))
 
 RETRIEVE_FLAGS_EXTRA ?=
 depth_flags = $(call opt,--top-k,TOP_K) $(call opt,--pool-mult,POOL_MULT)
 FLAGS_retrieve = $(strip $(depth_flags) $(call opt,--pool,POOL) $(RETRIEVE_FLAGS_EXTRA))
-FLAGS_remap = $(call opt,--max-owners,MAX_OWNERS)
 filter_flags = --strategy $(1) $(depth_flags) \
   $(if $(CLASSIFICATION),--classification-subsets $(CLASSIFICATION)) \
   $(if $(ALSO_CLASSIFICATION),--also-classification $(ALSO_CLASSIFICATION))
 FLAGS_filter = $(call filter_flags,saha)
-# Only positive-aware reads the embeddings (the positive's score).
-$(foreach b,$(BASELINES),$(eval FLAGS_filter-$(b) = $$(call filter_flags,$(b))$(if $(filter positive-aware,$(b)), --embeddings $$(EMBEDDINGS))))
+$(foreach b,$(BASELINES),$(eval FLAGS_filter-$(b) = $$(call filter_flags,$(b))))
 
 ifeq ($(call active,$(EMBEDDINGS) embed),yes)
 ifeq ($(EMBEDDINGS),$(RUN_DIR)/embeddings.parquet)
@@ -123,14 +121,14 @@ $(RUN_DIR)/candidates.parquet: $(BIN)/saha-retrieve $(STAMPS)/retrieve.params $(
 endif
 
 ifeq ($(call active,$(RUN_DIR)/owners.parquet remap),yes)
-$(RUN_DIR)/owners.parquet: $(BIN)/saha-remap $(STAMPS)/remap.params $(RUN_DIR)/candidates.parquet
-	$(BIN)/saha-remap --pairs $(RUN_DIR)/pairs.parquet --embeddings $(EMBEDDINGS) \
-	  --candidates $(RUN_DIR)/candidates.parquet --out $@ $(FLAGS_remap)
+$(RUN_DIR)/owners.parquet: $(BIN)/saha-remap $(RUN_DIR)/candidates.parquet
+	$(BIN)/saha-remap --pairs $(RUN_DIR)/pairs.parquet --candidates $(RUN_DIR)/candidates.parquet --out $@
 endif
 
-MINING_INPUTS = $(PROMPT_OUT) $(RUN_DIR)/candidates.parquet $(RUN_DIR)/owners.parquet
+MINING_INPUTS = $(PROMPT_OUT) $(EMBEDDINGS) $(RUN_DIR)/candidates.parquet $(RUN_DIR)/owners.parquet
 FILTER_OUT := $(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet
-mining_args = --pairs $(RUN_DIR)/pairs.parquet --candidates $(RUN_DIR)/candidates.parquet --owners $(RUN_DIR)/owners.parquet
+mining_args = --pairs $(RUN_DIR)/pairs.parquet --embeddings $(EMBEDDINGS) \
+  --candidates $(RUN_DIR)/candidates.parquet --owners $(RUN_DIR)/owners.parquet
 
 ifeq ($(call active,$(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet filter),yes)
 $(call outputs,$(FILTER_OUT)) $(GROUPED) $(BIN)/saha-filter $(STAMPS)/filter.params $(MINING_INPUTS)

@@ -243,7 +243,6 @@ fn unset_parameters_are_left_to_the_stages_own_defaults() {
     for flag in ["--pool", "--top-k", "--pool-mult"] {
         assert!(!retrieve.contains(flag), "{flag} passed though unset: {retrieve}");
     }
-    assert!(!command_of(&text, "saha-remap").contains("--max-owners"));
     assert!(!command_of(&text, "saha-filter").contains("--top-k"));
     // The demo pipeline's own choices are passed; what it leaves alone is not.
     let train = command_of(&text, "saha-train");
@@ -254,7 +253,7 @@ fn unset_parameters_are_left_to_the_stages_own_defaults() {
 
     let text = ok(&saha_tests::make(
         runs.path(),
-        &["-n", "train", "MAX_LEN=512", "TOP_K=5", "MAX_OWNERS=0", "ADAPTER=lora"],
+        &["-n", "train", "MAX_LEN=512", "TOP_K=5", "ADAPTER=lora"],
     ));
     assert!(command_of(&text, "saha-embed").contains("--max-len '512'"));
     let retrieve = command_of(&text, "saha-retrieve");
@@ -263,7 +262,6 @@ fn unset_parameters_are_left_to_the_stages_own_defaults() {
         "{retrieve}"
     );
     assert!(command_of(&text, "saha-filter").contains("--top-k '5'"));
-    assert!(command_of(&text, "saha-remap").contains("--max-owners '0'"));
     assert!(command_of(&text, "saha-train").contains("--adapter 'lora'"));
 }
 

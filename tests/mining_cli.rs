@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use saha_common::rng::Rng;
 use saha_schemas::embeddings::Embeddings;
 use saha_schemas::records::read_records;
-use saha_schemas::{Candidate, Owner, Pair, Provenance};
+use saha_schemas::{Candidate, ClusterMember, Owner, Pair, Provenance};
 use saha_tests::mining_data::Dataset;
 use saha_tests::{run, stderr};
 
@@ -150,8 +150,6 @@ fn pool_and_subset_size_problems() {
         &[
             "--pairs",
             &p("pairs.parquet"),
-            "--embeddings",
-            &p("embeddings.parquet"),
             "--candidates",
             &p("candidates.parquet"),
             "--out",
@@ -165,6 +163,8 @@ fn pool_and_subset_size_problems() {
             &[
                 "--pairs",
                 &p("pairs.parquet"),
+                "--embeddings",
+                &p("embeddings.parquet"),
                 "--candidates",
                 &p("candidates.parquet"),
                 "--owners",
@@ -219,8 +219,6 @@ fn candidates_from_other_pairs_are_refused() {
         &[
             "--pairs",
             &o("pairs.parquet"),
-            "--embeddings",
-            &o("embeddings.parquet"),
             "--candidates",
             &p("candidates.parquet"),
             "--out",
@@ -233,7 +231,7 @@ fn candidates_from_other_pairs_are_refused() {
 }
 
 /// Queries and targets embedded apart (two `--embeddings` files, in either order) give saha-retrieve
-/// and saha-remap exactly the rows, parameters and summary counts of the single-file run, and no other
+/// and saha-filter exactly the rows, parameters and summary counts of the single-file run, and no other
 /// output files.
 #[test]
 fn split_embedding_files_give_the_single_file_results() {
@@ -284,14 +282,22 @@ fn split_embedding_files_give_the_single_file_results() {
         retrieve.extend(["--out", cands.to_str().unwrap()]);
         let res = run("saha-retrieve", &retrieve);
         assert!(res.status.success(), "{name}: {}", stderr(&res));
-        let mut remap: Vec<&str> = args.into_iter().filter(|a| *a != "--pool" && *a != "6").collect();
-        remap.extend([
+        let remap = [
+            "--pairs",
+            pairs_path.to_str().unwrap(),
             "--candidates",
             cands.to_str().unwrap(),
             "--out",
             owners.to_str().unwrap(),
-        ]);
+        ];
         let res = run("saha-remap", &remap);
+        assert!(res.status.success(), "{name}: {}", stderr(&res));
+        let mut filter: Vec<&str> = args.into_iter().filter(|a| *a != "--pool" && *a != "6").collect();
+        let (clusters, stats) = (out.join("clusters.parquet"), out.join("mining_stats.parquet"));
+        filter.extend(["--candidates", cands.to_str().unwrap(), "--owners", owners.to_str().unwrap()]);
+        filter.extend(["--clusters", clusters.to_str().unwrap(), "--stats", stats.to_str().unwrap()]);
+        filter.extend(["--top-k", "1", "--pool-mult", "3"]);
+        let res = run("saha-filter", &filter);
         assert!(res.status.success(), "{name}: {}", stderr(&res));
         out
     };
@@ -313,8 +319,9 @@ fn split_embedding_files_give_the_single_file_results() {
             let (mut a, mut b) = (a.unwrap(), b.unwrap());
             let files = |p: &mut Provenance| {
                 let args = p.params.get_mut("args").expect("args recorded");
-                // remap names the candidates file of its own run (compared above, row by row).
+                // filter names the candidates and owners files of its own run (compared row by row).
                 args.as_object_mut().unwrap().remove("candidates");
+                args.as_object_mut().unwrap().remove("owners");
                 args["input"]
                     .as_object_mut()
                     .unwrap()
@@ -332,15 +339,18 @@ fn split_embedding_files_give_the_single_file_results() {
             );
             assert_eq!(b.inputs.len(), a.inputs.len() + 1, "{name}: {what} input hashes");
         };
+        let (a, _) = read_records::<Owner>(&one.join("owners.parquet")).unwrap();
+        let (b, _) = read_records::<Owner>(&two.join("owners.parquet")).unwrap();
+        assert_eq!(a, b, "{name}: owners differ from the single-file run");
         let (a, pa) = read_records::<Candidate>(&one.join("candidates.parquet")).unwrap();
         let (b, pb) = read_records::<Candidate>(&two.join("candidates.parquet")).unwrap();
         assert!(!a.is_empty());
         assert_eq!(a, b, "{name}: candidates differ from the single-file run");
         same("candidates", pa, pb);
-        let (a, pa) = read_records::<Owner>(&one.join("owners.parquet")).unwrap();
-        let (b, pb) = read_records::<Owner>(&two.join("owners.parquet")).unwrap();
+        let (a, pa) = read_records::<ClusterMember>(&one.join("clusters.parquet")).unwrap();
+        let (b, pb) = read_records::<ClusterMember>(&two.join("clusters.parquet")).unwrap();
         assert!(!a.is_empty());
-        assert_eq!(a, b, "{name}: owners differ from the single-file run");
-        same("owners", pa, pb);
+        assert_eq!(a, b, "{name}: clusters differ from the single-file run");
+        same("clusters", pa, pb);
     }
 }

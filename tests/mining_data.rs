@@ -10,6 +10,7 @@ use saha_schemas::embeddings::Embeddings;
 use saha_schemas::records::write_records;
 use saha_schemas::{Pair, Provenance};
 
+#[derive(Clone)]
 pub struct Row {
     pub subset: String,
     pub qry: String,
@@ -136,6 +137,54 @@ impl Dataset {
                 pos_image: String::new(),
                 label,
             });
+        }
+    }
+
+    /// VQA-style: `n` text questions on `topics` topics whose positives are `answers` short answers
+    /// (yes/no, colours, counts), so that every answer is the positive of many questions.
+    pub fn few_answers(&mut self, rng: &mut Rng, subset: &str, n: usize, answers: usize, topics: usize) {
+        let answer_centres = self.centres(rng, answers);
+        let topic_centres = self.centres(rng, topics);
+        for (a, centre) in answer_centres.iter().enumerate() {
+            let v = self.noisy(rng, centre, 0.3);
+            self.put(1, subset, &format!("answer {a}"), "", v);
+        }
+        for i in 0..n {
+            let (a, t) = (rng.below(answers), rng.below(topics));
+            let qry = format!("{subset} question {i}");
+            let mix: Vec<f32> = answer_centres[a]
+                .iter()
+                .zip(&topic_centres[t])
+                .map(|(x, y)| 0.5 * x + y)
+                .collect();
+            let v = self.noisy(rng, &mix, 0.5);
+            self.put(0, subset, &qry, "", v);
+            self.rows.push(Row {
+                subset: subset.into(),
+                qry,
+                qry_image: String::new(),
+                pos: format!("answer {a}"),
+                pos_image: String::new(),
+                label: format!("answer {a}"),
+            });
+        }
+    }
+
+    /// Repeats `k` earlier query keys of `subset`, each with the positive of another row of the
+    /// subset: duplicate query keys that add no new target.
+    pub fn repeat_queries(&mut self, rng: &mut Rng, subset: &str, k: usize) {
+        let existing: Vec<usize> = (0..self.rows.len())
+            .filter(|&i| self.rows[i].subset == subset)
+            .collect();
+        for _ in 0..k {
+            let (src, other) = (existing[rng.below(existing.len())], existing[rng.below(existing.len())]);
+            let row = Row {
+                pos: self.rows[other].pos.clone(),
+                pos_image: self.rows[other].pos_image.clone(),
+                label: self.rows[other].label.clone(),
+                ..self.rows[src].clone()
+            };
+            self.rows.push(row);
         }
     }
 

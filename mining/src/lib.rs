@@ -1,5 +1,5 @@
 //! SaHa mining, shared by the three stage binaries:
-//! `saha-retrieve` (candidate space), `saha-remap` (query space) and `saha-filter`
+//! `saha-retrieve` (candidate space), `saha-remap` (query space: owner lists) and `saha-filter`
 //! (the reference's greedy cluster construction, baselines and the false-negative audit).
 
 pub mod audit;
@@ -9,6 +9,7 @@ pub mod quantized;
 pub mod remap;
 pub mod retrieve;
 pub mod sampler;
+pub mod scores;
 pub mod strategies;
 pub mod vectors;
 
@@ -18,7 +19,7 @@ use saha_common::flags::EmbeddingsInput;
 use saha_schemas::records::read_records;
 use saha_schemas::{InputHash, Pair, Provenance};
 
-/// The inputs saha-retrieve and saha-remap share: pairs and their embeddings.
+/// The inputs saha-retrieve and saha-filter share: pairs and their embeddings.
 #[derive(Debug, clap::Args, serde::Serialize)]
 pub struct EmbeddedPairs {
     /// pairs.parquet from saha-prompt.

@@ -1,11 +1,12 @@
 //! The reference's greedy SaHa construction (`couple_samples`, called twice), replayed exactly
-//! on precomputed candidates and owners.
+//! on precomputed candidates, with every owner of every candidate considered.
 
 use std::collections::{HashMap, HashSet};
 
-use saha_schemas::{Candidate, Owner};
+use saha_schemas::Candidate;
 
 use crate::data::Subset;
+use crate::scores::OwnerScores;
 
 /// The reference's classification subsets (`except_list`): no query-space re-sort there.
 pub const REFERENCE_CLASSIFICATION: &[&str] = &[
@@ -21,31 +22,23 @@ pub const REFERENCE_CLASSIFICATION: &[&str] = &[
     "Country211",
 ];
 
-/// Candidates and owners of one subset, indexed for the sampler.
+/// Candidates per query, as saha-retrieve writes them (grouped by query, in rank order).
 pub struct Lookup<'a> {
     candidates: HashMap<u32, &'a [Candidate]>,
-    owners: HashMap<(u32, u16), &'a [Owner]>,
     /// Candidates considered per query (the reference's retrieval depth `pool_size`).
     pub pool: usize,
 }
 
 impl<'a> Lookup<'a> {
-    /// `candidates` and `owners` must be grouped by query and sorted by rank (and owner rank),
-    /// as the stages write them.
-    pub fn new(candidates: &'a [Candidate], owners: &'a [Owner], pool: usize) -> Self {
+    /// Fails with the query whose candidates are not contiguous.
+    pub fn new(candidates: &'a [Candidate], pool: usize) -> Result<Self, u32> {
         let mut c = HashMap::new();
         for chunk in candidates.chunk_by(|a, b| a.query_id == b.query_id) {
-            c.insert(chunk[0].query_id, chunk);
+            if c.insert(chunk[0].query_id, chunk).is_some() {
+                return Err(chunk[0].query_id);
+            }
         }
-        let mut o = HashMap::new();
-        for chunk in owners.chunk_by(|a, b| a.query_id == b.query_id && a.rank == b.rank) {
-            o.insert((chunk[0].query_id, chunk[0].rank), chunk);
-        }
-        Lookup {
-            candidates: c,
-            owners: o,
-            pool,
-        }
+        Ok(Lookup { candidates: c, pool })
     }
 
     pub fn candidates(&self, query: u32) -> &'a [Candidate] {
@@ -53,8 +46,14 @@ impl<'a> Lookup<'a> {
         &all[..all.len().min(self.pool)]
     }
 
-    pub fn owners(&self, query: u32, rank: u16) -> &'a [Owner] {
-        self.owners.get(&(query, rank)).copied().unwrap_or(&[])
+    /// The first candidate of a query of `subset` whose target is not a positive of `subset`:
+    /// candidates and pairs that do not belong together.
+    pub fn foreign_candidate(&self, subset: &Subset) -> Option<&'a Candidate> {
+        subset
+            .queries
+            .iter()
+            .flat_map(|&q| self.candidates(q))
+            .find(|c| !subset.owners.contains_key(&c.target_id))
     }
 }
 
@@ -71,8 +70,8 @@ pub struct SamplerOutput {
     pub clusters: Vec<Cluster>,
     /// Unique queries not used after the main pass (the reference prints this count).
     pub leftover_anchors: usize,
-    pub cap_hits: usize,
-    pub cap_deviations: usize,
+    /// Candidate visits whose target has several owners.
+    pub shared_target_visits: usize,
 }
 
 pub struct SahaParams {
@@ -82,19 +81,23 @@ pub struct SahaParams {
     pub classification: bool,
 }
 
-pub fn saha(subset: &Subset, lookup: &Lookup, params: &SahaParams) -> SamplerOutput {
+pub fn saha(subset: &Subset, lookup: &Lookup, scores: &mut OwnerScores, params: &SahaParams) -> SamplerOutput {
     let first_n = params.top_k * params.pool_mult;
     let mut out = SamplerOutput::default();
     let mut used: HashSet<u32> = HashSet::new();
-    couple(subset, lookup, params, 1, first_n, &mut used, &mut out);
+    couple(subset, lookup, scores, params, 1, first_n, &mut used, &mut out);
     out.leftover_anchors = subset.queries.iter().filter(|q| !used.contains(q)).count();
-    couple(subset, lookup, params, 2, first_n * 2, &mut used, &mut out);
+    // Owners used in the main pass are free again in the leftover pass.
+    scores.reset();
+    couple(subset, lookup, scores, params, 2, first_n * 2, &mut used, &mut out);
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn couple(
     subset: &Subset,
     lookup: &Lookup,
+    scores: &mut OwnerScores,
     params: &SahaParams,
     phase: u8,
     first_n: usize,
@@ -109,23 +112,19 @@ fn couple(
         if used.contains(&anchor) {
             continue;
         }
+        let excluded = if allow_redundant { &reused } else { &*used };
+        scores.ensure(ri, &*used, excluded);
         let mut picked: Vec<(u32, f32)> = Vec::new();
         for c in lookup.candidates(anchor) {
             if c.target_id == row.target {
                 continue;
             }
-            let owners = lookup.owners(anchor, c.rank);
-            let excluded = if allow_redundant { &reused } else { &*used };
-            let capped = owners.first().is_some_and(|o| (o.owners_total as usize) > owners.len());
-            out.cap_hits += usize::from(capped);
-            // Owners are sorted by similarity to the anchor, so the first free one is the
-            // reference's argmax over the free owners.
-            match owners.iter().find(|o| !excluded.contains(&o.owner_id)) {
-                Some(o) => picked.push((o.owner_id, o.similarity)),
-                None => {
-                    out.cap_deviations += usize::from(capped);
-                    continue;
-                }
+            let shared = subset.owners.get(&c.target_id).is_some_and(|o| o.len() > 1);
+            out.shared_target_visits += usize::from(shared);
+            // The reference's argmax over the target's free owners.
+            match scores.best(anchor, c.target_id, excluded) {
+                Some(pick) => picked.push(pick),
+                None => continue,
             }
             if picked.len() >= first_n {
                 break;

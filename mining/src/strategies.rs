@@ -1,11 +1,14 @@
 //! Mining strategies behind one interface: SaHa and the candidate-space baselines.
 
+use std::collections::HashSet;
+
 use clap::ValueEnum;
 use saha_common::rng::Rng;
 use serde::Serialize;
 
 use crate::data::Subset;
 use crate::sampler::{saha, Cluster, Lookup, SahaParams, SamplerOutput};
+use crate::scores::OwnerScores;
 use crate::vectors::{dot, Vectors};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -45,23 +48,26 @@ pub struct MiningParams {
     pub seed: u64,
 }
 
-/// Mines one subset. `vectors` is needed by `positive-aware` only (the positive's score).
+/// Mines one subset. `vectors` holds at least the subset's queries (and its targets for
+/// `positive-aware`, which needs the positive's score).
 pub fn mine(
     subset: &Subset,
     lookup: &Lookup,
     params: &MiningParams,
     classification: bool,
-    vectors: Option<&Vectors>,
+    vectors: &Vectors,
 ) -> SamplerOutput {
+    let mut scores = OwnerScores::new(subset, lookup, vectors);
     if params.strategy == Strategy::Saha {
         let p = SahaParams {
             top_k: params.top_k,
             pool_mult: params.pool_mult,
             classification,
         };
-        return saha(subset, lookup, &p);
+        return saha(subset, lookup, &mut scores, &p);
     }
     let mut out = SamplerOutput::default();
+    let nothing = HashSet::new();
     for (ri, row) in subset.rows.iter().enumerate() {
         let negatives: Vec<_> = lookup
             .candidates(row.query)
@@ -71,7 +77,7 @@ pub fn mine(
         let chosen: Vec<_> = match params.strategy {
             Strategy::Topk => negatives.into_iter().take(params.top_k).collect(),
             Strategy::PositiveAware => {
-                let v = vectors.expect("positive-aware mining needs embeddings");
+                let v = vectors;
                 let positive = dot(v.get(row.query).expect("checked"), v.get(row.target).expect("checked"));
                 let ceiling = params.positive_fraction * positive;
                 negatives
@@ -98,11 +104,14 @@ pub fn mine(
         };
         // Each negative target is stored with a pair that owns it: the owner most similar to
         // the anchor, and that owner's pair with exactly this positive.
+        if !chosen.is_empty() {
+            scores.ensure(ri, &nothing, &nothing);
+        }
         let members: Vec<(usize, f32)> = chosen
             .iter()
             .filter_map(|c| {
-                let owner = lookup.owners(row.query, c.rank).first()?;
-                Some((subset.pair_of[&(owner.owner_id, c.target_id)], owner.similarity))
+                let (owner, similarity) = scores.best(row.query, c.target_id, &nothing)?;
+                Some((subset.pair_of[&(owner, c.target_id)], similarity))
             })
             .collect();
         if !members.is_empty() {

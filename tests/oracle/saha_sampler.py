@@ -30,6 +30,9 @@ def sample_subset(name, rows, qvec, tvec, top_k, pool_mult, classification):
     cand_map = {k: i for i, k in enumerate(cand_texts)}
     cand_vecs = np.stack([np.asarray(tvec[k], dtype=np.float64) for k in cand_texts])
     qv = {k: np.asarray(v, dtype=np.float64) for k, v in qvec.items()}
+    q_keys_all = list(qv.keys())
+    q_index = {k: i for i, k in enumerate(q_keys_all)}
+    q_matrix = np.stack([qv[k] for k in q_keys_all])
 
     first_n_cands = top_k * pool_mult
     pool_size = first_n_cands * 2
@@ -55,7 +58,9 @@ def sample_subset(name, rows, qvec, tvec, top_k, pool_mult, classification):
                 if len(owners) == 1:
                     o = next(iter(owners))
                 else:
-                    o = max(owners, key=lambda x: float(qv[a] @ qv[x]))
+                    listed = sorted(owners)
+                    sims = q_matrix[[q_index[x] for x in listed]] @ qv[a]
+                    o = listed[int(np.argmax(sims))]
                 q_keys.append(o)
                 if len(q_keys) >= first_n:
                     break

@@ -18,18 +18,16 @@ table! {
 table! {
     artefact owners {
         produced_by: "saha-remap",
-        doc: "Query space: for every (query, retrieved target), the queries that own the target (whose positive it \
-            is), most anchor-similar first, at most `--max-owners` of them.",
+        doc: "Query space: every retrieved target with the queries that own it (whose positive it is), in order of \
+            first appearance in pairs.parquet. Every owner is listed (no cap); saha-filter scores them against each \
+            anchor as it walks. Join with candidates.parquet on target_id for the owners of a query's candidates.",
     }
     #[derive(Debug, Clone, Copy, PartialEq)]
     pub struct Owner {
-        query_id: u32 => "The anchor query item.",
-        rank: u16 => "The target's rank in candidates.parquet.",
-        target_id: u32 => "The retrieved target item.",
-        owner_rank: u16 => "0 = the owner most similar to the anchor.",
+        target_id: u32 => "A target retrieved for some query.",
+        owner_rank: u32 => "0.. the owner's place among the target's owners, in order of first appearance.",
         owner_id: u32 => "An owner query item of the target.",
-        similarity: f32 => "Query-query inner product of anchor and owner.",
-        owners_total: u32 => "Owners the target has before the cap; above the cap the list was cut.",
+        owners_total: u32 => "How many owner queries the target has.",
     }
 }
 
@@ -55,7 +53,7 @@ table! {
 table! {
     artefact mining_stats {
         produced_by: "saha-filter",
-        doc: "One row per (strategy, subset): cluster counts and sizes, leftovers, owner-cap hits, and the \
+        doc: "One row per (strategy, subset): cluster counts and sizes, leftovers, visits to targets shared by several queries, and the \
             false-negative audit when pairs carry labels.",
     }
     #[derive(Debug, Clone, Default, PartialEq)]
@@ -69,9 +67,8 @@ table! {
         mean_size: f64 => "Mean cluster size (anchor included).",
         max_size: u32 => "Largest cluster.",
         leftover_anchors: u32 => "Queries left unused after the main pass.",
-        cap_hits: u32 => "Candidate visits (both passes) whose owner list had been cut by --max-owners.",
-        cap_deviations: u32 => "Candidates skipped because every kept owner was used while cut owners existed: \
-            where the result may differ from the reference.",
+        shared_target_visits: u32 => "Candidate visits whose target has several owner queries: where the most \
+            anchor-similar free owner was chosen (SaHa, both passes).",
         negatives: u32 => "Mined negatives (cluster members).",
         labelled_negatives: u32 => "Negatives where both anchor and negative carry a label.",
         false_negatives: u32 => "Labelled negatives whose label equals the anchor's.",

@@ -3,19 +3,20 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Parser;
 use saha_common::progress;
 use saha_mining::audit::stats;
-use saha_mining::data::group_pairs;
+use saha_mining::data::Subset;
 use saha_mining::depth::MiningDepth;
+use saha_mining::remap::owner_lists;
 use saha_mining::sampler::{Lookup, REFERENCE_CLASSIFICATION};
 use saha_mining::strategies::{mine, MiningParams, Strategy};
-use saha_mining::vectors::Vectors;
+use saha_mining::EmbeddedPairs;
 use saha_schemas::provenance::RETRIEVAL_DEPTH;
 use saha_schemas::records::{read_records, sink_for, write_rows};
 use saha_schemas::write::finish_all;
-use saha_schemas::{Candidate, ClusterMember, MiningStats, Owner, Pair, Provenance};
+use saha_schemas::{Candidate, ClusterMember, MiningStats, Owner, Provenance};
 
 pub const STAGE: &str = "saha-filter";
 
@@ -23,9 +24,10 @@ pub const STAGE: &str = "saha-filter";
 #[command(
     version,
     about,
-    long_about = "Build training clusters from candidates.parquet and owners.parquet.\n\n\
+    long_about = "Build training clusters from candidates.parquet, owners.parquet and the query embeddings.\n\n\
 --strategy saha (default) replays the reference sampler exactly: dataset order; per anchor the first \
-top_k * pool_mult candidates whose owners are still unused (the most anchor-similar unused owner of each); \
+top_k * pool_mult candidates that still have an unused owner (the most anchor-similar unused owner of each, out \
+of all the target's owners, scored as the walk reaches them); \
 outside classification subsets those owners sorted by query similarity ascending and the first top_k kept \
 (the false-negative filter); then the leftover pass with twice the budget, where queries used in the first \
 pass may serve again once.\n\nBaselines for comparison: topk, positive-aware (NV-Retriever) and range \
@@ -33,15 +35,14 @@ pass may serve again once.\n\nBaselines for comparison: topk, positive-aware (NV
 negatives whose label equals the anchor's: the false-negative rate."
 )]
 pub struct Args {
-    #[arg(long)]
-    pub pairs: PathBuf,
+    #[command(flatten)]
+    pub input: EmbeddedPairs,
+    /// candidates.parquet from saha-retrieve.
     #[arg(long)]
     pub candidates: PathBuf,
+    /// owners.parquet from saha-remap.
     #[arg(long)]
     pub owners: PathBuf,
-    /// embeddings.parquet (needed by --strategy positive-aware only).
-    #[arg(long)]
-    pub embeddings: Vec<PathBuf>,
     /// Output clusters.parquet.
     #[arg(long)]
     #[serde(skip)]
@@ -91,9 +92,20 @@ fn retrieved_depth(provenance: Option<&Provenance>, candidates: &[Candidate]) ->
 pub fn run(args: &Args) -> Result<Summary> {
     let (top_k, pool_mult) = (args.depth.top_k, args.depth.pool_mult);
     let needed = args.depth.retrieval_depth()?;
-    let (pairs, _) = read_records::<Pair>(&args.pairs)?;
+    if args.strategy == Strategy::Range && args.range_start >= args.range_end {
+        bail!(
+            "--range-start {} must be below --range-end {}",
+            args.range_start,
+            args.range_end
+        );
+    }
+    let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
+    prov.param("args", args);
+    let (subsets, vectors) = args.input.load(&mut prov)?;
     let (candidates, candidates_prov) = read_records::<Candidate>(&args.candidates)?;
+    prov.input(&args.candidates)?;
     let (owners, _) = read_records::<Owner>(&args.owners)?;
+    prov.input(&args.owners)?;
     let depth = retrieved_depth(candidates_prov.as_ref(), &candidates);
     let pool = if args.strategy == Strategy::Saha { needed } else { depth };
     if depth < pool {
@@ -105,19 +117,9 @@ pub fn run(args: &Args) -> Result<Summary> {
     if top_k > pool {
         bail!("--top-k {top_k} is larger than the candidate pool ({pool})");
     }
-    if args.strategy == Strategy::Range && args.range_start >= args.range_end {
-        bail!(
-            "--range-start {} must be below --range-end {}",
-            args.range_start,
-            args.range_end
-        );
-    }
-    let vectors = match args.strategy {
-        Strategy::PositiveAware if args.embeddings.is_empty() => bail!("--strategy positive-aware needs --embeddings"),
-        Strategy::PositiveAware => Some(Vectors::load(&args.embeddings, true)?),
-        _ => None,
-    };
-    let subsets = group_pairs(&pairs);
+    let all = Lookup::new(&candidates, usize::MAX)
+        .map_err(|q| anyhow!("{}: candidates of query {q} are not contiguous", args.candidates.display()))?;
+    check_inputs(args, &subsets, &all, &owners)?;
     let classification: Vec<String> = args
         .classification_subsets
         .clone()
@@ -125,7 +127,7 @@ pub fn run(args: &Args) -> Result<Summary> {
         .into_iter()
         .chain(args.also_classification.iter().cloned())
         .collect();
-    let lookup = Lookup::new(&candidates, &owners, pool);
+    let lookup = Lookup::new(&candidates, pool).expect("checked above");
     let params = MiningParams {
         strategy: args.strategy,
         top_k,
@@ -140,13 +142,11 @@ pub fn run(args: &Args) -> Result<Summary> {
     let mut next_cluster = 0u32;
     let mut all_stats = Vec::new();
     for s in &subsets {
-        if let Some(v) = &vectors {
-            v.require(
-                s.rows.iter().flat_map(|r| [r.query, r.target]),
-                &format!("subset {}", s.name),
-            )?;
+        vectors.require(s.queries.iter().copied(), &format!("subset {} query", s.name))?;
+        if args.strategy == Strategy::PositiveAware {
+            vectors.require(s.targets.iter().copied(), &format!("subset {} target", s.name))?;
         }
-        let out = mine(s, &lookup, &params, classification.contains(&s.name), vectors.as_ref());
+        let out = mine(s, &lookup, &params, classification.contains(&s.name), &vectors);
         for c in &out.clusters {
             let cluster_id = next_cluster;
             next_cluster += 1;
@@ -175,20 +175,44 @@ pub fn run(args: &Args) -> Result<Summary> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
-    prov.param("args", args);
     prov.param("classification_subsets", &classification);
     prov.set(&RETRIEVAL_DEPTH, pool);
-    for p in [&args.pairs, &args.candidates, &args.owners] {
-        prov.input(p)?;
-    }
-    for e in &args.embeddings {
-        prov.input(e)?;
-    }
     let mut cluster_sink = sink_for::<ClusterMember>(&args.clusters, &prov)?;
     write_rows(&mut cluster_sink, &members)?;
     let mut stats_sink = sink_for::<MiningStats>(&args.stats, &prov)?;
     write_rows(&mut stats_sink, &all_stats)?;
     finish_all(vec![cluster_sink, stats_sink])?;
     Ok(Summary { stats: all_stats })
+}
+
+/// Candidates and owner lists must be the ones made from these pairs.
+fn check_inputs(args: &Args, subsets: &[Subset], lookup: &Lookup, owners: &[Owner]) -> Result<()> {
+    let pairs = args.input.pairs.display();
+    let mut expected = Vec::with_capacity(owners.len());
+    for s in subsets {
+        if let Some(c) = lookup.foreign_candidate(s) {
+            bail!(
+                "{}: query {} has candidate target {}, which is not a positive in subset {} of {pairs}: candidates and pairs do not match",
+                args.candidates.display(),
+                c.query_id,
+                c.target_id,
+                s.name,
+            );
+        }
+        expected.extend(owner_lists(s, lookup).0);
+    }
+    if let Some(row) = (0..owners.len().max(expected.len())).find(|&i| owners.get(i) != expected.get(i)) {
+        let describe = |o: Option<&Owner>| match o {
+            Some(o) => format!("target {} owner {}", o.target_id, o.owner_id),
+            None => "no row".into(),
+        };
+        bail!(
+            "{} row {row}: {}, but {pairs} and {} give {}: owners.parquet comes from another run (rerun saha-remap)",
+            args.owners.display(),
+            describe(owners.get(row)),
+            args.candidates.display(),
+            describe(expected.get(row)),
+        );
+    }
+    Ok(())
 }

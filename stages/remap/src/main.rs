@@ -3,12 +3,12 @@ use saha_remap::{run, Args, STAGE};
 
 fn main() {
     let args = Args::parse();
-    let s = saha_common::stage::exit_on_error(STAGE, run(&args));
+    let c = saha_common::stage::exit_on_error(STAGE, run(&args));
     eprintln!(
-        "{STAGE}: {} owner rows, {} owner lists cut at --max-owners {} -> {}",
-        s.rows,
-        s.cap_hits,
-        args.max_owners,
+        "{STAGE}: {} retrieved targets, {} of them owned by several queries (at most {}) -> {}",
+        c.targets,
+        c.shared_targets,
+        c.max_owners,
         args.out.display()
     );
 }
