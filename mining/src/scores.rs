@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use rayon::prelude::*;
 
 use crate::data::Subset;
+use crate::retrieve::matmul_transposed;
 use crate::sampler::Lookup;
 use crate::vectors::{dot, Vectors};
 
@@ -21,6 +22,8 @@ const BLOCK_ENTRIES: usize = 4 << 20;
 const BLOCK_ANCHORS: usize = 1024;
 /// Owners one task scores against its anchors.
 const OWNERS_PER_TASK: usize = 256;
+/// Tasks with at least this many anchors and owners are one matrix product.
+const GEMM_MIN_SIDE: usize = 8;
 
 pub struct OwnerScores<'a> {
     subset: &'a Subset,
@@ -151,22 +154,7 @@ impl<'a> OwnerScores<'a> {
             })
             .collect();
         let vectors = self.vectors;
-        // Owner-major: each owner vector is loaded once and meets every anchor of the task.
-        let scored: Vec<Vec<f32>> = tasks
-            .par_iter()
-            .map(|task| {
-                let anchor_vecs: Vec<&[f32]> = task.anchors.iter().map(|&a| vector(vectors, a)).collect();
-                let n = task.owners.len();
-                let mut s = vec![0f32; task.anchors.len() * n];
-                for (oi, &o) in task.owners.iter().enumerate() {
-                    let ov = vector(vectors, o);
-                    for (ai, av) in anchor_vecs.iter().enumerate() {
-                        s[ai * n + oi] = dot(av, ov);
-                    }
-                }
-                s
-            })
-            .collect();
+        let scored: Vec<Vec<f32>> = tasks.par_iter().map(|task| task.score(vectors)).collect();
         for (task, s) in tasks.iter().zip(scored) {
             let (n, stride) = (task.owners.len(), free[task.target].len());
             for ai in 0..task.anchors.len() {
@@ -201,6 +189,29 @@ impl<'a> OwnerScores<'a> {
             }
         }
         best
+    }
+}
+
+impl Task<'_> {
+    /// `[anchors x owners]` inner products: one matrix product when the task is big enough to
+    /// pay for gathering the vectors, else one dot product per pair (each owner vector loaded
+    /// once and met by every anchor).
+    fn score(&self, vectors: &Vectors) -> Vec<f32> {
+        let (m, n) = (self.anchors.len(), self.owners.len());
+        let mut s = vec![0f32; m * n];
+        if m >= GEMM_MIN_SIDE && n >= GEMM_MIN_SIDE {
+            let (a, b) = (vectors.matrix(self.anchors), vectors.matrix(self.owners));
+            matmul_transposed(&a, &b, vectors.dim, &mut s);
+            return s;
+        }
+        let anchor_vecs: Vec<&[f32]> = self.anchors.iter().map(|&a| vector(vectors, a)).collect();
+        for (oi, &o) in self.owners.iter().enumerate() {
+            let ov = vector(vectors, o);
+            for (ai, av) in anchor_vecs.iter().enumerate() {
+                s[ai * n + oi] = dot(av, ov);
+            }
+        }
+        s
     }
 }
 

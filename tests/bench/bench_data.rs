@@ -1,6 +1,7 @@
 //! Writes a mining benchmark dataset: `n` (query, target) pairs in one subset, `dim`-dimensional
 //! unit vectors around `topics` centres, as pairs.parquet + embeddings.parquet for the stages and
-//! q.npy + t.npy for the numpy baselines. With `--gemm-peak` it instead measures this machine's
+//! q.npy + t.npy for the numpy baselines. By default query i owns target i; with `--targets K`
+//! the pairs share K targets (a few-label subset: query i owns the target of its topic, one of K). With `--gemm-peak` it instead measures this machine's
 //! f32 matrix-product rate with the same kernel the retrieval stage uses.
 
 use std::io::Write;
@@ -82,7 +83,12 @@ fn main() {
     }
     let out = PathBuf::from(arg("--out", "bench"));
     let n: usize = arg("--n", "100000").parse().unwrap();
-    let n_topics: usize = arg("--topics", "1000").parse().unwrap();
+    let n_targets: usize = arg("--targets", "0").parse().unwrap();
+    let n_topics: usize = if n_targets > 0 {
+        n_targets
+    } else {
+        arg("--topics", "1000").parse().unwrap()
+    };
     let seed: u64 = arg("--seed", "1").parse().unwrap();
     std::fs::create_dir_all(&out).unwrap();
     let mut rng = Rng::new(seed);
@@ -91,17 +97,23 @@ fn main() {
         .collect();
     let topics: Vec<usize> = (0..n).map(|_| rng.below(n_topics)).collect();
     let q = vectors(seed, 1, n, dim, &centres, &topics);
-    let t = vectors(seed, 2, n, dim, &centres, &topics);
+    let (t, target_of): (Vec<f32>, Vec<usize>) = if n_targets > 0 {
+        let own: Vec<usize> = (0..n_targets).collect();
+        (vectors(seed, 2, n_targets, dim, &centres, &own), topics.clone())
+    } else {
+        (vectors(seed, 2, n, dim, &centres, &topics), (0..n).collect())
+    };
+    let n_t = t.len() / dim;
     let pairs: Vec<Pair> = (0..n)
         .map(|i| Pair {
             pair_id: i as u32,
             subset: "Bench".into(),
             qry: format!("query {i}"),
             qry_image_path: None,
-            pos_text: format!("target {i}"),
+            pos_text: format!("target {}", target_of[i]),
             pos_image_path: None,
             query_id: i as u32,
-            target_id: (n + i) as u32,
+            target_id: (n + target_of[i]) as u32,
             label: Some(format!("topic {}", topics[i])),
             source_file: "bench".into(),
             source_row: i as u32,
@@ -109,11 +121,16 @@ fn main() {
         .collect();
     write_records(&out.join("pairs.parquet"), &pairs, &Provenance::new("bench", "0")).unwrap();
     write_npy(&out.join("q.npy"), &q, n, dim);
-    write_npy(&out.join("t.npy"), &t, n, dim);
+    write_npy(&out.join("t.npy"), &t, n_t, dim);
+    std::fs::write(
+        out.join("owner.txt"),
+        target_of.iter().map(|t| format!("{t}\n")).collect::<String>(),
+    )
+    .unwrap();
     let mut values = q;
     values.extend_from_slice(&t);
     let e = Embeddings {
-        item_ids: (0..2 * n as u32).collect(),
+        item_ids: (0..(n + n_t) as u32).collect(),
         dim,
         values,
         model: "bench".into(),
