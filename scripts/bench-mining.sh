@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # make bench-mining: the three mining stages on N queries x N targets x DIM generated
-# embeddings, next to this machine's f32 GEMM peak and the numpy baselines, in one run.
+# embeddings, next to this machine's f32 GEMM peak and the numpy baselines, in one run; then
+# few-label subsets (N pairs sharing each of LABELS targets), whose clusters are checked against
+# the numpy reference sampler on N_CHECK pairs of the same shape.
 # Usage: BIN=target/release N=100000 DIM=1536 OUT=runs/bench-mining scripts/bench-mining.sh
+# FAST=0 skips fast mode, NUMPY=0 the numpy timings, LABELS="" the few-label cases.
 set -euo pipefail
 BIN=${BIN:-target/release}
 N=${N:-100000}
 DIM=${DIM:-1536}
 OUT=${OUT:-runs/bench-mining}
+FAST=${FAST:-1}
+NUMPY=${NUMPY:-1}
+LABELS=${LABELS-24 2}
+N_CHECK=${N_CHECK:-4000}
 TOP_K=15
 POOL_MULT=3
 mkdir -p "$OUT"
@@ -25,25 +32,54 @@ echo "generating $N x $N x $DIM ..." >&2
 timed generate "$BIN/saha-bench-data" --out "$OUT" --n "$N" --dim "$DIM"
 peak_ours=$("$BIN/saha-bench-data" --gemm-peak --dim "$DIM")
 peak_numpy=$(python3 tests/oracle/bench_numpy.py peak "$DIM" | awk '{print $2}')
-echo "retrieve ..." >&2
-timed saha-retrieve "$BIN/saha-retrieve" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --out "$OUT/candidates.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT"
-echo "remap ..." >&2
-timed saha-remap "$BIN/saha-remap" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --candidates "$OUT/candidates.parquet" --out "$OUT/owners.parquet"
-echo "filter ..." >&2
-timed saha-filter "$BIN/saha-filter" --pairs "$OUT/pairs.parquet" --candidates "$OUT/candidates.parquet" --owners "$OUT/owners.parquet" --clusters "$OUT/clusters.parquet" --stats "$OUT/mining_stats.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT"
-echo "fast mode ..." >&2
-mkdir -p "$OUT/fast"
-timed fast-retrieve "$BIN/saha-retrieve" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --out "$OUT/fast/candidates.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT" --mode fast
-timed fast-remap "$BIN/saha-remap" --pairs "$OUT/pairs.parquet" --embeddings "$OUT/embeddings.parquet" --candidates "$OUT/fast/candidates.parquet" --out "$OUT/fast/owners.parquet"
-timed fast-filter "$BIN/saha-filter" --pairs "$OUT/pairs.parquet" --candidates "$OUT/fast/candidates.parquet" --owners "$OUT/fast/owners.parquet" --clusters "$OUT/fast/clusters.parquet" --stats "$OUT/fast/mining_stats.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT"
-differing=$("$BIN/saha-sql" --run "$OUT" -e "select count(*) as n from clusters a full outer join fast_clusters b on a.cluster_id = b.cluster_id and a.position = b.position and a.pair_id = b.pair_id and a.phase = b.phase where a.pair_id is null or b.pair_id is null" | sed -n 3p | tr -dc '0-9')
-echo "numpy batched ..." >&2
-timed numpy-batched python3 tests/oracle/bench_numpy.py batched "$OUT"
-echo "numpy per-anchor (sampled) ..." >&2
-per_anchor=$(python3 tests/oracle/bench_numpy.py per-anchor "$OUT" | awk '{print $2}')
+mine() { # prefix data-folder out-folder [retrieve flags...]: the three stages, timed as prefix-<stage>
+  local prefix=$1 data=$2 out=$3; shift 3
+  mkdir -p "$out"
+  echo "$prefix: retrieve, remap, filter ..." >&2
+  timed "${prefix}retrieve" "$BIN/saha-retrieve" --pairs "$data/pairs.parquet" --embeddings "$data/embeddings.parquet" --out "$out/candidates.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT" "$@"
+  timed "${prefix}remap" "$BIN/saha-remap" --pairs "$data/pairs.parquet" --candidates "$out/candidates.parquet" --out "$out/owners.parquet"
+  timed "${prefix}filter" "$BIN/saha-filter" --pairs "$data/pairs.parquet" --embeddings "$data/embeddings.parquet" --candidates "$out/candidates.parquet" --owners "$out/owners.parquet" --clusters "$out/clusters.parquet" --stats "$out/mining_stats.parquet" --top-k "$TOP_K" --pool-mult "$POOL_MULT"
+}
+mine saha- "$OUT" "$OUT"
+differing=-
+if [ "$FAST" = 1 ]; then
+  mine fast- "$OUT" "$OUT/fast" --mode fast
+  differing=$("$BIN/saha-sql" --run "$OUT" -e "select count(*) as n from clusters a full outer join fast_clusters b on a.cluster_id = b.cluster_id and a.position = b.position and a.pair_id = b.pair_id and a.phase = b.phase where a.pair_id is null or b.pair_id is null" | sed -n 3p | tr -dc '0-9')
+fi
+per_anchor=-
+if [ "$NUMPY" = 1 ]; then
+  echo "numpy batched ..." >&2
+  timed numpy-batched python3 tests/oracle/bench_numpy.py batched "$OUT"
+  echo "numpy per-anchor (sampled) ..." >&2
+  per_anchor=$(python3 tests/oracle/bench_numpy.py per-anchor "$OUT" | awk '{print $2}')
+fi
+
+# Few-label subsets: time and memory at N pairs; clusters against the numpy reference sampler
+# (every owner considered) on N_CHECK pairs of the same shape.
+clusters_as_lines() { # run folder -> one line per cluster: phase, anchor pair, negative pairs
+  rm -f "$1/ours.csv"
+  "$BIN/saha-sql" --run "$1" -e "select phase, cluster_id, position, pair_id from clusters order by cluster_id, position" --out "$1/ours.csv" > /dev/null
+  awk -F, 'NR > 1 { if (NR == 2 || $2 != c) { if (NR > 2) print line; c = $2; line = $1 } line = line " " $4 } END { if (NR > 1) print line }' "$1/ours.csv"
+}
+: > "$OUT/labels"
+for k in $LABELS; do
+  data="$OUT/labels-$k"
+  timed "labels$k-generate" "$BIN/saha-bench-data" --out "$data" --n "$N" --dim "$DIM" --targets "$k"
+  mine "labels$k-" "$data" "$data"
+  check="$OUT/labels-$k-check"
+  "$BIN/saha-bench-data" --out "$check" --n "$N_CHECK" --dim "$DIM" --targets "$k" --seed 2
+  mine "check$k-" "$check" "$check"
+  python3 tests/oracle/bench_numpy.py labels "$check" > "$check/numpy.txt"
+  clusters_as_lines "$check" > "$check/ours.txt"
+  total=$(wc -l < "$check/numpy.txt")
+  same=$(paste -d'|' "$check/ours.txt" "$check/numpy.txt" | awk -F'|' '$1 == $2' | wc -l)
+  [ "$(wc -l < "$check/ours.txt")" = "$total" ] || same=0
+  clusters=$("$BIN/saha-sql" --run "$data" -e "select count(distinct cluster_id) as n from clusters" | sed -n 3p | tr -dc '0-9')
+  echo "$k $clusters $same $total" >> "$OUT/labels"
+done
 
 matrices_mib=$((2 * N * DIM * 4 / 1024 / 1024))
-awk -v cpu="$(bash scripts/cpu-line.sh)" -v n="$N" -v dim="$DIM" -v peak="$peak_ours" -v np_peak="$peak_numpy" -v pa="$per_anchor" -v mat="$matrices_mib" -v diff="$differing" '
+awk -v cpu="$(bash scripts/cpu-line.sh)" -v n="$N" -v dim="$DIM" -v peak="$peak_ours" -v np_peak="$peak_numpy" -v pa="$per_anchor" -v mat="$matrices_mib" -v diff="$differing" -v labels="$OUT/labels" -v n_check="$N_CHECK" '
   function max3(a, b, c) { return a > b ? (a > c ? a : c) : (b > c ? b : c) }
   { secs[$1] = $2; rss[$1] = $3 }
   END {
@@ -58,11 +94,24 @@ awk -v cpu="$(bash scripts/cpu-line.sh)" -v n="$N" -v dim="$DIM" -v peak="$peak_
     # Stages run one at a time, so the peak of a pipeline is the largest peak of its stages.
     exact_rss = max3(rss["saha-retrieve"], rss["saha-remap"], rss["saha-filter"])
     printf "| **exact, end to end** | **%.1f** | %d | remap, filter and all I/O add %.0f%% to retrieval |\n", ours, exact_rss, 100 * (ours - secs["saha-retrieve"]) / secs["saha-retrieve"]
-    fast = secs["fast-retrieve"] + secs["fast-remap"] + secs["fast-filter"]
-    fast_rss = max3(rss["fast-retrieve"], rss["fast-remap"], rss["fast-filter"])
-    printf "| saha-retrieve --mode fast | %.1f | %d | int8 pre-selection (2x the pool), exact f32 re-score |\n", secs["fast-retrieve"], rss["fast-retrieve"]
-    same = (diff == 0) ? "clusters identical to exact mode (0 differing rows)" : ("clusters differ from exact mode in " diff " rows")
-    printf "| **fast, end to end** | **%.1f** | %d | %s |\n", fast, fast_rss, same
-    printf "| numpy, batched reference sampler | %.1f | %d | %.2fx exact, %.2fx fast |\n", secs["numpy-batched"], rss["numpy-batched"], secs["numpy-batched"] / ours, secs["numpy-batched"] / fast
-    printf "| numpy, one exact search per anchor (1000 sampled, scaled) | %.1f | | %.1fx exact, %.1fx fast |\n", pa, pa / ours, pa / fast
+    if ("fast-retrieve" in secs) {
+      fast = secs["fast-retrieve"] + secs["fast-remap"] + secs["fast-filter"]
+      fast_rss = max3(rss["fast-retrieve"], rss["fast-remap"], rss["fast-filter"])
+      printf "| saha-retrieve --mode fast | %.1f | %d | int8 pre-selection (2x the pool), exact f32 re-score |\n", secs["fast-retrieve"], rss["fast-retrieve"]
+      same = (diff == 0) ? "clusters identical to exact mode (0 differing rows)" : ("clusters differ from exact mode in " diff " rows")
+      printf "| **fast, end to end** | **%.1f** | %d | %s |\n", fast, fast_rss, same
+    }
+    if ("numpy-batched" in secs) {
+      vs_fast = fast ? sprintf(", %.2fx fast", secs["numpy-batched"] / fast) : ""
+      printf "| numpy, batched reference sampler | %.1f | %d | %.2fx exact%s |\n", secs["numpy-batched"], rss["numpy-batched"], secs["numpy-batched"] / ours, vs_fast
+      vs_fast = fast ? sprintf(", %.1fx fast", pa / fast) : ""
+      printf "| numpy, one exact search per anchor (1000 sampled, scaled) | %.1f | | %.1fx exact%s |\n", pa, pa / ours, vs_fast
+    }
+    while ((getline line < labels) > 0) {
+      split(line, f, " ")
+      k = f[1]; p = "labels" k "-"
+      t = secs[p "retrieve"] + secs[p "remap"] + secs[p "filter"]
+      r = max3(rss[p "retrieve"], rss[p "remap"], rss[p "filter"])
+      printf "| few-label: %d pairs sharing %d targets, exact (retrieve %.1f + remap %.1f + filter %.1f) | **%.1f** | %d | %d clusters; on %d pairs of the same shape %d of %d clusters identical to the numpy reference sampler |\n", n, k, secs[p "retrieve"], secs[p "remap"], secs[p "filter"], t, r, f[2], n_check, f[3], f[4]
+    }
   }' "$OUT/times"

@@ -1,7 +1,10 @@
 """numpy baselines for `make bench-mining` on the benchmark dataset (query i owns target i):
 `batched`: the reference sampler with blocked matrix products + argpartition for retrieval;
 `per-anchor`: one exact search per anchor, as the published code does, timed on a sample and
-scaled to all anchors. Prints one line: name seconds."""
+scaled to all anchors. Prints one line: name seconds.
+`labels`: the reference sampler on a few-label dataset (`saha-bench-data --targets K`, query i
+owns target owner.txt[i]), every owner of a target considered; prints one line per cluster:
+phase, anchor, negatives (pair numbers), for comparison with saha-filter's clusters."""
 
 import sys
 import time
@@ -47,6 +50,42 @@ def batched(q, t, top_k, pool_mult):
     return groups
 
 
+def labels(q, t, owner_of, top_k, pool_mult):
+    first_n = top_k * pool_mult
+    pool = 2 * first_n
+    owners = [np.flatnonzero(owner_of == j) for j in range(t.shape[0])]
+    used = np.zeros(q.shape[0], dtype=bool)
+    lines = []
+    for phase, budget in ((1, first_n), (2, 2 * first_n)):
+        allow_redundant = bool(used.any())
+        reused = np.zeros(q.shape[0], dtype=bool)
+        excluded = reused if allow_redundant else used
+        for a in range(q.shape[0]):
+            if used[a]:
+                continue
+            order = np.argsort(-(t @ q[a]), kind="stable")[:pool]
+            keys = []
+            for j in order:
+                if j == owner_of[a]:
+                    continue
+                free = owners[j][~excluded[owners[j]]]
+                if free.size == 0:
+                    continue
+                keys.append(int(free[np.argmax(q[free] @ q[a])]))
+                if len(keys) >= budget:
+                    break
+            if not keys:
+                continue
+            used[a] = True
+            sims = q[keys] @ q[a]
+            final = [keys[k] for k in np.argsort(sims, kind="stable")][:top_k]
+            lines.append(" ".join(map(str, [phase, a] + final)))
+            used[final] = True
+            if allow_redundant:
+                reused[final] = True
+    return lines
+
+
 def per_anchor(q, t, pool, sample):
     rng = np.random.default_rng(0)
     anchors = rng.choice(q.shape[0], size=min(sample, q.shape[0]), replace=False)
@@ -75,7 +114,10 @@ if __name__ == "__main__":
         sys.exit()
     q = np.load(f"{folder}/q.npy")
     t = np.load(f"{folder}/t.npy")
-    if mode == "batched":
+    if mode == "labels":
+        owner_of = np.loadtxt(f"{folder}/owner.txt", dtype=np.int64)
+        print("\n".join(labels(q, t, owner_of, 15, 3)))
+    elif mode == "batched":
         s = time.perf_counter()
         batched(q, t, 15, 3)
         print(f"batched {time.perf_counter() - s:.1f}")
