@@ -354,3 +354,83 @@ fn split_embedding_files_give_the_single_file_results() {
         same("clusters", pa, pb);
     }
 }
+
+/// saha-filter given the owners of another run, or a flag out of range, stops before writing
+/// and says which file or flag (it used to panic on foreign owners and accept a NaN fraction).
+#[test]
+fn filter_refuses_foreign_owners_and_bad_flags() {
+    let d = tempfile::tempdir().unwrap();
+    dataset(d.path());
+    let p = |f: &str| d.path().join(f).to_str().unwrap().to_string();
+    assert!(retrieve(d.path(), &[Path::new(&p("embeddings.parquet"))]).status.success());
+    let remap = |pairs: &str, out: &str| {
+        run(
+            "saha-remap",
+            &["--pairs", pairs, "--candidates", &p("candidates.parquet"), "--out", out],
+        )
+    };
+    assert!(remap(&p("pairs.parquet"), &p("owners.parquet")).status.success());
+    // The same pairs with two queries' positives swapped: owner lists of another run.
+    let (mut pairs, _) = read_records::<Pair>(&d.path().join("pairs.parquet")).unwrap();
+    let (a, b) = (pairs[0].target_id, pairs[3].target_id);
+    assert_ne!(a, b);
+    pairs[0].target_id = b;
+    pairs[3].target_id = a;
+    let other = d.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    saha_schemas::records::write_records(&other.join("pairs.parquet"), &pairs, &Provenance::new("test", "0")).unwrap();
+    let other_pairs = other.join("pairs.parquet").to_str().unwrap().to_string();
+    let other_owners = other.join("owners.parquet").to_str().unwrap().to_string();
+    assert!(remap(&other_pairs, &other_owners).status.success());
+    let filter = |owners: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--pairs".to_string(),
+            p("pairs.parquet"),
+            "--embeddings".into(),
+            p("embeddings.parquet"),
+            "--candidates".into(),
+            p("candidates.parquet"),
+            "--owners".into(),
+            owners.to_string(),
+            "--clusters".into(),
+            p("clusters.parquet"),
+            "--stats".into(),
+            p("stats.parquet"),
+            "--top-k".into(),
+            "1".into(),
+            "--pool-mult".into(),
+            "3".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("saha-filter", &args)
+    };
+    let nothing_written = || !d.path().join("clusters.parquet").exists() && !d.path().join("stats.parquet").exists();
+    for strategy in ["saha", "topk"] {
+        let res = filter(&other_owners, &["--strategy", strategy]);
+        let msg = stderr(&res);
+        assert!(!res.status.success(), "{strategy}: {msg}");
+        assert!(
+            msg.contains("other/owners.parquet row") && msg.contains("another run") && !msg.contains("panicked"),
+            "{msg}"
+        );
+        assert!(nothing_written());
+    }
+    for (flags, named) in [
+        (&["--strategy", "positive-aware", "--positive-fraction", "NaN"][..], "--positive-fraction"),
+        (&["--strategy", "positive-aware", "--positive-fraction=-5"][..], "--positive-fraction"),
+        (&["--strategy", "range", "--range-start", "6", "--range-end", "9"][..], "--range-start 6"),
+        (&["--strategy", "range", "--range-start", "4", "--range-end", "2"][..], "--range-start 4"),
+    ] {
+        let res = filter(&p("owners.parquet"), flags);
+        let msg = stderr(&res);
+        assert!(!res.status.success() && msg.contains(named) && !msg.contains("panicked"), "{flags:?}: {msg}");
+        assert!(nothing_written());
+    }
+    // A window deeper than the candidates is drawn from what there is, and says so.
+    let res = filter(&p("owners.parquet"), &["--strategy", "range", "--range-start", "1", "--range-end", "50"]);
+    assert!(res.status.success(), "{}", stderr(&res));
+    assert!(stderr(&res).contains("drawing from ranks [1, 6)"), "{}", stderr(&res));
+    let (_, prov) = read_records::<ClusterMember>(&d.path().join("clusters.parquet")).unwrap();
+    assert_eq!(prov.unwrap().stats["range_end_used"], 6);
+}

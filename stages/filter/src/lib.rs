@@ -99,6 +99,9 @@ pub fn run(args: &Args) -> Result<Summary> {
             args.range_end
         );
     }
+    if !(args.positive_fraction > 0.0 && args.positive_fraction <= 1.0) {
+        bail!("--positive-fraction {} must be in (0, 1]", args.positive_fraction);
+    }
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
     prov.param("args", args);
     let (subsets, vectors) = args.input.load(&mut prov)?;
@@ -116,6 +119,24 @@ pub fn run(args: &Args) -> Result<Summary> {
     }
     if top_k > pool {
         bail!("--top-k {top_k} is larger than the candidate pool ({pool})");
+    }
+    if args.strategy == Strategy::Range && args.range_start >= depth {
+        bail!(
+            "--range-start {} is at or beyond the depth of {} ({depth} candidates per query): nothing to draw from; \
+rerun saha-retrieve with a larger --pool or lower --range-start",
+            args.range_start,
+            args.candidates.display(),
+        );
+    }
+    if args.strategy == Strategy::Range && args.range_end > depth {
+        eprintln!(
+            "{STAGE}: --range-end {} is deeper than {} ({depth} candidates per query): drawing from ranks [{}, {depth}) \
+(recorded as range_end_used)",
+            args.range_end,
+            args.candidates.display(),
+            args.range_start,
+        );
+        prov.stat("range_end_used", depth);
     }
     let all = Lookup::new(&candidates, usize::MAX)
         .map_err(|q| anyhow!("{}: candidates of query {q} are not contiguous", args.candidates.display()))?;
