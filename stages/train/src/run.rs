@@ -23,6 +23,7 @@ use crate::loss::{duplicate_targets, LossConfig};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::schedule::linear_lr;
 use crate::step::{grad_cache, plain, StepInputs};
+use crate::timings::StepTime;
 
 pub const STAGE: &str = "saha-train";
 
@@ -126,6 +127,7 @@ struct Trainer {
     optimizer: AdamW,
     start: usize,
     log: Vec<TrainLogRow>,
+    timings: Vec<StepTime>,
     last_checkpoint: Option<PathBuf>,
 }
 
@@ -204,10 +206,13 @@ impl Trainer {
             }
             optimizer.step = start;
         }
-        let log = if args.resume {
-            crate::log::read_until(&args.out_dir, start)?
+        let (log, timings) = if args.resume {
+            (
+                crate::log::read_until(&args.out_dir, start)?,
+                crate::timings::read_until(&args.out_dir, start)?,
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Ok(Trainer {
             data,
@@ -223,6 +228,7 @@ impl Trainer {
             optimizer,
             start,
             log,
+            timings,
             last_checkpoint: checkpoint::list(&args.out_dir)?.pop(),
         })
     }
@@ -321,8 +327,11 @@ impl Trainer {
             lr,
             grad_norm,
             pairs: pairs.len() as u32,
-            pairs_per_s: pairs.len() as f64 / seconds.max(1e-9),
+        });
+        self.timings.push(StepTime {
+            step: (step + 1) as u32,
             seconds,
+            pairs_per_s: pairs.len() as f64 / seconds.max(1e-9),
         });
         Ok(result.loss)
     }
@@ -356,7 +365,8 @@ impl Trainer {
             &state,
         )?;
         self.last_checkpoint = Some(saved);
-        crate::log::write(&args.out_dir, &self.log, &self.prov)
+        crate::log::write(&args.out_dir, &self.log, &self.prov)?;
+        crate::timings::write(&args.out_dir, &self.timings)
     }
 
     /// Writes the trained adapter (or model) next to the checkpoints, atomically.
