@@ -477,7 +477,9 @@ fn a_config_with_fewer_layers_than_the_weights_names_the_unused_tensors() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("config.json") && err.contains("does not use") && err.contains("model.layers.1.input_layernorm.weight"),
+        err.contains("config.json")
+            && err.contains("does not use")
+            && err.contains("model.layers.1.input_layernorm.weight"),
         "{err}"
     );
 }
@@ -515,7 +517,10 @@ fn an_all_zero_embedding_is_refused_naming_file_and_row() {
     prov.stat("plan_fingerprint", "f");
     e.write(&shard, &prov).unwrap();
     let merged = s.dir.join("merged.parquet");
-    let out = run("saha-embed", &["merge", "--out", merged.to_str().unwrap(), shard.to_str().unwrap()]);
+    let out = run(
+        "saha-embed",
+        &["merge", "--out", merged.to_str().unwrap(), shard.to_str().unwrap()],
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(

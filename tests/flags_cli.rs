@@ -57,7 +57,14 @@ fn train_refuses_meaningless_numbers() {
 
 #[test]
 fn embed_refuses_meaningless_numbers() {
-    let required = ["--items", "absent/items.parquet", "--model", "absent/model", "--out", "absent/e.parquet"];
+    let required = [
+        "--items",
+        "absent/items.parquet",
+        "--model",
+        "absent/model",
+        "--out",
+        "absent/e.parquet",
+    ];
     for (flag, value) in [
         ("--batch-tokens", "0"),
         ("--max-batch", "0"),

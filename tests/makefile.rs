@@ -322,7 +322,11 @@ fn demo_twice_from_scratch_gives_identical_artefacts() {
     ok(&make(runs.path(), &["demo"]));
     let second = tree(&run);
     let timings = "train/timings.json";
-    assert!(first.contains_key(timings) && first.contains_key("report.html") && first.contains_key("train/train_log.parquet"));
+    assert!(
+        first.contains_key(timings)
+            && first.contains_key("report.html")
+            && first.contains_key("train/train_log.parquet")
+    );
     let names = |t: &std::collections::BTreeMap<String, Vec<u8>>| t.keys().cloned().collect::<Vec<_>>();
     assert_eq!(names(&first), names(&second));
     let differ: Vec<&String> = first

@@ -136,7 +136,11 @@ fn only_queries_run() {
     let copy = format!("copy (select * from pairs) to '{}'", copied.display());
     let res = sql(&run_path, &copy, &[]);
     assert!(!res.status.success());
-    assert!(stderr(&res).contains("COPY ... TO writes files") && stderr(&res).contains("--out"), "{}", stderr(&res));
+    assert!(
+        stderr(&res).contains("COPY ... TO writes files") && stderr(&res).contains("--out"),
+        "{}",
+        stderr(&res)
+    );
     let res = sql(&run_path, &format!("explain analyze {copy}"), &[]);
     assert!(!res.status.success());
     assert!(stderr(&res).contains("COPY"), "{}", stderr(&res));
@@ -151,7 +155,11 @@ fn only_queries_run() {
     ] {
         let res = sql(&run_path, statement, &[]);
         assert!(!res.status.success(), "{statement} ran");
-        assert!(stderr(&res).contains("runs queries only"), "{statement}: {}", stderr(&res));
+        assert!(
+            stderr(&res).contains("runs queries only"),
+            "{statement}: {}",
+            stderr(&res)
+        );
     }
     let res = sql(&run_path, "with t as (select 1 as x) select x from t", &[]);
     assert!(res.status.success(), "{}", stderr(&res));
@@ -166,7 +174,11 @@ fn out_replaces_files_only_with_force_and_never_a_table() {
     assert!(sql(&run_path, "select 1 as a", &out).status.success());
     let res = sql(&run_path, "select 2 as a", &out);
     assert!(!res.status.success());
-    assert!(stderr(&res).contains("already exists") && stderr(&res).contains("--force"), "{}", stderr(&res));
+    assert!(
+        stderr(&res).contains("already exists") && stderr(&res).contains("--force"),
+        "{}",
+        stderr(&res)
+    );
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), "a\n1\n");
     let res = sql(&run_path, "select 2 as a", &[&out[..], &["--force"]].concat());
     assert!(res.status.success(), "{}", stderr(&res));
@@ -183,7 +195,11 @@ fn out_replaces_files_only_with_force_and_never_a_table() {
             &["--out", target.to_str().unwrap(), "--force"],
         );
         assert!(!res.status.success());
-        assert!(stderr(&res).contains("table `pairs`") && stderr(&res).contains("never overwrites"), "{}", stderr(&res));
+        assert!(
+            stderr(&res).contains("table `pairs`") && stderr(&res).contains("never overwrites"),
+            "{}",
+            stderr(&res)
+        );
     }
     assert_eq!(std::fs::read(&pairs).unwrap(), before);
 }
@@ -196,7 +212,8 @@ fn tables_lists_columns_with_types() {
     assert!(res.status.success(), "{}", stderr(&res));
     let out = stdout(&res);
     assert!(
-        out.contains("embeddings (3 rows, ") && out.contains("\n  item_id UInt32\n  embedding FixedSizeList(6 x non-null Float32)\n"),
+        out.contains("embeddings (3 rows, ")
+            && out.contains("\n  item_id UInt32\n  embedding FixedSizeList(6 x non-null Float32)\n"),
         "{out}"
     );
     assert!(out.contains("\n  qry Utf8\n"), "{out}");

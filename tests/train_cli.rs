@@ -312,7 +312,11 @@ fn one_run_per_folder_and_identical_runs_give_identical_logs() {
         assert!(res.status.success(), "{}", stderr(&res));
     }
     let log = |out: &str| std::fs::read(run_dir.join(out).join("train_log.parquet")).unwrap();
-    assert_eq!(log("a"), log("b"), "train_log.parquet depends on the inputs and settings alone");
+    assert_eq!(
+        log("a"),
+        log("b"),
+        "train_log.parquet depends on the inputs and settings alone"
+    );
     let timings: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("a/timings.json")).unwrap()).unwrap();
     assert_eq!(timings["steps"].as_array().unwrap().len(), 2);
@@ -354,5 +358,8 @@ fn one_run_per_folder_and_identical_runs_give_identical_logs() {
     let res = train(&run_dir, "a", &[&steps[..], &["--resume"]].concat());
     assert!(!res.status.success());
     let err = stderr(&res);
-    assert!(err.contains(&optimizer.display().to_string()) && err.contains("missing"), "{err}");
+    assert!(
+        err.contains(&optimizer.display().to_string()) && err.contains("missing"),
+        "{err}"
+    );
 }

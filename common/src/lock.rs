@@ -57,7 +57,10 @@ mod tests {
         assert_eq!(first.path(), folder.join(FILE));
         // A second open file description conflicts with the first even inside one process.
         let err = FolderLock::acquire(&folder, Path::new("out")).unwrap_err();
-        assert!(err.contains("another process is writing out") && err.contains(".lock"), "{err}");
+        assert!(
+            err.contains("another process is writing out") && err.contains(".lock"),
+            "{err}"
+        );
         drop(first);
         FolderLock::acquire(&folder, Path::new("out")).unwrap();
     }

@@ -68,7 +68,11 @@ impl Embedder {
                      and {} vision layers: does it belong to these weights?",
                     unused.len(),
                     unused[..unused.len().min(SHOWN)].join(", "),
-                    if more > 0 { format!(" and {more} more") } else { String::new() },
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    },
                     config.text.num_hidden_layers,
                     config.vision.depth
                 ),

@@ -150,7 +150,10 @@ mod tests {
         e.write(&path, &Provenance::new("embed", "0")).unwrap();
         let err = Embeddings::read(&path).unwrap_err().to_string();
         assert!(
-            err.contains("embeddings.parquet") && err.contains("row 1") && err.contains("embedding") && err.contains("item 7 has an all-zero vector"),
+            err.contains("embeddings.parquet")
+                && err.contains("row 1")
+                && err.contains("embedding")
+                && err.contains("item 7 has an all-zero vector"),
             "{err}"
         );
     }

@@ -32,7 +32,10 @@ pub fn write(out_dir: &Path, steps: &[StepTime]) -> Result<()> {
         seconds: steps.iter().map(|s| s.seconds).sum(),
         steps: steps.to_vec(),
     };
-    write_atomic(&out_dir.join(FILE), (serde_json::to_string_pretty(&timings)? + "\n").as_bytes())?;
+    write_atomic(
+        &out_dir.join(FILE),
+        (serde_json::to_string_pretty(&timings)? + "\n").as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -43,6 +46,7 @@ pub fn read_until(out_dir: &Path, step: usize) -> Result<Vec<StepTime>> {
         return Ok(Vec::new());
     }
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let timings: Timings = serde_json::from_str(&text).with_context(|| format!("{}: not a timings file", path.display()))?;
+    let timings: Timings =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a timings file", path.display()))?;
     Ok(timings.steps.into_iter().filter(|s| s.step as usize <= step).collect())
 }
