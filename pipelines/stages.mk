@@ -228,6 +228,8 @@ sugarcrepe: $(if $(SUGARCREPE_DATA),$(SC_OUT))
 
 # ---- Training: clusters.parquet -> adapter (or full weights), then the eval set embedded again ------
 # TRAIN_FULL=1 trains every weight (saha-train --full) and gives a snapshot instead of an adapter.
+# A rebuilt target starts over (--overwrite replaces the earlier run's checkpoints) unless
+# TRAIN_FLAGS_EXTRA=--resume continues it.
 TRAIN_FULL ?=
 TRAIN_FLAGS_EXTRA ?=
 PARAM_STAGES += train
@@ -240,7 +242,8 @@ TUNED_MODEL_ARGS = $(if $(TRAIN_FULL),--model $(RUN_DIR)/train/model,--model $(c
 ifeq ($(call active,$(TRAINED) train),yes)
 $(TRAINED): $(BIN)/saha-train $(STAMPS)/train.params $(FILTER_OUT) $(PROMPT_OUT) $(MODEL_DEPS)
 	$(BIN)/saha-train --clusters $(RUN_DIR)/clusters.parquet --items $(RUN_DIR)/items.parquet \
-	  --image-root $(call squote,$(IMAGE_ROOT)) --model $(call squote,$(MODEL)) --out-dir $(RUN_DIR)/train $(FLAGS_train)
+	  --image-root $(call squote,$(IMAGE_ROOT)) --model $(call squote,$(MODEL)) --out-dir $(RUN_DIR)/train \
+	  $(if $(filter --resume,$(FLAGS_train)),,--overwrite) $(FLAGS_train)
 endif
 
 ifeq ($(call active,$(RUN_DIR)/eval/tuned/embeddings.parquet embed-tuned),yes)

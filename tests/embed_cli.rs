@@ -428,3 +428,103 @@ fn left_padding_gives_the_embeddings_of_right_padding_and_is_recorded() {
     let params = table.provenance().unwrap().params;
     assert_eq!(params["padding"], "left", "{params:?}");
 }
+
+#[test]
+fn one_process_per_output_and_a_failed_start_leaves_no_work_folder() {
+    let (rows, images) = demo_rows();
+    let s = setup(&rows[..2], images);
+    let work = s.dir.join("emb.parquet.work");
+    let lock = work.join(".lock");
+    std::fs::create_dir_all(&work).unwrap();
+    // This test process plays the other saha-embed writing emb.parquet.
+    let held = std::fs::File::create(&lock).unwrap();
+    held.try_lock().unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("another process is writing") && err.contains(&lock.display().to_string()),
+        "{err}"
+    );
+    assert!(!s.dir.join("emb.parquet").exists());
+    drop(held);
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!work.exists(), "the work folder goes with the finished run");
+
+    // A run that stops before it computes anything takes its work folder (and lock) with it.
+    let out = embed(&s, "bad.parquet", &["--resolution", "huge"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--resolution"), "{}", stderr(&out));
+    assert!(!s.dir.join("bad.parquet.work").exists());
+}
+
+#[test]
+fn a_config_with_fewer_layers_than_the_weights_names_the_unused_tensors() {
+    let (rows, images) = demo_rows();
+    let s = setup(&rows[..1], images);
+    let path = s.model.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let text = if config.get("num_hidden_layers").is_some() {
+        &mut config
+    } else {
+        &mut config["text_config"]
+    };
+    assert_eq!(text["num_hidden_layers"], 2);
+    text["num_hidden_layers"] = 1.into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("config.json")
+            && err.contains("does not use")
+            && err.contains("model.layers.1.input_layernorm.weight"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_all_zero_embedding_is_refused_naming_file_and_row() {
+    let (rows, images) = demo_rows();
+    let s = setup(&rows[..2], images);
+    // A final norm of zeros makes every last hidden state zero.
+    let weights = s.model.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+    let norm = tensors["model.norm.weight"].zeros_like().unwrap();
+    tensors.insert("model.norm.weight".into(), norm);
+    candle_core::safetensors::save(&tensors, &weights).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&s.items.display().to_string()) && err.contains(" row ") && err.contains("all-zero embedding"),
+        "{err}"
+    );
+    assert!(!s.dir.join("emb.parquet").exists());
+
+    // An embeddings file with a zero vector is refused wherever it is read (here: merging shards).
+    let shard = s.dir.join("zero.parquet");
+    let e = saha_schemas::embeddings::Embeddings {
+        item_ids: vec![0, 1],
+        dim: 3,
+        values: vec![0.6, 0.8, 0.0, 0.0, 0.0, 0.0],
+        model: "m".into(),
+        normalized: true,
+    };
+    let mut prov = saha_schemas::Provenance::new("saha-embed", "0");
+    prov.stat("shard", "1/1");
+    prov.stat("plan_fingerprint", "f");
+    e.write(&shard, &prov).unwrap();
+    let merged = s.dir.join("merged.parquet");
+    let out = run(
+        "saha-embed",
+        &["merge", "--out", merged.to_str().unwrap(), shard.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("zero.parquet: row 1, column `embedding`: item 1 has an all-zero vector"),
+        "{err}"
+    );
+}

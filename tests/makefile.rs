@@ -289,3 +289,48 @@ fn make_n_lists_exactly_what_make_then_runs_after_a_parameter_change() {
         assert!(nothing.is_empty(), "{change}: still stale after the run: {nothing:?}");
     }
 }
+
+/// Every file of `dir` (recursively) by relative path, with its bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                files.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// `make demo` twice from scratch gives the same bytes in every artefact, report.html included: the
+/// steps' wall-clock times live only in train/timings.json.
+#[test]
+fn demo_twice_from_scratch_gives_identical_artefacts() {
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("demo");
+    ok(&make(runs.path(), &["demo"]));
+    let first = tree(&run);
+    std::fs::remove_dir_all(&run).unwrap();
+    ok(&make(runs.path(), &["demo"]));
+    let second = tree(&run);
+    let timings = "train/timings.json";
+    assert!(
+        first.contains_key(timings)
+            && first.contains_key("report.html")
+            && first.contains_key("train/train_log.parquet")
+    );
+    let names = |t: &std::collections::BTreeMap<String, Vec<u8>>| t.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&first), names(&second));
+    let differ: Vec<&String> = first
+        .iter()
+        .filter(|(name, bytes)| name.as_str() != timings && second[name.as_str()] != **bytes)
+        .map(|(name, _)| name)
+        .collect();
+    assert!(differ.is_empty(), "these differ between two identical runs: {differ:?}");
+}

@@ -112,3 +112,109 @@ fn lists_tables_including_nested_folders() {
         "{out}"
     );
 }
+
+#[test]
+fn csv_writes_vectors_and_lists_in_full_as_json() {
+    let d = run_dir();
+    let run_path = d.path().join("run");
+    let csv = d.path().join("vec.csv");
+    let res = sql(
+        &run_path,
+        "select item_id, embedding, make_array(item_id, 2) as l from embeddings where item_id = 1",
+        &["--out", csv.to_str().unwrap()],
+    );
+    assert!(res.status.success(), "{}", stderr(&res));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text, "item_id,embedding,l\n1,\"[0.6,0.7,0.8,0.9,1.0,1.1]\",\"[1,2]\"\n");
+}
+
+#[test]
+fn only_queries_run() {
+    let d = run_dir();
+    let run_path = d.path().join("run");
+    let copied = d.path().join("copied.csv");
+    let copy = format!("copy (select * from pairs) to '{}'", copied.display());
+    let res = sql(&run_path, &copy, &[]);
+    assert!(!res.status.success());
+    assert!(
+        stderr(&res).contains("COPY ... TO writes files") && stderr(&res).contains("--out"),
+        "{}",
+        stderr(&res)
+    );
+    let res = sql(&run_path, &format!("explain analyze {copy}"), &[]);
+    assert!(!res.status.success());
+    assert!(stderr(&res).contains("COPY"), "{}", stderr(&res));
+    assert!(!copied.exists(), "COPY wrote {}", copied.display());
+    for statement in [
+        "create table t as select 1",
+        "create external table t2 stored as parquet location '/tmp'",
+        "create view v as select 1",
+        "drop table pairs",
+        "insert into pairs select * from pairs",
+        "set datafusion.execution.batch_size = 1",
+    ] {
+        let res = sql(&run_path, statement, &[]);
+        assert!(!res.status.success(), "{statement} ran");
+        assert!(
+            stderr(&res).contains("runs queries only"),
+            "{statement}: {}",
+            stderr(&res)
+        );
+    }
+    let res = sql(&run_path, "with t as (select 1 as x) select x from t", &[]);
+    assert!(res.status.success(), "{}", stderr(&res));
+}
+
+#[test]
+fn out_replaces_files_only_with_force_and_never_a_table() {
+    let d = run_dir();
+    let run_path = d.path().join("run");
+    let csv = d.path().join("out.csv");
+    let out = ["--out", csv.to_str().unwrap()];
+    assert!(sql(&run_path, "select 1 as a", &out).status.success());
+    let res = sql(&run_path, "select 2 as a", &out);
+    assert!(!res.status.success());
+    assert!(
+        stderr(&res).contains("already exists") && stderr(&res).contains("--force"),
+        "{}",
+        stderr(&res)
+    );
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "a\n1\n");
+    let res = sql(&run_path, "select 2 as a", &[&out[..], &["--force"]].concat());
+    assert!(res.status.success(), "{}", stderr(&res));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "a\n2\n");
+
+    let pairs = run_path.join("pairs.parquet");
+    let before = std::fs::read(&pairs).unwrap();
+    let spelled = run_path.join("eval/../pairs.parquet");
+    std::fs::create_dir_all(run_path.join("eval")).unwrap();
+    for target in [&pairs, &spelled] {
+        let res = sql(
+            &run_path,
+            "select qry from pairs",
+            &["--out", target.to_str().unwrap(), "--force"],
+        );
+        assert!(!res.status.success());
+        assert!(
+            stderr(&res).contains("table `pairs`") && stderr(&res).contains("never overwrites"),
+            "{}",
+            stderr(&res)
+        );
+    }
+    assert_eq!(std::fs::read(&pairs).unwrap(), before);
+}
+
+#[test]
+fn tables_lists_columns_with_types() {
+    let d = run_dir();
+    let run_path = d.path().join("run");
+    let res = run("saha-sql", &["--run", run_path.to_str().unwrap(), "--tables"]);
+    assert!(res.status.success(), "{}", stderr(&res));
+    let out = stdout(&res);
+    assert!(
+        out.contains("embeddings (3 rows, ")
+            && out.contains("\n  item_id UInt32\n  embedding FixedSizeList(6 x non-null Float32)\n"),
+        "{out}"
+    );
+    assert!(out.contains("\n  qry Utf8\n"), "{out}");
+}

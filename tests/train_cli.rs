@@ -298,3 +298,68 @@ fn training_on_the_demo_clusters_raises_held_out_precision() {
     assert!(p1_after >= p1_before + 0.06, "P@1 {p1_before} -> {p1_after}");
     assert!(mrr_after >= mrr_before + 0.07, "MRR {mrr_before} -> {mrr_after}");
 }
+
+/// One run per output folder: checkpoints of an earlier run are kept unless --overwrite (or continued
+/// with --resume), a second process is refused while the first holds the folder, and the log holds no
+/// wall-clock figures, so two identical runs give byte-identical train_log.parquet files.
+#[test]
+fn one_run_per_folder_and_identical_runs_give_identical_logs() {
+    let runs = tempfile::tempdir().unwrap();
+    let run_dir = demo_clusters(runs.path());
+    let steps = ["--max-steps", "2", "--save-steps", "1", "--adapter", "lora"];
+    for out in ["a", "b"] {
+        let res = train(&run_dir, out, &steps);
+        assert!(res.status.success(), "{}", stderr(&res));
+    }
+    let log = |out: &str| std::fs::read(run_dir.join(out).join("train_log.parquet")).unwrap();
+    assert_eq!(
+        log("a"),
+        log("b"),
+        "train_log.parquet depends on the inputs and settings alone"
+    );
+    let timings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("a/timings.json")).unwrap()).unwrap();
+    assert_eq!(timings["steps"].as_array().unwrap().len(), 2);
+    assert!(timings["steps"][1]["seconds"].as_f64().unwrap() > 0.0);
+
+    // A fresh run into a folder with checkpoints is refused and deletes nothing.
+    let checkpoint = run_dir.join("a/checkpoint-000002");
+    let res = train(&run_dir, "a", &steps);
+    assert!(!res.status.success());
+    let err = stderr(&res);
+    assert!(
+        err.contains("holds checkpoints of an earlier run") && err.contains("--resume") && err.contains("--overwrite"),
+        "{err}"
+    );
+    assert!(checkpoint.join("optimizer.safetensors").is_file());
+    let res = train(&run_dir, "a", &[&steps[..], &["--overwrite", "--resume"]].concat());
+    assert!(!res.status.success());
+    assert!(stderr(&res).contains("cannot be used with"), "{}", stderr(&res));
+    let res = train(&run_dir, "a", &[&steps[..], &["--overwrite"]].concat());
+    assert!(res.status.success(), "{}", stderr(&res));
+    assert_eq!(log("a"), log("b"));
+
+    // While another process holds the folder (this test, here), a second run stops at once.
+    let lock = run_dir.join("a/.lock");
+    let held = std::fs::File::open(&lock).unwrap();
+    held.try_lock().unwrap();
+    let res = train(&run_dir, "a", &[&steps[..], &["--overwrite"]].concat());
+    assert!(!res.status.success());
+    let err = stderr(&res);
+    assert!(
+        err.contains("another process is writing") && err.contains(&lock.display().to_string()),
+        "{err}"
+    );
+    drop(held);
+
+    // A checkpoint without its optimiser state cannot be resumed; the error names the file.
+    let optimizer = checkpoint.join("optimizer.safetensors");
+    std::fs::remove_file(&optimizer).unwrap();
+    let res = train(&run_dir, "a", &[&steps[..], &["--resume"]].concat());
+    assert!(!res.status.success());
+    let err = stderr(&res);
+    assert!(
+        err.contains(&optimizer.display().to_string()) && err.contains("missing"),
+        "{err}"
+    );
+}

@@ -57,6 +57,27 @@ impl Embedder {
             weights.make_trainable();
         }
         let model = Qwen2Vl::load(&weights, &config)?;
+        let unused = weights.unused();
+        if !unused.is_empty() {
+            const SHOWN: usize = 6;
+            let more = unused.len().saturating_sub(SHOWN);
+            return Err(ModelError::file(
+                &snapshot.config,
+                format!(
+                    "the weights hold {} tensors this config does not use ({}{}); the config has {} language-model \
+                     and {} vision layers: does it belong to these weights?",
+                    unused.len(),
+                    unused[..unused.len().min(SHOWN)].join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    },
+                    config.text.num_hidden_layers,
+                    config.vision.depth
+                ),
+            ));
+        }
         let vars = weights.trainable_vars();
         Ok((
             Embedder {

@@ -25,6 +25,8 @@ pub struct Weights {
     trainable: Option<std::sync::Mutex<Vec<(String, Var)>>>,
     tensors: MmapedSafetensors,
     names: HashSet<String>,
+    /// Stored names handed out by [`Weights::get`], to find the tensors no layer asked for.
+    used: std::sync::Mutex<HashSet<String>>,
     layout: NameLayout,
     dtype: DType,
     device: Device,
@@ -49,6 +51,7 @@ impl Weights {
             trainable: None,
             tensors,
             names,
+            used: Default::default(),
             layout,
             dtype,
             device: device.clone(),
@@ -87,6 +90,20 @@ impl Weights {
         }
     }
 
+    /// Tensors of the files that no [`Weights::get`] asked for, sorted; the language-model head
+    /// (`lm_head.*`) is never needed, as the embedding is the final hidden state.
+    pub fn unused(&self) -> Vec<String> {
+        let used = self.used.lock().expect("not poisoned");
+        let mut unused: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| !used.contains(*n) && !n.starts_with("lm_head."))
+            .cloned()
+            .collect();
+        unused.sort();
+        unused
+    }
+
     /// The tensor `name` (original layout) with exactly `shape`, in the model dtype on the model device.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let stored = self.stored_name(name);
@@ -104,6 +121,7 @@ impl Weights {
             });
         }
         let tensor = self.tensors.load(&stored, &self.device)?.to_dtype(self.dtype)?;
+        self.used.lock().expect("not poisoned").insert(stored);
         match &self.trainable {
             None => Ok(tensor),
             Some(vars) => {

@@ -106,6 +106,13 @@ impl Embeddings {
             );
             return Err(SchemaError::bad_value(path, row, "embedding", msg));
         }
+        if let Some(row) = (0..embeddings.len()).find(|&r| dim > 0 && embeddings.row(r).iter().all(|&v| v == 0.0)) {
+            let msg = format!(
+                "item {} has an all-zero vector, which has no direction (cosine similarity is undefined)",
+                embeddings.item_ids[row]
+            );
+            return Err(SchemaError::bad_value(path, row, "embedding", msg));
+        }
         Ok(embeddings)
     }
 }
@@ -127,5 +134,27 @@ mod tests {
         };
         e.write(&path, &Provenance::new("embed", "0")).unwrap();
         assert_eq!(Embeddings::read(&path).unwrap(), e);
+    }
+
+    #[test]
+    fn an_all_zero_vector_is_refused_naming_file_row_and_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("embeddings.parquet");
+        let e = Embeddings {
+            item_ids: vec![3, 7],
+            dim: 2,
+            values: vec![1.0, 0.0, 0.0, -0.0],
+            model: "tiny".into(),
+            normalized: true,
+        };
+        e.write(&path, &Provenance::new("embed", "0")).unwrap();
+        let err = Embeddings::read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("embeddings.parquet")
+                && err.contains("row 1")
+                && err.contains("embedding")
+                && err.contains("item 7 has an all-zero vector"),
+            "{err}"
+        );
     }
 }

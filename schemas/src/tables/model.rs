@@ -17,7 +17,9 @@ table! {
 table! {
     artefact train_log {
         produced_by: "saha-train",
-        doc: "One row per optimisation step.",
+        doc: "One row per optimisation step. Only what the inputs and settings determine, so the same run gives \
+            the same bytes; the steps' wall-clock times are in `timings.json` next to it (JSON, not an artefact: \
+            `seconds` in all, and per step `step`, `seconds`, `pairs_per_s`).",
     }
     /// A `train_log.parquet` row.
     #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +29,5 @@ table! {
         lr: f64 => "Learning rate used for the step.",
         grad_norm: f64 => "Global gradient L2 norm before clipping.",
         pairs: u32 => "(query, positive) pairs in the step.",
-        pairs_per_s: f64 => "Throughput of the step.",
-        seconds: f64 => "Wall time of the step.",
     }
 }

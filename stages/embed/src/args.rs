@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use saha_common::flags::{ImageRoot, ModelArgs, Truncate};
+use saha_common::numbers;
 use serde::Serialize;
 
 #[derive(Debug, Parser)]
@@ -64,13 +65,13 @@ pub struct EmbedArgs {
     #[serde(skip)]
     pub out: Option<PathBuf>,
     /// Token budget of a batch: (longest prompt in the batch) x (batch size) stays under it.
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 8192, value_parser = numbers::count)]
     pub batch_tokens: usize,
-    /// Most prompts in one batch.
-    #[arg(long, default_value_t = 32)]
+    /// Most prompts in one batch (at least 1).
+    #[arg(long, default_value_t = 32, value_parser = numbers::count)]
     pub max_batch: usize,
     /// Longest prompt in tokens (image tokens included); the reference samples and evaluates with 2048.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 2048, value_parser = numbers::count)]
     pub max_len: usize,
     /// What to do with a prompt over --max-len.
     #[arg(long, value_enum, default_value_t = Truncate::UserText)]
@@ -101,7 +102,7 @@ pub struct EmbedArgs {
     #[serde(skip)]
     pub work_dir: Option<PathBuf>,
     /// Items per resumable part (whole batches; a part is the unit of resuming and sharding).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = numbers::count)]
     #[serde(skip)]
     pub part_items: usize,
     /// Stop with an error after writing this many parts, as if killed (for testing resumption).

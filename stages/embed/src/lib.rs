@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
+use saha_common::lock::FolderLock;
 use saha_common::progress;
 use saha_model::image::ResolutionPolicy;
 use saha_model::{Embedder, EncodeError, EncodedInput, InputRules, ItemEncoder};
@@ -37,10 +38,19 @@ pub fn run(cli: &Cli) -> Result<String> {
 fn embed(args: &EmbedArgs) -> Result<String> {
     let out = args.out.as_deref().context("--out is required")?;
     let shard = args.shard.as_deref().map(args::parse_shard).transpose()?;
-    let inputs = open(args)?;
-    let plan = plan(args, &inputs, shard, out)?;
-    let rows = compute(args, &inputs, &plan)?;
-    write(args, inputs, plan, rows, out)
+    let work_dir = args.work_dir.clone().unwrap_or_else(|| sibling(out, ".work"));
+    // One process per output: a second saha-embed on the same --out (or --work-dir) stops here.
+    let lock = FolderLock::acquire(&work_dir, out).map_err(anyhow::Error::msg)?;
+    let result = (|| {
+        let inputs = open(args)?;
+        let plan = plan(args, &inputs, shard, work_dir.clone())?;
+        let rows = compute(args, &inputs, &plan)?;
+        write(args, inputs, plan, rows, out)
+    })();
+    if result.is_err() {
+        work::discard_if_unused(&work_dir, lock.path());
+    }
+    result
 }
 
 /// The items, the loaded model and the provenance that records both.
@@ -132,7 +142,7 @@ impl Plan {
     }
 }
 
-fn plan(args: &EmbedArgs, inputs: &Inputs, shard: Option<(usize, usize)>, out: &Path) -> Result<Plan> {
+fn plan(args: &EmbedArgs, inputs: &Inputs, shard: Option<(usize, usize)>, work_dir: PathBuf) -> Result<Plan> {
     let encoder = inputs.encoder();
     let bar = progress::bar(inputs.items.len() as u64, "plan");
     let planned: Vec<Result<saha_model::Tokens, EncodeError>> = inputs
@@ -181,7 +191,7 @@ fn plan(args: &EmbedArgs, inputs: &Inputs, shard: Option<(usize, usize)>, out: &
         truncated,
         skipped,
         fingerprint: inputs.prov.fingerprint(),
-        work_dir: args.work_dir.clone().unwrap_or_else(|| sibling(out, ".work")),
+        work_dir,
     })
 }
 
@@ -226,6 +236,12 @@ fn compute(args: &EmbedArgs, inputs: &Inputs, plan: &Plan) -> Result<Computed> {
             for (&index, vector) in batch.iter().zip(vectors) {
                 if vector.iter().any(|v| !v.is_finite()) {
                     bail!("{}: the model produced a non-finite embedding", inputs.label(index));
+                }
+                if vector.iter().all(|&v| v == 0.0) {
+                    bail!(
+                        "{}: the model produced an all-zero embedding (its last hidden state is zero), which has no direction to compare",
+                        inputs.label(index)
+                    );
                 }
                 part_rows.push((inputs.items[index].item_id, Arc::new(vector)));
             }

@@ -78,3 +78,21 @@ impl WorkDir {
         std::fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))
     }
 }
+
+/// After a failed run: removes the work folder if it holds no finished part (only the lock and the
+/// plan), so a run that stopped before computing anything leaves nothing behind. Never removes a
+/// file it does not know.
+pub fn discard_if_unused(dir: &Path, lock: &Path) {
+    let parts = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with("part-"))
+        })
+        .unwrap_or(true);
+    if !parts {
+        let _ = std::fs::remove_file(dir.join(PLAN_FILE));
+        let _ = std::fs::remove_file(lock);
+        let _ = std::fs::remove_dir(dir);
+    }
+}

@@ -107,7 +107,7 @@ pub fn table(batches: &[RecordBatch], max_width: usize) -> Result<String> {
     Ok(out)
 }
 
-/// Writes batches to `path`: `.csv` (nested values as text) or `.parquet` (as they are).
+/// Writes batches to `path`: `.csv` (nested values as JSON) or `.parquet` (as they are).
 pub fn write_file(path: &Path, batches: &[RecordBatch], sql: &str) -> Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
@@ -140,7 +140,8 @@ pub fn write_file(path: &Path, batches: &[RecordBatch], sql: &str) -> Result<()>
     Ok(())
 }
 
-/// CSV has no nested values: lists and structs become their text form.
+/// CSV has no nested values: lists (embedding vectors among them) and structs become JSON text,
+/// every number in full.
 fn flatten_for_csv(batch: &RecordBatch) -> Result<RecordBatch> {
     let mut fields = Vec::new();
     let mut cols: Vec<ArrayRef> = Vec::new();
@@ -151,7 +152,7 @@ fn flatten_for_csv(batch: &RecordBatch) -> Result<RecordBatch> {
                     if c.is_null(r) {
                         Ok(None)
                     } else {
-                        cell(c.as_ref(), r).map(Some)
+                        crate::json::cell(c.as_ref(), r).map(Some)
                     }
                 })
                 .collect::<Result<_>>()?;

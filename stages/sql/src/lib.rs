@@ -1,13 +1,16 @@
 //! `saha-sql`: query a run's Parquet artefacts with SQL (DataFusion).
 
 pub mod format;
+pub mod guard;
+pub mod json;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use clap::Parser;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 pub const STAGE: &str = "saha-sql";
 
@@ -17,7 +20,10 @@ pub const STAGE: &str = "saha-sql";
     about,
     long_about = "Query a run's Parquet artefacts with SQL (DataFusion).\n\nEvery .parquet file under the run folder \
 becomes a table named after its file stem (pairs, items, embeddings ...); a file in a sub-folder whose stem is \
-already taken is named <folder>_<stem>. Embedding vectors print as their dimension and first values.\n\n\
+already taken is named <folder>_<stem>. Embedding vectors print as their dimension and first values; \
+--out writes them in full.\n\n\
+Read-only: only queries run (SELECT, WITH, VALUES, EXPLAIN); CREATE, INSERT, COPY ... TO, SET and the like are \
+refused. --out does not replace an existing file without --force, and never replaces a table's file.\n\n\
 Examples:\n  saha-sql --run runs/demo -e \"select side, count(*) from items group by side\"\n  \
 echo \"select * from pairs limit 3\" | saha-sql --run runs/demo\n  saha-sql --run runs/demo --tables"
 )]
@@ -31,10 +37,15 @@ pub struct Args {
     /// The SQL to run; read from standard input when absent.
     #[arg(short = 'e', long = "execute")]
     pub sql: Option<String>,
-    /// Write the result to this file instead of printing it: .csv or .parquet.
+    /// Write the result to this file instead of printing it: .csv (list and vector cells as JSON
+    /// arrays of numbers, e.g. "[0.1,-0.2]") or .parquet (columns as they are). An existing file is
+    /// an error unless --force; a file of one of the tables is always refused.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// List the tables, their row counts and columns, and exit.
+    /// Let --out replace an existing file (never one of the tables' files).
+    #[arg(long, requires = "out")]
+    pub force: bool,
+    /// List the tables with their files, row counts, and columns with their types, and exit.
     #[arg(long)]
     pub tables: bool,
     /// Widest a printed cell may be before it is cut with `…`.
@@ -111,7 +122,10 @@ impl Session {
             tables.push((name.to_string(), PathBuf::from(path)));
         }
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        let ctx = SessionContext::new();
+        // Strings keep the type they have in the files (Utf8), not DataFusion's Utf8View, so --tables
+        // shows the artefacts' own types and --out .parquet writes them unchanged.
+        let config = SessionConfig::new().set_bool("datafusion.execution.parquet.schema_force_view_types", false);
+        let ctx = SessionContext::new_with_config(config);
         for (name, path) in &tables {
             let p = path
                 .to_str()
@@ -123,12 +137,27 @@ impl Session {
         Ok(Self { ctx, tables, runtime })
     }
 
+    /// Runs one query; anything but a query is refused before it runs (see [`guard::check_plan`]).
     pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        self.runtime
-            .block_on(async {
-                let df = self.ctx.sql(sql).await?;
-                df.collect().await
-            })
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        self.runtime.block_on(async {
+            let plan = self
+                .ctx
+                .state()
+                .create_logical_plan(sql)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            guard::check_plan(&plan)?;
+            let df = self.ctx.execute_logical_plan(plan).await?;
+            df.collect().await.map_err(|e| anyhow::anyhow!("{e}"))
+        })
+    }
+
+    /// The columns and types of table `name`.
+    pub fn schema(&self, name: &str) -> Result<SchemaRef> {
+        let df = self
+            .runtime
+            .block_on(self.ctx.table(name))
+            .with_context(|| format!("table `{name}`"))?;
+        Ok(df.schema().inner().clone())
     }
 }

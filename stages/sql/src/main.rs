@@ -6,16 +6,17 @@ use saha_sql::{format, Args, Session, STAGE};
 
 fn run(args: &Args) -> Result<()> {
     let session = Session::open(args)?;
+    if let Some(out) = &args.out {
+        saha_sql::guard::check_out(out, args.force, &session.tables)?;
+    }
     if args.tables || (args.sql.is_none() && std::io::stdin().is_terminal()) {
         for (name, path) in &session.tables {
             let batches = session.query(&format!("select count(*) as n from \"{name}\""))?;
             let n = format::cell(batches[0].column(0).as_ref(), 0)?;
-            let cols = session.query(&format!("select * from \"{name}\" limit 0"))?;
-            let names: Vec<String> = match cols.first() {
-                Some(b) => b.schema().fields().iter().map(|f| f.name().clone()).collect(),
-                None => Vec::new(),
-            };
-            println!("{name} ({n} rows, {}): {}", path.display(), names.join(", "));
+            println!("{name} ({n} rows, {})", path.display());
+            for field in session.schema(name)?.fields() {
+                println!("  {} {}", field.name(), field.data_type());
+            }
         }
         return Ok(());
     }

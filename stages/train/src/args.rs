@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use saha_common::flags::{ImageRoot, ModelArgs};
+use saha_common::numbers;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Parser, Serialize)]
@@ -16,7 +17,8 @@ flattens them into (query, positive) pairs; every positive is a negative for eve
 the mined negatives cost no extra forward passes. The loss is the reference's one-directional InfoNCE over \
 cosine / temperature. GradCache (--chunk) keeps one chunk's graph in memory at a time and gives the gradients of \
 plain backpropagation. Checkpoints are PEFT adapters (adapter_config.json + adapter_model.safetensors) plus the \
-optimiser state; --resume continues a run exactly."
+optimiser state; --resume continues a run exactly, and a folder with checkpoints is refused without --resume or \
+--overwrite."
 )]
 pub struct Args {
     /// clusters.parquet from saha-filter.
@@ -33,7 +35,8 @@ pub struct Args {
     #[command(flatten)]
     #[serde(flatten)]
     pub model: ModelArgs,
-    /// Output folder: train_log.parquet, checkpoint-<step>/, adapter/ (the final adapter).
+    /// Output folder: train_log.parquet, timings.json, checkpoint-<step>/, adapter/ (the final adapter).
+    /// One process per folder: a second saha-train on it stops at once.
     #[arg(long)]
     #[serde(skip)]
     pub out_dir: PathBuf,
@@ -43,25 +46,32 @@ pub struct Args {
     /// <out-dir>/model instead of an adapter in <out-dir>/adapter.
     #[arg(long)]
     pub full: bool,
-    #[arg(long, default_value_t = 8)]
+    /// Adapter rank (at least 1).
+    #[arg(long, default_value_t = 8, value_parser = numbers::count)]
     pub rank: usize,
-    #[arg(long, default_value_t = 64.0)]
+    /// Adapter scale numerator: the update is scaled by alpha / rank (above 0).
+    #[arg(long, default_value_t = 64.0, value_parser = numbers::positive_float)]
     pub alpha: f64,
-    #[arg(long, default_value_t = 0.1)]
+    /// Adapter dropout probability, at least 0 and below 1.
+    #[arg(long, default_value_t = 0.1, value_parser = numbers::drop_probability)]
     pub dropout: f32,
     /// Language-model layers to adapt (the reference: q, k, v, o and down projections).
     #[arg(long, value_delimiter = ',', default_value = "q_proj,k_proj,v_proj,o_proj,down_proj")]
     pub targets: Vec<String>,
-    /// Clusters per step (the reference: 16 per GPU).
-    #[arg(long, default_value_t = 16)]
+    /// Clusters per step (the reference: 16 per GPU); at least 1.
+    #[arg(long, default_value_t = 16, value_parser = numbers::count)]
     pub clusters_per_step: usize,
-    #[arg(long, default_value_t = 5e-5)]
+    /// Peak learning rate (above 0), reached after --warmup-steps and decayed linearly to 0.
+    #[arg(long, default_value_t = 5e-5, value_parser = numbers::positive_float)]
     pub lr: f64,
+    /// Steps of linear warm-up from 0 to --lr (0: none).
     #[arg(long, default_value_t = 100)]
     pub warmup_steps: usize,
-    #[arg(long, default_value_t = 1500)]
+    /// Optimiser steps in all (at least 1).
+    #[arg(long, default_value_t = 1500, value_parser = numbers::count)]
     pub max_steps: usize,
-    #[arg(long, default_value_t = 0.02)]
+    /// InfoNCE temperature: cosine similarities are divided by it (above 0).
+    #[arg(long, default_value_t = 0.02, value_parser = numbers::positive_float)]
     pub temperature: f64,
     /// Also add the target -> query InfoNCE term (the reference has only query -> target).
     #[arg(long)]
@@ -70,28 +80,35 @@ pub struct Args {
     /// (the reference leaves such false negatives in).
     #[arg(long)]
     pub mask_duplicate_targets: bool,
-    #[arg(long, default_value_t = 0.0)]
+    /// AdamW decoupled weight decay (0 or greater).
+    #[arg(long, default_value_t = 0.0, value_parser = numbers::non_negative_float)]
     pub weight_decay: f64,
-    #[arg(long, default_value_t = 1.0)]
+    /// Clip the global gradient norm to this (0: no clipping).
+    #[arg(long, default_value_t = 1.0, value_parser = numbers::non_negative_float)]
     pub max_grad_norm: f64,
     /// GradCache chunk size in inputs per tower (the reference: 4); 0 = plain backpropagation.
     #[arg(long, default_value_t = 4)]
     pub chunk: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Save a checkpoint every this many steps (and always at the end).
-    #[arg(long, default_value_t = 1000)]
+    /// Save a checkpoint every this many steps (and always at the end); at least 1.
+    #[arg(long, default_value_t = 1000, value_parser = numbers::count)]
     pub save_steps: usize,
     /// Continue from the latest checkpoint in --out-dir.
     #[arg(long)]
     #[serde(skip)]
     pub resume: bool,
+    /// Delete the checkpoints of an earlier run in --out-dir and start over; without it (or --resume)
+    /// a folder that holds checkpoints is refused.
+    #[arg(long, conflicts_with = "resume")]
+    #[serde(skip)]
+    pub overwrite: bool,
     /// Image resolution policy (the reference trains with mid_low = 448x448).
     #[arg(long, default_value = "mid_low")]
     pub resolution: String,
     /// Longest prompt in tokens; longer ones lose user text, never the chat tail (the reference's
-    /// effective training limit is 512).
-    #[arg(long, default_value_t = 512)]
+    /// effective training limit is 512). At least 1.
+    #[arg(long, default_value_t = 512, value_parser = numbers::count)]
     pub max_len: usize,
     /// Stop with an error after this many steps, as if killed (for testing --resume).
     #[arg(long, hide = true)]

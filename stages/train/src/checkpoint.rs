@@ -123,9 +123,11 @@ pub fn restore(out_dir: &Path, fingerprint: &str) -> Result<(PathBuf, TrainerSta
     let Some(latest) = list(out_dir)?.pop() else {
         bail!("--resume: no checkpoint-* folder in {}", out_dir.display());
     };
+    let state_path = latest.join(STATE_FILE);
     let state: TrainerState = serde_json::from_str(
-        &std::fs::read_to_string(latest.join(STATE_FILE)).with_context(|| format!("reading {}", latest.display()))?,
-    )?;
+        &std::fs::read_to_string(&state_path).with_context(|| format!("--resume: reading {}", state_path.display()))?,
+    )
+    .with_context(|| format!("--resume: {}", state_path.display()))?;
     if state.fingerprint != fingerprint {
         bail!(
             "--resume: {} was written by a run with another base model, data or training settings; \
@@ -133,6 +135,16 @@ pub fn restore(out_dir: &Path, fingerprint: &str) -> Result<(PathBuf, TrainerSta
             latest.display()
         );
     }
-    let moments = candle_core::safetensors::load(latest.join(OPTIMIZER_FILE), &Device::Cpu)?;
+    let optimizer = latest.join(OPTIMIZER_FILE);
+    if !optimizer.is_file() {
+        bail!(
+            "--resume: {} is missing, so the optimiser state of {} is lost; the checkpoint is incomplete \
+             (start over with --overwrite)",
+            optimizer.display(),
+            latest.display()
+        );
+    }
+    let moments = candle_core::safetensors::load(&optimizer, &Device::Cpu)
+        .with_context(|| format!("--resume: reading {}", optimizer.display()))?;
     Ok((latest, state, moments))
 }

@@ -9,6 +9,7 @@ pub mod optim;
 pub mod run;
 pub mod schedule;
 pub mod step;
+pub mod timings;
 
 pub use args::Args;
 pub use run::{run, Summary, STAGE};

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Var};
 use rayon::prelude::*;
 use saha_common::flags::Truncate;
+use saha_common::lock::FolderLock;
 use saha_common::progress;
 use saha_model::adapter::AdapterKind;
 use saha_model::image::ResolutionPolicy;
@@ -22,6 +23,7 @@ use crate::loss::{duplicate_targets, LossConfig};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::schedule::linear_lr;
 use crate::step::{grad_cache, plain, StepInputs};
+use crate::timings::StepTime;
 
 pub const STAGE: &str = "saha-train";
 
@@ -33,6 +35,20 @@ pub struct Summary {
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
+    // One process per output folder, held until the run ends (the lock goes with the process).
+    let _lock = FolderLock::acquire(&args.out_dir, &args.out_dir).map_err(anyhow::Error::msg)?;
+    let earlier = checkpoint::list(&args.out_dir)?;
+    if !args.resume && !args.overwrite && !earlier.is_empty() {
+        bail!(
+            "{} holds checkpoints of an earlier run ({}); pass --resume to continue it, or --overwrite to delete them and start over",
+            args.out_dir.display(),
+            earlier
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let opened = open(args)?;
     let mut trainer = Trainer::prepare(args, opened)?;
     trainer.train(args)?;
@@ -49,9 +65,6 @@ struct Opened {
 }
 
 fn open(args: &Args) -> Result<Opened> {
-    if args.clusters_per_step == 0 || args.max_steps == 0 {
-        bail!("--clusters-per-step and --max-steps must be at least 1");
-    }
     let model_dir = args.model.dir().context("--model is required")?;
     let (device, dtype) = saha_model::compute::placement(&args.model)?;
     if !device.is_cpu() || dtype != DType::F32 {
@@ -114,6 +127,7 @@ struct Trainer {
     optimizer: AdamW,
     start: usize,
     log: Vec<TrainLogRow>,
+    timings: Vec<StepTime>,
     last_checkpoint: Option<PathBuf>,
 }
 
@@ -143,7 +157,7 @@ impl Trainer {
         let restored = if args.resume {
             Some(checkpoint::restore(&args.out_dir, &fingerprint)?)
         } else {
-            // A fresh run owns its folder: checkpoints of an earlier run there would be mistaken for its own.
+            // --overwrite (checked in `run`): checkpoints of an earlier run would be mistaken for this one's.
             for old in checkpoint::list(&args.out_dir)? {
                 std::fs::remove_dir_all(&old).with_context(|| format!("removing the earlier {}", old.display()))?;
             }
@@ -192,10 +206,13 @@ impl Trainer {
             }
             optimizer.step = start;
         }
-        let log = if args.resume {
-            crate::log::read_until(&args.out_dir, start)?
+        let (log, timings) = if args.resume {
+            (
+                crate::log::read_until(&args.out_dir, start)?,
+                crate::timings::read_until(&args.out_dir, start)?,
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Ok(Trainer {
             data,
@@ -211,6 +228,7 @@ impl Trainer {
             optimizer,
             start,
             log,
+            timings,
             last_checkpoint: checkpoint::list(&args.out_dir)?.pop(),
         })
     }
@@ -236,7 +254,7 @@ impl Trainer {
             bar.set_message(format!("loss {loss:.4}"));
             bar.inc(1);
             let done = step + 1;
-            if done % args.save_steps.max(1) == 0 || done == args.max_steps {
+            if done % args.save_steps == 0 || done == args.max_steps {
                 self.save_checkpoint(args, done)?;
             }
             if args.stop_after_steps == Some(done - self.start) {
@@ -309,8 +327,11 @@ impl Trainer {
             lr,
             grad_norm,
             pairs: pairs.len() as u32,
-            pairs_per_s: pairs.len() as f64 / seconds.max(1e-9),
+        });
+        self.timings.push(StepTime {
+            step: (step + 1) as u32,
             seconds,
+            pairs_per_s: pairs.len() as f64 / seconds.max(1e-9),
         });
         Ok(result.loss)
     }
@@ -344,7 +365,8 @@ impl Trainer {
             &state,
         )?;
         self.last_checkpoint = Some(saved);
-        crate::log::write(&args.out_dir, &self.log, &self.prov)
+        crate::log::write(&args.out_dir, &self.log, &self.prov)?;
+        crate::timings::write(&args.out_dir, &self.timings)
     }
 
     /// Writes the trained adapter (or model) next to the checkpoints, atomically.

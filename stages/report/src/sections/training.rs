@@ -22,21 +22,18 @@ pub fn section(log: Option<&[TrainLogRow]>) -> Result<Option<String>> {
     let smooth = moving_mean(&loss, w);
     let lr: Vec<(f64, f64)> = log.iter().map(|r| (r.step as f64, r.lr)).collect();
     let pairs: u64 = log.iter().map(|r| r.pairs as u64).sum();
-    let seconds: f64 = log.iter().map(|r| r.seconds).sum();
     let k = (log.len() / 10).max(1);
     let head = log[..k].iter().map(|r| r.loss as f64).sum::<f64>() / k as f64;
     let tail = log[log.len() - k..].iter().map(|r| r.loss as f64).sum::<f64>() / k as f64;
     let mut html = String::new();
     writeln!(
         html,
-        "<p>{} steps ({} to {}), {pairs} (query, positive) pairs, {:.1} s of steps ({:.1} pairs/s). \
+        "<p>{} steps ({} to {}), {pairs} (query, positive) pairs. \
 Mean loss of the first {k} steps {head:.3}, of the last {k} {tail:.3}; peak learning rate {:.3e}, \
 largest gradient norm {:.3}.</p>",
         log.len(),
         log[0].step,
         log[log.len() - 1].step,
-        seconds,
-        if seconds > 0.0 { pairs as f64 / seconds } else { 0.0 },
         log.iter().map(|r| r.lr).fold(0.0, f64::max),
         log.iter().map(|r| r.grad_norm).fold(0.0, f64::max),
     )?;
