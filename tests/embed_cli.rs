@@ -528,3 +528,41 @@ fn an_all_zero_embedding_is_refused_naming_file_and_row() {
         "{err}"
     );
 }
+
+/// A symbolic link inside the image root that points outside it is not followed, by the prompt
+/// stage nor by saha-embed (which once opened /etc/passwd through one), unless
+/// `--allow-outside-root` says so.
+#[test]
+fn symbolic_links_out_of_the_image_root_are_refused() {
+    let rows = [["<|image_pad|> What is this?", "link.png", "a", ""]];
+    let outside = tempfile::tempdir().unwrap();
+    save_rgb(&outside.path().join("elsewhere.png"), 40, 40);
+    let s = setup(&rows, |dir| save_rgb(&dir.join("link.png"), 40, 40));
+    std::fs::remove_file(s.images.join("link.png")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("elsewhere.png"), s.images.join("link.png")).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("link.png") && err.contains("symbolic link") && err.contains("--allow-outside-root"),
+        "{err}"
+    );
+    assert!(!s.dir.join("emb.parquet").exists());
+    let out = embed(&s, "emb.parquet", &["--allow-outside-root"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let prompt = run(
+        "saha-prompt",
+        &[
+            "--data",
+            s.dir.join("data").to_str().unwrap(),
+            "--image-root",
+            s.images.to_str().unwrap(),
+            "--out-dir",
+            s.dir.join("run2").to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&prompt);
+    assert!(!prompt.status.success() && err.contains("symbolic link") && err.contains("row"), "{err}");
+    assert!(!s.dir.join("run2/items.parquet").exists());
+}

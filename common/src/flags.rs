@@ -1,28 +1,73 @@
 //! Flags that several stage binaries take, declared once (each stage flattens the groups it needs
 //! with `#[command(flatten)]`), so a flag has one name, one help text and one default everywhere.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 /// The one rule for image paths: every stage that reads images joins the paths written in the data
-/// to `--image-root`, which defaults to the current folder.
-#[derive(Debug, Clone, Args, Serialize)]
+/// to `--image-root`, which defaults to the current folder, and opens nothing outside it.
+#[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct ImageRoot {
     /// Folder that the image paths in the data are relative to (the same folder for every stage of
     /// a run).
     #[arg(long, default_value = ".")]
     pub image_root: PathBuf,
+    /// Accept image paths that leave the image root: absolute paths, paths that climb out with
+    /// `..`, and symbolic links inside the root that point outside it.
+    #[arg(long)]
+    pub allow_outside_root: bool,
 }
 
 impl ImageRoot {
-    pub fn join(&self, relative: &str) -> PathBuf {
-        self.image_root.join(relative)
+    pub fn new(image_root: impl Into<PathBuf>) -> Self {
+        ImageRoot {
+            image_root: image_root.into(),
+            allow_outside_root: false,
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.image_root
+    }
+
+    /// `relative` joined to the root, or why it may not be opened: an absolute path, a path that
+    /// climbs out of the root with `..`, or a file whose real location (symbolic links followed)
+    /// is outside the root's real location. A file that does not exist is left to the caller.
+    pub fn resolve(&self, relative: &str) -> Result<PathBuf, String> {
+        let joined = self.image_root.join(relative);
+        if self.allow_outside_root {
+            return Ok(joined);
+        }
+        let flag = "--allow-outside-root permits it";
+        let path = Path::new(relative);
+        if path.is_absolute() {
+            return Err(format!(
+                "image path `{relative}` is absolute; paths must be relative to the image root ({flag})"
+            ));
+        }
+        let mut depth: i64 = 0;
+        for c in path.components() {
+            match c {
+                Component::ParentDir => depth -= 1,
+                Component::Normal(_) => depth += 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return Err(format!("image path `{relative}` escapes the image root with `..` ({flag})"));
+            }
+        }
+        if let (Ok(real), Ok(root)) = (joined.canonicalize(), self.image_root.canonicalize()) {
+            if !real.starts_with(&root) {
+                return Err(format!(
+                    "image path `{relative}` leads through a symbolic link to {}, outside the image root {} ({flag})",
+                    real.display(),
+                    root.display()
+                ));
+            }
+        }
+        Ok(joined)
     }
 }
 
@@ -85,4 +130,34 @@ pub enum Truncate {
     UserText,
     /// Stop with an error naming the item.
     Error,
+}
+
+#[cfg(test)]
+mod image_root_tests {
+    use super::*;
+
+    #[test]
+    fn refuses_absolute_escaping_and_linked_out_paths() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.png"), b"x").unwrap();
+        std::fs::create_dir(root.path().join("A")).unwrap();
+        std::fs::write(root.path().join("A/b.png"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.png"), root.path().join("A/link.png")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("A/b.png"), root.path().join("inside.png")).unwrap();
+        let r = ImageRoot::new(root.path());
+        assert_eq!(r.resolve("A/b.png").unwrap(), root.path().join("A/b.png"));
+        assert!(r.resolve("A/../A/b.png").is_ok());
+        assert!(r.resolve("inside.png").is_ok(), "a link that stays inside the root");
+        assert!(r.resolve("missing.png").is_ok(), "missing files are the caller's business");
+        assert!(r.resolve("/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(r.resolve("A/../../b.png").unwrap_err().contains("escapes"));
+        let e = r.resolve("A/link.png").unwrap_err();
+        assert!(e.contains("symbolic link") && e.contains("secret.png") && e.contains("--allow-outside-root"), "{e}");
+        let open = ImageRoot {
+            allow_outside_root: true,
+            ..r
+        };
+        assert!(open.resolve("A/link.png").is_ok() && open.resolve("../x.png").is_ok());
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use saha_common::flags::Truncate;
+use saha_common::flags::{ImageRoot, Truncate};
 
 use crate::batch::EncodedInput;
 use crate::embedder::Embedder;
@@ -15,7 +15,7 @@ use crate::image::{PilImage, ResolutionPolicy};
 /// How an item's inputs are made: where images live, how they are sized, how long a prompt may be.
 #[derive(Debug, Clone)]
 pub struct InputRules {
-    pub image_root: PathBuf,
+    pub image_root: ImageRoot,
     pub resolution: ResolutionPolicy,
     /// Longest prompt in tokens, image tokens included.
     pub max_len: usize,
@@ -70,7 +70,7 @@ impl<'a> ItemEncoder<'a> {
     pub fn tokens(&self, prompt: &str, image: Option<&str>) -> Result<Tokens, EncodeError> {
         let grids = match image {
             None => Vec::new(),
-            Some(relative) => vec![self.planned_grid(&self.rules.image_root.join(relative))?],
+            Some(relative) => vec![self.planned_grid(&self.image_path(relative)?)?],
         };
         Ok(self.fit(self.embedder.prompt_ids(prompt, &grids)?)?)
     }
@@ -79,7 +79,7 @@ impl<'a> ItemEncoder<'a> {
     pub fn encode(&self, prompt: &str, image: Option<&str>) -> Result<(EncodedInput, usize), EncodeError> {
         let images = match image {
             None => Vec::new(),
-            Some(relative) => vec![self.load(&self.rules.image_root.join(relative))?],
+            Some(relative) => vec![self.load(&self.image_path(relative)?)?],
         };
         let input = self.embedder.encode(prompt, &images)?;
         let tokens = self.fit(input.ids)?;
@@ -90,6 +90,10 @@ impl<'a> ItemEncoder<'a> {
             },
             tokens.dropped,
         ))
+    }
+
+    fn image_path(&self, relative: &str) -> Result<PathBuf, EncodeError> {
+        self.rules.image_root.resolve(relative).map_err(EncodeError::Image)
     }
 
     fn fit(&self, mut ids: Vec<u32>) -> Result<Tokens, ModelError> {

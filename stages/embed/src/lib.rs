@@ -111,7 +111,7 @@ fn open(args: &EmbedArgs) -> Result<Inputs> {
     }
     let model_name = model_name(model_dir, &prov);
     let rules = InputRules {
-        image_root: args.image_root.path().to_path_buf(),
+        image_root: args.image_root.clone(),
         resolution,
         max_len: args.max_len,
         truncate: args.truncate,

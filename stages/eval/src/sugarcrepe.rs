@@ -330,8 +330,12 @@ fn read_examples(args: &ItemsArgs, files: &[(String, PathBuf)], prov: &mut Prove
         per_subset.push((subset.clone(), read.len()));
         prov.input(file)?;
         for ex in read {
-            if !args.image_root.join(&ex.filename).is_file() && missing_images.len() < 5 {
-                missing_images.push(format!("{} example `{}`: {}", file.display(), ex.key, ex.filename));
+            match args.image_root.resolve(&ex.filename) {
+                Err(why) => bail!("{} example `{}`: {why}", file.display(), ex.key),
+                Ok(path) if !path.is_file() && missing_images.len() < 5 => {
+                    missing_images.push(format!("{} example `{}`: {}", file.display(), ex.key, ex.filename));
+                }
+                Ok(_) => {}
             }
             let cap = |t: &str| (subset.clone(), t.to_string(), None);
             let image = images.index((subset.clone(), IMAGE_PLACEHOLDER.to_string(), Some(ex.filename.clone())));

@@ -102,9 +102,6 @@ pub struct Args {
     /// Rows repeated within a subset: stop, keep them (as the reference does), or drop repeats.
     #[arg(long, value_enum, default_value_t = OnDuplicate::Error)]
     pub on_duplicate: OnDuplicate,
-    /// Accept absolute image paths and paths that leave the image root with `..`.
-    #[arg(long)]
-    pub allow_outside_root: bool,
 }
 
 pub struct Outcome {
@@ -157,8 +154,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
         on_missing: args.on_missing,
         on_duplicate: args.on_duplicate,
         images: ImagePolicy {
-            root: args.image_root.path().to_path_buf(),
-            allow_outside_root: args.allow_outside_root,
+            root: args.image_root.clone(),
         },
         settings: args.settings(),
         prompt_file,

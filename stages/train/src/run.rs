@@ -97,7 +97,7 @@ fn open(args: &Args) -> Result<Opened> {
         prov.input(&file)?;
     }
     let rules = InputRules {
-        image_root: args.image_root.path().to_path_buf(),
+        image_root: args.image_root.clone(),
         resolution,
         max_len: args.max_len,
         truncate: Truncate::UserText,
