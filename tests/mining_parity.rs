@@ -277,6 +277,10 @@ fn fast_mode_gives_the_exact_clusters() {
     let exact_candidates = std::fs::read(dir.path().join("candidates.parquet")).unwrap();
     let fast = mine_with(dir.path(), "fast", 5, 3, "ImageNet_1K", &[]);
     assert_eq!(exact, fast);
+    // Without AVX-512 VNNI fast mode runs exact retrieval and records that it did.
+    let (_, prov) = read_records::<saha_schemas::Candidate>(&dir.path().join("candidates.parquet")).unwrap();
+    let used = if saha_mining::quantized::int8_is_faster() { "fast" } else { "exact" };
+    assert_eq!(prov.unwrap().stats["mode_used"], used);
     let (a, _) = read_records::<saha_schemas::Candidate>(&dir.path().join("candidates.parquet")).unwrap();
     std::fs::write(dir.path().join("exact.parquet"), exact_candidates).unwrap();
     let (b, _) = read_records::<saha_schemas::Candidate>(&dir.path().join("exact.parquet")).unwrap();

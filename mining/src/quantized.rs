@@ -48,12 +48,25 @@ fn quantise(m: &[f32], dim: usize) -> Quantised {
     }
 }
 
+/// Whether this CPU scores int8 faster than f32: only with AVX-512 VNNI (`vpdpbusd`). Elsewhere
+/// int8 products need several instructions per lane and lose to the f32 matrix product.
+pub fn int8_is_faster() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Raw `sum_k (q[k] + 128) * t[k]` for every (query, target) of the blocks: queries as u8
 /// offset by 128 (VNNI multiplies unsigned by signed bytes), targets as i8.
 fn raw_scores(q: &[u8], t: &[i8], width: usize, out: &mut [i32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512bw") {
+        if int8_is_faster() {
             // SAFETY: the CPU supports the features the function is compiled for.
             return unsafe { vnni::raw_scores(q, t, width, out) };
         }

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use saha_common::progress;
 use saha_mining::depth::MiningDepth;
-use saha_mining::quantized::top_p_fast;
+use saha_mining::quantized::{int8_is_faster, top_p_fast};
 use saha_mining::retrieve::top_p;
 use saha_mining::EmbeddedPairs;
 use saha_schemas::provenance::RETRIEVAL_DEPTH;
@@ -41,7 +41,8 @@ pub struct Args {
     pub pool: Option<usize>,
     /// exact: f32 scores for every pair. fast: int8 scores (AVX-512 VNNI) pick an
     /// `--oversample` times deeper pool, re-scored exactly in f32; equal to exact whenever the
-    /// true top P lie in that pool (checked by the tests and `make bench-mining`).
+    /// true top P lie in that pool (checked by the tests and `make bench-mining`). On a CPU
+    /// without AVX-512 VNNI fast mode runs exact retrieval (recorded as mode_used).
     #[arg(long, value_enum, default_value_t = Mode::Exact)]
     pub mode: Mode,
     /// fast mode: depth of the int8 pre-selection, in multiples of --pool (2 gave clusters
@@ -87,6 +88,18 @@ pub fn run(args: &Args) -> Result<Summary> {
         }
     }
     prov.stat("renormalised_vectors", vectors.renormalised);
+    let mode = match args.mode {
+        Mode::Fast if !int8_is_faster() => {
+            warnings.push(
+                "--mode fast: this CPU has no AVX-512 VNNI, where int8 scoring is slower than exact f32 \
+retrieval; running exact retrieval (the same candidates)"
+                    .to_string(),
+            );
+            Mode::Exact
+        }
+        m => m,
+    };
+    prov.stat("mode_used", mode);
     let mut sink = sink_for::<Candidate>(&args.out, &prov)?;
     let total: usize = subsets.iter().map(|s| s.queries.len()).sum();
     let bar = progress::bar(total as u64, "retrieve");
@@ -95,7 +108,7 @@ pub fn run(args: &Args) -> Result<Summary> {
         let q = vectors.matrix(&s.queries);
         let t = vectors.matrix(&s.targets);
         let on_block = |n: usize| bar.inc(n as u64);
-        let best = match args.mode {
+        let best = match mode {
             Mode::Exact => top_p(&q, &t, vectors.dim, pool, &on_block),
             Mode::Fast => top_p_fast(&q, &t, vectors.dim, pool, args.oversample, &on_block),
         };
