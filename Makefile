@@ -78,7 +78,7 @@ help:
 	@echo "  (stage default): not passed, so the stage's own default applies (see <stage> --help)"
 	@echo "  RESOLUTION=$(call shown,RESOLUTION)  MAX_LEN=$(call shown,MAX_LEN)  BATCH_TOKENS=$(call shown,BATCH_TOKENS)"
 	@echo "  EMBED_FLAGS_EXTRA=$(EMBED_FLAGS_EXTRA)"
-	@echo "  EMBEDDINGS=$(EMBEDDINGS)"
+	@echo "  EMBEDDINGS=$(EMBEDDINGS)  ALLOW_MIXED_RUNS=$(ALLOW_MIXED_RUNS) (1: accept artefacts of other runs, e.g. such EMBEDDINGS)"
 	@echo "  TOP_K=$(call shown,TOP_K)  POOL_MULT=$(call shown,POOL_MULT)  POOL=$(call shown,POOL)"
 	@echo "  RETRIEVE_FLAGS_EXTRA=$(RETRIEVE_FLAGS_EXTRA)   (e.g. --mode fast)"
 	@echo "  CLASSIFICATION=$(CLASSIFICATION) (empty: the reference list)  ALSO_CLASSIFICATION=$(ALSO_CLASSIFICATION)"

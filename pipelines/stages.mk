@@ -79,6 +79,10 @@ FLAGS_embed = $(strip $(call opt,--resolution,RESOLUTION) $(call opt,--max-len,M
 # TOP_K and POOL_MULT go to retrieval (its depth, 2 * TOP_K * POOL_MULT unless POOL is set) and to
 # the miners alike.
 EMBEDDINGS ?= $(RUN_DIR)/embeddings.parquet
+# ALLOW_MIXED_RUNS=1 lets the stages combine artefacts of different runs (e.g. EMBEDDINGS made for
+# other items); without it they refuse the mix, naming both files.
+ALLOW_MIXED_RUNS ?=
+mixed_runs = $(if $(ALLOW_MIXED_RUNS),--allow-mixed-runs)
 CLASSIFICATION ?=
 ALSO_CLASSIFICATION ?=
 BASELINES ?= topk positive-aware range
@@ -86,8 +90,8 @@ PARAM_STAGES += retrieve filter $(addprefix filter-,$(BASELINES))
 
 RETRIEVE_FLAGS_EXTRA ?=
 depth_flags = $(call opt,--top-k,TOP_K) $(call opt,--pool-mult,POOL_MULT)
-FLAGS_retrieve = $(strip $(depth_flags) $(call opt,--pool,POOL) $(RETRIEVE_FLAGS_EXTRA))
-filter_flags = --strategy $(1) $(depth_flags) \
+FLAGS_retrieve = $(strip $(depth_flags) $(call opt,--pool,POOL) $(mixed_runs) $(RETRIEVE_FLAGS_EXTRA))
+filter_flags = --strategy $(1) $(depth_flags) $(mixed_runs) \
   $(if $(CLASSIFICATION),--classification-subsets $(CLASSIFICATION)) \
   $(if $(ALSO_CLASSIFICATION),--also-classification $(ALSO_CLASSIFICATION))
 FLAGS_filter = $(call filter_flags,saha)
@@ -122,7 +126,7 @@ endif
 
 ifeq ($(call active,$(RUN_DIR)/owners.parquet remap),yes)
 $(RUN_DIR)/owners.parquet: $(BIN)/saha-remap $(RUN_DIR)/candidates.parquet
-	$(BIN)/saha-remap --pairs $(RUN_DIR)/pairs.parquet --candidates $(RUN_DIR)/candidates.parquet --out $@
+	$(BIN)/saha-remap --pairs $(RUN_DIR)/pairs.parquet --candidates $(RUN_DIR)/candidates.parquet --out $@ $(mixed_runs)
 endif
 
 MINING_INPUTS = $(PROMPT_OUT) $(EMBEDDINGS) $(RUN_DIR)/candidates.parquet $(RUN_DIR)/owners.parquet
@@ -170,7 +174,7 @@ EVAL_COMPARE ?=
 EVAL_FLAGS_EXTRA ?=
 PARAM_STAGES += eval
 FLAGS_eval = $(strip $(if $(TASK_MAP),--task-map $(call squote,$(TASK_MAP))) \
-  $(if $(EVAL_COMPARE),--compare $(call squote,$(EVAL_COMPARE))) $(EVAL_FLAGS_EXTRA))
+  $(if $(EVAL_COMPARE),--compare $(call squote,$(EVAL_COMPARE))) $(mixed_runs) $(EVAL_FLAGS_EXTRA))
 EVAL_INPUTS := $(EVAL_PROMPT_OUT) $(RUN_DIR)/eval/embeddings.parquet
 EVAL_OUT := $(RUN_DIR)/eval/eval_scores.parquet $(RUN_DIR)/eval/eval_report.md
 
@@ -235,7 +239,7 @@ TRAIN_FLAGS_EXTRA ?=
 PARAM_STAGES += train
 FLAGS_train = $(strip $(call opt,--adapter,ADAPTER) $(call opt,--max-steps,TRAIN_STEPS) \
   $(call opt,--clusters-per-step,CLUSTERS_PER_STEP) $(call opt,--lr,LR) $(call opt,--warmup-steps,WARMUP) \
-  $(call opt,--chunk,CHUNK) $(if $(TRAIN_FULL),--full) $(TRAIN_FLAGS_EXTRA))
+  $(call opt,--chunk,CHUNK) $(if $(TRAIN_FULL),--full) $(mixed_runs) $(TRAIN_FLAGS_EXTRA))
 TRAINED := $(RUN_DIR)/train/$(if $(TRAIN_FULL),model/model.safetensors,adapter/adapter_model.safetensors)
 TUNED_MODEL_ARGS = $(if $(TRAIN_FULL),--model $(RUN_DIR)/train/model,--model $(call squote,$(MODEL)) --adapter $(RUN_DIR)/train/adapter)
 

@@ -563,6 +563,9 @@ fn symbolic_links_out_of_the_image_root_are_refused() {
         ],
     );
     let err = stderr(&prompt);
-    assert!(!prompt.status.success() && err.contains("symbolic link") && err.contains("row"), "{err}");
+    assert!(
+        !prompt.status.success() && err.contains("symbolic link") && err.contains("row"),
+        "{err}"
+    );
     assert!(!s.dir.join("run2/items.parquet").exists());
 }

@@ -1033,3 +1033,40 @@ fn make_sugarcrepe_embeds_the_items_with_the_run_model_and_scores_them() {
     assert!(again.status.success() && !text.contains("saha-embed --items"), "{text}");
     assert!(text.contains("| add_obj | 3 |"), "{text}");
 }
+
+/// Embeddings of another run (e.g. the training split's, given by mistake) are refused before
+/// anything is scored (saha-eval used to score them: P@1 12.50 instead of 18.23), unless
+/// --allow-mixed-runs says the mix is deliberate.
+#[test]
+fn embeddings_of_another_run_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    eval_set(dir, &tie_subsets(), "hand-made");
+    let path = dir.join("eval/embeddings.parquet");
+    let e = Embeddings::read(&path).unwrap();
+    let mut prov = Provenance::new("saha-embed", "0");
+    prov.set(&saha_schemas::provenance::ORIGIN, "the-training-split".to_string());
+    std::fs::remove_file(&path).unwrap();
+    e.write(&path, &prov).unwrap();
+    let out = mmeb(dir, &["embeddings.parquet"], "eval_scores.parquet", &[]);
+    refused(
+        &out,
+        &[
+            "eval/embeddings.parquet",
+            "eval/pairs.parquet",
+            "another run",
+            "--allow-mixed-runs",
+        ],
+        &[&dir.join("eval_scores.parquet")],
+    );
+    let out = mmeb(
+        dir,
+        &["embeddings.parquet"],
+        "eval_scores.parquet",
+        &["--allow-mixed-runs"],
+    );
+    succeeds(&out);
+    let table = ParquetTable::open(&dir.join("eval_scores.parquet")).unwrap();
+    let prov = table.provenance().unwrap();
+    assert_eq!(prov.params["mixed_origins"], serde_json::json!(["the-training-split"]));
+}

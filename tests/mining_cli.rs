@@ -294,8 +294,18 @@ fn split_embedding_files_give_the_single_file_results() {
         assert!(res.status.success(), "{name}: {}", stderr(&res));
         let mut filter: Vec<&str> = args.into_iter().filter(|a| *a != "--pool" && *a != "6").collect();
         let (clusters, stats) = (out.join("clusters.parquet"), out.join("mining_stats.parquet"));
-        filter.extend(["--candidates", cands.to_str().unwrap(), "--owners", owners.to_str().unwrap()]);
-        filter.extend(["--clusters", clusters.to_str().unwrap(), "--stats", stats.to_str().unwrap()]);
+        filter.extend([
+            "--candidates",
+            cands.to_str().unwrap(),
+            "--owners",
+            owners.to_str().unwrap(),
+        ]);
+        filter.extend([
+            "--clusters",
+            clusters.to_str().unwrap(),
+            "--stats",
+            stats.to_str().unwrap(),
+        ]);
         filter.extend(["--top-k", "1", "--pool-mult", "3"]);
         let res = run("saha-filter", &filter);
         assert!(res.status.success(), "{name}: {}", stderr(&res));
@@ -362,7 +372,9 @@ fn filter_refuses_foreign_owners_and_bad_flags() {
     let d = tempfile::tempdir().unwrap();
     dataset(d.path());
     let p = |f: &str| d.path().join(f).to_str().unwrap().to_string();
-    assert!(retrieve(d.path(), &[Path::new(&p("embeddings.parquet"))]).status.success());
+    assert!(retrieve(d.path(), &[Path::new(&p("embeddings.parquet"))])
+        .status
+        .success());
     let remap = |pairs: &str, out: &str| {
         run(
             "saha-remap",
@@ -417,20 +429,135 @@ fn filter_refuses_foreign_owners_and_bad_flags() {
         assert!(nothing_written());
     }
     for (flags, named) in [
-        (&["--strategy", "positive-aware", "--positive-fraction", "NaN"][..], "--positive-fraction"),
-        (&["--strategy", "positive-aware", "--positive-fraction=-5"][..], "--positive-fraction"),
-        (&["--strategy", "range", "--range-start", "6", "--range-end", "9"][..], "--range-start 6"),
-        (&["--strategy", "range", "--range-start", "4", "--range-end", "2"][..], "--range-start 4"),
+        (
+            &["--strategy", "positive-aware", "--positive-fraction", "NaN"][..],
+            "--positive-fraction",
+        ),
+        (
+            &["--strategy", "positive-aware", "--positive-fraction=-5"][..],
+            "--positive-fraction",
+        ),
+        (
+            &["--strategy", "range", "--range-start", "6", "--range-end", "9"][..],
+            "--range-start 6",
+        ),
+        (
+            &["--strategy", "range", "--range-start", "4", "--range-end", "2"][..],
+            "--range-start 4",
+        ),
     ] {
         let res = filter(&p("owners.parquet"), flags);
         let msg = stderr(&res);
-        assert!(!res.status.success() && msg.contains(named) && !msg.contains("panicked"), "{flags:?}: {msg}");
+        assert!(
+            !res.status.success() && msg.contains(named) && !msg.contains("panicked"),
+            "{flags:?}: {msg}"
+        );
         assert!(nothing_written());
     }
     // A window deeper than the candidates is drawn from what there is, and says so.
-    let res = filter(&p("owners.parquet"), &["--strategy", "range", "--range-start", "1", "--range-end", "50"]);
+    let res = filter(
+        &p("owners.parquet"),
+        &["--strategy", "range", "--range-start", "1", "--range-end", "50"],
+    );
     assert!(res.status.success(), "{}", stderr(&res));
     assert!(stderr(&res).contains("drawing from ranks [1, 6)"), "{}", stderr(&res));
     let (_, prov) = read_records::<ClusterMember>(&d.path().join("clusters.parquet")).unwrap();
     assert_eq!(prov.unwrap().stats["range_end_used"], 6);
+}
+
+/// Artefacts of two runs with the same item numbering: each mining stage refuses the mix, naming
+/// both files (saha-retrieve used to mine another run's pairs with these embeddings and exit 0),
+/// unless --allow-mixed-runs says the mix is deliberate, which the footer then records.
+#[test]
+fn artefacts_of_different_runs_are_not_mixed() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (dir, seed, origin) in [(a.path(), 5, "run-a"), (b.path(), 6, "run-b")] {
+        let mut rng = Rng::new(seed);
+        let mut d = Dataset::new(8);
+        d.retrieval(&mut rng, "VisDial", 12, 3);
+        d.write_as(dir, false, origin);
+    }
+    let pa = |f: &str| a.path().join(f).to_str().unwrap().to_string();
+    let pb = |f: &str| b.path().join(f).to_str().unwrap().to_string();
+    let mixed = |res: &std::process::Output, first: &str, second: &str| {
+        let msg = stderr(res);
+        assert!(!res.status.success(), "{msg}");
+        assert!(
+            msg.contains(first)
+                && msg.contains(second)
+                && msg.contains("another run")
+                && msg.contains("--allow-mixed-runs"),
+            "{msg}"
+        );
+    };
+    let retrieve = |pairs: &str, extra: &[&str]| {
+        let (embeddings, out) = (pa("embeddings.parquet"), pa("candidates.parquet"));
+        let mut args = vec![
+            "--pairs",
+            pairs,
+            "--embeddings",
+            &embeddings,
+            "--out",
+            &out,
+            "--pool",
+            "6",
+        ];
+        args.extend(extra);
+        run("saha-retrieve", &args)
+    };
+    let res = retrieve(&pb("pairs.parquet"), &[]);
+    mixed(&res, &pb("pairs.parquet"), &pa("embeddings.parquet"));
+    assert!(!a.path().join("candidates.parquet").exists());
+    let res = retrieve(&pb("pairs.parquet"), &["--allow-mixed-runs"]);
+    assert!(res.status.success(), "{}", stderr(&res));
+    let (_, prov) = read_records::<Candidate>(&a.path().join("candidates.parquet")).unwrap();
+    let prov = prov.unwrap();
+    assert_eq!(prov.params["origin"], "run-b");
+    assert_eq!(prov.params["mixed_origins"], serde_json::json!(["run-a"]));
+
+    // Run a's own candidates, then b's pairs given to remap and filter.
+    assert!(retrieve(&pa("pairs.parquet"), &[]).status.success());
+    let remap = |pairs: &str| {
+        run(
+            "saha-remap",
+            &[
+                "--pairs",
+                pairs,
+                "--candidates",
+                &pa("candidates.parquet"),
+                "--out",
+                &pa("owners.parquet"),
+            ],
+        )
+    };
+    mixed(
+        &remap(&pb("pairs.parquet")),
+        &pa("candidates.parquet"),
+        &pb("pairs.parquet"),
+    );
+    assert!(!a.path().join("owners.parquet").exists());
+    assert!(remap(&pa("pairs.parquet")).status.success());
+    let res = run(
+        "saha-filter",
+        &[
+            "--pairs",
+            &pb("pairs.parquet"),
+            "--embeddings",
+            &pb("embeddings.parquet"),
+            "--candidates",
+            &pa("candidates.parquet"),
+            "--owners",
+            &pa("owners.parquet"),
+            "--clusters",
+            &pa("clusters.parquet"),
+            "--stats",
+            &pa("stats.parquet"),
+            "--top-k",
+            "1",
+            "--pool-mult",
+            "3",
+        ],
+    );
+    mixed(&res, &pa("candidates.parquet"), &pb("pairs.parquet"));
+    assert!(!a.path().join("clusters.parquet").exists());
 }

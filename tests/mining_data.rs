@@ -191,6 +191,13 @@ impl Dataset {
     /// Writes pairs.parquet and embeddings.parquet; item ids are given in a scrambled order when
     /// `scramble`, so the stages cannot rely on contiguous ids.
     pub fn write(&self, dir: &Path, scramble: bool) {
+        self.write_as(dir, scramble, "generated")
+    }
+
+    /// [`Self::write`], the files marked as artefacts of run `origin`.
+    pub fn write_as(&self, dir: &Path, scramble: bool, origin: &str) {
+        let mut prov = Provenance::new("test", "0");
+        prov.set(&saha_schemas::provenance::ORIGIN, origin.to_string());
         let mut ids: HashMap<(u8, String, String, String), u32> = HashMap::new();
         let mut keys: Vec<(u8, String, String, String)> = Vec::new();
         for side in [0u8, 1] {
@@ -235,7 +242,7 @@ impl Dataset {
                 source_row: i as u32,
             })
             .collect();
-        write_records(&dir.join("pairs.parquet"), &pairs, &Provenance::new("test", "0")).unwrap();
+        write_records(&dir.join("pairs.parquet"), &pairs, &prov).unwrap();
         let mut order: Vec<(u32, &Key)> = keys.iter().map(|k| (ids[k], k)).collect();
         order.sort();
         let e = Embeddings {
@@ -245,8 +252,7 @@ impl Dataset {
             model: "generated".into(),
             normalized: true,
         };
-        e.write(&dir.join("embeddings.parquet"), &Provenance::new("test", "0"))
-            .unwrap();
+        e.write(&dir.join("embeddings.parquet"), &prov).unwrap();
     }
 
     /// The oracle's input.

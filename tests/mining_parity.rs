@@ -210,14 +210,24 @@ fn few_label_subsets_match_the_oracle_with_defaults() {
         for classification in [&[][..], &["VQA"][..]] {
             let ours = mine(dir.path(), 4, 3, &classification.join(","), &[]);
             let theirs = oracle(&d, dir.path(), 4, 3, classification);
-            assert_eq!(ours.len(), theirs.len(), "{answers} answers, {classification:?}: cluster count");
+            assert_eq!(
+                ours.len(),
+                theirs.len(),
+                "{answers} answers, {classification:?}: cluster count"
+            );
             for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-                assert_eq!(a, b, "{answers} answers, {classification:?}: cluster {i} differs (ours vs oracle)");
+                assert_eq!(
+                    a, b,
+                    "{answers} answers, {classification:?}: cluster {i} differs (ours vs oracle)"
+                );
             }
         }
         let (owners, _) = read_records::<saha_schemas::Owner>(&dir.path().join("owners.parquet")).unwrap();
         let most = owners.iter().map(|o| o.owners_total).max().unwrap();
-        assert!(most > 128, "{answers} answers: the largest owner list has {most} owners");
+        assert!(
+            most > 128,
+            "{answers} answers: the largest owner list has {most} owners"
+        );
         let (stats, _) = read_records::<MiningStats>(&dir.path().join("mining_stats.parquet")).unwrap();
         assert!(stats[0].shared_target_visits > 0);
     }
@@ -244,13 +254,7 @@ fn audit_shows_saha_avoids_the_false_negatives_topk_takes() {
     let dir = tempfile::tempdir().unwrap();
     d.write(dir.path(), false);
     let rate = |strategy: &str| -> f64 {
-        mine(
-            dir.path(),
-            3,
-            2,
-            "",
-            &["--strategy", strategy],
-        );
+        mine(dir.path(), 3, 2, "", &["--strategy", strategy]);
         let (stats, _) = read_records::<MiningStats>(&dir.path().join("mining_stats.parquet")).unwrap();
         assert_eq!(stats[0].strategy, strategy);
         stats[0].false_negative_rate.unwrap()
@@ -279,7 +283,11 @@ fn fast_mode_gives_the_exact_clusters() {
     assert_eq!(exact, fast);
     // Without AVX-512 VNNI fast mode runs exact retrieval and records that it did.
     let (_, prov) = read_records::<saha_schemas::Candidate>(&dir.path().join("candidates.parquet")).unwrap();
-    let used = if saha_mining::quantized::int8_is_faster() { "fast" } else { "exact" };
+    let used = if saha_mining::quantized::int8_is_faster() {
+        "fast"
+    } else {
+        "exact"
+    };
     assert_eq!(prov.unwrap().stats["mode_used"], used);
     let (a, _) = read_records::<saha_schemas::Candidate>(&dir.path().join("candidates.parquet")).unwrap();
     std::fs::write(dir.path().join("exact.parquet"), exact_candidates).unwrap();

@@ -270,6 +270,24 @@ fn bad_inputs_are_refused_with_the_reason() {
     );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no clusters"), "{}", stderr(&out));
+
+    // Clusters mined in another run (same item numbering): refused, naming both files.
+    let mut prov = saha_schemas::Provenance::new("saha-filter", "0");
+    prov.set(&saha_schemas::provenance::ORIGIN, "another-run".to_string());
+    let foreign = run_dir.join("foreign_clusters.parquet");
+    saha_schemas::records::write_records(&foreign, &members, &prov).unwrap();
+    let out = train(
+        &run_dir,
+        "foreign",
+        &["--max-steps", "1", "--clusters", foreign.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("foreign_clusters.parquet") && err.contains("items.parquet") && err.contains("another run"),
+        "{err}"
+    );
+    assert!(!run_dir.join("foreign").join("train_log.parquet").exists());
 }
 
 /// Mean P@1 and MRR over the subsets of an eval_scores.parquet.

@@ -55,7 +55,9 @@ impl ImageRoot {
                 _ => {}
             }
             if depth < 0 {
-                return Err(format!("image path `{relative}` escapes the image root with `..` ({flag})"));
+                return Err(format!(
+                    "image path `{relative}` escapes the image root with `..` ({flag})"
+                ));
             }
         }
         if let (Ok(real), Ok(root)) = (joined.canonicalize(), self.image_root.canonicalize()) {
@@ -69,6 +71,16 @@ impl ImageRoot {
         }
         Ok(joined)
     }
+}
+
+/// Artefacts remember the run they come from (the saha-prompt call that made their items and
+/// pairs); a stage refuses inputs of different runs unless told that the mix is deliberate.
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct MixedRuns {
+    /// Accept inputs that come from different runs (e.g. embeddings made elsewhere for these
+    /// pairs); the other runs are recorded in the output's footer as mixed_origins.
+    #[arg(long)]
+    pub allow_mixed_runs: bool,
 }
 
 /// Embeddings a stage scores or mines with.
@@ -149,11 +161,17 @@ mod image_root_tests {
         assert_eq!(r.resolve("A/b.png").unwrap(), root.path().join("A/b.png"));
         assert!(r.resolve("A/../A/b.png").is_ok());
         assert!(r.resolve("inside.png").is_ok(), "a link that stays inside the root");
-        assert!(r.resolve("missing.png").is_ok(), "missing files are the caller's business");
+        assert!(
+            r.resolve("missing.png").is_ok(),
+            "missing files are the caller's business"
+        );
         assert!(r.resolve("/etc/passwd").unwrap_err().contains("absolute"));
         assert!(r.resolve("A/../../b.png").unwrap_err().contains("escapes"));
         let e = r.resolve("A/link.png").unwrap_err();
-        assert!(e.contains("symbolic link") && e.contains("secret.png") && e.contains("--allow-outside-root"), "{e}");
+        assert!(
+            e.contains("symbolic link") && e.contains("secret.png") && e.contains("--allow-outside-root"),
+            "{e}"
+        );
         let open = ImageRoot {
             allow_outside_root: true,
             ..r

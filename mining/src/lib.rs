@@ -44,7 +44,9 @@ impl EmbeddedPairs {
             (hashing.join().expect("hashing thread"), loaded)
         });
         let (pairs, vectors) = loaded?;
-        prov.inputs.extend(hashes?);
+        for (file, hash) in files.iter().zip(hashes?) {
+            prov.add_input(file, hash)?;
+        }
         Ok((data::group_pairs(&pairs), vectors))
     }
 }

@@ -36,6 +36,13 @@ impl<T> ParamKey<T> {
 /// How deep saha-retrieve retrieved (candidates per query); saha-filter checks its budget against it.
 pub const RETRIEVAL_DEPTH: ParamKey<usize> = ParamKey::new("pool");
 
+/// The run an artefact belongs to: the fingerprint of the saha-prompt (or sugarcrepe-items) call
+/// that made its items and pairs, inherited by every artefact made from them. Inputs of different
+/// origins are refused (see [`Provenance::input`]).
+pub const ORIGIN: ParamKey<String> = ParamKey::new("origin");
+/// Further origins of inputs combined deliberately (`--allow-mixed-runs`).
+pub const MIXED_ORIGINS: ParamKey<Vec<String>> = ParamKey::new("mixed_origins");
+
 /// One input file of a stage and the SHA-256 of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputHash {
@@ -66,6 +73,12 @@ pub struct Provenance {
     pub params: BTreeMap<String, serde_json::Value>,
     pub inputs: Vec<InputHash>,
     pub stats: BTreeMap<String, serde_json::Value>,
+    /// The input whose origin this artefact inherited (for error messages; not stored).
+    #[serde(skip)]
+    origin_from: Option<String>,
+    /// Accept inputs of different origins, recording them under [`MIXED_ORIGINS`] (not stored).
+    #[serde(skip)]
+    pub allow_mixed_runs: bool,
 }
 
 impl Provenance {
@@ -99,9 +112,45 @@ impl Provenance {
         self
     }
 
-    /// Hashes `path` and records it as an input.
+    /// Hashes `path` and records it as an input, inheriting its origin (see [`Self::add_input`]).
     pub fn input(&mut self, path: &Path) -> Result<&mut Self> {
-        self.inputs.push(InputHash::of(path)?);
+        let hash = InputHash::of(path)?;
+        self.add_input(path, hash)
+    }
+
+    /// Records an input hashed elsewhere. When `path` is an artefact of some run (its footer has an
+    /// [`ORIGIN`]), this artefact inherits that origin; an input of another origin than the inputs
+    /// before it is an error naming both files, unless `allow_mixed_runs`.
+    pub fn add_input(&mut self, path: &Path, hash: InputHash) -> Result<&mut Self> {
+        if let Some(theirs) = origin_of(path) {
+            match self.get(&ORIGIN) {
+                None => {
+                    self.set(&ORIGIN, theirs);
+                    self.origin_from = Some(path.display().to_string());
+                }
+                Some(ours) if ours == theirs => {}
+                Some(_) if self.allow_mixed_runs => {
+                    let mut mixed = self.get(&MIXED_ORIGINS).unwrap_or_default();
+                    if !mixed.contains(&theirs) {
+                        mixed.push(theirs);
+                    }
+                    self.set(&MIXED_ORIGINS, mixed);
+                }
+                Some(ours) => {
+                    return Err(SchemaError::invalid(
+                        path,
+                        format!(
+                            "comes from another run than {} (origin {} vs {}): files of different runs cannot be \
+mixed (--allow-mixed-runs combines them deliberately)",
+                            self.origin_from.as_deref().unwrap_or("the inputs before it"),
+                            short(&theirs),
+                            short(&ours),
+                        ),
+                    ))
+                }
+            }
+        }
+        self.inputs.push(hash);
         Ok(self)
     }
 
@@ -141,8 +190,22 @@ impl Provenance {
             params: parse(kv, KEY_PARAMS).unwrap_or_default(),
             inputs: parse(kv, KEY_INPUTS).unwrap_or_default(),
             stats: parse(kv, KEY_STATS).unwrap_or_default(),
+            ..Self::default()
         })
     }
+}
+
+/// The origin recorded in `path`'s footer, if `path` is a saha artefact that has one.
+fn origin_of(path: &Path) -> Option<String> {
+    let is_parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    if !is_parquet {
+        return None;
+    }
+    crate::read::ParquetTable::open(path).ok()?.provenance()?.get(&ORIGIN)
+}
+
+fn short(origin: &str) -> &str {
+    &origin[..origin.len().min(12)]
 }
 
 fn to_json_string(value: &impl Serialize) -> String {

@@ -26,6 +26,9 @@ use crate::{output, report};
 
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct MmebArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub mixed: saha_common::flags::MixedRuns,
     /// eval/pairs.parquet from saha-prompt on MMEB-eval data (one row per query).
     #[arg(long)]
     pub pairs: PathBuf,
@@ -339,6 +342,7 @@ pub struct Summary {
 
 pub fn run(args: &MmebArgs) -> Result<Summary> {
     let mut prov = output::provenance("mmeb", args);
+    prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     let inputs = open(args, &mut prov)?;
     let outcomes = score(&inputs.set, &inputs.vectors);
     let (rows, mut warnings) = subset_scores(&inputs.set, &outcomes, &inputs.task_map);
@@ -427,6 +431,8 @@ fn load(args: &MmebArgs, prov: &mut Provenance) -> Result<(EvalSet, Vectors)> {
     let mut files: Vec<&PathBuf> = vec![&args.pairs, &args.items, &args.eval_lists];
     files.extend(&args.vectors.embeddings);
     files.extend(&args.task_map);
+    // Earlier scores to compare with may come from any run; their own check is by content.
+    let of_this_run = files.len();
     files.extend(&args.compare);
     let (hashes, loaded) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| files.iter().map(|f| InputHash::of(f)).collect::<Result<Vec<_>, _>>());
@@ -437,7 +443,13 @@ fn load(args: &MmebArgs, prov: &mut Provenance) -> Result<(EvalSet, Vectors)> {
         (hashing.join().expect("hashing thread"), loaded)
     });
     let loaded = loaded?;
-    prov.inputs.extend(hashes?);
+    for (i, (file, hash)) in files.iter().zip(hashes?).enumerate() {
+        if i < of_this_run {
+            prov.add_input(file, hash)?;
+        } else {
+            prov.inputs.push(hash);
+        }
+    }
     Ok(loaded)
 }
 

@@ -19,6 +19,7 @@ use saha_prompting::config::PromptSettings;
 use saha_prompting::render::{Renderer, Role, SpecialTextPolicy};
 use saha_prompting::template::{Backbone, IMAGE_PLACEHOLDER};
 use saha_schemas::embeddings::KEY_MODEL;
+use saha_schemas::provenance::ORIGIN;
 use saha_schemas::records::{read_records, sink_for, write_rows};
 use saha_schemas::write::finish_all;
 use saha_schemas::{Item, Provenance, Side, SugarCrepeExample, SugarCrepeScore};
@@ -101,6 +102,9 @@ pub struct ItemsArgs {
 
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct ScoreArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub mixed: saha_common::flags::MixedRuns,
     /// sugarcrepe_sets.parquet from `saha-eval sugarcrepe-items`.
     #[arg(long)]
     pub sets: PathBuf,
@@ -245,6 +249,9 @@ pub fn items(args: &ItemsArgs) -> Result<ItemsSummary> {
     let mut prov = output::provenance("sugarcrepe-items", args);
     let files = discover(args)?;
     let read = read_examples(args, &files, &mut prov)?;
+    // The items and sets of this call are one run, as saha-prompt's outputs are.
+    let origin = prov.fingerprint();
+    prov.set(&ORIGIN, origin);
     let settings = PromptSettings {
         query_prefix: CAPTION_PREFIX.to_string(),
         ..PromptSettings::default()
@@ -441,6 +448,7 @@ pub struct ScoreSummary {
 
 pub fn score(args: &ScoreArgs) -> Result<ScoreSummary> {
     let mut prov = output::provenance("sugarcrepe", args);
+    prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     let (model, sets, vectors) = open(args, &mut prov)?;
     let mut rows = Vec::new();
     for ((benchmark, subset), examples) in by_subset(&sets, &args.sets)? {

@@ -36,6 +36,9 @@ negatives whose label equals the anchor's: the false-negative rate."
 )]
 pub struct Args {
     #[command(flatten)]
+    #[serde(flatten)]
+    pub mixed: saha_common::flags::MixedRuns,
+    #[command(flatten)]
     pub input: EmbeddedPairs,
     /// candidates.parquet from saha-retrieve.
     #[arg(long)]
@@ -103,6 +106,7 @@ pub fn run(args: &Args) -> Result<Summary> {
         bail!("--positive-fraction {} must be in (0, 1]", args.positive_fraction);
     }
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
+    prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     prov.param("args", args);
     let (subsets, vectors) = args.input.load(&mut prov)?;
     let (candidates, candidates_prov) = read_records::<Candidate>(&args.candidates)?;
@@ -138,8 +142,12 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
         );
         prov.stat("range_end_used", depth);
     }
-    let all = Lookup::new(&candidates, usize::MAX)
-        .map_err(|q| anyhow!("{}: candidates of query {q} are not contiguous", args.candidates.display()))?;
+    let all = Lookup::new(&candidates, usize::MAX).map_err(|q| {
+        anyhow!(
+            "{}: candidates of query {q} are not contiguous",
+            args.candidates.display()
+        )
+    })?;
     check_inputs(args, &subsets, &all, &owners)?;
     let classification: Vec<String> = args
         .classification_subsets

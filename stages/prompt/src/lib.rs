@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Parser;
 use saha_common::flags::ImageRoot;
+use saha_schemas::provenance::ORIGIN;
 use saha_schemas::records::{sink_for, write_rows};
 use saha_schemas::write::finish_all;
 use saha_schemas::{EvalListEntry, Item, Pair, Provenance, SkippedRow};
@@ -172,6 +173,9 @@ pub fn run(args: &Args) -> Result<Outcome> {
         prov.input(p)?;
     }
     prov.stat("counts", &built.stats);
+    // Every artefact made from these items and pairs inherits this origin (the run's identity).
+    let origin = prov.fingerprint();
+    prov.set(&ORIGIN, origin);
 
     let mut sinks = Vec::new();
     let mut pairs = sink_for::<Pair>(&args.out(&args.pairs, "pairs"), &prov)?;

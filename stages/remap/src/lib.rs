@@ -23,6 +23,9 @@ positive of thousands of queries. saha-filter scores a target's owners against e
 owners.parquet grows with the number of pairs, not with candidates x owners."
 )]
 pub struct Args {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub mixed: saha_common::flags::MixedRuns,
     /// pairs.parquet from saha-prompt.
     #[arg(long)]
     pub pairs: PathBuf,
@@ -37,13 +40,18 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<RemapCounts> {
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
+    prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     prov.param("args", args);
     let (pairs, _) = read_records::<Pair>(&args.pairs)?;
     prov.input(&args.pairs)?;
     let (candidates, _) = read_records::<Candidate>(&args.candidates)?;
     prov.input(&args.candidates)?;
-    let lookup = Lookup::new(&candidates, usize::MAX)
-        .map_err(|q| anyhow!("{}: candidates of query {q} are not contiguous", args.candidates.display()))?;
+    let lookup = Lookup::new(&candidates, usize::MAX).map_err(|q| {
+        anyhow!(
+            "{}: candidates of query {q} are not contiguous",
+            args.candidates.display()
+        )
+    })?;
     let subsets = group_pairs(&pairs);
     let bar = progress::bar(subsets.len() as u64, "remap");
     let mut all = Vec::new();

@@ -28,6 +28,9 @@ fused partial top-k: the query x target matrix is never held whole."
 )]
 pub struct Args {
     #[command(flatten)]
+    #[serde(flatten)]
+    pub mixed: saha_common::flags::MixedRuns,
+    #[command(flatten)]
     pub input: EmbeddedPairs,
     /// Output candidates.parquet.
     #[arg(long)]
@@ -72,6 +75,7 @@ pub fn run(args: &Args) -> Result<Summary> {
         None => args.depth.retrieval_depth()?,
     };
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
+    prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     prov.param("args", args);
     prov.set(&RETRIEVAL_DEPTH, pool);
     let (subsets, vectors) = args.input.load(&mut prov)?;

@@ -21,6 +21,9 @@ optimiser state; --resume continues a run exactly, and a folder with checkpoints
 --overwrite."
 )]
 pub struct Args {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub mixed: saha_common::flags::MixedRuns,
     /// clusters.parquet from saha-filter.
     #[arg(long)]
     #[serde(skip)]

@@ -88,6 +88,7 @@ fn open(args: &Args) -> Result<Opened> {
         );
     }
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
+    prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     prov.param("args", args);
     prov.input(&args.clusters)?;
     prov.input(&args.items)?;
