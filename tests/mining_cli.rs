@@ -561,3 +561,30 @@ fn artefacts_of_different_runs_are_not_mixed() {
     mixed(&res, &pa("candidates.parquet"), &pb("pairs.parquet"));
     assert!(!a.path().join("clusters.parquet").exists());
 }
+
+/// Retrieval depths that cannot be honoured are refused before anything is read: zero (it gave
+/// an empty candidates file and exit 0) and more ranks than candidates.parquet can number.
+#[test]
+fn retrieval_depth_is_validated() {
+    let d = tempfile::tempdir().unwrap();
+    dataset(d.path());
+    let p = |f: &str| d.path().join(f).to_str().unwrap().to_string();
+    let base = [
+        "--pairs",
+        &p("pairs.parquet"),
+        "--embeddings",
+        &p("embeddings.parquet"),
+        "--out",
+        &p("candidates.parquet"),
+    ];
+    for (extra, named) in [
+        (&["--pool", "0"][..], "--pool"),
+        (&["--top-k", "0"][..], "--top-k"),
+        (&["--pool", "70000"][..], "65536"),
+        (&["--top-k", "1000", "--pool-mult", "100"][..], "65536"),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let res = run("saha-retrieve", &args);
+        refused(&res, d.path(), &[named]);
+    }
+}

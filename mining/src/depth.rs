@@ -8,11 +8,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, clap::Args, Serialize)]
 pub struct MiningDepth {
     /// Negatives per anchor (K; the reference: 15).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = saha_common::numbers::count)]
     pub top_k: usize,
     /// Owner candidates collected per anchor = top_k * pool_mult (the reference: 3); retrieval goes
     /// 2 * top_k * pool_mult deep.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = saha_common::numbers::count)]
     pub pool_mult: usize,
 }
 

@@ -40,7 +40,7 @@ pub struct Args {
     #[serde(flatten)]
     pub depth: MiningDepth,
     /// Retrieval depth P [default: 2 * top_k * pool_mult, the reference's 2 * 15 * 3 = 90].
-    #[arg(long)]
+    #[arg(long, value_parser = saha_common::numbers::count)]
     pub pool: Option<usize>,
     /// exact: f32 scores for every pair. fast: int8 scores (AVX-512 VNNI) pick an
     /// `--oversample` times deeper pool, re-scored exactly in f32; equal to exact whenever the
@@ -50,7 +50,7 @@ pub struct Args {
     pub mode: Mode,
     /// fast mode: depth of the int8 pre-selection, in multiples of --pool (2 gave clusters
     /// identical to exact mode on the 100k x 1536 benchmark; raise it if in doubt).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = saha_common::numbers::count)]
     pub oversample: usize,
 }
 
@@ -70,10 +70,13 @@ pub struct Summary {
 
 pub fn run(args: &Args) -> Result<Summary> {
     let pool = match args.pool {
-        Some(0) => bail!("--pool must be at least 1"),
         Some(pool) => pool,
         None => args.depth.retrieval_depth()?,
     };
+    // candidates.parquet stores ranks as u16.
+    if pool > 1 << 16 {
+        bail!("retrieval depth {pool} (--pool, or 2 * --top-k * --pool-mult) is above the 65536 ranks candidates.parquet holds");
+    }
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
     prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     prov.param("args", args);
