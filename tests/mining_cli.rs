@@ -454,6 +454,17 @@ fn filter_refuses_foreign_owners_and_bad_flags() {
         );
         assert!(nothing_written());
     }
+    // An empty result from valid inputs says why.
+    let res = filter(
+        &p("owners.parquet"),
+        &["--strategy", "positive-aware", "--positive-fraction", "0.000001"],
+    );
+    assert!(res.status.success(), "{}", stderr(&res));
+    let msg = stderr(&res);
+    assert!(
+        msg.contains("subset VisDial: no cluster") && msg.contains("scored above --positive-fraction"),
+        "{msg}"
+    );
     // A window deeper than the candidates is drawn from what there is, and says so.
     let res = filter(
         &p("owners.parquet"),

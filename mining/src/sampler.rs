@@ -72,6 +72,8 @@ pub struct SamplerOutput {
     pub leftover_anchors: usize,
     /// Candidate visits whose target has several owners.
     pub shared_target_visits: usize,
+    /// positive-aware: non-positive candidates dropped for scoring above the ceiling.
+    pub above_ceiling: usize,
 }
 
 pub struct SahaParams {

@@ -80,6 +80,7 @@ pub fn mine(
                 let v = vectors;
                 let positive = dot(v.get(row.query).expect("checked"), v.get(row.target).expect("checked"));
                 let ceiling = params.positive_fraction * positive;
+                out.above_ceiling += negatives.iter().filter(|c| c.score > ceiling).count();
                 negatives
                     .into_iter()
                     .filter(|c| c.score <= ceiling)

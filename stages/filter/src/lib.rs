@@ -10,7 +10,7 @@ use saha_mining::audit::stats;
 use saha_mining::data::Subset;
 use saha_mining::depth::MiningDepth;
 use saha_mining::remap::owner_lists;
-use saha_mining::sampler::{Lookup, REFERENCE_CLASSIFICATION};
+use saha_mining::sampler::{Lookup, SamplerOutput, REFERENCE_CLASSIFICATION};
 use saha_mining::strategies::{mine, MiningParams, Strategy};
 use saha_mining::EmbeddedPairs;
 use saha_schemas::provenance::RETRIEVAL_DEPTH;
@@ -170,6 +170,7 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
     let mut members = Vec::new();
     let mut next_cluster = 0u32;
     let mut all_stats = Vec::new();
+    let mut notes = Vec::new();
     for s in &subsets {
         vectors.require(s.queries.iter().copied(), &format!("subset {} query", s.name))?;
         if args.strategy == Strategy::PositiveAware {
@@ -200,11 +201,22 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
                     .map(|(i, &(row, sim))| member(row, i + 1, sim)),
             );
         }
+        if let Some(why) = no_clusters_reason(args, s, &out) {
+            eprintln!(
+                "{STAGE}: {}: subset {}: no cluster: {why}",
+                args.strategy.name(),
+                s.name
+            );
+            notes.push(format!("{}: {why}", s.name));
+        }
         all_stats.push(stats(args.strategy.name(), s, &out));
         bar.inc(1);
     }
     bar.finish_and_clear();
     prov.param("classification_subsets", &classification);
+    if !notes.is_empty() {
+        prov.stat("empty_subsets", &notes);
+    }
     prov.set(&RETRIEVAL_DEPTH, pool);
     let mut cluster_sink = sink_for::<ClusterMember>(&args.clusters, &prov)?;
     write_rows(&mut cluster_sink, &members)?;
@@ -212,6 +224,26 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
     write_rows(&mut stats_sink, &all_stats)?;
     finish_all(vec![cluster_sink, stats_sink])?;
     Ok(Summary { stats: all_stats })
+}
+
+/// Why a subset with pairs gave no cluster, when that is not plain to see.
+fn no_clusters_reason(args: &Args, s: &Subset, out: &SamplerOutput) -> Option<String> {
+    if !out.clusters.is_empty() || s.rows.is_empty() {
+        return None;
+    }
+    Some(match args.strategy {
+        _ if s.targets.len() < 2 => "it has a single target, so no query has a negative".to_string(),
+        Strategy::PositiveAware => format!(
+            "every one of the {} non-positive candidates scored above --positive-fraction {} x its positive's score \
+(the embeddings rank negatives close to the positives; lower the fraction to keep some)",
+            out.above_ceiling, args.positive_fraction
+        ),
+        Strategy::Range => format!(
+            "no query has a non-positive candidate at ranks [{}, {})",
+            args.range_start, args.range_end
+        ),
+        _ => "no query found a candidate with an unused owner".to_string(),
+    })
 }
 
 /// Candidates and owner lists must be the ones made from these pairs.
