@@ -454,17 +454,6 @@ fn filter_refuses_foreign_owners_and_bad_flags() {
         );
         assert!(nothing_written());
     }
-    // An empty result from valid inputs says why.
-    let res = filter(
-        &p("owners.parquet"),
-        &["--strategy", "positive-aware", "--positive-fraction", "0.000001"],
-    );
-    assert!(res.status.success(), "{}", stderr(&res));
-    let msg = stderr(&res);
-    assert!(
-        msg.contains("subset VisDial: no cluster") && msg.contains("scored above --positive-fraction"),
-        "{msg}"
-    );
     // A window deeper than the candidates is drawn from what there is, and says so.
     let res = filter(
         &p("owners.parquet"),
@@ -598,4 +587,64 @@ fn retrieval_depth_is_validated() {
         let res = run("saha-retrieve", &args);
         refused(&res, d.path(), &[named]);
     }
+}
+
+/// Valid inputs that give no cluster say why: here every vector is the same, so every candidate
+/// scores as high as the positive and positive-aware mining keeps none.
+#[test]
+fn an_empty_result_says_why() {
+    let d = tempfile::tempdir().unwrap();
+    dataset(d.path());
+    let path = d.path().join("embeddings.parquet");
+    let mut e = Embeddings::read(&path).unwrap();
+    let first = e.values[..e.dim].to_vec();
+    e.values = first.iter().copied().cycle().take(e.values.len()).collect();
+    let (_, prov) = read_records::<Pair>(&d.path().join("pairs.parquet")).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    e.write(&path, &prov.unwrap()).unwrap();
+    let p = |f: &str| d.path().join(f).to_str().unwrap().to_string();
+    assert!(retrieve(d.path(), &[&path]).status.success());
+    let remap = [
+        "--pairs",
+        &p("pairs.parquet"),
+        "--candidates",
+        &p("candidates.parquet"),
+        "--out",
+        &p("owners.parquet"),
+    ];
+    assert!(run("saha-remap", &remap).status.success());
+    let res = run(
+        "saha-filter",
+        &[
+            "--pairs",
+            &p("pairs.parquet"),
+            "--embeddings",
+            &p("embeddings.parquet"),
+            "--candidates",
+            &p("candidates.parquet"),
+            "--owners",
+            &p("owners.parquet"),
+            "--clusters",
+            &p("clusters.parquet"),
+            "--stats",
+            &p("stats.parquet"),
+            "--top-k",
+            "1",
+            "--pool-mult",
+            "3",
+            "--strategy",
+            "positive-aware",
+        ],
+    );
+    let msg = stderr(&res);
+    assert!(res.status.success(), "{msg}");
+    assert!(
+        msg.contains("subset VisDial: no cluster") && msg.contains("scored above --positive-fraction 0.95"),
+        "{msg}"
+    );
+    let (_, prov) = read_records::<ClusterMember>(&d.path().join("clusters.parquet")).unwrap();
+    assert!(prov.unwrap().stats["empty_subsets"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("VisDial"));
 }
