@@ -75,8 +75,8 @@ impl Embeddings {
         };
         let model = table.key_values.get(KEY_MODEL).cloned().unwrap_or_default();
         let normalized = table.key_values.get(KEY_NORMALIZED).is_some_and(|v| v == "true");
-        let mut item_ids = Vec::with_capacity(table.num_rows);
-        let mut values = Vec::with_capacity(table.num_rows * dim);
+        let mut item_ids = Vec::with_capacity(table.capacity::<u32>(1));
+        let mut values = Vec::with_capacity(table.capacity::<f32>(dim));
         let mut batches = table.batches()?;
         while let Some((batch, at)) = batches.next_batch()? {
             item_ids.extend_from_slice(primitive::<UInt32Type>(&batch, "item_id", at)?);

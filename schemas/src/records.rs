@@ -67,7 +67,7 @@ pub fn write_records<R: Record>(path: &Path, rows: &[R], provenance: &Provenance
 pub fn read_records<R: Record>(path: &Path) -> Result<(Vec<R>, Option<Provenance>)> {
     let table = ParquetTable::open_artefact(path, &R::spec())?;
     let provenance = table.provenance();
-    let mut rows = Vec::with_capacity(table.num_rows);
+    let mut rows = Vec::with_capacity(table.capacity::<R>(1));
     let mut batches = table.batches()?;
     while let Some((batch, at)) = batches.next_batch()? {
         R::from_batch(&batch, at, &mut rows)?;
