@@ -8,7 +8,7 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use saha_model::Embedder;
-use saha_tests::{qwen_tokenizer, run, stderr};
+use saha_tests::{max_abs, qwen_tokenizer, run, stderr};
 
 const HIDDEN: usize = 32;
 const INTERMEDIATE: usize = 64;
@@ -233,6 +233,17 @@ fn a_qwen2_gguf_becomes_the_text_half_unchanged() {
     let embedding = embedder.embed(&[input]).unwrap();
     assert_eq!(embedding[0].len(), HIDDEN);
     assert!(embedding[0].iter().all(|v| v.is_finite()));
+
+    // Stored in bf16 on request: the same values, rounded.
+    let bf16 = dir.path().join("bf16");
+    let result = convert(&gguf, &bf16, &["--dtype", "bf16"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let stored_bf16 = candle_core::safetensors::load(bf16.join("model.safetensors"), &Device::Cpu).unwrap();
+    let name = "model.layers.1.mlp.down_proj.weight";
+    assert_eq!(stored_bf16[name].dtype(), DType::BF16);
+    let want = stored[name].to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap();
+    let got = stored_bf16[name].to_dtype(DType::F32).unwrap();
+    assert_eq!(max_abs(&(got - want).unwrap()), 0.0, "bf16 is the f32 snapshot rounded");
 
     // Without output.weight the head is tied, as Qwen2.5-0.5B publishes it.
     let tied = qwen2().without("output.weight").write(&dir.path().join("tied.gguf"));
