@@ -241,7 +241,11 @@ fn a_qwen2_gguf_becomes_the_text_half_unchanged() {
     let stored_bf16 = candle_core::safetensors::load(bf16.join("model.safetensors"), &Device::Cpu).unwrap();
     let name = "model.layers.1.mlp.down_proj.weight";
     assert_eq!(stored_bf16[name].dtype(), DType::BF16);
-    let want = stored[name].to_dtype(DType::BF16).unwrap().to_dtype(DType::F32).unwrap();
+    let want = stored[name]
+        .to_dtype(DType::BF16)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
     let got = stored_bf16[name].to_dtype(DType::F32).unwrap();
     assert_eq!(max_abs(&(got - want).unwrap()), 0.0, "bf16 is the f32 snapshot rounded");
 
