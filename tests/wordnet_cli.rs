@@ -174,6 +174,18 @@ fn same_seed_same_bytes_and_mmeb_shaped_synset_labelled_data() {
         labels.len() < hyper.len() && labels.iter().all(|l| l.starts_with("n1")),
         "{labels:?}"
     );
+    assert_eq!(labels.len(), 3, "four training synsets per category");
+    let names = |label: &str| -> BTreeSet<u32> {
+        hyper
+            .iter()
+            .filter(|p| p.label.as_deref() == Some(label))
+            .map(|p| p.target_id)
+            .collect()
+    };
+    assert!(
+        labels.iter().any(|l| names(l).len() == 2),
+        "some category under both its names"
+    );
     // Train and eval draw disjoint synsets.
     for subset in ["WordNet_Synonym", "WordNet_Gloss"] {
         let of = |pairs: &[Pair]| -> BTreeSet<String> {

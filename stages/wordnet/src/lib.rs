@@ -50,6 +50,51 @@ pub struct Args {
     pub candidates: usize,
 }
 
+/// `train_per_subset` synsets, at most [`PER_CATEGORY`] of each category (hypernym) that has at least
+/// three, categories in seeded order; then `eval_per_subset` other synsets.
+fn by_category<'a>(
+    rest: &[&'a parse::Synset],
+    lex: &Lexicon,
+    args: &Args,
+    rng: &mut Rng,
+    data: &Path,
+) -> Result<Vec<&'a parse::Synset>> {
+    let mut groups: std::collections::BTreeMap<&str, Vec<&parse::Synset>> = Default::default();
+    for s in rest {
+        if let Some(h) = lex.hypernym(s) {
+            groups.entry(h.id.as_str()).or_default().push(s);
+        }
+    }
+    let mut categories: Vec<_> = groups.into_values().filter(|g| g.len() >= 3).collect();
+    for i in (1..categories.len()).rev() {
+        categories.swap(i, rng.below(i + 1));
+    }
+    let mut train: Vec<&parse::Synset> = Vec::new();
+    for group in &categories {
+        for s in group.iter().take(PER_CATEGORY) {
+            if train.len() < args.train_per_subset {
+                train.push(s);
+            }
+        }
+    }
+    if train.len() < args.train_per_subset {
+        bail!(
+            "{}: only {} synsets in categories of three or more for the {} training rows of the hypernym subset",
+            data.display(),
+            train.len(),
+            args.train_per_subset
+        );
+    }
+    let eval = rest
+        .iter()
+        .filter(|s| !train.iter().any(|t| t.id == s.id))
+        .take(args.eval_per_subset);
+    Ok(train.iter().copied().chain(eval.copied()).collect())
+}
+
+/// Training synsets per category in the hypernym subset.
+pub const PER_CATEGORY: usize = 4;
+
 pub struct Summary {
     pub synsets: usize,
     pub train_rows: usize,
@@ -101,14 +146,27 @@ pub fn generate(args: &Args) -> Result<Summary> {
         prov.input(file)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     }
+    // Retrieval subsets take consecutive slices of the shuffled pool; the hypernym subset's training
+    // synsets come a few per category, so each category is the positive of several pairs.
+    let mut picks: Vec<Vec<&parse::Synset>> = SUBSETS[..SUBSETS.len() - 1]
+        .iter()
+        .enumerate()
+        .map(|(k, _)| {
+            order[k * per_subset..(k + 1) * per_subset]
+                .iter()
+                .map(|&i| pool[i])
+                .collect()
+        })
+        .collect();
+    let rest: Vec<_> = order[(SUBSETS.len() - 1) * per_subset..]
+        .iter()
+        .map(|&i| pool[i])
+        .collect();
+    picks.push(by_category(&rest, &lex, args, &mut rng, &data)?);
     replace_folder(&args.out, |dir: &Path| -> Result<Summary> {
         let (mut n_train, mut n_eval) = (0, 0);
         for (k, (subset, _)) in SUBSETS.iter().enumerate() {
-            let picked: Vec<_> = order[k * per_subset..(k + 1) * per_subset]
-                .iter()
-                .map(|&i| pool[i])
-                .collect();
-            let (train, eval) = picked.split_at(args.train_per_subset);
+            let (train, eval) = picks[k].split_at(args.train_per_subset);
             let mut rng = Rng::fork(args.seed, 0x3e7, 1 + k as u64);
             let train = train_rows(subset, train, &lex, &mut rng);
             let eval = eval_rows(subset, eval, &lex, args.candidates, &mut rng);

@@ -60,8 +60,8 @@ fn row(query: String, positive: String, distractors: Vec<String>, label: &str) -
 
 /// Training pairs of one subset from `synsets`. Synonym: several pairs per synset (lemma i -> lemma i+1),
 /// so a mined negative can be the anchor's own synonym; gloss: each of two lemmas -> the definition;
-/// hypernym: word and definition -> a lemma of the hypernym drawn at random, so one category appears under
-/// several names (labels are the hypernym's synset).
+/// hypernym: word and definition -> a lemma of the hypernym drawn at random, so one category (several
+/// words each) appears under several names (labels are the hypernym's synset).
 pub fn train_rows(subset: &str, synsets: &[&Synset], lex: &Lexicon, rng: &mut Rng) -> Vec<DataRow> {
     let mut rows = Vec::new();
     for s in synsets {
