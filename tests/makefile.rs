@@ -315,5 +315,8 @@ fn demo_real_runs_the_wordnet_pipeline_with_both_prompt_variants_and_the_convert
         find("saha-filter", &format!("--strategy {baseline}"));
     }
     find("saha-report", "report.html");
-    assert!(!commands.iter().any(|c| c.contains("saha-train")), "no training in demo-real");
+    assert!(
+        !commands.iter().any(|c| c.contains("saha-train")),
+        "no training in demo-real"
+    );
 }
