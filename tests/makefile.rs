@@ -334,3 +334,32 @@ fn demo_twice_from_scratch_gives_identical_artefacts() {
         .collect();
     assert!(differ.is_empty(), "these differ between two identical runs: {differ:?}");
 }
+
+#[test]
+fn demo_real_runs_the_wordnet_pipeline_with_both_prompt_variants_and_the_converted_decoder() {
+    let runs = tempfile::tempdir().unwrap();
+    let text = ok(&saha_tests::make(runs.path(), &["-n", "demo-real"]));
+    let commands = stage_commands(&text);
+    let find = |binary: &str, needle: &str| {
+        commands
+            .iter()
+            .find(|c| c.contains(binary) && c.contains(needle))
+            .unwrap_or_else(|| panic!("no {binary} command with {needle:?} in:\n{text}"))
+    };
+    let run_dir = runs.path().join("demo-real").display().to_string();
+    assert!(find("saha-wordnet", "--wordnet").contains(&format!("--out {run_dir}/data")));
+    find("saha-init-model", "--text-from-gguf");
+    find("saha-prompt", "wordnet-prompts.toml");
+    assert!(find("saha-prompt", "--no-system").contains("wordnet-plain.toml"));
+    assert!(find("saha-eval", "--compare").contains("eval-plain/eval_scores.parquet"));
+    assert!(find("saha-embed", "eval-plain/items.parquet").contains(&format!("--model '{run_dir}/model'")));
+    find("saha-filter", "--also-classification WordNet_Hypernym");
+    for baseline in ["topk", "positive-aware", "range"] {
+        find("saha-filter", &format!("--strategy {baseline}"));
+    }
+    find("saha-report", "report.html");
+    assert!(
+        !commands.iter().any(|c| c.contains("saha-train")),
+        "no training in demo-real"
+    );
+}

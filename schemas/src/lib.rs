@@ -8,6 +8,7 @@ mod column_value;
 pub mod columns;
 pub mod embeddings;
 pub mod error;
+pub mod mmeb_data;
 pub mod provenance;
 pub mod read;
 pub mod records;

@@ -9,7 +9,7 @@ use crate::{Args, Layout, StoredDtype};
 
 /// Writes config, weights, tokenizer and preprocessor config into a fresh folder next to `args.out`, then
 /// swaps it in, so a reader never sees half a snapshot.
-pub fn write_snapshot(args: &Args, tensors: &[(String, Tensor)]) -> Result<()> {
+pub fn write_snapshot(args: &Args, config: &serde_json::Value, tensors: &[(String, Tensor)]) -> Result<()> {
     if !args.tokenizer.is_file() {
         bail!(
             "{}: tokenizer not found (run scripts/fetch-tokenizer.sh)",
@@ -26,7 +26,7 @@ pub fn write_snapshot(args: &Args, tensors: &[(String, Tensor)]) -> Result<()> {
     let staging = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
-    let written = fill(args, tensors, &staging);
+    let written = fill(args, config, tensors, &staging);
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
@@ -40,9 +40,9 @@ pub fn write_snapshot(args: &Args, tensors: &[(String, Tensor)]) -> Result<()> {
     Ok(())
 }
 
-fn fill(args: &Args, tensors: &[(String, Tensor)], dir: &Path) -> Result<()> {
+fn fill(args: &Args, config: &serde_json::Value, tensors: &[(String, Tensor)], dir: &Path) -> Result<()> {
     let json = |value: &serde_json::Value| serde_json::to_string_pretty(value).expect("serialisable") + "\n";
-    std::fs::write(dir.join("config.json"), json(&args.config_json()))?;
+    std::fs::write(dir.join("config.json"), json(config))?;
     std::fs::write(dir.join("preprocessor_config.json"), json(&args.preprocessor_json()))?;
     std::fs::copy(&args.tokenizer, dir.join("tokenizer.json"))
         .with_context(|| format!("copying {}", args.tokenizer.display()))?;

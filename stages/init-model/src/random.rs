@@ -1,15 +1,23 @@
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 use saha_common::rng::Rng;
-use saha_model::tensors::{checkpoint_tensors, TensorKind};
+use saha_model::tensors::{checkpoint_tensors, TensorKind, TensorSpec};
 use saha_model::ModelConfig;
 
 /// Every checkpoint tensor, filled from one seeded stream per tensor (so adding a layer does not change
 /// the others): matrices N(0, std²), biases N(0, std²), norm scales 1 + N(0, 0.1²), norm shifts N(0, 0.1²).
-pub fn random_tensors(config: &ModelConfig, seed: u64, std: f32) -> Result<Vec<(String, Tensor)>> {
+/// Only the tensors `keep` accepts are drawn; the others' streams are skipped, so a kept tensor gets the
+/// values it would get in a fully random model.
+pub fn random_tensors(
+    config: &ModelConfig,
+    seed: u64,
+    std: f32,
+    keep: impl Fn(&TensorSpec) -> bool,
+) -> Result<Vec<(String, Tensor)>> {
     checkpoint_tensors(config)
         .into_iter()
         .enumerate()
+        .filter(|(_, spec)| keep(spec))
         .map(|(index, spec)| {
             let mut rng = Rng::fork(seed, 0x5eed_0f_3e1, index as u64);
             let n: usize = spec.shape.iter().product();

@@ -10,15 +10,13 @@ pub mod tasks;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
-use arrow::record_batch::RecordBatch;
 use clap::Parser;
 use rayon::prelude::*;
 use saha_common::progress;
-use saha_schemas::{ParquetSink, Provenance};
+use saha_schemas::mmeb_data::{eval_batch, replace_folder, train_batch, write_data_file, DataRow};
+use saha_schemas::Provenance;
 
 use crate::scene::Scene;
 use crate::tasks::{answers, classes, describe, phrase, Kind, TASKS};
@@ -46,13 +44,6 @@ pub struct Args {
     /// every label).
     #[arg(long, default_value_t = 8)]
     pub candidates: usize,
-}
-
-struct Row {
-    query: String,
-    query_image: String,
-    targets: Vec<(String, String)>,
-    label: String,
 }
 
 struct Picture {
@@ -84,7 +75,7 @@ fn scene_for(kind: Kind, args: &Args, stream: u64, rng: &mut Rng) -> Scene {
     }
 }
 
-fn train_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut Vec<Picture>) -> Vec<Row> {
+fn train_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut Vec<Picture>) -> Vec<DataRow> {
     (0..args.train_per_subset)
         .map(|i| {
             let mut rng = Rng::fork(args.seed, stream, i as u64);
@@ -101,7 +92,7 @@ fn train_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut
             } else {
                 String::new()
             };
-            Row {
+            DataRow {
                 query: p.query,
                 query_image,
                 targets: vec![(p.target, target_image)],
@@ -111,7 +102,7 @@ fn train_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut
         .collect()
 }
 
-fn eval_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut Vec<Picture>) -> Vec<Row> {
+fn eval_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut Vec<Picture>) -> Vec<DataRow> {
     (0..args.eval_per_subset)
         .map(|i| {
             let mut rng = Rng::fork(args.seed, stream, i as u64);
@@ -157,7 +148,7 @@ fn eval_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut 
                     }
                 }
             }
-            Row {
+            DataRow {
                 query: p.query,
                 query_image,
                 targets,
@@ -165,49 +156,6 @@ fn eval_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut 
             }
         })
         .collect()
-}
-
-fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(v))
-}
-
-fn train_batch(rows: &[Row]) -> RecordBatch {
-    let cols = vec![
-        ("qry", strings(rows.iter().map(|r| r.query.as_str()))),
-        ("qry_image_path", strings(rows.iter().map(|r| r.query_image.as_str()))),
-        ("pos_text", strings(rows.iter().map(|r| r.targets[0].0.as_str()))),
-        ("pos_image_path", strings(rows.iter().map(|r| r.targets[0].1.as_str()))),
-        ("label", strings(rows.iter().map(|r| r.label.as_str()))),
-    ];
-    RecordBatch::try_from_iter(cols).expect("columns of equal length")
-}
-
-fn eval_batch(rows: &[Row]) -> RecordBatch {
-    let list = |pick: fn(&(String, String)) -> &str| -> ArrayRef {
-        let mut b = ListBuilder::new(StringBuilder::new());
-        for r in rows {
-            for t in &r.targets {
-                b.values().append_value(pick(t));
-            }
-            b.append(true);
-        }
-        Arc::new(b.finish())
-    };
-    let cols = vec![
-        ("qry_text", strings(rows.iter().map(|r| r.query.as_str()))),
-        ("qry_img_path", strings(rows.iter().map(|r| r.query_image.as_str()))),
-        ("tgt_text", list(|t| t.0.as_str())),
-        ("tgt_img_path", list(|t| t.1.as_str())),
-        ("label", strings(rows.iter().map(|r| r.label.as_str()))),
-    ];
-    RecordBatch::try_from_iter(cols).expect("columns of equal length")
-}
-
-fn write_parquet(path: &Path, batch: &RecordBatch, prov: &Provenance, artefact: &str) -> Result<()> {
-    let mut sink = ParquetSink::create(path, batch.schema(), prov.to_key_values(artefact))?;
-    sink.write(batch)?;
-    sink.finish()?;
-    Ok(())
 }
 
 pub struct Summary {
@@ -218,33 +166,7 @@ pub struct Summary {
 
 /// Generates the dataset into a temporary sibling folder, then swaps it in for `args.out`.
 pub fn generate(args: &Args) -> Result<Summary> {
-    let name = args
-        .out
-        .file_name()
-        .context("--out has no folder name")?
-        .to_string_lossy()
-        .into_owned();
-    let parent = args
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    let result = write_into(&tmp, args);
-    let summary = match result {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    if args.out.exists() {
-        fs::remove_dir_all(&args.out).with_context(|| format!("cannot replace {}", args.out.display()))?;
-    }
-    fs::rename(&tmp, &args.out).with_context(|| format!("cannot move data into {}", args.out.display()))?;
-    Ok(summary)
+    replace_folder(&args.out, |tmp| write_into(tmp, args))
 }
 
 fn write_into(dir: &Path, args: &Args) -> Result<Summary> {
@@ -257,13 +179,13 @@ fn write_into(dir: &Path, args: &Args) -> Result<Summary> {
         let eval = eval_rows(subset, *kind, args, 100 + t as u64, &mut pictures);
         n_train += train.len();
         n_eval += eval.len();
-        write_parquet(
+        write_data_file(
             &dir.join(format!("train/{subset}.parquet")),
             &train_batch(&train),
             &prov,
             "mmeb-train",
         )?;
-        write_parquet(
+        write_data_file(
             &dir.join(format!("eval/{subset}.parquet")),
             &eval_batch(&eval),
             &prov,

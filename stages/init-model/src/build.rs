@@ -1,0 +1,103 @@
+//! Puts the snapshot's tensors together (random, or the GGUF decoder plus a random vision tower) and
+//! writes it.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use saha_model::tensors::checkpoint_tensors;
+use saha_model::ModelConfig;
+
+use crate::{gguf, random_tensors, vocab, write_snapshot, Args};
+
+/// What was written: parameter counts by origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Built {
+    /// Parameters taken from the GGUF file (0 for a fully random model), `lm_head.weight` included.
+    pub from_file: usize,
+    pub random: usize,
+}
+
+/// Writes the snapshot `args` describe.
+pub fn run(args: &Args) -> Result<Built> {
+    if args.shards == 0 {
+        bail!("--shards must be at least 1");
+    }
+    if !args.tokenizer.is_file() {
+        bail!(
+            "--tokenizer {}: not found (run scripts/fetch-tokenizer.sh)",
+            args.tokenizer.display()
+        );
+    }
+    let (text, mut from_gguf) = match &args.text_from_gguf {
+        Some(path) => {
+            let read = gguf::read(path)?;
+            vocab::check_tokenizer(&args.tokenizer, read.tokens.as_deref(), read.shape.vocab, path)?;
+            (read.shape, Some(read.tensors))
+        }
+        None => (args.flag_text_shape(), None),
+    };
+    let mrope_section = match args.mrope_section.as_deref() {
+        None => text.default_mrope_section(),
+        Some(&[t, h, w]) => [t, h, w],
+        Some(other) => bail!("--mrope-section needs three numbers (t,h,w), got {other:?}"),
+    };
+    let config_json = args.config_json(&text, mrope_section);
+    let config = ModelConfig::from_value(&config_json).context("the requested shape is not a valid Qwen2-VL")?;
+
+    let Some(file_tensors) = from_gguf.as_mut() else {
+        let tensors = random_tensors(&config, args.seed, args.init_std, |_| true)?;
+        let random = tensors.iter().map(|(_, t)| t.elem_count()).sum();
+        write_snapshot(args, &config_json, &tensors)?;
+        return Ok(Built { from_file: 0, random });
+    };
+    let source = args.text_from_gguf.as_deref().expect("from_gguf is set with the flag");
+    let vision = |name: &str| name.starts_with("visual.");
+    let mut tensors = random_tensors(&config, args.seed, args.init_std, |spec| vision(&spec.name))?;
+    let random = tensors.iter().map(|(_, t)| t.elem_count()).sum();
+    let mut from_file = 0;
+    let text_specs = checkpoint_tensors(&config).into_iter().filter(|s| !vision(&s.name));
+    let lm_head = (!text.tied).then(|| saha_model::tensors::TensorSpec {
+        name: "lm_head.weight".into(),
+        shape: vec![text.vocab, text.hidden],
+        kind: saha_model::tensors::TensorKind::Weight,
+    });
+    for spec in text_specs.chain(lm_head) {
+        let tensor = take(file_tensors, &spec.name, &spec.shape, source)?;
+        from_file += tensor.elem_count();
+        tensors.push((spec.name, tensor));
+    }
+    if let Some(extra) = file_tensors.keys().min() {
+        bail!(
+            "--text-from-gguf {}: holds {extra} beyond the {} layers its metadata declares",
+            source.display(),
+            text.layers
+        );
+    }
+    write_snapshot(args, &config_json, &tensors)?;
+    Ok(Built { from_file, random })
+}
+
+fn take(
+    tensors: &mut HashMap<String, Tensor>,
+    name: &str,
+    shape: &[usize],
+    source: &std::path::Path,
+) -> Result<Tensor> {
+    let tensor = tensors.remove(name).with_context(|| {
+        format!(
+            "--text-from-gguf {}: the decoder lacks {name} (GGUF name {})",
+            source.display(),
+            gguf::gguf_name(name).unwrap_or_default()
+        )
+    })?;
+    if tensor.dims() != shape {
+        bail!(
+            "--text-from-gguf {}: {name} (GGUF {}) has shape {:?}, the metadata's shape needs {shape:?}",
+            source.display(),
+            gguf::gguf_name(name).unwrap_or_default(),
+            tensor.dims()
+        );
+    }
+    Ok(tensor)
+}
