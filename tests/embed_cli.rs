@@ -569,3 +569,30 @@ fn symbolic_links_out_of_the_image_root_are_refused() {
     );
     assert!(!s.dir.join("run2/items.parquet").exists());
 }
+
+/// A truncated PNG and a decompression bomb (a small file that declares 14000 x 14000 pixels, more than Pillow opens) are
+/// bad images like any other: named in the error, or skipped with `--on-bad-image skip`.
+#[test]
+fn truncated_images_and_decompression_bombs_are_bad_images() {
+    let rows = [
+        ["<|image_pad|> What is this?", "ok.png", "a", ""],
+        ["<|image_pad|> What is this?", "truncated.png", "b", ""],
+        ["<|image_pad|> What is this?", "bomb.png", "c", ""],
+    ];
+    let s = setup(&rows, |dir| {
+        save_rgb(&dir.join("ok.png"), 40, 40);
+        save_rgb(&dir.join("full.png"), 64, 64);
+        let full = std::fs::read(dir.join("full.png")).unwrap();
+        std::fs::write(dir.join("truncated.png"), &full[..full.len() * 2 / 3]).unwrap();
+        let bomb = image::GrayImage::new(14_000, 14_000);
+        bomb.save(dir.join("bomb.png")).unwrap();
+    });
+    assert!(std::fs::metadata(s.images.join("bomb.png")).unwrap().len() < 2_000_000);
+    let out = embed(&s, "emb.parquet", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("truncated.png") || err.contains("bomb.png"), "{err}");
+    let out = embed(&s, "emb.parquet", &["--on-bad-image", "skip"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
+}

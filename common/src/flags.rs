@@ -73,6 +73,16 @@ impl ImageRoot {
     }
 }
 
+/// How large an image file may be decoded, for the stages that decode images (embed, train).
+#[derive(Debug, Clone, Copy, Args, Serialize)]
+pub struct ImageLimits {
+    /// Images with more pixels are bad images (skipped with --on-bad-image skip), as Pillow refuses
+    /// them as decompression bombs (default: Pillow's limit, 2 x MAX_IMAGE_PIXELS). Raise it for
+    /// genuinely huge images.
+    #[arg(long, default_value_t = 178_956_970, value_parser = crate::numbers::count_u64)]
+    pub max_image_pixels: u64,
+}
+
 /// Artefacts remember the run they come from (the saha-prompt call that made their items and
 /// pairs); a stage refuses inputs of different runs unless told that the mix is deliberate.
 #[derive(Debug, Clone, Default, Args, Serialize)]

@@ -14,6 +14,18 @@ pub fn count(text: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// A count of at least 1 that may exceed 32 bits (pixels, bytes).
+pub fn count_u64(text: &str) -> Result<u64, String> {
+    let n: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "expected a whole number of at least 1".to_string())?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
+}
+
 /// A finite number above 0 (learning rates, temperatures, scales).
 pub fn positive_float(text: &str) -> Result<f64, String> {
     let v = finite(text)?;

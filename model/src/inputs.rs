@@ -3,6 +3,7 @@
 //! the resolution policy applied in the file's own mode (as the reference does), the processor,
 //! `<|image_pad|>` expanded per merged patch, then the prompt fitted to the token limit.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use saha_common::flags::{ImageRoot, Truncate};
@@ -16,6 +17,8 @@ use crate::image::{PilImage, ResolutionPolicy};
 #[derive(Debug, Clone)]
 pub struct InputRules {
     pub image_root: ImageRoot,
+    /// Images with more pixels are refused before decoding (Pillow's decompression-bomb limit).
+    pub max_image_pixels: u64,
     pub resolution: ResolutionPolicy,
     /// Longest prompt in tokens, image tokens included.
     pub max_len: usize,
@@ -120,6 +123,13 @@ impl<'a> ItemEncoder<'a> {
     fn planned_grid(&self, path: &Path) -> Result<[usize; 3], EncodeError> {
         let bad = |e: &dyn std::fmt::Display| EncodeError::Image(format!("{}: {e}", path.display()));
         let (width, height) = header_size(path)?;
+        if (width as u64).saturating_mul(height as u64) > self.rules.max_image_pixels {
+            return Err(EncodeError::Image(format!(
+                "{}: {width} x {height} pixels is more than --max-image-pixels {} (a decompression bomb to Pillow)",
+                path.display(),
+                self.rules.max_image_pixels
+            )));
+        }
         let (width, height) = self
             .rules
             .resolution
@@ -137,8 +147,34 @@ fn header_size(path: &Path) -> Result<(usize, usize), EncodeError> {
     let reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| EncodeError::Image(format!("{}: cannot open image: {e}", path.display())))?;
+    let format = reader.format();
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| EncodeError::Image(format!("{}: not a readable image: {e}", path.display())))?;
+    if !ends_complete(path, format)? {
+        return Err(EncodeError::Image(format!(
+            "{}: the file is truncated (no end-of-image marker)",
+            path.display()
+        )));
+    }
     Ok((w as usize, h as usize))
+}
+
+/// Whether a PNG or JPEG file still has its end marker (IEND, EOI) near its end: a file cut short
+/// in transfer is noticed when the run is planned, not halfway through it. Other formats pass.
+fn ends_complete(path: &Path, format: Option<image::ImageFormat>) -> Result<bool, EncodeError> {
+    let marker: &[u8] = match format {
+        Some(image::ImageFormat::Png) => b"IEND",
+        Some(image::ImageFormat::Jpeg) => &[0xFF, 0xD9],
+        _ => return Ok(true),
+    };
+    let io = |e: std::io::Error| EncodeError::Image(format!("{}: cannot read image: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    // Encoders may pad after the marker; 4 KiB is more than any padding seen in MMEB images.
+    let tail = len.min(4096);
+    file.seek(SeekFrom::Start(len - tail)).map_err(io)?;
+    let mut bytes = Vec::with_capacity(tail as usize);
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes.windows(marker.len()).any(|w| w == marker))
 }

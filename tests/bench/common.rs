@@ -235,6 +235,7 @@ pub fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
             image_root: PathBuf::new(),
             allow_outside_root: true,
         },
+        max_image_pixels: u64::MAX,
         resolution: ResolutionPolicy::Native,
         max_len: usize::MAX,
         truncate: Truncate::UserText,

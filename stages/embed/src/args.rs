@@ -54,6 +54,9 @@ pub struct EmbedArgs {
     pub image_root: ImageRoot,
     #[command(flatten)]
     #[serde(flatten)]
+    pub image_limits: saha_common::flags::ImageLimits,
+    #[command(flatten)]
+    #[serde(flatten)]
     pub model: ModelArgs,
     /// A PEFT LoRA/DoRA adapter folder (adapter_config.json + adapter_model.safetensors, e.g. from
     /// saha-train), merged into the weights before embedding.

@@ -112,6 +112,7 @@ fn open(args: &EmbedArgs) -> Result<Inputs> {
     let model_name = model_name(model_dir, &prov);
     let rules = InputRules {
         image_root: args.image_root.clone(),
+        max_image_pixels: args.image_limits.max_image_pixels,
         resolution,
         max_len: args.max_len,
         truncate: args.truncate,

@@ -37,6 +37,9 @@ pub struct Args {
     pub image_root: ImageRoot,
     #[command(flatten)]
     #[serde(flatten)]
+    pub image_limits: saha_common::flags::ImageLimits,
+    #[command(flatten)]
+    #[serde(flatten)]
     pub model: ModelArgs,
     /// Output folder: train_log.parquet, timings.json, checkpoint-<step>/, adapter/ (the final adapter).
     /// One process per folder: a second saha-train on it stops at once.

@@ -99,6 +99,7 @@ fn open(args: &Args) -> Result<Opened> {
     }
     let rules = InputRules {
         image_root: args.image_root.clone(),
+        max_image_pixels: args.image_limits.max_image_pixels,
         resolution,
         max_len: args.max_len,
         truncate: Truncate::UserText,
