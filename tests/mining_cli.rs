@@ -45,6 +45,30 @@ fn refused(out: &std::process::Output, dir: &Path, expected: &[&str]) {
     assert!(!dir.join("candidates.parquet").exists());
 }
 
+/// saha-filter on the run files in `dir` (owners.parquet unless `owners` names another file),
+/// writing clusters.parquet and stats.parquet there, with `extra` flags.
+fn filter_in(dir: &Path, owners: Option<&str>, extra: &[&str]) -> std::process::Output {
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let owners = owners.map(str::to_string).unwrap_or_else(|| p("owners.parquet"));
+    let mut args = vec![
+        "--pairs".to_string(),
+        p("pairs.parquet"),
+        "--embeddings".into(),
+        p("embeddings.parquet"),
+        "--candidates".into(),
+        p("candidates.parquet"),
+        "--owners".into(),
+        owners,
+        "--clusters".into(),
+        p("clusters.parquet"),
+        "--stats".into(),
+        p("stats.parquet"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("saha-filter", &args)
+}
+
 #[test]
 fn embedding_problems_are_named() {
     let d = tempfile::tempdir().unwrap();
@@ -157,29 +181,7 @@ fn pool_and_subset_size_problems() {
         ],
     );
     assert!(res.status.success(), "{}", stderr(&res));
-    let filter = |k: &str, m: &str| {
-        run(
-            "saha-filter",
-            &[
-                "--pairs",
-                &p("pairs.parquet"),
-                "--embeddings",
-                &p("embeddings.parquet"),
-                "--candidates",
-                &p("candidates.parquet"),
-                "--owners",
-                &p("owners.parquet"),
-                "--clusters",
-                &p("clusters.parquet"),
-                "--stats",
-                &p("stats.parquet"),
-                "--top-k",
-                k,
-                "--pool-mult",
-                m,
-            ],
-        )
-    };
+    let filter = |k: &str, m: &str| filter_in(d.path(), None, &["--top-k", k, "--pool-mult", m]);
     let res = filter("3", "2");
     let msg = stderr(&res);
     assert!(
@@ -395,27 +397,11 @@ fn filter_refuses_foreign_owners_and_bad_flags() {
     let other_owners = other.join("owners.parquet").to_str().unwrap().to_string();
     assert!(remap(&other_pairs, &other_owners).status.success());
     let filter = |owners: &str, extra: &[&str]| {
-        let mut args = vec![
-            "--pairs".to_string(),
-            p("pairs.parquet"),
-            "--embeddings".into(),
-            p("embeddings.parquet"),
-            "--candidates".into(),
-            p("candidates.parquet"),
-            "--owners".into(),
-            owners.to_string(),
-            "--clusters".into(),
-            p("clusters.parquet"),
-            "--stats".into(),
-            p("stats.parquet"),
-            "--top-k".into(),
-            "1".into(),
-            "--pool-mult".into(),
-            "3".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run("saha-filter", &args)
+        let flags: Vec<&str> = ["--top-k", "1", "--pool-mult", "3"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        filter_in(d.path(), Some(owners), &flags)
     };
     let nothing_written = || !d.path().join("clusters.parquet").exists() && !d.path().join("stats.parquet").exists();
     for strategy in ["saha", "topk"] {
@@ -613,28 +599,10 @@ fn an_empty_result_says_why() {
         &p("owners.parquet"),
     ];
     assert!(run("saha-remap", &remap).status.success());
-    let res = run(
-        "saha-filter",
-        &[
-            "--pairs",
-            &p("pairs.parquet"),
-            "--embeddings",
-            &p("embeddings.parquet"),
-            "--candidates",
-            &p("candidates.parquet"),
-            "--owners",
-            &p("owners.parquet"),
-            "--clusters",
-            &p("clusters.parquet"),
-            "--stats",
-            &p("stats.parquet"),
-            "--top-k",
-            "1",
-            "--pool-mult",
-            "3",
-            "--strategy",
-            "positive-aware",
-        ],
+    let res = filter_in(
+        d.path(),
+        None,
+        &["--top-k", "1", "--pool-mult", "3", "--strategy", "positive-aware"],
     );
     let msg = stderr(&res);
     assert!(res.status.success(), "{msg}");

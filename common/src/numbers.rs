@@ -4,14 +4,7 @@
 
 /// A count of at least 1 (steps, batch sizes, ranks).
 pub fn count(text: &str) -> Result<usize, String> {
-    let n: usize = text
-        .trim()
-        .parse()
-        .map_err(|_| "expected a whole number of at least 1".to_string())?;
-    if n == 0 {
-        return Err("must be at least 1".into());
-    }
-    Ok(n)
+    usize::try_from(count_u64(text)?).map_err(|_| "too large for this machine".to_string())
 }
 
 /// A count of at least 1 that may exceed 32 bits (pixels, bytes).

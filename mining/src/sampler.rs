@@ -2,6 +2,7 @@
 //! on precomputed candidates, with every owner of every candidate considered.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use saha_schemas::Candidate;
 
@@ -46,14 +47,25 @@ impl<'a> Lookup<'a> {
         &all[..all.len().min(self.pool)]
     }
 
-    /// The first candidate of a query of `subset` whose target is not a positive of `subset`:
-    /// candidates and pairs that do not belong together.
-    pub fn foreign_candidate(&self, subset: &Subset) -> Option<&'a Candidate> {
-        subset
+    /// Fails, naming both files, when a query of `subset` has a candidate target that is not a
+    /// positive of `subset`: candidates and pairs that do not belong together.
+    pub fn check_targets(&self, subset: &Subset, candidates: &Path, pairs: &Path) -> anyhow::Result<()> {
+        let foreign = subset
             .queries
             .iter()
             .flat_map(|&q| self.candidates(q))
-            .find(|c| !subset.owners.contains_key(&c.target_id))
+            .find(|c| !subset.owners.contains_key(&c.target_id));
+        match foreign {
+            None => Ok(()),
+            Some(c) => anyhow::bail!(
+                "{}: query {} has candidate target {}, which is not a positive in subset {} of {}: candidates and pairs do not match",
+                candidates.display(),
+                c.query_id,
+                c.target_id,
+                subset.name,
+                pairs.display()
+            ),
+        }
     }
 }
 

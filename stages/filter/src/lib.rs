@@ -251,15 +251,7 @@ fn check_inputs(args: &Args, subsets: &[Subset], lookup: &Lookup, owners: &[Owne
     let pairs = args.input.pairs.display();
     let mut expected = Vec::with_capacity(owners.len());
     for s in subsets {
-        if let Some(c) = lookup.foreign_candidate(s) {
-            bail!(
-                "{}: query {} has candidate target {}, which is not a positive in subset {} of {pairs}: candidates and pairs do not match",
-                args.candidates.display(),
-                c.query_id,
-                c.target_id,
-                s.name,
-            );
-        }
+        lookup.check_targets(s, &args.candidates, &args.input.pairs)?;
         expected.extend(owner_lists(s, lookup).0);
     }
     if let Some(row) = (0..owners.len().max(expected.len())).find(|&i| owners.get(i) != expected.get(i)) {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use clap::Parser;
 use saha_common::progress;
 use saha_mining::data::group_pairs;
@@ -57,16 +57,7 @@ pub fn run(args: &Args) -> Result<RemapCounts> {
     let mut all = Vec::new();
     let mut total = RemapCounts::default();
     for s in &subsets {
-        if let Some(c) = lookup.foreign_candidate(s) {
-            bail!(
-                "{}: query {} has candidate target {}, which is not a positive in subset {} of {}: candidates and pairs do not match",
-                args.candidates.display(),
-                c.query_id,
-                c.target_id,
-                s.name,
-                args.pairs.display()
-            );
-        }
+        lookup.check_targets(s, &args.candidates, &args.pairs)?;
         let (owners, counts) = owner_lists(s, &lookup);
         total.targets += counts.targets;
         total.shared_targets += counts.shared_targets;
