@@ -33,8 +33,6 @@ pub struct OwnerScores<'a> {
     block: HashMap<(u32, u32), (usize, usize)>,
     owners: Vec<u32>,
     similarities: Vec<f32>,
-    /// Anchor-owner inner products computed so far.
-    pub computed: u64,
 }
 
 /// Scores of one target's free owners (a slice of them) against the anchors that retrieved it.
@@ -56,7 +54,6 @@ impl<'a> OwnerScores<'a> {
             block: HashMap::new(),
             owners: Vec::new(),
             similarities: Vec::new(),
-            computed: 0,
         }
     }
 
@@ -161,7 +158,6 @@ impl<'a> OwnerScores<'a> {
                 let at = starts[task.target] + ai * stride + task.first_owner;
                 self.similarities[at..at + n].copy_from_slice(&s[ai * n..(ai + 1) * n]);
             }
-            self.computed += s.len() as u64;
         }
     }
 
