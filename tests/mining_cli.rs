@@ -8,7 +8,7 @@ use saha_common::rng::Rng;
 use saha_schemas::embeddings::Embeddings;
 use saha_schemas::records::read_records;
 use saha_schemas::{Candidate, ClusterMember, Owner, Pair, Provenance};
-use saha_tests::mining_data::Dataset;
+use saha_tests::mining_data::{filter_in, remap_in, Dataset};
 use saha_tests::{run, stderr};
 
 fn dataset(dir: &Path) {
@@ -43,30 +43,6 @@ fn refused(out: &std::process::Output, dir: &Path, expected: &[&str]) {
         assert!(msg.contains(e), "message lacks {e:?}: {msg}");
     }
     assert!(!dir.join("candidates.parquet").exists());
-}
-
-/// saha-filter on the run files in `dir` (owners.parquet unless `owners` names another file),
-/// writing clusters.parquet and stats.parquet there, with `extra` flags.
-fn filter_in(dir: &Path, owners: Option<&str>, extra: &[&str]) -> std::process::Output {
-    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
-    let owners = owners.map(str::to_string).unwrap_or_else(|| p("owners.parquet"));
-    let mut args = vec![
-        "--pairs".to_string(),
-        p("pairs.parquet"),
-        "--embeddings".into(),
-        p("embeddings.parquet"),
-        "--candidates".into(),
-        p("candidates.parquet"),
-        "--owners".into(),
-        owners,
-        "--clusters".into(),
-        p("clusters.parquet"),
-        "--stats".into(),
-        p("stats.parquet"),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("saha-filter", &args)
 }
 
 #[test]
@@ -168,18 +144,7 @@ fn pool_and_subset_size_problems() {
         "{}",
         stderr(&res)
     );
-    let p = |f: &str| d.path().join(f).to_str().unwrap().to_string();
-    let res = run(
-        "saha-remap",
-        &[
-            "--pairs",
-            &p("pairs.parquet"),
-            "--candidates",
-            &p("candidates.parquet"),
-            "--out",
-            &p("owners.parquet"),
-        ],
-    );
+    let res = remap_in(d.path());
     assert!(res.status.success(), "{}", stderr(&res));
     let filter = |k: &str, m: &str| filter_in(d.path(), None, &["--top-k", k, "--pool-mult", m]);
     let res = filter("3", "2");
@@ -188,13 +153,14 @@ fn pool_and_subset_size_problems() {
         !res.status.success() && msg.contains("retrieved 6 deep") && msg.contains("--pool 12"),
         "{msg}"
     );
-    assert!(!d.path().join("clusters.parquet").exists() && !d.path().join("stats.parquet").exists());
+    assert!(!d.path().join("clusters.parquet").exists() && !d.path().join("mining_stats.parquet").exists());
     let res = filter("0", "2");
     assert!(!res.status.success() && stderr(&res).contains("at least 1"));
     let res = filter("1", "3");
     assert!(res.status.success(), "{}", stderr(&res));
     let (stats, _) =
-        saha_schemas::records::read_records::<saha_schemas::MiningStats>(&d.path().join("stats.parquet")).unwrap();
+        saha_schemas::records::read_records::<saha_schemas::MiningStats>(&d.path().join("mining_stats.parquet"))
+            .unwrap();
     let one = stats.iter().find(|s| s.subset == "One").unwrap();
     assert_eq!(
         (one.clusters, one.leftover_anchors),
@@ -403,7 +369,8 @@ fn filter_refuses_foreign_owners_and_bad_flags() {
             .collect();
         filter_in(d.path(), Some(owners), &flags)
     };
-    let nothing_written = || !d.path().join("clusters.parquet").exists() && !d.path().join("stats.parquet").exists();
+    let nothing_written =
+        || !d.path().join("clusters.parquet").exists() && !d.path().join("mining_stats.parquet").exists();
     for strategy in ["saha", "topk"] {
         let res = filter(&other_owners, &["--strategy", strategy]);
         let msg = stderr(&res);
@@ -588,17 +555,8 @@ fn an_empty_result_says_why() {
     let (_, prov) = read_records::<Pair>(&d.path().join("pairs.parquet")).unwrap();
     std::fs::remove_file(&path).unwrap();
     e.write(&path, &prov.unwrap()).unwrap();
-    let p = |f: &str| d.path().join(f).to_str().unwrap().to_string();
     assert!(retrieve(d.path(), &[&path]).status.success());
-    let remap = [
-        "--pairs",
-        &p("pairs.parquet"),
-        "--candidates",
-        &p("candidates.parquet"),
-        "--out",
-        &p("owners.parquet"),
-    ];
-    assert!(run("saha-remap", &remap).status.success());
+    assert!(remap_in(d.path()).status.success());
     let res = filter_in(
         d.path(),
         None,

@@ -311,3 +311,43 @@ pub fn write_label_embeddings(run: &Path, dim: usize, seed: u64) {
     e.write(&run.join("embeddings.parquet"), &Provenance::new("test", "0"))
         .unwrap();
 }
+
+/// saha-remap on the run files in `dir`: pairs.parquet and candidates.parquet to owners.parquet.
+pub fn remap_in(dir: &Path) -> std::process::Output {
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    crate::run(
+        "saha-remap",
+        &[
+            "--pairs",
+            &p("pairs.parquet"),
+            "--candidates",
+            &p("candidates.parquet"),
+            "--out",
+            &p("owners.parquet"),
+        ],
+    )
+}
+
+/// saha-filter on the run files in `dir` (owners.parquet unless `owners` names another file),
+/// writing clusters.parquet and mining_stats.parquet there, with `extra` flags.
+pub fn filter_in(dir: &Path, owners: Option<&str>, extra: &[&str]) -> std::process::Output {
+    let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let owners = owners.map(str::to_string).unwrap_or_else(|| p("owners.parquet"));
+    let mut args = vec![
+        "--pairs".to_string(),
+        p("pairs.parquet"),
+        "--embeddings".into(),
+        p("embeddings.parquet"),
+        "--candidates".into(),
+        p("candidates.parquet"),
+        "--owners".into(),
+        owners,
+        "--clusters".into(),
+        p("clusters.parquet"),
+        "--stats".into(),
+        p("mining_stats.parquet"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    crate::run("saha-filter", &args)
+}

@@ -8,7 +8,7 @@ use std::process::Command;
 use saha_common::rng::Rng;
 use saha_schemas::records::read_records;
 use saha_schemas::{ClusterMember, MiningStats, Pair};
-use saha_tests::mining_data::Dataset;
+use saha_tests::mining_data::{filter_in, remap_in, Dataset};
 use saha_tests::{repo_root, run, stderr};
 
 /// (subset, phase, anchor index, member indices), indices within the subset.
@@ -44,42 +44,19 @@ fn mine_with(
         ],
     );
     assert!(res.status.success(), "{}", stderr(&res));
-    let res = run(
-        "saha-remap",
-        &[
-            "--pairs",
-            &p("pairs.parquet"),
-            "--candidates",
-            &p("candidates.parquet"),
-            "--out",
-            &p("owners.parquet"),
-        ],
-    );
+    let res = remap_in(dir);
     assert!(res.status.success(), "{}", stderr(&res));
     let (k, m) = (top_k.to_string(), pool_mult.to_string());
     let mut args = vec![
-        "--pairs".to_string(),
-        p("pairs.parquet"),
-        "--embeddings".into(),
-        p("embeddings.parquet"),
-        "--candidates".into(),
-        p("candidates.parquet"),
-        "--owners".into(),
-        p("owners.parquet"),
-        "--clusters".into(),
-        p("clusters.parquet"),
-        "--stats".into(),
-        p("mining_stats.parquet"),
-        "--top-k".into(),
-        k,
-        "--pool-mult".into(),
-        m,
-        "--classification-subsets".into(),
-        classification.into(),
+        "--top-k",
+        &k,
+        "--pool-mult",
+        &m,
+        "--classification-subsets",
+        classification,
     ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let res = run("saha-filter", &args);
+    args.extend(extra);
+    let res = filter_in(dir, None, &args);
     assert!(res.status.success(), "{}", stderr(&res));
     groups_of(dir)
 }

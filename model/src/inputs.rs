@@ -3,7 +3,7 @@
 //! the resolution policy applied in the file's own mode (as the reference does), the processor,
 //! `<|image_pad|>` expanded per merged patch, then the prompt fitted to the token limit.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use saha_common::flags::{ImageRoot, Truncate};
@@ -144,14 +144,23 @@ fn header_size(path: &Path) -> Result<(usize, usize), EncodeError> {
     if !path.is_file() {
         return Err(EncodeError::Image(format!("{}: image file not found", path.display())));
     }
-    let reader = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| EncodeError::Image(format!("{}: cannot open image: {e}", path.display())))?;
+    let io = |e: std::io::Error| EncodeError::Image(format!("{}: cannot open image: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    // Encoders may pad after the end marker; 4 KiB is more than any padding seen in MMEB images.
+    let len = file.metadata().map_err(io)?.len();
+    let tail_len = len.min(4096);
+    file.seek(SeekFrom::Start(len - tail_len)).map_err(io)?;
+    let mut tail = Vec::with_capacity(tail_len as usize);
+    file.read_to_end(&mut tail).map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let reader = image::ImageReader::new(BufReader::new(file))
+        .with_guessed_format()
+        .map_err(io)?;
     let format = reader.format();
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| EncodeError::Image(format!("{}: not a readable image: {e}", path.display())))?;
-    if !ends_complete(path, format)? {
+    if !ends_complete(format, &tail) {
         return Err(EncodeError::Image(format!(
             "{}: the file is truncated (no end-of-image marker)",
             path.display()
@@ -160,21 +169,14 @@ fn header_size(path: &Path) -> Result<(usize, usize), EncodeError> {
     Ok((w as usize, h as usize))
 }
 
-/// Whether a PNG or JPEG file still has its end marker (IEND, EOI) near its end: a file cut short
-/// in transfer is noticed when the run is planned, not halfway through it. Other formats pass.
-fn ends_complete(path: &Path, format: Option<image::ImageFormat>) -> Result<bool, EncodeError> {
+/// Whether a PNG or JPEG file still has its end marker (IEND, EOI) in its last bytes `tail`: a
+/// file cut short in transfer is noticed when the run is planned, not halfway through it. Other
+/// formats pass.
+fn ends_complete(format: Option<image::ImageFormat>, tail: &[u8]) -> bool {
     let marker: &[u8] = match format {
         Some(image::ImageFormat::Png) => b"IEND",
         Some(image::ImageFormat::Jpeg) => &[0xFF, 0xD9],
-        _ => return Ok(true),
+        _ => return true,
     };
-    let io = |e: std::io::Error| EncodeError::Image(format!("{}: cannot read image: {e}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    // Encoders may pad after the marker; 4 KiB is more than any padding seen in MMEB images.
-    let tail = len.min(4096);
-    file.seek(SeekFrom::Start(len - tail)).map_err(io)?;
-    let mut bytes = Vec::with_capacity(tail as usize);
-    file.read_to_end(&mut bytes).map_err(io)?;
-    Ok(bytes.windows(marker.len()).any(|w| w == marker))
+    tail.windows(marker.len()).any(|w| w == marker)
 }

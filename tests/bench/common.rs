@@ -231,10 +231,7 @@ pub struct Item {
 /// The items' model inputs through the stages' own path, images at their native size, no length limit.
 pub fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
     let encoder = embedder.item_encoder(InputRules {
-        image_root: saha_common::flags::ImageRoot {
-            image_root: PathBuf::new(),
-            allow_outside_root: true,
-        },
+        image_root: saha_common::flags::ImageRoot::new("").allowing_outside_root(),
         max_image_pixels: u64::MAX,
         resolution: ResolutionPolicy::Native,
         max_len: usize::MAX,

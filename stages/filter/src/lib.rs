@@ -81,6 +81,8 @@ pub struct Args {
 
 pub struct Summary {
     pub stats: Vec<MiningStats>,
+    /// What the user should know about the result (a clipped range, subsets with no cluster).
+    pub notes: Vec<String>,
 }
 
 /// The retrieval depth candidates.parquet was made with: recorded by saha-retrieve, or the
@@ -132,23 +134,26 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
             args.candidates.display(),
         );
     }
+    let mut notes = Vec::new();
     if args.strategy == Strategy::Range && args.range_end > depth {
-        eprintln!(
-            "{STAGE}: --range-end {} is deeper than {} ({depth} candidates per query): drawing from ranks [{}, {depth}) \
+        notes.push(format!(
+            "--range-end {} is deeper than {} ({depth} candidates per query): drawing from ranks [{}, {depth}) \
 (recorded as range_end_used)",
             args.range_end,
             args.candidates.display(),
             args.range_start,
-        );
+        ));
         prov.stat("range_end_used", depth);
     }
-    let all = Lookup::new(&candidates, usize::MAX).map_err(|q| {
+    // Checked against the whole depth, as saha-remap made the owner lists; mined within `pool`.
+    let mut lookup = Lookup::new(&candidates, usize::MAX).map_err(|q| {
         anyhow!(
             "{}: candidates of query {q} are not contiguous",
             args.candidates.display()
         )
     })?;
-    check_inputs(args, &subsets, &all, &owners)?;
+    check_inputs(args, &subsets, &lookup, &owners)?;
+    lookup.pool = pool;
     let classification: Vec<String> = args
         .classification_subsets
         .clone()
@@ -156,7 +161,6 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
         .into_iter()
         .chain(args.also_classification.iter().cloned())
         .collect();
-    let lookup = Lookup::new(&candidates, pool).expect("checked above");
     let params = MiningParams {
         strategy: args.strategy,
         top_k,
@@ -170,7 +174,7 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
     let mut members = Vec::new();
     let mut next_cluster = 0u32;
     let mut all_stats = Vec::new();
-    let mut notes = Vec::new();
+    let mut empty_subsets = Vec::new();
     for s in &subsets {
         vectors.require(s.queries.iter().copied(), &format!("subset {} query", s.name))?;
         if args.strategy == Strategy::PositiveAware {
@@ -202,20 +206,20 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
             );
         }
         if let Some(why) = no_clusters_reason(args, s, &out) {
-            eprintln!(
-                "{STAGE}: {}: subset {}: no cluster: {why}",
+            notes.push(format!(
+                "{}: subset {}: no cluster: {why}",
                 args.strategy.name(),
                 s.name
-            );
-            notes.push(format!("{}: {why}", s.name));
+            ));
+            empty_subsets.push(format!("{}: {why}", s.name));
         }
         all_stats.push(stats(args.strategy.name(), s, &out));
         bar.inc(1);
     }
     bar.finish_and_clear();
     prov.param("classification_subsets", &classification);
-    if !notes.is_empty() {
-        prov.stat("empty_subsets", &notes);
+    if !empty_subsets.is_empty() {
+        prov.stat("empty_subsets", &empty_subsets);
     }
     prov.set(&RETRIEVAL_DEPTH, pool);
     let mut cluster_sink = sink_for::<ClusterMember>(&args.clusters, &prov)?;
@@ -223,7 +227,10 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
     let mut stats_sink = sink_for::<MiningStats>(&args.stats, &prov)?;
     write_rows(&mut stats_sink, &all_stats)?;
     finish_all(vec![cluster_sink, stats_sink])?;
-    Ok(Summary { stats: all_stats })
+    Ok(Summary {
+        stats: all_stats,
+        notes,
+    })
 }
 
 /// Why a subset with pairs gave no cluster, when that is not plain to see.
