@@ -76,12 +76,7 @@ fn encode_case(embedder: &Embedder, fx: &Fixture, case: &Value) -> Vec<EncodedIn
             .into_iter()
             .collect();
         let input = embedder.encode(item["prompt"].as_str().unwrap(), &images).unwrap();
-        let want: Vec<u32> = ids[row]
-            .iter()
-            .zip(&mask[row])
-            .filter(|(_, &m)| m == 1)
-            .map(|(&t, _)| t as u32)
-            .collect();
+        let want = saha_tests::unpadded_ids(&ids[row], &mask[row]);
         assert_eq!(input.ids, want, "{id} row {row}: token ids differ from transformers");
         if let Some(name) = item["image"].as_str() {
             let stem = name.trim_end_matches(".png");

@@ -110,12 +110,7 @@ fn converted_gguf_decoder_matches_transformers() {
             .enumerate()
             .map(|(row, prompt)| {
                 let input = embedder.encode(prompt.as_str().unwrap(), &[]).unwrap();
-                let want: Vec<u32> = ids[row]
-                    .iter()
-                    .zip(&mask[row])
-                    .filter(|(_, &m)| m == 1)
-                    .map(|(&t, _)| t as u32)
-                    .collect();
+                let want = saha_tests::unpadded_ids(&ids[row], &mask[row]);
                 assert_eq!(input.ids, want, "{id} row {row}: token ids differ from transformers");
                 input
             })

@@ -197,3 +197,12 @@ pub fn make(runs: &Path, args: &[&str]) -> Output {
 pub fn make_small(runs: &Path, args: &[&str]) -> Output {
     make(runs, &[&["TRAIN_PER_SUBSET=16", "EVAL_PER_SUBSET=4"], args].concat())
 }
+
+/// The token ids of one row of a padded batch from transformers: the ids where the attention mask is 1.
+pub fn unpadded_ids(ids: &[i64], mask: &[i64]) -> Vec<u32> {
+    ids.iter()
+        .zip(mask)
+        .filter(|(_, &m)| m == 1)
+        .map(|(&t, _)| t as u32)
+        .collect()
+}
