@@ -86,6 +86,7 @@ help:
 	@echo "  PROMPT_FILE=$(PROMPT_FILE)  PROMPT_FLAGS_EXTRA=$(PROMPT_FLAGS_EXTRA)"
 	@echo "  (stage default): not passed, so the stage's own default applies (see <stage> --help)"
 	@echo "  RESOLUTION=$(call shown,RESOLUTION)  MAX_LEN=$(call shown,MAX_LEN)  BATCH_TOKENS=$(call shown,BATCH_TOKENS)"
+	@echo "  DEVICE=$(call shown,DEVICE)  DTYPE=$(call shown,DTYPE)   (embedding and training: cpu or cuda:N; auto, f32, bf16, f16)"
 	@echo "  EMBED_FLAGS_EXTRA=$(EMBED_FLAGS_EXTRA)"
 	@echo "  EMBEDDINGS=$(EMBEDDINGS)  ALLOW_MIXED_RUNS=$(ALLOW_MIXED_RUNS) (1: accept artefacts of other runs, e.g. such EMBEDDINGS)"
 	@echo "  TOP_K=$(call shown,TOP_K)  POOL_MULT=$(call shown,POOL_MULT)  POOL=$(call shown,POOL)"

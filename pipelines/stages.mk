@@ -67,12 +67,14 @@ prompt-eval: $(EVAL_PROMPT_OUT)
 
 
 # ---- Embedding: items.parquet -> embeddings.parquet with the Qwen2-VL snapshot in MODEL ---------
-# EMBED_FLAGS_EXTRA takes any other saha-embed flag (e.g. --device cuda:0, --shard 1/4).
+# DEVICE (cpu, cuda:N) and DTYPE (auto, f32, bf16, f16) go to every model stage: embedding and training.
+# EMBED_FLAGS_EXTRA takes any other saha-embed flag (e.g. --shard 1/4).
 EMBED_FLAGS_EXTRA ?=
 MODEL_DEPS ?= $(if $(MODEL),$(MODEL)/config.json)
 PARAM_STAGES += embed
+FLAGS_compute = $(call opt,--device,DEVICE) $(call opt,--dtype,DTYPE)
 FLAGS_embed = $(strip $(call opt,--resolution,RESOLUTION) $(call opt,--max-len,MAX_LEN) \
-  $(call opt,--batch-tokens,BATCH_TOKENS) $(EMBED_FLAGS_EXTRA))
+  $(call opt,--batch-tokens,BATCH_TOKENS) $(FLAGS_compute) $(EMBED_FLAGS_EXTRA))
 
 # ---- SaHa mining: retrieve -> remap -> filter (SaHa and the baseline miners) -------------------
 # EMBEDDINGS defaults to the embedding stage's output; point it elsewhere to mine other vectors.
@@ -239,7 +241,7 @@ TRAIN_FLAGS_EXTRA ?=
 PARAM_STAGES += train
 FLAGS_train = $(strip $(call opt,--adapter,ADAPTER) $(call opt,--max-steps,TRAIN_STEPS) \
   $(call opt,--clusters-per-step,CLUSTERS_PER_STEP) $(call opt,--lr,LR) $(call opt,--warmup-steps,WARMUP) \
-  $(call opt,--chunk,CHUNK) $(if $(TRAIN_FULL),--full) $(mixed_runs) $(TRAIN_FLAGS_EXTRA))
+  $(call opt,--chunk,CHUNK) $(if $(TRAIN_FULL),--full) $(FLAGS_compute) $(mixed_runs) $(TRAIN_FLAGS_EXTRA))
 TRAINED := $(RUN_DIR)/train/$(if $(TRAIN_FULL),model/model.safetensors,adapter/adapter_model.safetensors)
 TUNED_MODEL_ARGS = $(if $(TRAIN_FULL),--model $(RUN_DIR)/train/model,--model $(call squote,$(MODEL)) --adapter $(RUN_DIR)/train/adapter)
 

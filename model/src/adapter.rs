@@ -13,6 +13,12 @@ use saha_common::rng::Rng;
 use crate::error::{ModelError, Result};
 use crate::fused;
 
+/// `base + delta` summed in f32 and rounded once to the base's dtype, as PyTorch's type promotion does
+/// for PEFT's `result + adapter_output` (a 16-bit base output plus an f32 adapter output).
+fn add_in_f32(base: &Tensor, delta: &Tensor) -> Result<Tensor> {
+    Ok((base.to_dtype(DType::F32)? + delta)?.to_dtype(base.dtype())?)
+}
+
 /// The language-model projections the reference adapts (`gate_proj` and `up_proj` are not).
 pub const REFERENCE_TARGETS: [&str; 5] = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"];
 
@@ -72,7 +78,7 @@ impl Adapter {
             .matmul(&self.b.as_tensor().t()?)?;
         let Some(magnitude) = &self.magnitude else {
             let delta = (low_rank * self.scale)?.reshape(base.shape())?;
-            return Ok((base + delta.to_dtype(base.dtype())?)?);
+            return add_in_f32(base, &delta);
         };
         let ratio = magnitude
             .as_tensor()
@@ -98,14 +104,15 @@ impl Adapter {
                 }
             });
         }
-        let base_rows = base.to_dtype(DType::F32)?.reshape(((), out_dim))?;
+        // PEFT subtracts the bias in the base output's dtype, then scales in f32.
+        let base_rows = base.reshape(((), out_dim))?;
         let weight_part = match (weight_part, bias) {
             (Some(part), _) => part,
-            (None, Some(b)) => base_rows.broadcast_sub(&b.to_dtype(DType::F32)?)?,
-            (None, None) => base_rows,
+            (None, Some(b)) => base_rows.broadcast_sub(b)?.to_dtype(DType::F32)?,
+            (None, None) => base_rows.to_dtype(DType::F32)?,
         };
         let delta = (weight_part.broadcast_mul(&(&ratio - 1.0)?)? + (low_rank * self.scale)?.broadcast_mul(&ratio)?)?;
-        Ok((base + delta.reshape(base.shape())?.to_dtype(base.dtype())?)?)
+        add_in_f32(base, &delta.reshape(base.shape())?)
     }
 
     /// `‖W + s·B·A‖` per output row, `[out]`.

@@ -57,6 +57,11 @@ impl Qwen2Vl {
         &self.device
     }
 
+    /// The dtype the weights were loaded in (activations follow it; adapters stay f32).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     /// Final-norm hidden states for a padded batch of inputs.
     pub fn forward(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32) -> Result<BatchHidden> {
         self.forward_mode(inputs, padding, pad_token, Mode::INFERENCE)

@@ -102,7 +102,8 @@ def encode(model, batch):
     reps = last[torch.arange(bsz), batch["pool_index"]]
     # right padding: the reference's `attention_mask.sum(1) - 1`
     assert torch.equal(batch["pool_index"], batch["attention_mask"].sum(1) - 1)
-    return torch.nn.functional.normalize(reps, p=2, dim=-1)
+    # the norm, similarities and loss in float32 whatever the model's dtype (a no-op for float32)
+    return torch.nn.functional.normalize(reps.float(), p=2, dim=-1)
 
 
 def as_float64(batch):

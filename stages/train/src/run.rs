@@ -67,13 +67,6 @@ struct Opened {
 fn open(args: &Args) -> Result<Opened> {
     let model_dir = args.model.dir().context("--model is required")?;
     let (device, dtype) = saha_model::compute::placement(&args.model)?;
-    if !device.is_cpu() || dtype != DType::F32 {
-        bail!(
-            "--device {} --dtype {:?}: saha-train runs on the CPU in f32 only (its fused training ops have no other kernels yet)",
-            args.model.device,
-            dtype
-        );
-    }
     let resolution: ResolutionPolicy = args
         .resolution
         .parse()
@@ -123,8 +116,12 @@ struct Trainer {
     adapter: AdapterConfig,
     base_snapshot: Snapshot,
     base_name: String,
-    /// Every weight as a variable, by original name (`--full` only).
+    /// Every weight as a variable, by original name (`--full` only): the f32 master copies the optimiser
+    /// updates and checkpoints save.
     full_vars: Vec<(String, Var)>,
+    /// The variables the model computes with, one per optimiser variable: the same variables, except for
+    /// `--full` in a 16-bit dtype, where they are copies of the f32 masters, refreshed after each update.
+    model_vars: Vec<Var>,
     names: Vec<String>,
     optimizer: AdamW,
     start: usize,
@@ -167,15 +164,28 @@ impl Trainer {
         };
         let base_snapshot = embedder.snapshot.clone();
         let mut full_vars = Vec::new();
+        let mut model_vars = Vec::new();
         if args.full {
             // Full training loads the weights as variables, from the checkpoint when resuming.
             let source = restored
                 .as_ref()
                 .map_or(model_dir.as_path(), |(dir, _, _)| dir.as_path());
-            let (trainable, vars) = Embedder::load_trainable(source, DType::F32, embedder.model.device())
-                .with_context(|| format!("loading {} for full training", source.display()))?;
+            let (device, dtype) = (embedder.model.device().clone(), embedder.model.dtype());
+            let load = |dtype| {
+                Embedder::load_trainable(source, dtype, &device)
+                    .with_context(|| format!("loading {} for full training", source.display()))
+            };
+            let (trainable, vars) = load(dtype)?;
             embedder = trainable;
-            full_vars = vars;
+            if dtype == DType::F32 {
+                full_vars = vars;
+            } else {
+                // Mixed precision as PyTorch's AMP does it: the optimiser updates f32 masters, the model
+                // computes with their 16-bit copies. The masters come from the files, not from the copies.
+                let (_, masters) = load(DType::F32)?;
+                model_vars = vars.into_iter().map(|(_, v)| v).collect();
+                full_vars = masters;
+            }
         } else if let Some((dir, _, _)) = &restored {
             peft::load(dir, &mut embedder.model)?;
         } else {
@@ -188,6 +198,9 @@ impl Trainer {
             peft::named_vars(&embedder.model)
         };
         let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
+        if model_vars.is_empty() {
+            model_vars = named.iter().map(|(_, v)| v.clone()).collect();
+        }
         let mut optimizer = AdamW::new(
             named.into_iter().map(|(_, v)| v).collect(),
             AdamWConfig {
@@ -226,6 +239,7 @@ impl Trainer {
             base_snapshot,
             base_name: model_dir.display().to_string(),
             full_vars,
+            model_vars,
             names,
             optimizer,
             start,
@@ -304,9 +318,9 @@ impl Trainer {
             seed: args.seed.wrapping_mul(1_000_003).wrapping_add(step as u64 * 1024),
         };
         let mut result = if args.chunk == 0 {
-            plain(&self.embedder.model, &self.optimizer.vars, &inputs)?
+            plain(&self.embedder.model, &self.model_vars, &inputs)?
         } else {
-            grad_cache(&self.embedder.model, &self.optimizer.vars, &inputs, args.chunk)?
+            grad_cache(&self.embedder.model, &self.model_vars, &inputs, args.chunk)?
         };
         if !result.loss.is_finite() {
             let kept = self
@@ -319,9 +333,18 @@ impl Trainer {
                 step + 1
             );
         }
+        // Gradients of 16-bit copies are applied to their f32 masters in f32.
+        for g in result.grads.iter_mut().flatten() {
+            *g = g.to_dtype(DType::F32)?;
+        }
         let grad_norm = clip_grad_norm(&mut result.grads, args.max_grad_norm)?;
         let lr = linear_lr(args.lr, step, args.warmup_steps, args.max_steps);
         self.optimizer.step(&result.grads, lr)?;
+        for (copy, master) in self.model_vars.iter().zip(&self.optimizer.vars) {
+            if copy.dtype() != master.dtype() {
+                copy.set(&master.to_dtype(copy.dtype())?)?;
+            }
+        }
         let seconds = began.elapsed().as_secs_f64();
         self.log.push(TrainLogRow {
             step: (step + 1) as u32,
