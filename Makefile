@@ -40,7 +40,7 @@ demo-real:
 	@$(MAKE) --no-print-directory PIPELINE=wordnet $(if $(filter command line,$(origin RUN)),,RUN=demo-real) demo-real
 endif
 
-.PHONY: help test sql build bench-mining bench-embed bench-train
+.PHONY: help test sql build bench-mining bench-embed bench-train cuda gpu-bundle
 help:
 	@echo "saha: hierarchical embedding prompt + SaHa hard negatives, as make-driven stages"
 	@echo
@@ -124,6 +124,23 @@ bench-embed: build
 # and in PyTorch + PEFT, same batch, same adapter tensors, THREADS threads each; 2-3 minutes on 2 idle cores.
 bench-train: build
 	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-train THREADS=$(or $(THREADS),$(shell nproc)) EAGER=$(or $(EAGER),0) bash scripts/bench-train.sh
+
+# CUDA-enabled saha-embed and saha-train, built here with no GPU and no system CUDA toolkit: a pinned CUDA 13.0
+# toolchain from PyPI (scripts/fetch-cuda.sh), a stub libcuda.so.1, kernels for CUDA_COMPUTE_CAP (90: H100/H200).
+# Its own target folder, so the CPU binaries in BIN stay as they are; the first build takes 15-30 minutes.
+CUDA_TARGET_DIR ?= $(CARGO_TARGET_DIR)-cuda
+CUDA_BIN := $(CUDA_TARGET_DIR)/release
+cuda:
+	@env=$$(bash scripts/fetch-cuda.sh) && . "$$env" && \
+	  CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) $(CARGO) build --release -p saha-embed -p saha-train \
+	    --features saha-embed/cuda,saha-train/cuda
+	@ls -l $(CUDA_BIN)/saha-embed $(CUDA_BIN)/saha-train
+
+# What the GPU machine needs in one folder under 60 MiB (it has no Rust and no network): the CUDA binaries
+# (xz-compressed), saha-init-model, the parity fixtures and scripts/gpu/. See scripts/gpu/README.md.
+GPU_BUNDLE ?= gpu-bundle
+gpu-bundle: cuda build
+	BIN=$(BIN) CUDA_BIN=$(CUDA_BIN) OUT=$(GPU_BUNDLE) bash scripts/gpu/bundle.sh
 
 sql: | $(BIN)/saha-sql
 	@test -n "$(Q)" || { echo 'make sql: pass the query as Q="select ..."' >&2; exit 2; }

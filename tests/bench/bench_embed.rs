@@ -8,13 +8,13 @@
 //! transformers and check that both compute the same embeddings.
 //!
 //! Usage: saha-bench-embed --model DIR --kind text|image --batch N --iters K [--images DIR] [--dump FILE]
-//!        [--components]
+//!        [--components] [--device cpu|cuda:N] [--dtype auto|f32|bf16|f16]
 //! `--images DIR` holds img_00.png, img_01.png, ... (written there when missing). `--components` adds
 //! the vision tower's share of the forward time (timed apart, after the main loop).
 
 #[path = "common.rs"]
 mod common;
-use common::{encode, median, sentence, threads, vm_kib, write_image, Argv, Item, SYSTEM_PROMPT};
+use common::{encode, median, placement, sentence, threads, vm_kib, write_image, Argv, Item, SYSTEM_PROMPT};
 use saha_common::rng::Rng;
 
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use serde_json::json;
 fn usage() -> ! {
     eprintln!(
         "usage: saha-bench-embed --model DIR --kind text|image --batch N --iters K [--images DIR] [--dump FILE] \
-         [--components]"
+         [--components] [--device cpu|cuda:N] [--dtype auto|f32|bf16|f16]"
     );
     std::process::exit(2)
 }
@@ -40,6 +40,7 @@ struct Args {
     images: PathBuf,
     dump: Option<PathBuf>,
     components: bool,
+    placement: (Device, DType),
 }
 
 fn parse_args() -> Args {
@@ -54,6 +55,7 @@ fn parse_args() -> Args {
             .unwrap_or_else(|| PathBuf::from("runs/bench-embed/images")),
         dump: argv.path("--dump"),
         components: argv.flag("--components"),
+        placement: placement(&argv, usage),
     };
     if !matches!(args.kind.as_str(), "text" | "image") || args.batch == 0 || args.iters == 0 {
         usage();
@@ -79,7 +81,8 @@ fn main() {
     let args = parse_args();
     saha_model::startup::keep_freed_memory();
     let t_load = Instant::now();
-    let embedder = Embedder::load(&args.model, DType::F32, &Device::Cpu)
+    let (device, dtype) = &args.placement;
+    let embedder = Embedder::load(&args.model, *dtype, device)
         .unwrap_or_else(|e| panic!("cannot load {}: {e}", args.model.display()));
     let load_s = t_load.elapsed().as_secs_f64();
     // Peak RSS from here on (the weights' load, which maps the file and copies it, peaks higher).
@@ -160,6 +163,7 @@ fn main() {
         let t0 = Instant::now();
         let inputs = encode(&embedder, &items);
         let t1 = Instant::now();
+        // `embed` returns host vectors, so the time includes waiting for the device.
         let out = embedder.embed(&inputs).expect("embed");
         std::hint::black_box(out);
         encode_s.push((t1 - t0).as_secs_f64());
@@ -174,6 +178,8 @@ fn main() {
         "batch": args.batch,
         "iters": args.iters,
         "threads": threads(),
+        "device": format!("{:?}", device.location()),
+        "dtype": format!("{dtype:?}"),
         "items_per_s": b / total_s,
         "forward_items_per_s": b / forward_s,
         "encode_s_per_batch": encode_s,
@@ -199,11 +205,17 @@ fn main() {
             .flat_map(|p| p.values.iter().copied())
             .collect();
         let rows: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
-        let patches = Tensor::from_vec(values, (rows, values_len(&inputs) / rows), &Device::Cpu).unwrap();
+        let patches = Tensor::from_vec(values, (rows, values_len(&inputs) / rows), device).unwrap();
         let times = (0..args.iters)
             .map(|_| {
                 let t = Instant::now();
-                std::hint::black_box(vision.forward(&patches, &grids).expect("vision"));
+                let out = vision.forward(&patches, &grids).expect("vision");
+                // One value read back waits for the device.
+                let first = out
+                    .flatten_all()
+                    .and_then(|t| t.get(0))
+                    .and_then(|t| t.to_dtype(DType::F32));
+                std::hint::black_box(first.and_then(|t| t.to_scalar::<f32>()).expect("read back"));
                 t.elapsed().as_secs_f64()
             })
             .collect();

@@ -16,11 +16,11 @@
 //! with PyTorch + PEFT and to check that both compute the same losses.
 //!
 //! Usage: saha-bench-train --model DIR --mode gradcache|plain [--pairs 16] [--chunk 4] [--steps 3]
-//!        [--images DIR] [--adapter DIR] [--dump FILE] [--label NAME]
+//!        [--images DIR] [--adapter DIR] [--dump FILE] [--label NAME] [--device cpu|cuda:N] [--dtype ...]
 
 #[path = "common.rs"]
 mod common;
-use common::{encode, median, sentence, threads, vm_kib, write_image, Argv, Item, SYSTEM_PROMPT};
+use common::{encode, median, placement, sentence, threads, vm_kib, write_image, Argv, Item, SYSTEM_PROMPT};
 use saha_common::rng::Rng;
 
 use std::path::PathBuf;
@@ -49,7 +49,7 @@ const STEP_SEED: u64 = 7;
 fn usage() -> ! {
     eprintln!(
         "usage: saha-bench-train --model DIR --mode gradcache|plain [--pairs 16] [--chunk 4] [--steps 3] \
-         [--images DIR] [--adapter DIR] [--dump FILE] [--label NAME]"
+         [--images DIR] [--adapter DIR] [--dump FILE] [--label NAME] [--device cpu|cuda:N] [--dtype auto|f32|bf16]"
     );
     std::process::exit(2)
 }
@@ -64,6 +64,7 @@ struct Args {
     adapter: Option<PathBuf>,
     dump: Option<PathBuf>,
     label: String,
+    placement: (Device, DType),
 }
 
 fn parse_args() -> Args {
@@ -80,6 +81,7 @@ fn parse_args() -> Args {
         adapter: argv.path("--adapter"),
         dump: argv.path("--dump"),
         label: argv.value("--label").unwrap_or_default(),
+        placement: placement(&argv, usage),
     };
     if !matches!(args.mode.as_str(), "gradcache" | "plain") || args.pairs < 2 || args.steps == 0 || args.chunk == 0 {
         usage();
@@ -106,7 +108,8 @@ fn main() {
     let args = parse_args();
     saha_model::startup::keep_freed_memory();
     let t_load = Instant::now();
-    let mut embedder = Embedder::load(&args.model, DType::F32, &Device::Cpu)
+    let (device, dtype) = &args.placement;
+    let mut embedder = Embedder::load(&args.model, *dtype, device)
         .unwrap_or_else(|e| panic!("cannot load {}: {e}", args.model.display()));
     let load_s = t_load.elapsed().as_secs_f64();
     let rss_after_load = vm_kib("VmRSS").map(|k| k / 1024);
@@ -220,6 +223,8 @@ fn main() {
         "adapted_layers": adapted,
         "trainable_params": trainable,
         "threads": threads(),
+        "device": format!("{:?}", device.location()),
+        "dtype": format!("{dtype:?}"),
         "candle_num_threads_env": std::env::var("CANDLE_NUM_THREADS").ok(),
         "steps": args.steps,
         "steps_per_s": args.steps as f64 / total,

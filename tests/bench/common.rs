@@ -248,3 +248,16 @@ pub fn encode(embedder: &Embedder, items: &[Item]) -> Vec<EncodedInput> {
         })
         .collect()
 }
+
+/// `--device cpu|cuda:N` (default cpu) and `--dtype auto|f32|bf16|f16` (default auto: f32 on the CPU,
+/// bf16 on a GPU), as the stages read them.
+pub fn placement(argv: &Argv, usage: fn() -> !) -> (candle_core::Device, candle_core::DType) {
+    let device = argv.value("--device").unwrap_or_else(|| "cpu".into());
+    let device = saha_model::compute::device(&device).unwrap_or_else(|e| panic!("{e}"));
+    let dtype = argv
+        .value("--dtype")
+        .map(|d| clap::ValueEnum::from_str(&d, true).unwrap_or_else(|_| usage()))
+        .unwrap_or(saha_common::flags::Dtype::Auto);
+    let dtype = saha_model::compute::dtype(dtype, &device);
+    (device, dtype)
+}

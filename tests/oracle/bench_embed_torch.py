@@ -16,7 +16,9 @@ batches (median batch time reported): preprocessing (PNG decode, image processor
 Prints one JSON line with the fields saha-bench-embed prints.
 
 Usage: python3 tests/oracle/bench_embed_torch.py --model DIR --inputs FILE [--iters K] [--threads 2]
-       [--attn sdpa|eager] [--min-cosine 0.9999]
+       [--attn sdpa|eager] [--min-cosine 0.9999] [--device cpu|cuda:N] [--dtype f32|bf16]
+On a GPU the timings wait for the device (torch.cuda.synchronize) and the report adds peak_gpu_mib
+(torch.cuda.max_memory_reserved after the warm-up reset).
 """
 
 import argparse
@@ -31,15 +33,18 @@ IMAGE_PAD = "<|image_pad|>"
 PAD_TOKEN_ID = 151643  # <|endoftext|>
 
 
-def load(snapshot, attn):
+DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
+
+
+def load(snapshot, attn, dtype="f32", device="cpu"):
     import torch
     from tokenizers import Tokenizer
     from transformers import Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    model = Qwen2VLForConditionalGeneration.from_pretrained(snapshot, dtype=torch.float32,
+    model = Qwen2VLForConditionalGeneration.from_pretrained(snapshot, dtype=getattr(torch, DTYPES[dtype]),
                                                             attn_implementation=attn)
-    model.eval()
+    model.to(device).eval()
     # The PIL backend is what the reference used and what saha-model reproduces bit for bit.
     ip = Qwen2VLImageProcessorPil.from_pretrained(snapshot)
     tok = Tokenizer.from_file(str(Path(snapshot) / "tokenizer.json"))
@@ -80,6 +85,17 @@ def build_batch(items, tok, ip, image_token_id):
     }
 
 
+def to_device(batch, device):
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
+def sync(device):
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def embed(model, batch):
     import torch
 
@@ -88,9 +104,16 @@ def embed(model, batch):
     if batch["pixel_values"] is not None:
         kw.update(pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"])
     last = model.model(**kw).last_hidden_state
-    idx = torch.tensor([n - 1 for n in batch["lengths"]])
-    pooled = last[torch.arange(last.shape[0]), idx]
+    idx = torch.tensor([n - 1 for n in batch["lengths"]], device=last.device)
+    pooled = last[torch.arange(last.shape[0], device=last.device), idx].float()
     return torch.nn.functional.normalize(pooled, p=2, dim=-1)
+
+
+def torch_tf32_off():
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def vm_kib(field):
@@ -113,7 +136,11 @@ def main():
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     ap.add_argument("--min-cosine", type=float, default=0.9999,
                     help="fail when a row's cosine to the candle embedding is below this")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    ap.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
     args = ap.parse_args()
+    # TF32 would make float32 on a GPU another precision than candle's float32.
+    torch_tf32_off()
 
     import torch
 
@@ -122,7 +149,7 @@ def main():
     items = doc["items"]
 
     t = time.perf_counter()
-    model, ip, tok = load(args.model, args.attn)
+    model, ip, tok = load(args.model, args.attn, args.dtype, args.device)
     load_s = time.perf_counter() - t
     rss_after_load = vm_kib("VmRSS")
     peak_load = vm_kib("VmHWM")  # resetting the high-water mark also resets what `time` reports
@@ -135,8 +162,11 @@ def main():
     with torch.inference_mode():
         t = time.perf_counter()
         batch = build_batch(items, tok, ip, image_token_id)
-        first = embed(model, batch)
+        first = embed(model, to_device(batch, args.device)).cpu()
         warmup_s = time.perf_counter() - t
+        gpu = args.device.startswith("cuda")
+        if gpu:
+            torch.cuda.reset_peak_memory_stats()
         if [it["tokens"] for it in items] != batch["lengths"]:
             sys.exit(f"bench_embed_torch: token counts differ from candle's: {batch['lengths']} vs "
                      f"{[it['tokens'] for it in items]}")
@@ -148,9 +178,10 @@ def main():
         encode_s, forward_s, total_s = [], [], []
         for _ in range(args.iters):
             t0 = time.perf_counter()
-            batch = build_batch(items, tok, ip, image_token_id)
+            batch = to_device(build_batch(items, tok, ip, image_token_id), args.device)
             t1 = time.perf_counter()
             embed(model, batch)
+            sync(args.device)
             t2 = time.perf_counter()
             encode_s.append(t1 - t0)
             forward_s.append(t2 - t1)
@@ -169,6 +200,8 @@ def main():
         "rss_after_load_mib": rss_after_load // 1024 if rss_after_load else None,
         "peak_rss_inference_mib": (vm_kib("VmHWM") or 0) // 1024 or None,
         "min_cosine_vs_candle": min_cos, "max_abs_diff_vs_candle": max_abs,
+        "device": args.device, "dtype": args.dtype,
+        "peak_gpu_mib": torch.cuda.max_memory_reserved() // 2**20 if gpu else None,
     }
     print(json.dumps(report, sort_keys=True))
     if min_cos < args.min_cosine:

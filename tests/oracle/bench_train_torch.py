@@ -22,7 +22,10 @@ One warm-up step, then --steps timed steps. It fails unless the first step's los
 difference over all steps. Prints one JSON line with the fields saha-bench-train prints.
 
 Usage: python3 tests/oracle/bench_train_torch.py --model DIR --inputs FILE [--steps 3] [--threads 2]
-       [--attn sdpa|eager] [--max-loss-diff 1e-4]
+       [--attn sdpa|eager] [--max-loss-diff 1e-4] [--device cpu|cuda:N] [--dtype f32|bf16]
+With --dtype bf16 the base model is bfloat16 and PEFT keeps the adapter in float32 (the reference's --bf16
+setting under current PEFT); pooled embeddings are cast to float32 before the norm. On a GPU the steps wait
+for the device and the report adds peak_gpu_mib (torch.cuda.max_memory_reserved over the timed steps).
 """
 
 import argparse
@@ -34,18 +37,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_embed_torch import build_batch, vm_kib  # noqa: E402  (the batch layout bench-embed checked)
+from bench_embed_torch import DTYPES, build_batch, sync, to_device, torch_tf32_off, vm_kib  # noqa: E402
 
 
-def load(snapshot, adapter, attn):
+def load(snapshot, adapter, attn, dtype, device):
     import torch
     from peft import PeftModel
     from tokenizers import Tokenizer
     from transformers import Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    base = Qwen2VLForConditionalGeneration.from_pretrained(snapshot, dtype=torch.float32, attn_implementation=attn)
-    model = PeftModel.from_pretrained(base, adapter, is_trainable=True)
+    base = Qwen2VLForConditionalGeneration.from_pretrained(snapshot, dtype=getattr(torch, DTYPES[dtype]),
+                                                           attn_implementation=attn)
+    model = PeftModel.from_pretrained(base.to(device), adapter, is_trainable=True)
     model.train()
     ip = Qwen2VLImageProcessorPil.from_pretrained(snapshot)
     tok = Tokenizer.from_file(str(Path(snapshot) / "tokenizer.json"))
@@ -60,8 +64,8 @@ def encode(inner, batch):
     if batch["pixel_values"] is not None:
         kw.update(pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"])
     last = inner(**kw).last_hidden_state
-    idx = torch.tensor([n - 1 for n in batch["lengths"]])
-    pooled = last[torch.arange(last.shape[0]), idx]
+    idx = torch.tensor([n - 1 for n in batch["lengths"]], device=last.device)
+    pooled = last[torch.arange(last.shape[0], device=last.device), idx].float()
     return torch.nn.functional.normalize(pooled, p=2, dim=-1)
 
 
@@ -69,7 +73,7 @@ def info_nce(q, t, temperature):
     import torch
     import torch.nn.functional as F
 
-    return F.cross_entropy((q @ t.T) / temperature, torch.arange(q.shape[0], dtype=torch.long))
+    return F.cross_entropy((q @ t.T) / temperature, torch.arange(q.shape[0], dtype=torch.long, device=q.device))
 
 
 def plain_step(inner, qb, tb, temperature):
@@ -108,7 +112,11 @@ def main():
     ap.add_argument("--label", default="")
     ap.add_argument("--max-loss-diff", type=float, default=1e-4,
                     help="fail when the first step's loss differs from candle's by more than this")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    ap.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
     args = ap.parse_args()
+    torch_tf32_off()
+    gpu = args.device.startswith("cuda")
 
     import torch
 
@@ -117,7 +125,7 @@ def main():
     mode, chunk, temperature = doc["mode"], doc["chunk"], doc["temperature"]
 
     t = time.perf_counter()
-    model, ip, tok = load(args.model, doc["adapter"], args.attn)
+    model, ip, tok = load(args.model, doc["adapter"], args.attn, args.dtype, args.device)
     load_s = time.perf_counter() - t
     rss_after_load = vm_kib("VmRSS")
     peak_load = vm_kib("VmHWM")  # resetting the high-water mark also resets what `time` reports
@@ -138,12 +146,14 @@ def main():
     t = time.perf_counter()
     queries, targets = doc["queries"], doc["targets"]
     if mode == "plain":
-        qb = build_batch(queries, tok, ip, image_token_id)
-        tb = build_batch(targets, tok, ip, image_token_id)
+        qb = to_device(build_batch(queries, tok, ip, image_token_id), args.device)
+        tb = to_device(build_batch(targets, tok, ip, image_token_id), args.device)
         lengths = qb["lengths"] + tb["lengths"]
     else:
-        qchunks = [build_batch(queries[i:i + chunk], tok, ip, image_token_id) for i in range(0, len(queries), chunk)]
-        tchunks = [build_batch(targets[i:i + chunk], tok, ip, image_token_id) for i in range(0, len(targets), chunk)]
+        def chunks(items):
+            return [to_device(build_batch(items[i:i + chunk], tok, ip, image_token_id), args.device)
+                    for i in range(0, len(items), chunk)]
+        qchunks, tchunks = chunks(queries), chunks(targets)
         lengths = [n for c in qchunks + tchunks for n in c["lengths"]]
     encode_s = time.perf_counter() - t
     if lengths != [it["tokens"] for it in queries + targets]:
@@ -159,7 +169,10 @@ def main():
             loss = gradcache_step(inner, qchunks, tchunks, temperature)
         norm = torch.nn.utils.clip_grad_norm_(params, doc["max_grad_norm"])
         opt.step()
+        sync(args.device)
         step_s.append(time.perf_counter() - t0)
+        if gpu and len(step_s) == 1:
+            torch.cuda.reset_peak_memory_stats()
         cpu_s.append(time.process_time() - c0)
         losses.append(float(loss))
         grad_norms.append(float(norm))
@@ -186,6 +199,8 @@ def main():
         "peak_rss_load_mib": peak_load // 1024 if peak_load else None,
         "rss_after_load_mib": rss_after_load // 1024 if rss_after_load else None,
         "peak_rss_train_mib": (peak_train or 0) // 1024 or None,
+        "device": args.device, "dtype": args.dtype,
+        "peak_gpu_mib": torch.cuda.max_memory_reserved() // 2**20 if gpu else None,
     }
     print(json.dumps(report, sort_keys=True))
     if diffs[0] > args.max_loss_diff:
