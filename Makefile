@@ -132,9 +132,9 @@ CUDA_TARGET_DIR ?= $(CARGO_TARGET_DIR)-cuda
 CUDA_BIN := $(CUDA_TARGET_DIR)/release
 cuda:
 	@env=$$(bash scripts/fetch-cuda.sh) && . "$$env" && \
-	  CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) $(CARGO) build --release -p saha-embed -p saha-train \
-	    --features saha-embed/cuda,saha-train/cuda
-	@ls -l $(CUDA_BIN)/saha-embed $(CUDA_BIN)/saha-train
+	  CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) $(CARGO) build --release --bins -p saha-embed -p saha-train -p saha-tests \
+	    --features saha-embed/cuda,saha-train/cuda,saha-tests/cuda
+	@ls -l $(CUDA_BIN)/saha-embed $(CUDA_BIN)/saha-train $(CUDA_BIN)/saha-bench-embed $(CUDA_BIN)/saha-bench-train
 
 # What the GPU machine needs in one folder under 60 MiB (it has no Rust and no network): the CUDA binaries
 # (xz-compressed), saha-init-model, the parity fixtures and scripts/gpu/. See scripts/gpu/README.md.

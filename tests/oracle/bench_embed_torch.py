@@ -136,6 +136,8 @@ def main():
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     ap.add_argument("--min-cosine", type=float, default=0.9999,
                     help="fail when a row's cosine to the candle embedding is below this")
+    ap.add_argument("--max-abs", type=float, default=None,
+                    help="also fail when an embedding value differs from candle's by more than this")
     ap.add_argument("--device", default="cpu", help="cpu or cuda:N")
     ap.add_argument("--dtype", default="f32", choices=sorted(DTYPES))
     args = ap.parse_args()
@@ -204,6 +206,8 @@ def main():
         "peak_gpu_mib": torch.cuda.max_memory_reserved() // 2**20 if gpu else None,
     }
     print(json.dumps(report, sort_keys=True))
+    if args.max_abs is not None and max_abs > args.max_abs:
+        sys.exit(f"bench_embed_torch: candle and transformers disagree: max abs diff {max_abs:.3g} > {args.max_abs}")
     if min_cos < args.min_cosine:
         sys.exit(f"bench_embed_torch: candle and transformers disagree: min cosine {min_cos:.6f} "
                  f"< {args.min_cosine} (max abs diff {max_abs:.3g})")

@@ -1,5 +1,6 @@
 use anyhow::Result;
 use candle_core::{Device, Tensor};
+use rayon::prelude::*;
 use saha_common::rng::Rng;
 use saha_model::tensors::{checkpoint_tensors, TensorKind, TensorSpec};
 use saha_model::ModelConfig;
@@ -12,10 +13,11 @@ pub fn random_tensors(
     config: &ModelConfig,
     seed: u64,
     std: f32,
-    keep: impl Fn(&TensorSpec) -> bool,
+    keep: impl Fn(&TensorSpec) -> bool + Sync,
 ) -> Result<Vec<(String, Tensor)>> {
+    // Tensors in parallel (each has its own stream, so the values do not depend on the thread count).
     checkpoint_tensors(config)
-        .into_iter()
+        .into_par_iter()
         .enumerate()
         .filter(|(_, spec)| keep(spec))
         .map(|(index, spec)| {
