@@ -72,6 +72,8 @@ help:
 	@echo "                few-label subsets (LABELS=\"24 2\": N pairs sharing 24, then 2 targets); FAST=0 / NUMPY=0 skip parts"
 	@echo "  bench-embed   candle Qwen2-VL embedding items/s and peak memory vs transformers on this CPU"
 	@echo "  bench-train   candle DoRA training steps/s and peak memory vs PyTorch + PEFT (tiny and small config)"
+	@echo "  cuda          CUDA saha-embed/saha-train/benches into CUDA_TARGET_DIR (pinned PyPI CUDA 13.0, no GPU needed)"
+	@echo "  gpu-bundle    gpu-bundle/: what the GPU check needs (< 60 MiB); on the GPU machine: bash check.sh"
 	@echo "  help        this text"
 	@echo
 	@echo "Variables (current value):"
