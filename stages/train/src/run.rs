@@ -106,6 +106,14 @@ fn open(args: &Args) -> Result<Opened> {
     })
 }
 
+/// One step's (query, target) pairs and their model inputs.
+#[derive(Default)]
+struct StepBatch {
+    pairs: Vec<(u32, u32)>,
+    queries: Vec<EncodedInput>,
+    targets: Vec<EncodedInput>,
+}
+
 /// Everything a step needs and what the run has done so far.
 struct Trainer {
     data: TrainData,
@@ -265,8 +273,10 @@ impl Trainer {
 
     fn train(&mut self, args: &Args) -> Result<()> {
         let bar = progress::bar((args.max_steps - self.start) as u64, "train");
+        let mut batch = self.batch(args, self.start)?;
         for step in self.start..args.max_steps {
-            let loss = self.step(args, step)?;
+            let (loss, next) = self.step(args, step, batch)?;
+            batch = next;
             bar.set_message(format!("loss {loss:.4}"));
             bar.inc(1);
             let done = step + 1;
@@ -284,9 +294,8 @@ impl Trainer {
         Ok(())
     }
 
-    /// One optimiser step on the step's clusters; logs it and returns its loss.
-    fn step(&mut self, args: &Args, step: usize) -> Result<f32> {
-        let began = Instant::now();
+    /// Step `step`'s pairs (its clusters, flattened) and their model inputs.
+    fn batch(&self, args: &Args, step: usize) -> Result<StepBatch> {
         let chosen = step_clusters(self.data.clusters.len(), args.clusters_per_step, args.seed, step);
         let pairs: Vec<(u32, u32)> = chosen
             .iter()
@@ -294,6 +303,23 @@ impl Trainer {
             .collect();
         let queries = self.encode_all(pairs.iter().map(|p| p.0))?;
         let targets = self.encode_all(pairs.iter().map(|p| p.1))?;
+        Ok(StepBatch {
+            pairs,
+            queries,
+            targets,
+        })
+    }
+
+    /// One optimiser step on `batch`; logs it and returns its loss and the next step's batch, which is
+    /// read, decoded and tokenised on another thread while this step computes (an empty batch after the
+    /// last step).
+    fn step(&mut self, args: &Args, step: usize, batch: StepBatch) -> Result<(f32, StepBatch)> {
+        let began = Instant::now();
+        let StepBatch {
+            pairs,
+            queries,
+            targets,
+        } = batch;
         let same = args.mask_duplicate_targets.then(|| {
             duplicate_targets(
                 &pairs
@@ -317,11 +343,23 @@ impl Trainer {
             same_target: same.as_deref(),
             seed: args.seed.wrapping_mul(1_000_003).wrapping_add(step as u64 * 1024),
         };
-        let mut result = if args.chunk == 0 {
-            plain(&self.embedder.model, &self.model_vars, &inputs)?
-        } else {
-            grad_cache(&self.embedder.model, &self.model_vars, &inputs, args.chunk)?
-        };
+        let this = &*self;
+        let (result, next) = std::thread::scope(|scope| {
+            let next = scope.spawn(|| {
+                if step + 1 < args.max_steps {
+                    this.batch(args, step + 1)
+                } else {
+                    Ok(StepBatch::default())
+                }
+            });
+            let result = if args.chunk == 0 {
+                plain(&this.embedder.model, &this.model_vars, &inputs)
+            } else {
+                grad_cache(&this.embedder.model, &this.model_vars, &inputs, args.chunk)
+            };
+            (result, next.join().expect("the prefetching thread does not panic"))
+        });
+        let (mut result, next) = (result?, next?);
         if !result.loss.is_finite() {
             let kept = self
                 .last_checkpoint
@@ -358,7 +396,7 @@ impl Trainer {
             seconds,
             pairs_per_s: pairs.len() as f64 / seconds.max(1e-9),
         });
-        Ok(result.loss)
+        Ok((result.loss, next))
     }
 
     /// The model inputs of these items, in order.
