@@ -290,6 +290,32 @@ fn vision_tower_matches(suite: Suite, id: &str) {
     );
 }
 
+/// A Qwen2.5-VL snapshot in transformers' newer layout (nested config, `model.visual.*` /
+/// `model.language_model.*` names), split over shards, gives exactly the original layout's outputs.
+#[test]
+fn qwen2_5_vl_nested_sharded_snapshot_gives_the_same_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(QWEN2_5_VL);
+    let original = load_embedder(&tmp.path().join("a"), &fx);
+    let flags = [fx.init_flags, &["--layout", "nested", "--shards", "3"]].concat();
+    let nested_dir = init_model(&tmp.path().join("b"), 0, &flags);
+    assert!(nested_dir.join("model.safetensors.index.json").is_file());
+    let nested = Embedder::load(&nested_dir, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(nested.config, original.config);
+    let case = fx.cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "case08")
+        .unwrap();
+    let inputs = encode_case(&original, &fx, case);
+    let pad = original.tokenizer.pad_token();
+    let a = original.model.embed(&inputs, Padding::Right, pad).unwrap();
+    let b = nested.model.embed(&inputs, Padding::Right, pad).unwrap();
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    assert!(max_abs_diff(&b, &fx.expected["case08.embedding"]) <= 1e-4);
+}
+
 #[test]
 fn truncation_cuts_user_text_and_keeps_system_images_and_chat_tail() {
     let tmp = tempfile::tempdir().unwrap();
