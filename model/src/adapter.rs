@@ -19,7 +19,9 @@ fn add_in_f32(base: &Tensor, delta: &Tensor) -> Result<Tensor> {
     Ok((base.to_dtype(DType::F32)? + delta)?.to_dtype(base.dtype())?)
 }
 
-/// The language-model projections the reference adapts (`gate_proj` and `up_proj` are not).
+/// The layers the reference adapts, by last name component (`gate_proj` and `up_proj` are not): the
+/// language model's attention projections and `down_proj`, which on Qwen2.5-VL also names the vision
+/// blocks' MLP output.
 pub const REFERENCE_TARGETS: [&str; 5] = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

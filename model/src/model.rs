@@ -1,11 +1,12 @@
-//! Qwen2-VL as an embedder: vision tower + language model, pooled at each input's last real token.
+//! Qwen2-VL (and Qwen2.5-VL) as an embedder: vision tower + language model, pooled at each input's last
+//! real token.
 
 use candle_core::{DType, Device, Tensor, D};
 
 use crate::batch::{pad_batch, EncodedInput, Padding};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
-use crate::layers::Mode;
+use crate::layers::{Linear, Mode};
 use crate::text::{TextInputs, TextModel};
 use crate::vision::VisionTower;
 use crate::weights::Weights;
@@ -30,7 +31,7 @@ impl Qwen2Vl {
     pub fn load(weights: &Weights, config: &ModelConfig) -> Result<Self> {
         Ok(Qwen2Vl {
             config: config.clone(),
-            vision: VisionTower::load(weights, &config.vision)?,
+            vision: VisionTower::load(weights, config.arch, &config.vision)?,
             text: TextModel::load(weights, &config.text)?,
             device: weights.device().clone(),
             dtype: weights.dtype(),
@@ -51,6 +52,18 @@ impl Qwen2Vl {
 
     pub fn vision(&self) -> &VisionTower {
         &self.vision
+    }
+
+    /// Every linear layer of both towers with its original-layout name: the vision blocks'
+    /// (`visual.blocks.0.attn.qkv`), then the decoder's (`model.layers.0.self_attn.q_proj`).
+    pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
+        self.vision.for_each_linear_mut(f)?;
+        self.text.for_each_linear_mut(f)
+    }
+
+    pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
+        self.vision.for_each_linear(f);
+        self.text.for_each_linear(f);
     }
 
     pub fn device(&self) -> &Device {

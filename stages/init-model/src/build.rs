@@ -43,7 +43,8 @@ pub fn run(args: &Args) -> Result<Built> {
         Some(other) => bail!("--mrope-section needs three numbers (t,h,w), got {other:?}"),
     };
     let config_json = args.config_json(&text, mrope_section);
-    let config = ModelConfig::from_value(&config_json).context("the requested shape is not a valid Qwen2-VL")?;
+    let config = ModelConfig::from_value(&config_json)
+        .with_context(|| format!("the requested shape is not a valid {}", args.arch.arch().model_type()))?;
 
     let Some(file_tensors) = from_gguf.as_mut() else {
         let tensors = random_tensors(&config, args.seed, args.init_std, |_| true)?;

@@ -1,5 +1,5 @@
-//! A Qwen2-VL snapshot in the published Hugging Face layout: random weights from a seed, or the text
-//! half dequantised from a Qwen2-architecture GGUF decoder next to a seeded random vision tower.
+//! A Qwen2-VL or Qwen2.5-VL snapshot in the published Hugging Face layout: random weights from a seed, or
+//! the text half dequantised from a Qwen2-architecture GGUF decoder next to a seeded random vision tower.
 //!
 //! The files are what a real snapshot has (config.json, safetensors, tokenizer.json,
 //! preprocessor_config.json), so these models go through the same loader as Qwen2-VL-2B.
@@ -29,6 +29,27 @@ pub enum Layout {
     Nested,
 }
 
+/// The architecture to write (config.json's `model_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchArg {
+    /// Qwen2-VL (`qwen2_vl`).
+    #[value(name = "qwen2-vl")]
+    Qwen2Vl,
+    /// Qwen2.5-VL (`qwen2_5_vl`): RMSNorm + SwiGLU vision blocks, 112-pixel attention windows, full
+    /// attention in the last block of every eight (of the tower, when it is shallower).
+    #[value(name = "qwen2.5-vl")]
+    Qwen2_5Vl,
+}
+
+impl ArchArg {
+    pub fn arch(self) -> saha_model::config::Arch {
+        match self {
+            ArchArg::Qwen2Vl => saha_model::config::Arch::Qwen2Vl,
+            ArchArg::Qwen2_5Vl => saha_model::config::Arch::Qwen2_5Vl,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoredDtype {
     F32,
@@ -48,6 +69,9 @@ pub struct Args {
     /// Snapshot folder to write (replaced atomically if it exists).
     #[arg(long)]
     pub out: PathBuf,
+    /// Architecture of the snapshot.
+    #[arg(long, value_enum, default_value_t = ArchArg::Qwen2Vl)]
+    pub arch: ArchArg,
     /// The Qwen2 tokenizer.json to ship in the snapshot (scripts/fetch-tokenizer.sh fetches it).
     #[arg(long)]
     pub tokenizer: PathBuf,
@@ -82,6 +106,9 @@ pub struct Args {
     pub vision_dim: usize,
     #[arg(long, default_value_t = 4)]
     pub vision_heads: usize,
+    /// Width of the vision blocks' MLP (default: 4 x --vision-dim, Qwen2-VL's mlp_ratio).
+    #[arg(long)]
+    pub vision_intermediate: Option<usize>,
     /// Smallest image area in pixels the processor resizes to.
     #[arg(long, default_value_t = 3136)]
     pub min_pixels: usize,

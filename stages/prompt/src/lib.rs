@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Parser;
 use saha_common::flags::ImageRoot;
-use saha_schemas::provenance::ORIGIN;
+use saha_schemas::provenance::{BACKBONE, ORIGIN};
 use saha_schemas::records::{sink_for, write_rows};
 use saha_schemas::write::finish_all;
 use saha_schemas::{EvalListEntry, Item, Pair, Provenance, SkippedRow};
@@ -166,6 +166,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
     prov.param("args", args);
     prov.param("settings", &opts.settings);
     prov.param("layout", format!("{:?}", built.layout));
+    prov.set(&BACKBONE, args.backbone.name());
     for f in &built.input_files {
         prov.input(f)?;
     }

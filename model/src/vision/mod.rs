@@ -1,99 +1,28 @@
-//! Qwen2-VL's vision tower: patch embedding, blocks with 2-D rotary attention inside each image,
-//! and the 2x2 patch merger into the text hidden size.
+//! The vision towers of Qwen2-VL and Qwen2.5-VL: patch embedding, blocks with 2-D rotary attention, and
+//! the 2x2 patch merger into the text hidden size. Qwen2-VL's blocks attend within each image; Qwen2.5-VL
+//! reorders the patches window by window, attends within each window except in its full-attention blocks
+//! (within each image there), and restores the order after the merger.
+
+mod block;
+pub mod windows;
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::VisionConfig;
+use crate::config::{Arch, VisionConfig};
 use crate::error::{ModelError, Result};
-use crate::layers::{apply_rotary, quick_gelu, softmax_f32, LayerNorm, Linear, Mode};
+use crate::layers::{Linear, Mode};
 use crate::weights::Weights;
+use block::{Norm, VisionBlock};
+use windows::{window_layout, WindowLayout};
 
-const LAYER_NORM_EPS: f64 = 1e-6;
 const VISION_ROPE_THETA: f32 = 10_000.0;
-
-struct VisionBlock {
-    norm1: LayerNorm,
-    norm2: LayerNorm,
-    qkv: Linear,
-    proj: Linear,
-    fc1: Linear,
-    fc2: Linear,
-}
-
-impl VisionBlock {
-    fn load(w: &Weights, cfg: &VisionConfig, i: usize) -> Result<Self> {
-        let p = format!("visual.blocks.{i}");
-        let e = cfg.embed_dim;
-        Ok(VisionBlock {
-            norm1: LayerNorm::load(w, &format!("{p}.norm1"), e, LAYER_NORM_EPS)?,
-            norm2: LayerNorm::load(w, &format!("{p}.norm2"), e, LAYER_NORM_EPS)?,
-            qkv: Linear::load(w, &format!("{p}.attn.qkv"), e, 3 * e, true)?,
-            proj: Linear::load(w, &format!("{p}.attn.proj"), e, e, true)?,
-            fc1: Linear::load(w, &format!("{p}.mlp.fc1"), e, cfg.mlp_dim(), true)?,
-            fc2: Linear::load(w, &format!("{p}.mlp.fc2"), cfg.mlp_dim(), e, true)?,
-        })
-    }
-
-    fn forward(
-        &self,
-        x: &Tensor,
-        rope: &(Tensor, Tensor),
-        blocks: &[usize],
-        heads: usize,
-        mode: Mode,
-    ) -> Result<Tensor> {
-        let x = (x + self.attention(&self.norm1.forward_mode(x, mode)?, rope, blocks, heads, mode)?)?;
-        let hidden = quick_gelu(&self.fc1.forward(&self.norm2.forward_mode(&x, mode)?)?)?;
-        let mlp = self.fc2.forward(&hidden)?;
-        Ok((x + mlp)?)
-    }
-
-    /// Full attention within each block of `blocks` patches (one block per image frame), none across.
-    fn attention(
-        &self,
-        x: &Tensor,
-        (cos, sin): &(Tensor, Tensor),
-        blocks: &[usize],
-        heads: usize,
-        mode: Mode,
-    ) -> Result<Tensor> {
-        let (n, e) = x.dims2()?;
-        let head_dim = e / heads;
-        // [3, heads, n, head_dim]: one contiguous matrix per head, as attention and the rope kernel want.
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((n, 3, heads, head_dim))?
-            .permute((1, 2, 0, 3))?
-            .contiguous()?;
-        let rotate = |t: Tensor| -> Result<Tensor> {
-            apply_rotary(&t.unsqueeze(0)?, cos, sin, mode)?
-                .squeeze(0)
-                .map_err(Into::into)
-        };
-        let q = rotate(qkv.get(0)?)?;
-        let k = rotate(qkv.get(1)?)?;
-        let v = qkv.get(2)?;
-        let scale = 1.0 / (head_dim as f64).sqrt();
-        let mut outputs = Vec::with_capacity(blocks.len());
-        let mut start = 0;
-        for &len in blocks {
-            let part = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(1, start, len)?.contiguous()?) };
-            let (q, k, v) = (part(&q)?, part(&k)?, part(&v)?);
-            let scores = (q.matmul(&k.t()?)? * scale)?;
-            let out = softmax_f32(&scores, mode)?.matmul(&v)?;
-            outputs.push(out.transpose(0, 1)?.reshape((len, e))?);
-            start += len;
-        }
-        self.proj.forward(&Tensor::cat(&outputs, 0)?)
-    }
-}
 
 /// The vision tower's intermediate outputs for one call ([`VisionTower::forward_traced`]).
 pub struct VisionTrace {
     /// The patch embedding `[n, embed_dim]`, before the first block.
     pub patch_embed: Tensor,
-    /// Each block's output `[n, embed_dim]`, in order; the last one feeds the merger.
+    /// Each block's output `[n, embed_dim]`, in order; the last one feeds the merger. Rows are in the
+    /// tower's order: window by window for Qwen2.5-VL (transformers' `last_hidden_state` order).
     pub blocks: Vec<Tensor>,
     /// The merger's output `[n / merge_unit, hidden_size]`, what [`VisionTower::forward`] returns.
     pub merged: Tensor,
@@ -103,13 +32,13 @@ pub struct VisionTower {
     cfg: VisionConfig,
     patch_embed: Linear,
     blocks: Vec<VisionBlock>,
-    merger_norm: LayerNorm,
+    merger_norm: Norm,
     merger_fc1: Linear,
     merger_fc2: Linear,
 }
 
 impl VisionTower {
-    pub fn load(w: &Weights, cfg: &VisionConfig) -> Result<Self> {
+    pub fn load(w: &Weights, arch: Arch, cfg: &VisionConfig) -> Result<Self> {
         let e = cfg.embed_dim;
         // The Conv3d's kernel equals its stride, so over pre-flattened patches it is a plain linear map.
         let conv_shape = [
@@ -122,14 +51,14 @@ impl VisionTower {
         let conv = w.get("visual.patch_embed.proj.weight", &conv_shape)?;
         let patch_embed = Linear::from_tensors(conv.reshape((e, cfg.patch_values()))?, None);
         let blocks = (0..cfg.depth)
-            .map(|i| VisionBlock::load(w, cfg, i))
+            .map(|i| VisionBlock::load(w, arch, cfg, i))
             .collect::<Result<Vec<_>>>()?;
         let merged = e * cfg.merge_unit();
         Ok(VisionTower {
             cfg: cfg.clone(),
             patch_embed,
             blocks,
-            merger_norm: LayerNorm::load(w, "visual.merger.ln_q", e, LAYER_NORM_EPS)?,
+            merger_norm: Norm::load(w, arch, "visual.merger.ln_q", e)?,
             merger_fc1: Linear::load(w, "visual.merger.mlp.0", merged, merged, true)?,
             merger_fc2: Linear::load(w, "visual.merger.mlp.2", merged, cfg.hidden_size, true)?,
         })
@@ -176,32 +105,74 @@ impl VisionTower {
                 self.cfg.patch_values()
             )));
         }
-        // Weights are trained all together or not at all (adapters sit on the language model only): a
-        // frozen tower needs no graph, so it runs as at inference, on the fused kernels.
-        let mode = if self.patch_embed.weight().is_variable() {
-            mode
-        } else {
-            Mode::INFERENCE
-        };
-        let rope = self.rotary_tables(grids, patches.device())?;
-        let blocks: Vec<usize> = grids
+        // A frozen tower needs no graph, so it runs as at inference, on the fused kernels. It trains when
+        // all its weights do (full fine-tuning) or when adapters sit on some of its layers.
+        let trainable = self.patch_embed.weight().is_variable()
+            || self
+                .blocks
+                .iter()
+                .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()));
+        let mode = if trainable { mode } else { Mode::INFERENCE };
+        let frames: Vec<usize> = grids
             .iter()
             .flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t))
             .collect();
+        let unit = self.cfg.merge_unit();
+        let layout = self
+            .cfg
+            .window_tokens()
+            .map(|side| window_layout(grids, self.cfg.spatial_merge_size, side));
+        let device = patches.device();
+        let reorder = |x: &Tensor, layout: &WindowLayout| -> Result<Tensor> {
+            let rows = layout.row_order(unit);
+            Ok(x.index_select(&Tensor::from_vec(rows, n, device)?, x.rank() - 2)?)
+        };
+        let (mut cos, mut sin) = self.rotary_tables(grids, device)?;
         let mut x = self
             .patch_embed
             .forward(&patches.to_dtype(self.patch_embed.weight().dtype())?)?;
         stage(None, &x);
+        if let Some(layout) = &layout {
+            x = reorder(&x, layout)?;
+            (cos, sin) = (reorder(&cos, layout)?, reorder(&sin, layout)?);
+        }
+        let rope = (cos, sin);
         for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(&x, &rope, &blocks, self.cfg.num_heads, mode)?;
+            let segments = match (&layout, &self.cfg.windows) {
+                (Some(layout), Some(w)) if !w.full_attention_blocks.contains(&i) => &layout.windows,
+                _ => &frames,
+            };
+            x = block.forward(&x, &rope, segments, self.cfg.num_heads, mode)?;
             stage(Some(i), &x);
         }
-        let merged = self
-            .merger_norm
-            .forward_mode(&x, mode)?
-            .reshape((n / self.cfg.merge_unit(), ()))?;
-        let merged = self.merger_fc1.forward(&merged)?.gelu_erf()?;
-        self.merger_fc2.forward(&merged)
+        let merged = self.merger_norm.forward_mode(&x, mode)?.reshape((n / unit, ()))?;
+        let merged = self.merger_fc1.forward_mode(&merged, mode)?.gelu_erf()?;
+        let merged = self.merger_fc2.forward_mode(&merged, mode)?;
+        match &layout {
+            None => Ok(merged),
+            Some(layout) => {
+                let back = Tensor::from_vec(layout.inverse(), n / unit, device)?;
+                Ok(merged.index_select(&back, 0)?)
+            }
+        }
+    }
+
+    /// Every linear layer of the blocks with its original-layout name (`visual.blocks.3.mlp.down_proj`).
+    pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            for (name, linear) in block.linears_mut() {
+                f(&format!("visual.blocks.{i}.{name}"), linear)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
+        for (i, block) in self.blocks.iter().enumerate() {
+            for (name, linear) in block.linears() {
+                f(&format!("visual.blocks.{i}.{name}"), linear);
+            }
+        }
     }
 
     /// cos and sin `[1, n, head_dim / 2]` of each patch's (row, column) position, in 2x2 merge-window order.
