@@ -26,6 +26,8 @@ sys.path.insert(0, str(HERE))
 import qwen2vl_fixtures as qf  # noqa: E402
 import train_fixtures as tf  # noqa: E402
 
+IMG_DIR = HERE.parents[1] / "tests" / "fixtures" / "qwen2vl" / "images"
+
 
 def die(msg):
     sys.exit(f"train_bf16_fixtures: error: {msg}")
@@ -72,11 +74,11 @@ def generate(snapshot, fixtures):
         model = load_bf16(snapshot, fixtures / kind / "initial")
         cfg_src = model.base_model.model.config
         cfg = {k: getattr(cfg_src, k) for k in ("image_token_id", "vision_start_token_id", "vision_end_token_id")}
-        qb = tf.build(model, tok, ip, [p["query"] for p in tf.PAIRS], cfg)
-        tb = tf.build(model, tok, ip, [p["target"] for p in tf.PAIRS], cfg)
+        qb = tf.build(model, tok, ip, [p["query"] for p in tf.PAIRS], cfg, IMG_DIR)
+        tb = tf.build(model, tok, ip, [p["target"] for p in tf.PAIRS], cfg, IMG_DIR)
         loss, q, t, grads = tf.plain_step(model, qb, tb)
         gmap = tf.peft_keys(model, grads)
-        gc_loss, gc_grads = tf.gradcache_step(model, tok, ip, cfg)
+        gc_loss, gc_grads = tf.gradcache_step(model, tok, ip, cfg, IMG_DIR)
         gcmap = tf.peft_keys(model, gc_grads)
 
         f32 = load_file(str(fixtures / kind / "expected.safetensors"))
