@@ -3,25 +3,29 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::VisionConfig;
+use crate::config::{VisionAct, VisionConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::{apply_rotary, quick_gelu, softmax_f32, LayerNorm, Linear, Mode};
 use crate::weights::Weights;
 
-const LAYER_NORM_EPS: f64 = 1e-6;
+pub(crate) const LAYER_NORM_EPS: f64 = 1e-6;
 const VISION_ROPE_THETA: f32 = 10_000.0;
 
-struct VisionBlock {
+/// A pre-LayerNorm ViT block with 2-D rotary attention inside each image (Qwen2-VL's and Qwen3-VL's).
+pub(crate) struct VisionBlock {
     norm1: LayerNorm,
     norm2: LayerNorm,
     qkv: Linear,
     proj: Linear,
     fc1: Linear,
     fc2: Linear,
+    act: VisionAct,
 }
 
 impl VisionBlock {
-    fn load(w: &Weights, cfg: &VisionConfig, i: usize) -> Result<Self> {
+    /// Block `i`; `mlp` names the MLP's two linears (`fc1`/`fc2` in Qwen2-VL, `linear_fc1`/`linear_fc2` in
+    /// Qwen3-VL).
+    pub(crate) fn load(w: &Weights, cfg: &VisionConfig, i: usize, mlp: [&str; 2]) -> Result<Self> {
         let p = format!("visual.blocks.{i}");
         let e = cfg.embed_dim;
         Ok(VisionBlock {
@@ -29,12 +33,13 @@ impl VisionBlock {
             norm2: LayerNorm::load(w, &format!("{p}.norm2"), e, LAYER_NORM_EPS)?,
             qkv: Linear::load(w, &format!("{p}.attn.qkv"), e, 3 * e, true)?,
             proj: Linear::load(w, &format!("{p}.attn.proj"), e, e, true)?,
-            fc1: Linear::load(w, &format!("{p}.mlp.fc1"), e, cfg.mlp_dim(), true)?,
-            fc2: Linear::load(w, &format!("{p}.mlp.fc2"), cfg.mlp_dim(), e, true)?,
+            fc1: Linear::load(w, &format!("{p}.mlp.{}", mlp[0]), e, cfg.mlp_dim(), true)?,
+            fc2: Linear::load(w, &format!("{p}.mlp.{}", mlp[1]), cfg.mlp_dim(), e, true)?,
+            act: cfg.hidden_act,
         })
     }
 
-    fn forward(
+    pub(crate) fn forward(
         &self,
         x: &Tensor,
         rope: &(Tensor, Tensor),
@@ -43,7 +48,12 @@ impl VisionBlock {
         mode: Mode,
     ) -> Result<Tensor> {
         let x = (x + self.attention(&self.norm1.forward_mode(x, mode)?, rope, blocks, heads, mode)?)?;
-        let hidden = quick_gelu(&self.fc1.forward(&self.norm2.forward_mode(&x, mode)?)?)?;
+        let hidden = self.fc1.forward(&self.norm2.forward_mode(&x, mode)?)?;
+        let hidden = match self.act {
+            VisionAct::QuickGelu => quick_gelu(&hidden)?,
+            VisionAct::GeluTanh => hidden.gelu()?,
+            VisionAct::Gelu => hidden.gelu_erf()?,
+        };
         let mlp = self.fc2.forward(&hidden)?;
         Ok((x + mlp)?)
     }
@@ -97,6 +107,8 @@ pub struct VisionTrace {
     pub blocks: Vec<Tensor>,
     /// The merger's output `[n / merge_unit, hidden_size]`, what [`VisionTower::forward`] returns.
     pub merged: Tensor,
+    /// Qwen3-VL: the DeepStack mergers' outputs, one per text layer they feed, in that order.
+    pub deepstack: Vec<Tensor>,
 }
 
 pub struct VisionTower {
@@ -122,7 +134,7 @@ impl VisionTower {
         let conv = w.get("visual.patch_embed.proj.weight", &conv_shape)?;
         let patch_embed = Linear::from_tensors(conv.reshape((e, cfg.patch_values()))?, None);
         let blocks = (0..cfg.depth)
-            .map(|i| VisionBlock::load(w, cfg, i))
+            .map(|i| VisionBlock::load(w, cfg, i, ["fc1", "fc2"]))
             .collect::<Result<Vec<_>>>()?;
         let merged = e * cfg.merge_unit();
         Ok(VisionTower {
@@ -157,6 +169,7 @@ impl VisionTower {
             patch_embed: patch_embed.expect("run reports the patch embedding"),
             blocks,
             merged,
+            deepstack: Vec::new(),
         })
     }
 
@@ -168,14 +181,7 @@ impl VisionTower {
         mode: Mode,
         mut stage: impl FnMut(Option<usize>, &Tensor),
     ) -> Result<Tensor> {
-        let expected: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
-        let (n, values) = patches.dims2()?;
-        if n != expected || values != self.cfg.patch_values() {
-            return Err(ModelError::Input(format!(
-                "pixel patches have shape [{n}, {values}], the image grids need [{expected}, {}]",
-                self.cfg.patch_values()
-            )));
-        }
+        let n = check_patches(patches, grids, &self.cfg)?;
         // Weights are trained all together or not at all (adapters sit on the language model only): a
         // frozen tower needs no graph, so it runs as at inference, on the fused kernels.
         let mode = if self.patch_embed.weight().is_variable() {
@@ -183,11 +189,8 @@ impl VisionTower {
         } else {
             Mode::INFERENCE
         };
-        let rope = self.rotary_tables(grids, patches.device())?;
-        let blocks: Vec<usize> = grids
-            .iter()
-            .flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t))
-            .collect();
+        let rope = rotary_tables(&self.cfg, grids, patches.device())?;
+        let blocks = frames(grids);
         let mut x = self
             .patch_embed
             .forward(&patches.to_dtype(self.patch_embed.weight().dtype())?)?;
@@ -203,38 +206,53 @@ impl VisionTower {
         let merged = self.merger_fc1.forward(&merged)?.gelu_erf()?;
         self.merger_fc2.forward(&merged)
     }
+}
 
-    /// cos and sin `[1, n, head_dim / 2]` of each patch's (row, column) position, in 2x2 merge-window order.
-    fn rotary_tables(&self, grids: &[[usize; 3]], device: &Device) -> Result<(Tensor, Tensor)> {
-        let head_dim = self.cfg.head_dim();
-        let rotary_dim = head_dim / 2;
-        let inv_freq: Vec<f32> = (0..rotary_dim / 2)
-            .map(|k| 1.0 / VISION_ROPE_THETA.powf((2 * k) as f32 / rotary_dim as f32))
-            .collect();
-        let m = self.cfg.spatial_merge_size;
-        let total: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
-        let mut angles = Vec::with_capacity(total * rotary_dim);
-        let mut row = vec![0f32; rotary_dim];
-        for &[t, h, w] in grids {
-            for _ in 0..t {
-                for block_row in 0..h / m {
-                    for block_col in 0..w / m {
-                        for i in 0..m {
-                            for j in 0..m {
-                                let (y, x) = ((block_row * m + i) as f32, (block_col * m + j) as f32);
-                                let quarter = rotary_dim / 2;
-                                for (k, f) in inv_freq.iter().enumerate() {
-                                    row[k] = y * f;
-                                    row[quarter + k] = x * f;
-                                }
-                                angles.extend_from_slice(&row);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let angles = Tensor::from_vec(angles, (1, total, rotary_dim), device)?;
-        Ok((angles.cos()?.to_dtype(DType::F32)?, angles.sin()?.to_dtype(DType::F32)?))
+/// The number of patches, after checking that `patches` is `[sum(t*h*w), patch_values]` for `grids`.
+pub(crate) fn check_patches(patches: &Tensor, grids: &[[usize; 3]], cfg: &VisionConfig) -> Result<usize> {
+    let expected: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
+    let (n, values) = patches.dims2()?;
+    if n != expected || values != cfg.patch_values() {
+        return Err(ModelError::Input(format!(
+            "pixel patches have shape [{n}, {values}], the image grids need [{expected}, {}]",
+            cfg.patch_values()
+        )));
     }
+    Ok(n)
+}
+
+/// Patches per attention block: one block per image frame.
+pub(crate) fn frames(grids: &[[usize; 3]]) -> Vec<usize> {
+    grids.iter().flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t)).collect()
+}
+
+/// Each patch's (row, column) in the order the processor emits patches: frame by frame, 2x2 merge window
+/// by merge window.
+pub(crate) fn patch_positions(grids: &[[usize; 3]], merge: usize) -> impl Iterator<Item = (usize, usize, [usize; 3])> + '_ {
+    grids.iter().flat_map(move |&grid @ [t, h, w]| {
+        (0..t).flat_map(move |_| {
+            (0..h / merge).flat_map(move |block_row| {
+                (0..w / merge).flat_map(move |block_col| {
+                    (0..merge * merge)
+                        .map(move |k| (block_row * merge + k / merge, block_col * merge + k % merge, grid))
+                })
+            })
+        })
+    })
+}
+
+/// cos and sin `[1, n, head_dim / 2]` of each patch's (row, column) position, in 2x2 merge-window order.
+pub(crate) fn rotary_tables(cfg: &VisionConfig, grids: &[[usize; 3]], device: &Device) -> Result<(Tensor, Tensor)> {
+    let rotary_dim = cfg.head_dim() / 2;
+    let inv_freq: Vec<f32> = (0..rotary_dim / 2)
+        .map(|k| 1.0 / VISION_ROPE_THETA.powf((2 * k) as f32 / rotary_dim as f32))
+        .collect();
+    let mut angles = Vec::new();
+    for (y, x, _) in patch_positions(grids, cfg.spatial_merge_size) {
+        angles.extend(inv_freq.iter().map(|f| y as f32 * f));
+        angles.extend(inv_freq.iter().map(|f| x as f32 * f));
+    }
+    let total = angles.len() / rotary_dim;
+    let angles = Tensor::from_vec(angles, (1, total, rotary_dim), device)?;
+    Ok((angles.cos()?.to_dtype(DType::F32)?, angles.sin()?.to_dtype(DType::F32)?))
 }
