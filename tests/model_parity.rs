@@ -1,8 +1,9 @@
-//! Parity of the candle Qwen2-VL with transformers on the same tiny random weights.
+//! Parity of the candle Qwen2-VL and Qwen3-VL with transformers on the same tiny random weights.
 //!
 //! tests/fixtures/qwen2vl/ holds what transformers computed (tests/oracle/qwen2vl_fixtures.py) for the
-//! snapshot `saha-init-model --seed 0` writes; the test rebuilds that snapshot, checks its hashes against
-//! the fixture's, and compares token ids, pixel values, positions, hidden states and embeddings.
+//! snapshot `saha-init-model --seed 0` writes, tests/fixtures/qwen3vl/ the same for `--arch qwen3-vl`
+//! (tests/oracle/qwen3vl_fixtures.py); the tests rebuild each snapshot, check its hashes against the
+//! fixture's, and compare token ids, pixel values, positions, hidden states and embeddings.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,13 +19,23 @@ struct Fixture {
     cases: Value,
     expected: HashMap<String, Tensor>,
     dir: PathBuf,
+    /// The `saha-init-model` flags of the snapshot the fixtures come from (besides `--seed 0`).
+    init_args: &'static [&'static str],
 }
 
-fn fixture() -> Fixture {
-    let dir = repo_root().join("tests/fixtures/qwen2vl");
+const QWEN2_VL: (&str, &[&str]) = ("qwen2vl", &[]);
+const QWEN3_VL: (&str, &[&str]) = ("qwen3vl", &["--arch", "qwen3-vl"]);
+
+fn fixture((name, init_args): (&str, &'static [&'static str])) -> Fixture {
+    let dir = repo_root().join("tests/fixtures").join(name);
     let cases: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
     let expected = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu).unwrap();
-    Fixture { cases, expected, dir }
+    Fixture {
+        cases,
+        expected,
+        dir,
+        init_args,
+    }
 }
 
 fn sha256(path: &std::path::Path) -> String {
@@ -32,13 +43,13 @@ fn sha256(path: &std::path::Path) -> String {
 }
 
 fn load_embedder(tmp: &std::path::Path, fx: &Fixture) -> Embedder {
-    let snapshot = init_model(tmp, 0, &[]);
+    let snapshot = init_model(tmp, 0, fx.init_args);
     for (file, hash) in fx.cases["snapshot"]["sha256"].as_object().unwrap() {
         assert_eq!(
             &sha256(&snapshot.join(file)),
             hash.as_str().unwrap(),
             "{file} of `saha-init-model --seed 0` differs from the snapshot the fixtures were made from; \
-             regenerate them (tests/fixtures/qwen2vl/README.md)"
+             regenerate them (the fixture folder's README.md)"
         );
     }
     Embedder::load(&snapshot, DType::F32, &Device::Cpu).unwrap()
@@ -79,34 +90,61 @@ fn encode_case(embedder: &Embedder, fx: &Fixture, case: &Value) -> Vec<EncodedIn
         let want = saha_tests::unpadded_ids(&ids[row], &mask[row]);
         assert_eq!(input.ids, want, "{id} row {row}: token ids differ from transformers");
         if let Some(name) = item["image"].as_str() {
-            let stem = name.trim_end_matches(".png");
-            let want = &fx.expected[&format!("image.{stem}.pixel_values")];
-            let got = &input.images[0];
-            let got_t = Tensor::from_slice(&got.values, want.shape(), &Device::Cpu).unwrap();
-            assert_eq!(
-                got.grid_thw.to_vec(),
-                item["grid_thw"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_u64().unwrap() as usize)
-                    .collect::<Vec<_>>()
-            );
-            let (max, mean) = (max_abs_diff(&got_t, want), mean_abs_diff(&got_t, want));
-            assert!(
-                max <= 1e-2 && mean <= 1e-3,
-                "{id} {name}: pixel values differ, max {max} mean {mean}"
-            );
+            check_pixels(fx, id, name, &input.images[0], item);
         }
         inputs.push(input);
     }
     inputs
 }
 
+/// The processor's output for image `name` against transformers': bit-identical where the fixture records
+/// the values' sha256 (Qwen3-VL's), within the stored tolerance where it holds only the values (Qwen2-VL's).
+fn check_pixels(fx: &Fixture, id: &str, name: &str, got: &saha_model::image::PixelPatches, item: &Value) {
+    assert_eq!(
+        got.grid_thw.to_vec(),
+        item["grid_thw"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect::<Vec<_>>()
+    );
+    let meta = fx.cases["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["file"].as_str() == Some(&format!("images/{name}")))
+        .unwrap();
+    if let Some(want) = meta["pixel_values_sha256"].as_str() {
+        use sha2::Digest;
+        let bytes: Vec<u8> = got.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(digest, want, "{id} {name}: pixel values are not bit-identical to transformers'");
+    }
+    let stem = name.trim_end_matches(".png");
+    if let Some(want) = fx.expected.get(&format!("image.{stem}.pixel_values")) {
+        let got_t = Tensor::from_slice(&got.values, want.shape(), &Device::Cpu).unwrap();
+        let (max, mean) = (max_abs_diff(&got_t, want), mean_abs_diff(&got_t, want));
+        assert!(
+            max <= 1e-2 && mean <= 1e-3,
+            "{id} {name}: pixel values differ, max {max} mean {mean}"
+        );
+    }
+}
+
 #[test]
 fn tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
+    every_case_matches_transformers(QWEN2_VL);
+}
+
+#[test]
+fn qwen3_vl_tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
+    every_case_matches_transformers(QWEN3_VL);
+}
+
+fn every_case_matches_transformers(which: (&str, &'static [&'static str])) {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture();
+    let fx = fixture(which);
     let embedder = load_embedder(tmp.path(), &fx);
     let tokens = &embedder.config.tokens;
     let mut worst = 0f32;
@@ -122,7 +160,7 @@ fn tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
             &inputs,
             padding,
             embedder.tokenizer.pad_token(),
-            2,
+            embedder.config.vision.spatial_merge_size,
             tokens.image,
             tokens.vision_start,
         )
@@ -172,8 +210,17 @@ fn tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
 
 #[test]
 fn vision_tower_matches_transformers_block_by_block() {
+    vision_tower_matches(QWEN2_VL);
+}
+
+#[test]
+fn qwen3_vl_vision_tower_and_deepstack_features_match_transformers() {
+    vision_tower_matches(QWEN3_VL);
+}
+
+fn vision_tower_matches(which: (&str, &'static [&'static str])) {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture();
+    let fx = fixture(which);
     let embedder = load_embedder(tmp.path(), &fx);
     let case = fx.cases["cases"]
         .as_array()
@@ -183,11 +230,12 @@ fn vision_tower_matches_transformers_block_by_block() {
         .unwrap();
     let inputs = encode_case(&embedder, &fx, case);
     let image = &inputs[0].images[0];
-    let n = image.values.len() / 1176;
-    let patches = Tensor::from_slice(&image.values, (n, 1176), &Device::Cpu).unwrap();
+    let values = embedder.config.vision.patch_values();
+    let n = image.values.len() / values;
+    let patches = Tensor::from_slice(&image.values, (n, values), &Device::Cpu).unwrap();
 
-    // Stage by stage, so a bug shows where it enters: the patch embedding (Conv3d), the last block's output
-    // (before the merger), then the merger's output.
+    // Stage by stage, so a bug shows where it enters: the patch embedding (Conv3d, plus Qwen3-VL's position
+    // table), the last block's output (before the merger), the merger's output, the DeepStack features.
     let trace = embedder
         .model
         .vision()
@@ -200,7 +248,15 @@ fn vision_tower_matches_transformers_block_by_block() {
             .unwrap() as usize,
         "one traced output per vision block"
     );
-    let stages = [
+    let deepstack_keys: Vec<String> = (0..trace.deepstack.len())
+        .map(|i| format!("case03.vision.deepstack.{i}"))
+        .collect();
+    assert_eq!(
+        trace.deepstack.len(),
+        fx.expected.keys().filter(|k| k.starts_with("case03.vision.deepstack.")).count(),
+        "one DeepStack feature per transformers' deepstack_features entry"
+    );
+    let mut stages = vec![
         ("patch embedding", &trace.patch_embed, "case03.vision.patch_embed"),
         (
             "last vision block's output",
@@ -209,6 +265,9 @@ fn vision_tower_matches_transformers_block_by_block() {
         ),
         ("merged (traced)", &trace.merged, "case03.vision.merged"),
     ];
+    for (feature, key) in trace.deepstack.iter().zip(&deepstack_keys) {
+        stages.push(("DeepStack feature", feature, key.as_str()));
+    }
     for (what, got, key) in stages {
         let want = &fx.expected[key];
         assert_eq!(got.dims(), want.dims(), "{what}: shape");
@@ -233,7 +292,7 @@ fn vision_tower_matches_transformers_block_by_block() {
 #[test]
 fn truncation_cuts_user_text_and_keeps_system_images_and_chat_tail() {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture();
+    let fx = fixture(QWEN2_VL);
     let embedder = load_embedder(tmp.path(), &fx);
     let tok = &embedder.tokenizer;
     let system =

@@ -36,6 +36,12 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
+# What tests/oracle/qwen3vl_fixtures.py replaces to reuse this generator for Qwen3-VL.
+GENERATOR = "tests/oracle/qwen2vl_fixtures.py"
+MODEL_CLASS = "Qwen2VLForConditionalGeneration"
+# Images whose pixel values are stored as tensors (None: all). The others' are checked by their sha256 alone
+# (`pixel_values_sha256` in cases.json), which keeps the fixture small.
+PIXELS_STORED = None
 DEFAULT_TOKENIZER = REPO / ".tools" / "qwen-tokenizer" / "qwen2-vl-tokenizer.json"
 
 # The README string every SaHa command passes as --Q_prompt and --D_prompt (reference-code.md §3.1).
@@ -196,7 +202,7 @@ def sha256_file(path):
 
 
 def die(msg):
-    sys.exit(f"qwen2vl_fixtures: error: {msg}")
+    sys.exit(f"{Path(GENERATOR).stem}: error: {msg}")
 
 
 def import_stack():
@@ -291,10 +297,10 @@ def weight_files(snapshot):
 
 def load_model(snapshot, attn):
     import torch
+    import transformers
     from safetensors import safe_open
-    from transformers import Qwen2VLForConditionalGeneration
 
-    model = Qwen2VLForConditionalGeneration.from_pretrained(
+    model = getattr(transformers, MODEL_CLASS).from_pretrained(
         snapshot, dtype=torch.float32, attn_implementation=attn)
     model.eval()
     # Refuse a silent mis-load (transformers initialises missing tensors at random): every tensor in the
@@ -309,7 +315,7 @@ def load_model(snapshot, attn):
                             "A" if k.startswith(("visual.", "model.")) else "other")
                 name = model_name(k)
                 if name not in sd:
-                    die(f"{path.name}: tensor {k} ({name}) is not a Qwen2VLForConditionalGeneration parameter")
+                    die(f"{path.name}: tensor {k} ({name}) is not a {MODEL_CLASS} parameter")
                 t = f.get_tensor(k).to(torch.float32)
                 if tuple(t.shape) != tuple(sd[name].shape) or not torch.equal(t, sd[name]):
                     die(f"{path.name}: tensor {k} did not load into {name} unchanged")
@@ -454,6 +460,11 @@ def build_batch(model, tok, ip, case, img_dir, cfg):
     }
 
 
+def vision_patch_embed(visual, pixel_values, grid_thw):
+    """What the vision tower's first block receives: Qwen2-VL's Conv3d patch embedding."""
+    return visual.patch_embed(pixel_values)
+
+
 def pool(last, batch):
     """The reference's 'last' pooling (reference-code.md §3.5), then L2 normalisation."""
     import torch
@@ -574,23 +585,30 @@ def generate(snapshot, out):
             pv = batch["pixel_values"][off:off + n]
             off += n
             stem = Path(name).stem
+            digest = hashlib.sha256(pv.numpy().astype("<f4").tobytes()).hexdigest()
             if name in images_meta:
-                assert torch.equal(tensors[f"image.{stem}.pixel_values"], pv)
+                assert images_meta[name]["pixel_values_sha256"] == digest
                 continue
-            tensors[f"image.{stem}.pixel_values"] = pv.contiguous()
+            stored = PIXELS_STORED is None or name in PIXELS_STORED
+            if stored:
+                tensors[f"image.{stem}.pixel_values"] = pv.contiguous()
             tensors[f"image.{stem}.image_grid_thw"] = torch.tensor([grid], dtype=torch.int64)
             w, h = next((w, h) for (f, w, h, _) in IMAGES if f == name)
             images_meta[name] = {"file": f"images/{name}", "width": w, "height": h, "grid_thw": grid,
                                  "resized_hw": [grid[1] * ip.patch_size, grid[2] * ip.patch_size],
                                  "n_patches": n, "n_tokens": n // ip.merge_size ** 2,
                                  "sha256": sha256_file(img_dir / name),
-                                 "pixel_values": f"image.{stem}.pixel_values",
+                                 "pixel_values": f"image.{stem}.pixel_values" if stored else None,
+                                 "pixel_values_sha256": digest,
                                  "image_grid_thw": f"image.{stem}.image_grid_thw"}
 
         if case.get("vision_debug"):
             visual = model.model.visual
             vis = visual(batch["pixel_values"], grid_thw=batch["image_grid_thw"], return_dict=True)
-            tensors[f"{cid}.vision.patch_embed"] = visual.patch_embed(batch["pixel_values"]).contiguous()
+            tensors[f"{cid}.vision.patch_embed"] = vision_patch_embed(
+                visual, batch["pixel_values"], batch["image_grid_thw"]).contiguous()
+            for i, feature in enumerate(getattr(vis, "deepstack_features", None) or []):
+                tensors[f"{cid}.vision.deepstack.{i}"] = feature.contiguous()
             tensors[f"{cid}.vision.blocks_out"] = vis.last_hidden_state.contiguous()
             tensors[f"{cid}.vision.merged"] = vis.pooler_output.contiguous()
             # The merged embeddings are what is scattered into the image token slots.
@@ -608,7 +626,7 @@ def generate(snapshot, out):
                       "config.json", "tokenizer.json", "preprocessor_config.json", "model.safetensors.index.json"))}
     meta = {
         "format": 1,
-        "generator": "tests/oracle/qwen2vl_fixtures.py",
+        "generator": GENERATOR,
         "versions": versions(),
         "snapshot": {
             "sha256": snap_files,

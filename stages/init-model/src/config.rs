@@ -1,6 +1,6 @@
 //! The snapshot's `config.json` and `preprocessor_config.json`.
 
-use crate::{Args, Layout};
+use crate::{Arch, Args, Layout};
 
 /// The text decoder's shape and constants: from the flags for a random model, or from a GGUF file.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,17 +37,26 @@ impl Args {
         TextShape {
             hidden: self.hidden,
             intermediate: self.intermediate,
-            layers: self.layers,
+            layers: self.layers.unwrap_or(match self.arch {
+                Arch::Qwen2Vl => 2,
+                Arch::Qwen3Vl => 3,
+            }),
             heads: self.heads,
             kv_heads: self.kv_heads,
             vocab: self.vocab,
             rms_norm_eps: 1e-6,
-            rope_theta: 1_000_000.0,
+            rope_theta: match self.arch {
+                Arch::Qwen2Vl => 1_000_000.0,
+                Arch::Qwen3Vl => 5_000_000.0,
+            },
             tied: true,
         }
     }
 
     pub fn config_json(&self, text: &TextShape, mrope_section: [usize; 3]) -> serde_json::Value {
+        if self.arch == Arch::Qwen3Vl {
+            return crate::qwen3_vl::config_json(self, text, mrope_section);
+        }
         let [t, h, w] = mrope_section;
         let vision = serde_json::json!({
             "depth": self.vision_depth, "embed_dim": self.vision_dim, "num_heads": self.vision_heads,
@@ -91,16 +100,19 @@ impl Args {
     }
 
     pub fn preprocessor_json(&self) -> serde_json::Value {
+        if self.arch == Arch::Qwen3Vl {
+            return crate::qwen3_vl::preprocessor_json(self);
+        }
         serde_json::json!({
-            "image_processor_type": "Qwen2VLImageProcessor", "min_pixels": self.min_pixels,
-            "max_pixels": self.max_pixels, "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
+            "image_processor_type": "Qwen2VLImageProcessor", "min_pixels": self.min_pixels.unwrap_or(3136),
+            "max_pixels": self.max_pixels.unwrap_or(28 * 28 * 16), "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
             "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
             "do_resize": true, "do_rescale": true, "rescale_factor": 1.0 / 255.0, "do_normalize": true,
             "do_convert_rgb": true, "resample": 3,
         })
     }
 
-    fn dtype_name(&self) -> &'static str {
+    pub(crate) fn dtype_name(&self) -> &'static str {
         match self.dtype {
             crate::StoredDtype::F32 => "float32",
             crate::StoredDtype::Bf16 => "bfloat16",
