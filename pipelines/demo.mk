@@ -19,12 +19,13 @@ $(DATA_ROOT)/synth.json: $(BIN)/saha-synth $(STAMPS)/synth.params
 	$(BIN)/saha-synth --out $(DATA_ROOT) $(FLAGS_synth)
 endif
 
-# The tiny random Qwen2-VL (hidden 64, 2 layers, real Qwen2 tokenizer) the demo embeds with.
+# The tiny random Qwen2-VL (hidden 64, 2 layers, real Qwen2 tokenizer) the demo embeds with; BACKBONE=qwen2.5-vl
+# makes it a Qwen2.5-VL.
 TOKENIZER ?= .tools/qwen-tokenizer/qwen2-vl-tokenizer.json
 MODEL ?= $(RUN_DIR)/model
 MODEL_DEPS := $(MODEL)/config.json
 PARAM_STAGES += init-model
-FLAGS_init-model = $(call opt,--seed,MODEL_SEED)
+FLAGS_init-model = $(strip $(call opt,--seed,MODEL_SEED) $(call opt,--arch,BACKBONE))
 $(TOKENIZER):
 	bash scripts/fetch-tokenizer.sh
 ifeq ($(call active,$(RUN_DIR)/model/config.json model),yes)

@@ -37,9 +37,13 @@ EVAL_SPLIT ?=
 SUBSETS ?=
 EVAL_SUBSETS ?= $(SUBSETS)
 MODEL ?=
+# The backbone prompts are rendered for (saha-prompt --backbone; empty: its default, qwen2-vl). It must be
+# MODEL's: saha-embed and saha-train refuse items rendered for another. The demo pipelines also make their
+# tiny model of this architecture (saha-init-model --arch).
+BACKBONE ?=
 
 prompt_flags = $(strip --data $(call squote,$(1)) $(if $(2),--split $(2)) $(if $(3),--subsets $(3)) \
-  --image-root $(call squote,$(IMAGE_ROOT)) $(if $(SYSTEM),--system $(call squote,$(SYSTEM))) \
+  --image-root $(call squote,$(IMAGE_ROOT)) $(call opt,--backbone,BACKBONE) $(if $(SYSTEM),--system $(call squote,$(SYSTEM))) \
   $(if $(PROMPT_FILE),--prompt-file $(call squote,$(PROMPT_FILE))) $(PROMPT_FLAGS_EXTRA))
 
 PARAM_STAGES += prompt prompt-eval

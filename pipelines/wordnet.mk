@@ -36,7 +36,7 @@ GGUF ?= .tools/qwen2.5-coder-0.5b/qwen2.5-coder-0.5b-instruct.gguf
 MODEL ?= $(RUN_DIR)/model
 MODEL_DEPS := $(MODEL)/config.json
 PARAM_STAGES += init-model
-FLAGS_init-model = --text-from-gguf $(call squote,$(GGUF)) $(call opt,--seed,MODEL_SEED)
+FLAGS_init-model = $(strip --text-from-gguf $(call squote,$(GGUF)) $(call opt,--seed,MODEL_SEED) $(call opt,--arch,BACKBONE))
 $(TOKENIZER):
 	bash scripts/fetch-tokenizer.sh
 $(GGUF):

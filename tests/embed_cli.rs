@@ -20,17 +20,7 @@ fn setup(rows: &[[&str; 4]], write_images: impl Fn(&Path)) -> Setup {
     std::fs::create_dir_all(&images).unwrap();
     write_images(&images);
     write_train(&dir.join("data/train.parquet"), rows, None);
-    let out = run(
-        "saha-prompt",
-        &[
-            "--data",
-            dir.join("data").to_str().unwrap(),
-            "--image-root",
-            images.to_str().unwrap(),
-            "--out-dir",
-            dir.join("run").to_str().unwrap(),
-        ],
-    );
+    let out = prompt(&dir, &images, "run", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let model = init_model(&dir, 0, &[]);
     Setup {
@@ -42,15 +32,25 @@ fn setup(rows: &[[&str; 4]], write_images: impl Fn(&Path)) -> Setup {
     }
 }
 
+/// saha-prompt on `dir/data` with images in `images`, writing into `dir/<out>`.
+fn prompt(dir: &Path, images: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    saha_tests::run_prompt(&dir.join("data"), images, &dir.join(out), extra)
+}
+
 fn embed(s: &Setup, out: &str, extra: &[&str]) -> std::process::Output {
+    embed_with(s, &s.items, &s.model, out, extra)
+}
+
+/// saha-embed of `items` with `model`, writing `s.dir/<out>`.
+fn embed_with(s: &Setup, items: &Path, model: &Path, out: &str, extra: &[&str]) -> std::process::Output {
     let out = s.dir.join(out);
     let mut args = vec![
         "--items",
-        s.items.to_str().unwrap(),
+        items.to_str().unwrap(),
         "--image-root",
         s.images.to_str().unwrap(),
         "--model",
-        s.model.to_str().unwrap(),
+        model.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ];
@@ -352,6 +352,37 @@ fn broken_snapshots_name_the_tensor_or_file() {
     assert!(stderr(&out).contains("preprocessor_config.json"), "{}", stderr(&out));
 }
 
+/// Items rendered for Qwen2-VL are refused by a Qwen2.5-VL snapshot (naming both), and the same data
+/// rendered for Qwen2.5-VL embeds with it.
+#[test]
+fn items_for_another_backbone_are_refused_and_qwen2_5_vl_items_embed() {
+    let (rows, images) = demo_rows();
+    let s = setup(&rows, images);
+    let qwen2_5 = init_model(&s.dir.join("q25"), 0, &["--arch", "qwen2.5-vl"]);
+    let refused = embed_with(&s, &s.items, &qwen2_5, "refused.parquet", &[]);
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    assert!(
+        err.contains("`qwen2-vl`") && err.contains("`qwen2.5-vl`") && err.contains("items.parquet"),
+        "{err}"
+    );
+    assert!(!s.dir.join("refused.parquet").exists());
+
+    let out = prompt(&s.dir, &s.images, "run25", &["--backbone", "qwen2.5-vl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let done = embed_with(&s, &s.dir.join("run25/items.parquet"), &qwen2_5, "q25.parquet", &[]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let e = saha_schemas::embeddings::Embeddings::read(&s.dir.join("q25.parquet")).unwrap();
+    let (items, _): (Vec<saha_schemas::Item>, _) =
+        saha_schemas::records::read_records(&s.dir.join("run25/items.parquet")).unwrap();
+    assert_eq!(e.len(), items.len());
+    assert!(e.model.starts_with("qwen2.5-vl:tiny-0@"), "{}", e.model);
+    for i in 0..e.len() {
+        let norm: f32 = e.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "row {i} norm {norm}");
+    }
+}
+
 #[test]
 fn sharded_and_nested_layout_snapshots_load_like_the_single_file() {
     let (rows, images) = demo_rows();
@@ -368,19 +399,7 @@ fn sharded_and_nested_layout_snapshots_load_like_the_single_file() {
     .enumerate()
     {
         let variant = init_model(&s.dir.join(format!("v{i}")), 0, &extra);
-        let out = run(
-            "saha-embed",
-            &[
-                "--items",
-                s.items.to_str().unwrap(),
-                "--image-root",
-                s.images.to_str().unwrap(),
-                "--model",
-                variant.to_str().unwrap(),
-                "--out",
-                s.dir.join("b.parquet").to_str().unwrap(),
-            ],
-        );
+        let out = embed_with(&s, &s.items, &variant, "b.parquet", &[]);
         assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
         let b = saha_schemas::embeddings::Embeddings::read(&s.dir.join("b.parquet")).unwrap();
         assert_eq!(b.item_ids, a.item_ids, "{extra:?}: item ids");
@@ -551,20 +570,10 @@ fn symbolic_links_out_of_the_image_root_are_refused() {
     let out = embed(&s, "emb.parquet", &["--allow-outside-root"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let prompt = run(
-        "saha-prompt",
-        &[
-            "--data",
-            s.dir.join("data").to_str().unwrap(),
-            "--image-root",
-            s.images.to_str().unwrap(),
-            "--out-dir",
-            s.dir.join("run2").to_str().unwrap(),
-        ],
-    );
-    let err = stderr(&prompt);
+    let prompted = prompt(&s.dir, &s.images, "run2", &[]);
+    let err = stderr(&prompted);
     assert!(
-        !prompt.status.success() && err.contains("symbolic link") && err.contains("row"),
+        !prompted.status.success() && err.contains("symbolic link") && err.contains("row"),
         "{err}"
     );
     assert!(!s.dir.join("run2/items.parquet").exists());

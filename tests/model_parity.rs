@@ -1,9 +1,10 @@
-//! Parity of the candle Qwen2-VL and Qwen3-VL with transformers on the same tiny random weights.
+//! Parity of the candle Qwen2-VL, Qwen2.5-VL and Qwen3-VL with transformers on the same tiny random weights.
 //!
 //! tests/fixtures/qwen2vl/ holds what transformers computed (tests/oracle/qwen2vl_fixtures.py) for the
-//! snapshot `saha-init-model --seed 0` writes, tests/fixtures/qwen3vl/ the same for `--arch qwen3-vl`
-//! (tests/oracle/qwen3vl_fixtures.py); the tests rebuild each snapshot, check its hashes against the
-//! fixture's, and compare token ids, pixel values, positions, hidden states and embeddings.
+//! snapshot `saha-init-model --seed 0` writes, tests/fixtures/qwen2_5vl/ the same for
+//! `saha-init-model --seed 0 --arch qwen2.5-vl --max-pixels 28224` (plus an image of several attention
+//! windows), tests/fixtures/qwen3vl/ for `--arch qwen3-vl` (tests/oracle/qwen3vl_fixtures.py); each test rebuilds its snapshot, checks its hashes against the fixture's, and compares token
+//! ids, pixel values, positions, hidden states and embeddings.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,27 +15,34 @@ use saha_model::image::PilImage;
 use saha_model::{Embedder, EncodedInput, Padding};
 use saha_tests::{init_model, repo_root};
 use serde_json::Value;
+use sha2::Digest;
 
 struct Fixture {
     cases: Value,
     expected: HashMap<String, Tensor>,
     dir: PathBuf,
-    /// The `saha-init-model` flags of the snapshot the fixtures come from (besides `--seed 0`).
-    init_args: &'static [&'static str],
+    init_flags: &'static [&'static str],
 }
 
-const QWEN2_VL: (&str, &[&str]) = ("qwen2vl", &[]);
-const QWEN3_VL: (&str, &[&str]) = ("qwen3vl", &["--arch", "qwen3-vl"]);
+/// A fixture folder and the `saha-init-model` flags (besides `--seed 0`) of the snapshot it was made from.
+struct Suite(&'static str, &'static [&'static str]);
 
-fn fixture((name, init_args): (&str, &'static [&'static str])) -> Fixture {
-    let dir = repo_root().join("tests/fixtures").join(name);
+const QWEN2_VL: Suite = Suite("tests/fixtures/qwen2vl", &[]);
+const QWEN2_5_VL: Suite = Suite(
+    "tests/fixtures/qwen2_5vl",
+    &["--arch", "qwen2.5-vl", "--max-pixels", "28224"],
+);
+const QWEN3_VL: Suite = Suite("tests/fixtures/qwen3vl", &["--arch", "qwen3-vl"]);
+
+fn fixture(suite: Suite) -> Fixture {
+    let dir = repo_root().join(suite.0);
     let cases: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
     let expected = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu).unwrap();
     Fixture {
         cases,
         expected,
         dir,
-        init_args,
+        init_flags: suite.1,
     }
 }
 
@@ -43,13 +51,14 @@ fn sha256(path: &std::path::Path) -> String {
 }
 
 fn load_embedder(tmp: &std::path::Path, fx: &Fixture) -> Embedder {
-    let snapshot = init_model(tmp, 0, fx.init_args);
+    let snapshot = init_model(tmp, 0, fx.init_flags);
     for (file, hash) in fx.cases["snapshot"]["sha256"].as_object().unwrap() {
         assert_eq!(
             &sha256(&snapshot.join(file)),
             hash.as_str().unwrap(),
             "{file} of `saha-init-model --seed 0` differs from the snapshot the fixtures were made from; \
-             regenerate them (the fixture folder's README.md)"
+             regenerate them ({}/README.md)",
+            fx.dir.display()
         );
     }
     Embedder::load(&snapshot, DType::F32, &Device::Cpu).unwrap()
@@ -90,61 +99,71 @@ fn encode_case(embedder: &Embedder, fx: &Fixture, case: &Value) -> Vec<EncodedIn
         let want = saha_tests::unpadded_ids(&ids[row], &mask[row]);
         assert_eq!(input.ids, want, "{id} row {row}: token ids differ from transformers");
         if let Some(name) = item["image"].as_str() {
-            check_pixels(fx, id, name, &input.images[0], item);
+            let got = &input.images[0];
+            assert_eq!(
+                got.grid_thw.to_vec(),
+                item["grid_thw"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap() as usize)
+                    .collect::<Vec<_>>()
+            );
+            check_pixels(fx, name, &got.values);
         }
         inputs.push(input);
     }
     inputs
 }
 
-/// The processor's output for image `name` against transformers': bit-identical where the fixture records
-/// the values' sha256 (Qwen3-VL's), within the stored tolerance where it holds only the values (Qwen2-VL's).
-fn check_pixels(fx: &Fixture, id: &str, name: &str, got: &saha_model::image::PixelPatches, item: &Value) {
-    assert_eq!(
-        got.grid_thw.to_vec(),
-        item["grid_thw"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect::<Vec<_>>()
-    );
-    let meta = fx.cases["images"]
+/// The image processor's output for fixture image `name`: close to the stored values, or bit-identical
+/// to the stored hash of their float32 bytes (fixtures made with `--pixel-hashes`).
+fn check_pixels(fx: &Fixture, name: &str, values: &[f32]) {
+    let stem = name.trim_end_matches(".png");
+    if let Some(want) = fx.expected.get(&format!("image.{stem}.pixel_values")) {
+        let got = Tensor::from_slice(values, want.shape(), &Device::Cpu).unwrap();
+        let (max, mean) = (max_abs_diff(&got, want), mean_abs_diff(&got, want));
+        assert!(
+            max <= 1e-2 && mean <= 1e-3,
+            "{name}: pixel values differ, max {max} mean {mean}"
+        );
+        return;
+    }
+    let image = fx.cases["images"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["file"].as_str() == Some(&format!("images/{name}")))
+        .find(|i| i["file"] == format!("images/{name}"))
         .unwrap();
-    if let Some(want) = meta["pixel_values_sha256"].as_str() {
-        use sha2::Digest;
-        let bytes: Vec<u8> = got.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(digest, want, "{id} {name}: pixel values are not bit-identical to transformers'");
-    }
-    let stem = name.trim_end_matches(".png");
-    if let Some(want) = fx.expected.get(&format!("image.{stem}.pixel_values")) {
-        let got_t = Tensor::from_slice(&got.values, want.shape(), &Device::Cpu).unwrap();
-        let (max, mean) = (max_abs_diff(&got_t, want), mean_abs_diff(&got_t, want));
-        assert!(
-            max <= 1e-2 && mean <= 1e-3,
-            "{id} {name}: pixel values differ, max {max} mean {mean}"
-        );
-    }
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let got = format!("{:x}", sha2::Sha256::digest(&bytes));
+    assert_eq!(
+        got,
+        image["pixel_values_sha256"].as_str().unwrap(),
+        "{name}: pixel values are not bit-identical to transformers'"
+    );
 }
 
 #[test]
 fn tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
-    every_case_matches_transformers(QWEN2_VL);
+    all_cases_match(QWEN2_VL);
 }
 
 #[test]
-fn qwen3_vl_tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
-    every_case_matches_transformers(QWEN3_VL);
+fn qwen2_5_vl_tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
+    all_cases_match(QWEN2_5_VL);
 }
 
-fn every_case_matches_transformers(which: (&str, &'static [&'static str])) {
+/// Qwen3-VL: q/k norms, head_dim 32 != hidden / heads, interleaved M-RoPE, DeepStack on text layers 0 and 1
+/// of 3 in every image case, patch-16 pixels bit-identical.
+#[test]
+fn qwen3_vl_tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
+    all_cases_match(QWEN3_VL);
+}
+
+fn all_cases_match(suite: Suite) {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(which);
+    let fx = fixture(suite);
     let embedder = load_embedder(tmp.path(), &fx);
     let tokens = &embedder.config.tokens;
     let mut worst = 0f32;
@@ -210,37 +229,44 @@ fn every_case_matches_transformers(which: (&str, &'static [&'static str])) {
 
 #[test]
 fn vision_tower_matches_transformers_block_by_block() {
-    vision_tower_matches(QWEN2_VL);
+    vision_tower_matches(QWEN2_VL, "case03");
 }
 
+/// Two images packed, one of four attention windows (two of them partial): the window reordering, the
+/// windowed and the full-attention blocks, and the order restored after the merger.
+#[test]
+fn qwen2_5_vl_vision_tower_matches_transformers_over_several_windows() {
+    vision_tower_matches(QWEN2_5_VL, "case08");
+    vision_tower_matches(QWEN2_5_VL, "case03");
+}
+
+/// The patch embedding with the resampled position table, the blocks, the merger and both DeepStack mergers.
 #[test]
 fn qwen3_vl_vision_tower_and_deepstack_features_match_transformers() {
-    vision_tower_matches(QWEN3_VL);
+    vision_tower_matches(QWEN3_VL, "case03");
 }
 
-fn vision_tower_matches(which: (&str, &'static [&'static str])) {
+fn vision_tower_matches(suite: Suite, id: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(which);
+    let fx = fixture(suite);
     let embedder = load_embedder(tmp.path(), &fx);
     let case = fx.cases["cases"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["id"] == "case03")
+        .find(|c| c["id"] == id)
         .unwrap();
     let inputs = encode_case(&embedder, &fx, case);
-    let image = &inputs[0].images[0];
-    let values = embedder.config.vision.patch_values();
-    let n = image.values.len() / values;
-    let patches = Tensor::from_slice(&image.values, (n, values), &Device::Cpu).unwrap();
+    let images: Vec<_> = inputs.iter().flat_map(|i| &i.images).collect();
+    let values: Vec<f32> = images.iter().flat_map(|i| i.values.iter().copied()).collect();
+    let grids: Vec<[usize; 3]> = images.iter().map(|i| i.grid_thw).collect();
+    let patch_values = embedder.config.vision.patch_values();
+    let n = values.len() / patch_values;
+    let patches = Tensor::from_vec(values, (n, patch_values), &Device::Cpu).unwrap();
 
     // Stage by stage, so a bug shows where it enters: the patch embedding (Conv3d, plus Qwen3-VL's position
     // table), the last block's output (before the merger), the merger's output, the DeepStack features.
-    let trace = embedder
-        .model
-        .vision()
-        .forward_traced(&patches, &[image.grid_thw])
-        .unwrap();
+    let trace = embedder.model.vision().forward_traced(&patches, &grids).unwrap();
     assert_eq!(
         trace.blocks.len(),
         fx.cases["snapshot"]["config"]["vision_config"]["depth"]
@@ -248,45 +274,83 @@ fn vision_tower_matches(which: (&str, &'static [&'static str])) {
             .unwrap() as usize,
         "one traced output per vision block"
     );
-    let deepstack_keys: Vec<String> = (0..trace.deepstack.len())
-        .map(|i| format!("case03.vision.deepstack.{i}"))
-        .collect();
+    let deepstack_keys: Vec<String> = (0..trace.deepstack.len()).map(|i| format!("vision.deepstack.{i}")).collect();
     assert_eq!(
         trace.deepstack.len(),
-        fx.expected.keys().filter(|k| k.starts_with("case03.vision.deepstack.")).count(),
+        fx.expected
+            .keys()
+            .filter(|k| k.starts_with(&format!("{id}.vision.deepstack.")))
+            .count(),
         "one DeepStack feature per transformers' deepstack_features entry"
     );
     let mut stages = vec![
-        ("patch embedding", &trace.patch_embed, "case03.vision.patch_embed"),
+        ("patch embedding", &trace.patch_embed, "vision.patch_embed"),
         (
             "last vision block's output",
             trace.blocks.last().expect("the tower has blocks"),
-            "case03.vision.blocks_out",
+            "vision.blocks_out",
         ),
-        ("merged (traced)", &trace.merged, "case03.vision.merged"),
+        ("merged (traced)", &trace.merged, "vision.merged"),
     ];
     for (feature, key) in trace.deepstack.iter().zip(&deepstack_keys) {
         stages.push(("DeepStack feature", feature, key.as_str()));
     }
     for (what, got, key) in stages {
-        let want = &fx.expected[key];
+        let key = format!("{id}.{key}");
+        let want = &fx.expected[&key];
         assert_eq!(got.dims(), want.dims(), "{what}: shape");
         let diff = max_abs_diff(got, want);
         eprintln!(
-            "{what}: max |diff| from transformers {diff:e} (largest value {:e})",
+            "{id} {what}: max |diff| from transformers {diff:e} (largest value {:e})",
             saha_tests::max_abs(want)
         );
         assert!(diff <= 1e-4, "{what} differs from transformers' {key} by {diff}");
     }
 
-    let merged = embedder.model.vision().forward(&patches, &[image.grid_thw]).unwrap();
-    let diff = max_abs_diff(&merged, &fx.expected["case03.vision.merged"]);
+    let merged = embedder.model.vision().forward(&patches, &grids).unwrap();
+    let diff = max_abs_diff(&merged, &fx.expected[&format!("{id}.vision.merged")]);
     assert!(diff <= 1e-4, "merged image embeddings differ by {diff}");
     assert_eq!(
         max_abs_diff(&merged, &trace.merged),
         0.0,
         "forward and forward_traced give the same output"
     );
+}
+
+/// A Qwen2.5-VL snapshot in transformers' newer layout (nested config, `model.visual.*` /
+/// `model.language_model.*` names), split over shards, gives exactly the original layout's outputs.
+#[test]
+fn qwen2_5_vl_nested_sharded_snapshot_gives_the_same_outputs() {
+    nested_sharded_snapshot_gives_the_same_outputs(QWEN2_5_VL, "case08");
+}
+
+/// Qwen3-VL in transformers 5's config layout (`rope_parameters`), split over shards.
+#[test]
+fn qwen3_vl_nested_sharded_snapshot_gives_the_same_outputs() {
+    nested_sharded_snapshot_gives_the_same_outputs(QWEN3_VL, "case07r");
+}
+
+fn nested_sharded_snapshot_gives_the_same_outputs(suite: Suite, id: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(suite);
+    let original = load_embedder(&tmp.path().join("a"), &fx);
+    let flags = [fx.init_flags, &["--layout", "nested", "--shards", "3"]].concat();
+    let nested_dir = init_model(&tmp.path().join("b"), 0, &flags);
+    assert!(nested_dir.join("model.safetensors.index.json").is_file());
+    let nested = Embedder::load(&nested_dir, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(nested.config, original.config);
+    let case = fx.cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap();
+    let inputs = encode_case(&original, &fx, case);
+    let pad = original.tokenizer.pad_token();
+    let a = original.model.embed(&inputs, Padding::Right, pad).unwrap();
+    let b = nested.model.embed(&inputs, Padding::Right, pad).unwrap();
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    assert!(max_abs_diff(&b, &fx.expected[&format!("{id}.embedding")]) <= 1e-4);
 }
 
 #[test]

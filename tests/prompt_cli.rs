@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
 
+use saha_schemas::provenance::BACKBONE;
 use saha_schemas::records::read_records;
 use saha_schemas::{EvalListEntry, Item, Pair, Side, SkippedRow};
-use saha_tests::{files_in, run, stderr, write_columns, write_eval, write_png, write_train};
+use saha_tests::{files_in, stderr, write_columns, write_eval, write_png, write_train};
 
 const SYS: &str =
     "Given an image, summarize the provided image in one word. Given only text, describe the text in one word.";
@@ -18,16 +19,7 @@ fn strs(values: &[&str]) -> ArrayRef {
 }
 
 fn prompt(data: &Path, images: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "--data",
-        data.to_str().unwrap(),
-        "--image-root",
-        images.to_str().unwrap(),
-        "--out-dir",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run("saha-prompt", &args)
+    saha_tests::run_prompt(data, images, out, extra)
 }
 
 /// Runs the stage on bad input and checks it failed, said `expected`, and wrote nothing.
@@ -158,8 +150,34 @@ fn system_options_and_other_backbones() {
     let out = d.path().join("c");
     let res = prompt(&data, d.path(), &out, &["--system", "S", "--backbone", "llava-next"]);
     assert!(res.status.success(), "{}", stderr(&res));
-    let (items, _) = read_records::<Item>(&out.join("items.parquet")).unwrap();
+    let (items, prov) = read_records::<Item>(&out.join("items.parquet")).unwrap();
     assert_eq!(items[1].prompt, "[INST] S\nt [/INST]");
+    assert_eq!(prov.unwrap().get(&BACKBONE).as_deref(), Some("llava-next"));
+}
+
+/// Qwen2.5-VL uses Qwen2-VL's chat template and image tokens; the items record which one they were
+/// rendered for, so saha-embed can refuse them for a model of the other.
+#[test]
+fn qwen2_5_vl_renders_as_qwen2_vl_and_the_items_record_the_backbone() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("S.parquet");
+    write_png(d.path(), "a.png");
+    write_train(&data, &[["<|image_1|> q", "a.png", "t", ""]], None);
+    let mut rendered = Vec::new();
+    for backbone in ["qwen2-vl", "qwen2.5-vl"] {
+        let out = d.path().join(backbone);
+        let res = prompt(&data, d.path(), &out, &["--backbone", backbone]);
+        assert!(res.status.success(), "{}", stderr(&res));
+        let (items, prov) = read_records::<Item>(&out.join("items.parquet")).unwrap();
+        assert_eq!(prov.unwrap().get(&BACKBONE).as_deref(), Some(backbone));
+        rendered.push(items.into_iter().map(|i| i.prompt).collect::<Vec<_>>());
+    }
+    assert_eq!(rendered[0], rendered[1]);
+    assert!(
+        rendered[1][0].contains("<|im_start|>user\n<|image_pad|> q"),
+        "{}",
+        rendered[1][0]
+    );
 }
 
 #[test]

@@ -45,6 +45,20 @@ pub fn run(name: &str, args: &[&str]) -> Output {
         .expect("stage binary runs")
 }
 
+/// saha-prompt on `data` with images under `images`, writing into the folder `out`.
+pub fn run_prompt(data: &Path, images: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--data",
+        data.to_str().unwrap(),
+        "--image-root",
+        images.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run("saha-prompt", &args)
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -13,7 +13,9 @@ use saha_common::rng::Rng;
 use crate::error::{ModelError, Result};
 use crate::fused;
 
-/// The language-model projections the reference adapts (`gate_proj` and `up_proj` are not).
+/// The layers the reference adapts, by last name component (`gate_proj` and `up_proj` are not): the
+/// language model's attention projections and `down_proj`, which on Qwen2.5-VL also names the vision
+/// blocks' MLP output.
 pub const REFERENCE_TARGETS: [&str; 5] = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

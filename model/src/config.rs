@@ -1,18 +1,64 @@
-//! `config.json` of a Qwen2-VL or Qwen3-VL snapshot, in the flat original layout or the newer nested one
-//! (`text_config`, `rope_parameters`). The architecture comes from `model_type`.
+//! `config.json` of a Qwen2-VL, Qwen2.5-VL or Qwen3-VL snapshot, in the flat original layout or the newer
+//! nested one (`text_config`, `rope_parameters`). Qwen3-VL's is read by [`crate::qwen3_vl::config`].
 
 use serde_json::Value;
 
 use crate::error::{ModelError, Result};
 
-/// Which published model family a snapshot belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The model family a snapshot belongs to, from config.json's `model_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {
-    /// `qwen2_vl` (also the default when `model_type` is absent).
-    #[default]
+    /// `qwen2_vl`: LayerNorm + QuickGELU vision blocks, attention over each whole image.
     Qwen2Vl,
-    /// `qwen3_vl` (the dense models; Qwen3-VL-Embedding is one).
+    /// `qwen2_5_vl`: RMSNorm + SwiGLU vision blocks, window attention except in `fullatt_block_indexes`.
+    Qwen2_5Vl,
+    /// `qwen3_vl` (dense): Qwen3 decoder (q/k norms, interleaved M-RoPE), LayerNorm + GELU-tanh vision blocks,
+    /// a learned position table and DeepStack features added to the first text layers.
     Qwen3Vl,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 3] = [Arch::Qwen2Vl, Arch::Qwen2_5Vl, Arch::Qwen3Vl];
+
+    pub fn from_model_type(model_type: &str) -> Result<Self> {
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.model_type() == model_type)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Arch::ALL.iter().map(|a| a.model_type()).collect();
+                ModelError::Config(format!(
+                    "model_type `{model_type}` is not supported (supported: {})",
+                    known.join(", ")
+                ))
+            })
+    }
+
+    /// config.json's `model_type`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Arch::Qwen2Vl => "qwen2_vl",
+            Arch::Qwen2_5Vl => "qwen2_5_vl",
+            Arch::Qwen3Vl => "qwen3_vl",
+        }
+    }
+
+    /// The backbone name prompts are rendered for (`saha-prompt --backbone`, `saha-init-model --arch`).
+    pub fn backbone(self) -> &'static str {
+        match self {
+            Arch::Qwen2Vl => "qwen2-vl",
+            Arch::Qwen2_5Vl => "qwen2.5-vl",
+            Arch::Qwen3Vl => "qwen3-vl",
+        }
+    }
+
+    /// The transformers class config.json's `architectures` names.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            Arch::Qwen2Vl => "Qwen2VLForConditionalGeneration",
+            Arch::Qwen2_5Vl => "Qwen2_5_VLForConditionalGeneration",
+            Arch::Qwen3Vl => "Qwen3VLForConditionalGeneration",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +77,7 @@ pub struct TextConfig {
     /// Qwen3-VL's layout: frequency `k` takes row `k % 3` (within the h and w sections' reach) instead of
     /// consecutive t, h, w blocks.
     pub mrope_interleaved: bool,
-    /// Bias on the q, k and v projections (Qwen2) and on the output projection.
+    /// Bias on the q, k and v projections (Qwen2), and on the output projection.
     pub qkv_bias: bool,
     pub o_bias: bool,
     /// RMSNorm over each query and key head before the rotary embedding (Qwen3).
@@ -45,15 +91,12 @@ impl TextConfig {
     }
 }
 
-/// The vision MLP's activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VisionAct {
-    /// CLIP's `x * sigmoid(1.702 x)` (Qwen2-VL).
-    QuickGelu,
-    /// `gelu_pytorch_tanh` (Qwen3-VL).
-    GeluTanh,
-    /// The exact `gelu`.
-    Gelu,
+/// Qwen2.5-VL's window attention: blocks not listed in `full_attention_blocks` attend within square
+/// windows of `window_size` pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowAttention {
+    pub window_size: usize,
+    pub full_attention_blocks: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,15 +104,16 @@ pub struct VisionConfig {
     pub depth: usize,
     pub embed_dim: usize,
     pub num_heads: usize,
-    /// Width of each block's MLP.
+    /// Width of each block's MLP (Qwen2-VL: `embed_dim * mlp_ratio`).
     pub intermediate_size: usize,
-    pub hidden_act: VisionAct,
     pub patch_size: usize,
     pub spatial_merge_size: usize,
     pub temporal_patch_size: usize,
     pub in_channels: usize,
     /// Width of the merger's output, which must equal the text hidden size.
     pub hidden_size: usize,
+    /// Window attention (Qwen2.5-VL); `None`: every block attends over each whole image.
+    pub windows: Option<WindowAttention>,
     /// Qwen3-VL: rows of the learned position-embedding table (a square grid), 0 where there is none.
     pub num_position_embeddings: usize,
     /// Qwen3-VL: the blocks whose outputs, merged, are added to the first text layers (DeepStack).
@@ -80,8 +124,10 @@ impl VisionConfig {
     pub fn head_dim(&self) -> usize {
         self.embed_dim / self.num_heads
     }
-    pub fn mlp_dim(&self) -> usize {
-        self.intermediate_size
+    /// Side of an attention window in merged tokens (transformers' `vit_merger_window_size`).
+    pub fn window_tokens(&self) -> Option<usize> {
+        let w = self.windows.as_ref()?;
+        Some(w.window_size / self.spatial_merge_size / self.patch_size)
     }
     /// Values in one flattened patch: channels x temporal x patch x patch (1176 for Qwen2-VL).
     pub fn patch_values(&self) -> usize {
@@ -115,20 +161,20 @@ impl ModelConfig {
     }
 
     pub fn from_value(root: &Value) -> Result<Self> {
-        let config = match root.get("model_type").and_then(Value::as_str) {
-            Some("qwen3_vl") => crate::qwen3_vl::config::from_value(root)?,
-            Some("qwen2_vl") | None => Self::qwen2_vl(root)?,
-            Some(other) => {
-                return Err(ModelError::Config(format!(
-                    "model_type `{other}` is not supported (qwen2_vl, qwen3_vl)"
-                )))
-            }
+        let arch = match root.get("model_type").and_then(Value::as_str) {
+            Some(model_type) => Arch::from_model_type(model_type)?,
+            None => return Err(ModelError::Config("missing field `model_type`".into())),
+        };
+        let config = match arch {
+            Arch::Qwen3Vl => crate::qwen3_vl::config::from_value(root)?,
+            Arch::Qwen2Vl | Arch::Qwen2_5Vl => Self::qwen2(arch, root)?,
         };
         config.validate()?;
         Ok(config)
     }
 
-    fn qwen2_vl(root: &Value) -> Result<Self> {
+    /// Qwen2-VL and Qwen2.5-VL: a Qwen2 decoder.
+    fn qwen2(arch: Arch, root: &Value) -> Result<Self> {
         let text_section = root.get("text_config").filter(|v| v.is_object());
         // Text fields live under `text_config` in the newer layout and at the top level in the original one.
         let text_field = |key: &str| text_section.and_then(|t| t.get(key)).or_else(|| root.get(key));
@@ -165,44 +211,9 @@ impl ModelConfig {
             .get("vision_config")
             .filter(|v| v.is_object())
             .ok_or_else(|| ModelError::Config("missing object `vision_config`".into()))?;
-        let vision_field = |key: &str| vision_section.get(key);
-        let embed_dim = usize_field(vision_field("embed_dim"), "vision_config.embed_dim")?;
-        let mlp_ratio = vision_field("mlp_ratio").and_then(Value::as_f64).unwrap_or(4.0);
-        let vision = VisionConfig {
-            depth: usize_field(vision_field("depth"), "vision_config.depth")?,
-            embed_dim,
-            num_heads: usize_field(vision_field("num_heads"), "vision_config.num_heads")?,
-            intermediate_size: (embed_dim as f64 * mlp_ratio) as usize,
-            hidden_act: VisionAct::QuickGelu,
-            patch_size: usize_or(vision_field("patch_size"), "vision_config.patch_size", 14)?,
-            spatial_merge_size: usize_or(
-                vision_field("spatial_merge_size"),
-                "vision_config.spatial_merge_size",
-                2,
-            )?,
-            temporal_patch_size: usize_or(
-                vision_field("temporal_patch_size"),
-                "vision_config.temporal_patch_size",
-                2,
-            )?,
-            in_channels: usize_or(vision_field("in_channels"), "vision_config.in_channels", 3)?,
-            hidden_size: usize_or(
-                vision_field("hidden_size"),
-                "vision_config.hidden_size",
-                text.hidden_size,
-            )?,
-            num_position_embeddings: 0,
-            deepstack_visual_indexes: Vec::new(),
-        };
-        if let Some(act) = vision_field("hidden_act").and_then(Value::as_str) {
-            if act != "quick_gelu" {
-                return Err(ModelError::Config(format!(
-                    "vision_config.hidden_act is `{act}`; Qwen2-VL's vision tower uses `quick_gelu`"
-                )));
-            }
-        }
+        let vision = vision_config(arch, vision_section, text.hidden_size)?;
         Ok(ModelConfig {
-            arch: Arch::Qwen2Vl,
+            arch,
             text,
             vision,
             tokens: special_tokens(root)?,
@@ -235,15 +246,110 @@ impl ModelConfig {
                 v.embed_dim, v.num_heads
             ));
         }
+        if let Some(w) = &v.windows {
+            let unit = v.spatial_merge_size * v.patch_size;
+            if w.window_size == 0 || w.window_size % unit != 0 {
+                return fail(format!(
+                    "vision_config.window_size {} must be a positive multiple of spatial_merge_size x patch_size = {unit}",
+                    w.window_size
+                ));
+            }
+            if let Some(i) = w.full_attention_blocks.iter().find(|&&i| i >= v.depth) {
+                return fail(format!(
+                    "vision_config.fullatt_block_indexes names block {i}; the tower has {} blocks",
+                    v.depth
+                ));
+            }
+        }
         if v.hidden_size != t.hidden_size {
+            let field = match self.arch {
+                Arch::Qwen2Vl => "hidden_size",
+                Arch::Qwen2_5Vl | Arch::Qwen3Vl => "out_hidden_size",
+            };
             return fail(format!(
-                "vision_config.hidden_size (the merger's output; out_hidden_size in Qwen3-VL) {} differs from the \
-                 text hidden_size {}",
+                "vision_config.{field} {} differs from hidden_size {}",
                 v.hidden_size, t.hidden_size
             ));
         }
         Ok(())
     }
+}
+
+/// `vision_config` as each architecture names its fields: Qwen2-VL's `embed_dim` is Qwen2.5-VL's
+/// `hidden_size`, and Qwen2-VL's `hidden_size` (the merger's output) is Qwen2.5-VL's `out_hidden_size`.
+fn vision_config(arch: Arch, section: &Value, text_hidden: usize) -> Result<VisionConfig> {
+    let field = |key: &str| section.get(key);
+    let named = |key: &str| format!("vision_config.{key}");
+    let required = |key: &str| usize_field(field(key), &named(key));
+    let or = |key: &str, default: usize| usize_or(field(key), &named(key), default);
+    let activation = field("hidden_act").and_then(Value::as_str);
+    let (embed_dim, intermediate_size, hidden_size, windows, expected_act) = match arch {
+        Arch::Qwen2Vl => {
+            let embed_dim = required("embed_dim")?;
+            let mlp_ratio = field("mlp_ratio").and_then(Value::as_f64).unwrap_or(4.0);
+            let intermediate = (embed_dim as f64 * mlp_ratio) as usize;
+            (
+                embed_dim,
+                intermediate,
+                or("hidden_size", text_hidden)?,
+                None,
+                "quick_gelu",
+            )
+        }
+        Arch::Qwen3Vl => unreachable!("qwen3_vl::config reads Qwen3-VL's vision_config"),
+        Arch::Qwen2_5Vl => {
+            let full_attention_blocks = match field("fullatt_block_indexes") {
+                None => vec![7, 15, 23, 31],
+                Some(list) => list
+                    .as_array()
+                    .and_then(|a| a.iter().map(|x| x.as_u64().map(|n| n as usize)).collect())
+                    .ok_or_else(|| {
+                        ModelError::Config(format!(
+                            "vision_config.fullatt_block_indexes must be integers, found {list}"
+                        ))
+                    })?,
+            };
+            let windows = WindowAttention {
+                window_size: or("window_size", 112)?,
+                full_attention_blocks,
+            };
+            let out = or("out_hidden_size", text_hidden)?;
+            (
+                required("hidden_size")?,
+                required("intermediate_size")?,
+                out,
+                Some(windows),
+                "silu",
+            )
+        }
+    };
+    if let Some(act) = activation {
+        if act != expected_act {
+            return Err(ModelError::Config(format!(
+                "vision_config.hidden_act is `{act}`; the {} vision tower uses `{expected_act}`",
+                arch.model_type()
+            )));
+        }
+    }
+    // Published Qwen2.5-VL configs say `in_chans`, transformers writes `in_channels`.
+    let in_channels = match field("in_channels") {
+        Some(_) => or("in_channels", 3)?,
+        None => or("in_chans", 3)?,
+    };
+    Ok(VisionConfig {
+        depth: required("depth")?,
+        embed_dim,
+        num_heads: required("num_heads")?,
+        intermediate_size,
+        patch_size: or("patch_size", 14)?,
+        spatial_merge_size: or("spatial_merge_size", 2)?,
+        temporal_patch_size: or("temporal_patch_size", 2)?,
+        in_channels,
+        hidden_size,
+        windows,
+        num_position_embeddings: 0,
+        deepstack_visual_indexes: Vec::new(),
+    })
 }
 
 /// The special token ids, at the top level or in `text_config`, with Qwen's ids as defaults.
@@ -322,6 +428,65 @@ mod tests {
         assert_eq!(flat.text.head_dim(), 16);
         assert_eq!(flat.vision.patch_values(), 1176);
         assert_eq!(flat.text.mrope_section, [2, 3, 3]);
+    }
+
+    /// Qwen2.5-VL-3B-Instruct's config.json as published (flat, `in_chans`), trimmed to what is read.
+    const QWEN2_5_3B: &str = r#"{"architectures":["Qwen2_5_VLForConditionalGeneration"],"model_type":"qwen2_5_vl",
+ "hidden_size":2048,"intermediate_size":11008,"num_hidden_layers":36,"num_attention_heads":16,"num_key_value_heads":2,
+ "rms_norm_eps":1e-06,"rope_theta":1000000.0,"vocab_size":151936,"tie_word_embeddings":true,
+ "rope_scaling":{"type":"mrope","mrope_section":[16,24,24]},"image_token_id":151655,"video_token_id":151656,
+ "vision_start_token_id":151652,"vision_end_token_id":151653,
+ "vision_config":{"depth":32,"hidden_act":"silu","hidden_size":1280,"intermediate_size":3420,"num_heads":16,
+   "in_chans":3,"out_hidden_size":2048,"patch_size":14,"spatial_merge_size":2,"spatial_patch_size":14,
+   "window_size":112,"fullatt_block_indexes":[7,15,23,31],"tokens_per_second":2,"temporal_patch_size":2}}"#;
+
+    /// The same model as transformers 5 saves it (nested, `rope_parameters`, `in_channels`).
+    const QWEN2_5_3B_NESTED: &str = r#"{"architectures":["Qwen2_5_VLForConditionalGeneration"],"model_type":"qwen2_5_vl",
+ "image_token_id":151655,"video_token_id":151656,"vision_start_token_id":151652,"vision_end_token_id":151653,
+ "text_config":{"model_type":"qwen2_5_vl_text","hidden_size":2048,"intermediate_size":11008,"num_hidden_layers":36,
+   "num_attention_heads":16,"num_key_value_heads":2,"rms_norm_eps":1e-06,"vocab_size":151936,
+   "rope_parameters":{"rope_type":"default","rope_theta":1000000.0,"mrope_section":[16,24,24]}},
+ "vision_config":{"model_type":"qwen2_5_vl_vision","depth":32,"hidden_act":"silu","hidden_size":1280,
+   "intermediate_size":3420,"num_heads":16,"in_channels":3,"out_hidden_size":2048,"patch_size":14,
+   "spatial_merge_size":2,"window_size":112,"fullatt_block_indexes":[7,15,23,31],"tokens_per_second":2,
+   "temporal_patch_size":2,"rope_parameters":{"rope_type":"axial","rope_theta":10000.0}}}"#;
+
+    #[test]
+    fn qwen2_5_vl_reads_its_own_vision_field_names_in_both_layouts() {
+        let flat = ModelConfig::from_json(QWEN2_5_3B).unwrap();
+        assert_eq!(flat, ModelConfig::from_json(QWEN2_5_3B_NESTED).unwrap());
+        assert_eq!(flat.arch, Arch::Qwen2_5Vl);
+        let v = &flat.vision;
+        assert_eq!((v.embed_dim, v.intermediate_size, v.hidden_size), (1280, 3420, 2048));
+        assert_eq!(v.window_tokens(), Some(4), "112 px windows are 4 x 4 merged tokens");
+        assert_eq!(v.windows.as_ref().unwrap().full_attention_blocks, vec![7, 15, 23, 31]);
+        assert_eq!(v.patch_values(), 1176);
+        let qwen2 = ModelConfig::from_json(FLAT).unwrap();
+        assert_eq!(
+            (qwen2.arch, qwen2.vision.intermediate_size, qwen2.vision.windows.clone()),
+            (Arch::Qwen2Vl, 128, None)
+        );
+    }
+
+    #[test]
+    fn unknown_architectures_and_bad_windows_are_refused() {
+        let err = ModelConfig::from_json(&FLAT.replace("qwen2_vl", "llava_next"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("llava_next") && err.contains("qwen2_5_vl"), "{err}");
+        let err = ModelConfig::from_json(&QWEN2_5_3B.replace("[7,15,23,31]", "[7,32]"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fullatt_block_indexes"), "{err}");
+        let err = ModelConfig::from_json(&QWEN2_5_3B.replace("\"window_size\":112", "\"window_size\":100"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("window_size"), "{err}");
+        let err =
+            ModelConfig::from_json(&QWEN2_5_3B.replace("\"hidden_act\":\"silu\"", "\"hidden_act\":\"quick_gelu\""))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("hidden_act"), "{err}");
     }
 
     #[test]

@@ -1,18 +1,19 @@
-//! Qwen2-VL or Qwen3-VL as an embedder: vision tower + language model, pooled at each input's last real
-//! token.
+//! Qwen2-VL, Qwen2.5-VL or Qwen3-VL as an embedder: vision tower + language model, pooled at each input's
+//! last real token.
 
 use candle_core::{DType, Device, Tensor, D};
 
 use crate::batch::{pad_batch, EncodedInput, Padding};
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
-use crate::layers::Mode;
+use crate::layers::{Linear, Mode};
 use crate::text::{TextInputs, TextModel};
 use crate::vision::{VisionTower, VisionTrace};
 use crate::weights::Weights;
 
 /// The vision tower of the snapshot's architecture.
 pub enum Vision {
+    /// Qwen2-VL's and Qwen2.5-VL's.
     Qwen2(VisionTower),
     Qwen3(crate::qwen3_vl::VisionTower),
 }
@@ -20,7 +21,7 @@ pub enum Vision {
 impl Vision {
     fn load(weights: &Weights, config: &ModelConfig) -> Result<Self> {
         Ok(match config.arch {
-            Arch::Qwen2Vl => Vision::Qwen2(VisionTower::load(weights, &config.vision)?),
+            Arch::Qwen2Vl | Arch::Qwen2_5Vl => Vision::Qwen2(VisionTower::load(weights, config.arch, &config.vision)?),
             Arch::Qwen3Vl => Vision::Qwen3(crate::qwen3_vl::VisionTower::load(weights, &config.vision)?),
         })
     }
@@ -30,7 +31,7 @@ impl Vision {
         Ok(self.forward_mode(patches, grids, Mode::INFERENCE)?.0)
     }
 
-    /// The merged image tokens and the DeepStack features (none for Qwen2-VL).
+    /// The merged image tokens and the DeepStack features (none but for Qwen3-VL).
     pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: Mode) -> Result<(Tensor, Vec<Tensor>)> {
         match self {
             Vision::Qwen2(tower) => Ok((tower.forward_mode(patches, grids, mode)?, Vec::new())),
@@ -42,6 +43,20 @@ impl Vision {
         match self {
             Vision::Qwen2(tower) => tower.forward_traced(patches, grids),
             Vision::Qwen3(tower) => tower.forward_traced(patches, grids),
+        }
+    }
+
+    pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
+        match self {
+            Vision::Qwen2(tower) => tower.for_each_linear_mut(f),
+            Vision::Qwen3(tower) => tower.for_each_linear_mut(f),
+        }
+    }
+
+    pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
+        match self {
+            Vision::Qwen2(tower) => tower.for_each_linear(f),
+            Vision::Qwen3(tower) => tower.for_each_linear(f),
         }
     }
 }
@@ -89,6 +104,18 @@ impl Qwen2Vl {
         &self.vision
     }
 
+    /// Every linear layer of both towers with its original-layout name: the vision blocks'
+    /// (`visual.blocks.0.attn.qkv`), then the decoder's (`model.layers.0.self_attn.q_proj`).
+    pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
+        self.vision.for_each_linear_mut(f)?;
+        self.text.for_each_linear_mut(f)
+    }
+
+    pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
+        self.vision.for_each_linear(f);
+        self.text.for_each_linear(f);
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -125,9 +152,10 @@ impl Qwen2Vl {
             let patches = Tensor::from_vec(values, (rows, patch_values), &self.device)?;
             let (image_embeds, features) = self.vision.forward_mode(&patches, &grids, mode)?;
             embeds = scatter_image_rows(&embeds, &image_embeds.to_dtype(embeds.dtype())?, &batch.ids, tokens.image)?;
+            // DeepStack: each feature, zero outside the image tokens, is added after one text layer.
             let zeros = embeds.zeros_like()?;
             for feature in features {
-                let feature = scatter_image_rows(&zeros, &feature.to_dtype(self.dtype)?, &batch.ids, tokens.image)?;
+                let feature = scatter_image_rows(&zeros, &feature.to_dtype(zeros.dtype())?, &batch.ids, tokens.image)?;
                 deepstack.push(feature.reshape((b, l, self.config.text.hidden_size))?.to_dtype(self.dtype)?);
             }
         }

@@ -1,10 +1,12 @@
 //! Adapters in PEFT's on-disk format (`adapter_config.json` + `adapter_model.safetensors`), attached to
-//! the language model's linear layers.
+//! the linear layers whose last name component is one of `target_modules`, as PEFT matches them: the
+//! language model's, and on Qwen2.5-VL also the vision blocks' `down_proj`.
 //!
-//! Names are written as current PEFT + transformers write them for Qwen2-VL
+//! Names are written as current PEFT + transformers write them
 //! (`base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight`,
-//! `...q_proj.lora_magnitude_vector` for DoRA); the older `base_model.model.model.layers.*` form
-//! (peft 0.11 with transformers 4.x, the reference's stack) is read too.
+//! `base_model.model.model.visual.blocks.0.mlp.down_proj.lora_A.weight`,
+//! `...q_proj.lora_magnitude_vector` for DoRA); the older `base_model.model.model.layers.*` and
+//! `base_model.model.visual.*` form (peft 0.11 with transformers 4.x, the reference's stack) is read too.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapter::{init_adapter, Adapter, AdapterKind};
 use crate::error::{ModelError, Result};
 use crate::model::Qwen2Vl;
+use crate::tensors::nested_name;
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
@@ -56,10 +59,7 @@ struct PeftConfigFile {
 }
 
 fn peft_prefix(layer: &str) -> String {
-    match layer.strip_prefix("model.") {
-        Some(rest) => format!("base_model.model.model.language_model.{rest}"),
-        None => format!("base_model.model.{layer}"),
-    }
+    format!("base_model.model.{}", nested_name(layer))
 }
 
 fn legacy_prefix(layer: &str) -> String {
@@ -75,7 +75,7 @@ fn is_target(layer: &str, targets: &[String]) -> bool {
 pub fn attach_new(model: &mut Qwen2Vl, cfg: &AdapterConfig, seed: u64) -> Result<usize> {
     let mut rng = saha_common::rng::Rng::new(seed);
     let mut index = 0;
-    model.text_mut().for_each_linear_mut(&mut |name, linear| {
+    model.for_each_linear_mut(&mut |name, linear| {
         if is_target(name, &cfg.targets) {
             let adapter = init_adapter(
                 cfg.kind,
@@ -93,7 +93,7 @@ pub fn attach_new(model: &mut Qwen2Vl, cfg: &AdapterConfig, seed: u64) -> Result
     })?;
     if index == 0 {
         return Err(ModelError::Input(format!(
-            "no language-model layer matches the adapter targets {:?}",
+            "no layer of the model matches the adapter targets {:?}",
             cfg.targets
         )));
     }
@@ -103,7 +103,7 @@ pub fn attach_new(model: &mut Qwen2Vl, cfg: &AdapterConfig, seed: u64) -> Result
 /// Every adapter tensor with its PEFT name, in layer order.
 pub fn named_vars(model: &Qwen2Vl) -> Vec<(String, Var)> {
     let mut out = Vec::new();
-    model.text().for_each_linear(&mut |name, linear| {
+    model.for_each_linear(&mut |name, linear| {
         if let Some(a) = linear.adapter() {
             let p = peft_prefix(name);
             out.push((format!("{p}.lora_A.weight"), a.a.clone()));
@@ -196,7 +196,7 @@ pub fn load(dir: &Path, model: &mut Qwen2Vl) -> Result<AdapterConfig> {
         Ok(Var::from_tensor(&tensor.to_dtype(DType::F32)?)?)
     };
     let mut index = 0;
-    model.text_mut().for_each_linear_mut(&mut |name, linear| {
+    model.for_each_linear_mut(&mut |name, linear| {
         if !is_target(name, &cfg.targets) {
             return Ok(());
         }
@@ -220,7 +220,7 @@ pub fn load(dir: &Path, model: &mut Qwen2Vl) -> Result<AdapterConfig> {
     if index == 0 {
         return Err(ModelError::file(
             dir,
-            format!("no language-model layer matches target_modules {:?}", cfg.targets),
+            format!("no layer of the model matches target_modules {:?}", cfg.targets),
         ));
     }
     Ok(cfg)
@@ -228,7 +228,5 @@ pub fn load(dir: &Path, model: &mut Qwen2Vl) -> Result<AdapterConfig> {
 
 /// Folds every adapter into its layer's weight, for inference at base-model speed.
 pub fn merge_all(model: &mut Qwen2Vl) -> Result<()> {
-    model
-        .text_mut()
-        .for_each_linear_mut(&mut |_, linear| linear.merge_adapter())
+    model.for_each_linear_mut(&mut |_, linear| linear.merge_adapter())
 }

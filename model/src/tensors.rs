@@ -1,4 +1,4 @@
-//! Every tensor a Qwen2-VL or Qwen3-VL checkpoint holds, by original-layout name, with its shape.
+//! Every tensor a Qwen2-VL, Qwen2.5-VL or Qwen3-VL checkpoint holds, by original-layout name, with its shape.
 
 use crate::config::{Arch, ModelConfig};
 
@@ -48,14 +48,15 @@ impl Specs {
 pub fn checkpoint_tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
     let mut specs = Specs::default();
     match cfg.arch {
-        Arch::Qwen2Vl => qwen2_vl_vision(cfg, &mut specs),
+        Arch::Qwen2Vl | Arch::Qwen2_5Vl => qwen2_vision(cfg, &mut specs),
         Arch::Qwen3Vl => crate::qwen3_vl::tensors::vision(cfg, &mut specs),
     }
     text(cfg, &mut specs);
     specs.0
 }
 
-fn qwen2_vl_vision(cfg: &ModelConfig, specs: &mut Specs) {
+/// Qwen2-VL's and Qwen2.5-VL's vision tower.
+fn qwen2_vision(cfg: &ModelConfig, specs: &mut Specs) {
     let mut add = |name: String, shape: Vec<usize>, kind| specs.add(name, shape, kind);
     let v = &cfg.vision;
     let e = v.embed_dim;
@@ -64,25 +65,33 @@ fn qwen2_vl_vision(cfg: &ModelConfig, specs: &mut Specs) {
         vec![e, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size],
         TensorKind::Weight,
     );
+    let m = v.intermediate_size;
+    let (norm_shift, mlp) = match cfg.arch {
+        Arch::Qwen2Vl => (true, vec![("mlp.fc1", m, e), ("mlp.fc2", e, m)]),
+        Arch::Qwen2_5Vl => (
+            false,
+            vec![("mlp.gate_proj", m, e), ("mlp.up_proj", m, e), ("mlp.down_proj", e, m)],
+        ),
+        Arch::Qwen3Vl => unreachable!("qwen3_vl::tensors lists Qwen3-VL's vision tensors"),
+    };
+    let add_norm = |add: &mut dyn FnMut(String, Vec<usize>, TensorKind), name: String| {
+        add(format!("{name}.weight"), vec![e], TensorKind::NormScale);
+        if norm_shift {
+            add(format!("{name}.bias"), vec![e], TensorKind::NormShift);
+        }
+    };
     for i in 0..v.depth {
         let p = format!("visual.blocks.{i}");
         for norm in ["norm1", "norm2"] {
-            add(format!("{p}.{norm}.weight"), vec![e], TensorKind::NormScale);
-            add(format!("{p}.{norm}.bias"), vec![e], TensorKind::NormShift);
+            add_norm(&mut add, format!("{p}.{norm}"));
         }
-        for (name, out, inp) in [
-            ("attn.qkv", 3 * e, e),
-            ("attn.proj", e, e),
-            ("mlp.fc1", v.mlp_dim(), e),
-            ("mlp.fc2", e, v.mlp_dim()),
-        ] {
+        for &(name, out, inp) in [("attn.qkv", 3 * e, e), ("attn.proj", e, e)].iter().chain(&mlp) {
             add(format!("{p}.{name}.weight"), vec![out, inp], TensorKind::Weight);
             add(format!("{p}.{name}.bias"), vec![out], TensorKind::Bias);
         }
     }
     let merged = e * v.merge_unit();
-    add("visual.merger.ln_q.weight".into(), vec![e], TensorKind::NormScale);
-    add("visual.merger.ln_q.bias".into(), vec![e], TensorKind::NormShift);
+    add_norm(&mut add, "visual.merger.ln_q".into());
     for (name, out, inp) in [("mlp.0", merged, merged), ("mlp.2", v.hidden_size, merged)] {
         add(
             format!("visual.merger.{name}.weight"),

@@ -126,23 +126,24 @@ impl Attention {
     }
 }
 
-struct Mlp {
+/// SwiGLU MLP, `down(silu(gate(x)) * up(x))`: the decoder's (no biases) and Qwen2.5-VL's vision blocks'.
+pub(crate) struct Mlp {
     gate: Linear,
     up: Linear,
     down: Linear,
 }
 
 impl Mlp {
-    fn load(w: &Weights, cfg: &TextConfig, prefix: &str) -> Result<Self> {
-        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+    pub(crate) fn load(w: &Weights, prefix: &str, hidden: usize, intermediate: usize, bias: bool) -> Result<Self> {
+        let (h, i) = (hidden, intermediate);
         Ok(Mlp {
-            gate: Linear::load(w, &format!("{prefix}.gate_proj"), h, i, false)?,
-            up: Linear::load(w, &format!("{prefix}.up_proj"), h, i, false)?,
-            down: Linear::load(w, &format!("{prefix}.down_proj"), i, h, false)?,
+            gate: Linear::load(w, &format!("{prefix}.gate_proj"), h, i, bias)?,
+            up: Linear::load(w, &format!("{prefix}.up_proj"), h, i, bias)?,
+            down: Linear::load(w, &format!("{prefix}.down_proj"), i, h, bias)?,
         })
     }
 
-    fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let (gate, up) = (self.gate.forward_mode(x, mode)?, self.up.forward_mode(x, mode)?);
         let activated = if mode.differentiable && fused::supported(&gate) {
             fused::swiglu(&gate, &up)?
@@ -152,7 +153,15 @@ impl Mlp {
         self.down.forward_mode(&activated, mode)
     }
 
-    fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 3] {
+    pub(crate) fn linears(&self) -> [(&'static str, &Linear); 3] {
+        [
+            ("gate_proj", &self.gate),
+            ("up_proj", &self.up),
+            ("down_proj", &self.down),
+        ]
+    }
+
+    pub(crate) fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 3] {
         [
             ("gate_proj", &mut self.gate),
             ("up_proj", &mut self.up),
@@ -176,7 +185,7 @@ impl DecoderLayer {
             input_norm: RmsNorm::load(w, &format!("{p}.input_layernorm"), h, eps)?,
             attention: Attention::load(w, cfg, &format!("{p}.self_attn"))?,
             post_attention_norm: RmsNorm::load(w, &format!("{p}.post_attention_layernorm"), h, eps)?,
-            mlp: Mlp::load(w, cfg, &format!("{p}.mlp"))?,
+            mlp: Mlp::load(w, &format!("{p}.mlp"), h, cfg.intermediate_size, false)?,
         })
     }
 
@@ -234,8 +243,7 @@ impl TextModel {
             for (name, linear) in [("q_proj", &a.q), ("k_proj", &a.k), ("v_proj", &a.v), ("o_proj", &a.o)] {
                 f(&format!("model.layers.{i}.self_attn.{name}"), linear);
             }
-            let m = &layer.mlp;
-            for (name, linear) in [("gate_proj", &m.gate), ("up_proj", &m.up), ("down_proj", &m.down)] {
+            for (name, linear) in layer.mlp.linears() {
                 f(&format!("model.layers.{i}.mlp.{name}"), linear);
             }
         }

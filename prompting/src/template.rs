@@ -10,8 +10,19 @@ pub const IMAGE_PLACEHOLDER: &str = "<|image_1|>";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backbone {
-    /// Qwen2-VL / Qwen2.5-VL: `<|im_start|>` chat template, `<|image_pad|>` image token.
+    /// Qwen2-VL: `<|im_start|>` chat template, `<|image_pad|>` image token.
+    #[value(name = "qwen2-vl")]
+    #[serde(rename = "qwen2-vl")]
     Qwen2Vl,
+    /// Qwen2.5-VL: Qwen2-VL's chat template and image tokens.
+    #[value(name = "qwen2.5-vl")]
+    #[serde(rename = "qwen2.5-vl")]
+    Qwen2_5Vl,
+    /// Qwen3-VL (and Qwen3-VL-Embedding): Qwen2-VL's chat template and image tokens; its own chat template
+    /// wraps every image in `<|vision_start|>`/`<|vision_end|>`.
+    #[value(name = "qwen3-vl")]
+    #[serde(rename = "qwen3-vl")]
+    Qwen3Vl,
     /// LLaVA-NeXT (Mistral): `[INST] ... [/INST]`, `<image>` image token.
     LlavaNext,
     /// Phi-3.5-V: `<|system|>` chat template, `<|image_1|>` image token.
@@ -38,12 +49,21 @@ const LLAVA_SPECIAL: &[&str] = &["[INST]", "[/INST]", "<image>", "<s>", "</s>", 
 const PHI3_SPECIAL: &[&str] = &["<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|endoftext|>"];
 
 impl Backbone {
+    /// The name on the command line and in the items' metadata (`qwen2-vl`, `qwen2.5-vl`, ...), which
+    /// is also saha-model's name for a snapshot's architecture.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .expect("no variant is skipped")
+            .get_name()
+            .to_string()
+    }
+
     /// The token that replaces [`IMAGE_PLACEHOLDER`]. `wrap` adds Qwen2-VL's vision start/end
     /// tokens, which the reference omits (so its image tokens get 1-D positions).
     pub fn image_token(self, wrap: bool) -> &'static str {
         match (self, wrap) {
-            (Backbone::Qwen2Vl, false) => "<|image_pad|>",
-            (Backbone::Qwen2Vl, true) => "<|vision_start|><|image_pad|><|vision_end|>",
+            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, false) => "<|image_pad|>",
+            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, true) => "<|vision_start|><|image_pad|><|vision_end|>",
             (Backbone::LlavaNext, _) => "<image>",
             (Backbone::Phi3V, _) => IMAGE_PLACEHOLDER,
         }
@@ -52,7 +72,7 @@ impl Backbone {
     /// Strings the backbone's tokenizer turns into control tokens when they occur in text.
     pub fn special_tokens(self) -> &'static [&'static str] {
         match self {
-            Backbone::Qwen2Vl => QWEN2_SPECIAL,
+            Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl => QWEN2_SPECIAL,
             Backbone::LlavaNext => LLAVA_SPECIAL,
             Backbone::Phi3V => PHI3_SPECIAL,
         }
@@ -62,10 +82,12 @@ impl Backbone {
     /// where generation would start, so the last token is the one the embedding pools.
     pub fn render(self, system: Option<&str>, user: &str) -> String {
         match (self, system) {
-            (Backbone::Qwen2Vl, Some(s)) => format!(
+            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, Some(s)) => format!(
                 "<|im_start|>system\n{s}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
             ),
-            (Backbone::Qwen2Vl, None) => format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"),
+            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, None) => {
+                format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
+            }
             (Backbone::LlavaNext, Some(s)) => format!("[INST] {s}\n{user} [/INST]"),
             (Backbone::LlavaNext, None) => format!("[INST] {user} [/INST]"),
             (Backbone::Phi3V, Some(s)) => format!("<|system|>\n{s}<|end|>\n<|user|>\n{user}<|end|>\n<|assistant|>\n"),
@@ -92,6 +114,23 @@ mod tests {
             Backbone::Qwen2Vl.render(None, "x"),
             "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    #[test]
+    fn qwen2_5_vl_renders_like_qwen2_vl_under_its_own_name() {
+        let (a, b) = (Backbone::Qwen2Vl, Backbone::Qwen2_5Vl);
+        assert_eq!(
+            a.render(Some(SYS), "<|image_pad|> x"),
+            b.render(Some(SYS), "<|image_pad|> x")
+        );
+        assert_eq!(a.render(None, "x"), b.render(None, "x"));
+        assert_eq!(
+            (a.image_token(true), a.special_tokens()),
+            (b.image_token(true), b.special_tokens())
+        );
+        assert_eq!((a.name().as_str(), b.name().as_str()), ("qwen2-vl", "qwen2.5-vl"));
+        assert_eq!(serde_json::to_value(b).unwrap(), "qwen2.5-vl");
+        assert_eq!(Backbone::Phi3V.name(), "phi3-v");
     }
 
     #[test]

@@ -40,6 +40,30 @@ pub const RETRIEVAL_DEPTH: ParamKey<usize> = ParamKey::new("pool");
 /// that made its items and pairs, inherited by every artefact made from them. Inputs of different
 /// origins are refused (see [`Provenance::input`]).
 pub const ORIGIN: ParamKey<String> = ParamKey::new("origin");
+/// The backbone items were rendered for (`saha-prompt --backbone`: `qwen2-vl`, `qwen2.5-vl`, ...): its chat
+/// template and image tokens. saha-embed refuses items rendered for another backbone than its model's.
+pub const BACKBONE: ParamKey<String> = ParamKey::new("backbone");
+
+/// Refuses items rendered for another backbone than the model's (`model`, e.g. `qwen2.5-vl`, of the snapshot
+/// in `model_dir`): their chat template or image tokens would be wrong for it. Items that record no
+/// backbone (made before it was recorded, or by another tool) pass.
+pub fn check_backbone(
+    items: &Path,
+    provenance: Option<&Provenance>,
+    model: &str,
+    model_dir: &Path,
+) -> std::result::Result<(), String> {
+    match provenance.and_then(|p| p.get(&BACKBONE)) {
+        Some(rendered) if rendered != model => Err(format!(
+            "{}: the items were rendered for backbone `{rendered}` (saha-prompt --backbone {rendered}), but the \
+             model {} is `{model}`; render them again with --backbone {model}, or use a {rendered} model",
+            items.display(),
+            model_dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Further origins of inputs combined deliberately (`--allow-mixed-runs`).
 pub const MIXED_ORIGINS: ParamKey<Vec<String>> = ParamKey::new("mixed_origins");
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Parity fixture generator for the Rust Qwen2-VL embedding model (developers run it; CI does not).
+"""Parity fixture generator for the Rust Qwen2-VL / Qwen2.5-VL embedding model (developers run it; CI does not).
 
-It runs Hugging Face transformers' Qwen2-VL on a tiny random-weight snapshot and stores, per case, the
+It runs Hugging Face transformers' Qwen2-VL (or Qwen2.5-VL, by the snapshot's `model_type`) on a tiny
+random-weight snapshot and stores, per case, the
 exact model inputs (token ids, attention mask, pixel values, grids, M-RoPE position ids) and outputs
 (final-norm hidden states at every real position, the pooled last-real-token state and the L2-normalised
 embedding) that the Rust implementation must reproduce. Prompts follow the SaHa reference template
@@ -10,6 +11,7 @@ at the last real token (the `\\n` after `assistant`).
 
 Usage:
   python3 tests/oracle/qwen2vl_fixtures.py --snapshot DIR --out tests/fixtures/qwen2vl
+  python3 tests/oracle/qwen2vl_fixtures.py --snapshot DIR25 --out tests/fixtures/qwen2_5vl --pixel-hashes
   python3 tests/oracle/qwen2vl_fixtures.py --make-snapshot DIR [--seed 0] [--tokenizer FILE]
   (both together: build the snapshot, then generate the fixtures from it)
 
@@ -36,12 +38,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-# What tests/oracle/qwen3vl_fixtures.py replaces to reuse this generator for Qwen3-VL.
+# Replaced by tests/oracle/qwen3vl_fixtures.py, which reuses this generator for Qwen3-VL.
 GENERATOR = "tests/oracle/qwen2vl_fixtures.py"
-MODEL_CLASS = "Qwen2VLForConditionalGeneration"
-# Images whose pixel values are stored as tensors (None: all). The others' are checked by their sha256 alone
-# (`pixel_values_sha256` in cases.json), which keeps the fixture small.
-PIXELS_STORED = None
 DEFAULT_TOKENIZER = REPO / ".tools" / "qwen-tokenizer" / "qwen2-vl-tokenizer.json"
 
 # The README string every SaHa command passes as --Q_prompt and --D_prompt (reference-code.md §3.1).
@@ -120,6 +118,13 @@ IMAGES = [
     ("img_37x23.png", 37, 23, 5),  # odd size, upscaled by min_pixels to 84x56, grid [1,4,6], 6 tokens
     ("img_300x120.png", 300, 120, 6),  # downscaled by max_pixels to 168x56, grid [1,4,12], 12 tokens
 ]
+# Qwen2.5-VL only: with max_pixels 28*28*36, resized to 168x140, grid [1,10,12]: 5 x 6 merged tokens, so
+# four 112-pixel attention windows of 4x4, 4x2, 1x4 and 1x2 merged tokens.
+WINDOW_IMAGES = [("img_160x140.png", 160, 140, 7)]
+
+ARCH_CLASSES = {"qwen2_vl": "Qwen2VLForConditionalGeneration",
+                "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+                "qwen3_vl": "Qwen3VLForConditionalGeneration"}
 
 LONG_TEXT = (
     "Find me an everyday image that matches the given caption: On a quiet Sunday morning an elderly man "
@@ -170,6 +175,16 @@ BATCH_ITEMS = [
     item(q(IMAGE_PAD + " Find the matching caption.", True), "img_56x84.png"),
     item(q(VISION_START + IMAGE_PAD + VISION_END + "What is shown in this picture?", True), "img_100x50.png",
          wrapped=True),
+]
+# Qwen2.5-VL only: window attention over an image of several windows, packed with a second image.
+WINDOW_CASES = [
+    {"id": "case08",
+     "what": "Qwen2.5-VL windows: an image of 4 attention windows (2 partial) and a wrapped 100x50 image in one "
+             "right-padded batch; also stores the vision tower intermediates for both images",
+     "items": [item(IMAGE_PAD + " Represent the given image.", "img_160x140.png"),
+               item(q(VISION_START + IMAGE_PAD + VISION_END + "What is shown in this picture?", True),
+                    "img_100x50.png", wrapped=True)],
+     "padding": "right", "vision_debug": True},
 ]
 for side in ("left", "right"):
     CASES.append({
@@ -300,8 +315,11 @@ def load_model(snapshot, attn):
     import transformers
     from safetensors import safe_open
 
-    model = getattr(transformers, MODEL_CLASS).from_pretrained(
-        snapshot, dtype=torch.float32, attn_implementation=attn)
+    model_type = json.loads((Path(snapshot) / "config.json").read_text())["model_type"]
+    if model_type not in ARCH_CLASSES:
+        die(f"model_type {model_type} is not one of {sorted(ARCH_CLASSES)}")
+    cls = getattr(transformers, ARCH_CLASSES[model_type])
+    model = cls.from_pretrained(snapshot, dtype=torch.float32, attn_implementation=attn)
     model.eval()
     # Refuse a silent mis-load (transformers initialises missing tensors at random): every tensor in the
     # files must land in the model, and every model tensor must come from the files (lm_head only if tied).
@@ -315,7 +333,7 @@ def load_model(snapshot, attn):
                             "A" if k.startswith(("visual.", "model.")) else "other")
                 name = model_name(k)
                 if name not in sd:
-                    die(f"{path.name}: tensor {k} ({name}) is not a {MODEL_CLASS} parameter")
+                    die(f"{path.name}: tensor {k} ({name}) is not a {cls.__name__} parameter")
                 t = f.get_tensor(k).to(torch.float32)
                 if tuple(t.shape) != tuple(sd[name].shape) or not torch.equal(t, sd[name]):
                     die(f"{path.name}: tensor {k} did not load into {name} unchanged")
@@ -352,11 +370,11 @@ def make_image(width, height, seed):
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def write_images(out_dir):
+def write_images(out_dir, images):
     from PIL import Image
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, w, h, seed in IMAGES:
+    for name, w, h, seed in images:
         Image.fromarray(make_image(w, h, seed), "RGB").save(out_dir / name, format="PNG", optimize=False)
 
 
@@ -485,7 +503,7 @@ def real_max_diff(a, b, mask):
     return float((a[m] - b[m]).abs().max())
 
 
-def generate(snapshot, out):
+def generate(snapshot, out, pixel_hashes):
     import torch
     from safetensors.torch import save_file
     from tokenizers import Tokenizer
@@ -509,8 +527,11 @@ def generate(snapshot, out):
     if tok_ids != TOKENIZER_CHECK_IDS:
         die(f"the snapshot tokenizer encodes the Qwen2-VL test string as {tok_ids}, expected {TOKENIZER_CHECK_IDS}")
 
+    windows = cfg_json["model_type"] == "qwen2_5_vl"
+    images = IMAGES + (WINDOW_IMAGES if windows else [])
+    cases = CASES + (WINDOW_CASES if windows else [])
     img_dir = out / "images"
-    write_images(img_dir)
+    write_images(img_dir, images)
 
     tensors = {}
     images_meta = {}
@@ -526,7 +547,7 @@ def generate(snapshot, out):
             single_pooled[key] = pool(forward(model, b), b)[0][0]
         return single_pooled[key]
 
-    for case in CASES:
+    for case in cases:
         cid = case["id"]
         batch = build_batch(model, tok, ip, case, img_dir, cfg)
         last = forward(model, batch)
@@ -585,22 +606,23 @@ def generate(snapshot, out):
             pv = batch["pixel_values"][off:off + n]
             off += n
             stem = Path(name).stem
-            digest = hashlib.sha256(pv.numpy().astype("<f4").tobytes()).hexdigest()
+            # The pixels' float32 little-endian bytes, hashed: bit-identical pixels, at no fixture size.
+            pixel_sha = hashlib.sha256(pv.contiguous().numpy().astype("<f4").tobytes()).hexdigest()
             if name in images_meta:
-                assert images_meta[name]["pixel_values_sha256"] == digest
+                assert images_meta[name]["pixel_values_sha256"] == pixel_sha
                 continue
-            stored = PIXELS_STORED is None or name in PIXELS_STORED
-            if stored:
+            if not pixel_hashes:
                 tensors[f"image.{stem}.pixel_values"] = pv.contiguous()
             tensors[f"image.{stem}.image_grid_thw"] = torch.tensor([grid], dtype=torch.int64)
-            w, h = next((w, h) for (f, w, h, _) in IMAGES if f == name)
+            w, h = next((w, h) for (f, w, h, _) in images if f == name)
             images_meta[name] = {"file": f"images/{name}", "width": w, "height": h, "grid_thw": grid,
                                  "resized_hw": [grid[1] * ip.patch_size, grid[2] * ip.patch_size],
                                  "n_patches": n, "n_tokens": n // ip.merge_size ** 2,
                                  "sha256": sha256_file(img_dir / name),
-                                 "pixel_values": f"image.{stem}.pixel_values" if stored else None,
-                                 "pixel_values_sha256": digest,
+                                 "pixel_values_sha256": pixel_sha,
                                  "image_grid_thw": f"image.{stem}.image_grid_thw"}
+            if not pixel_hashes:
+                images_meta[name]["pixel_values"] = f"image.{stem}.pixel_values"
 
         if case.get("vision_debug"):
             visual = model.model.visual
@@ -671,8 +693,17 @@ def generate(snapshot, out):
         },
         "checks": checks,
         "images": list(images_meta.values()),
+        "model_type": cfg_json["model_type"],
         "cases": cases_meta,
     }
+    if windows:
+        meta["semantics"]["case08.vision.*"] = (
+            "as case03.vision.*, for the case's two images packed; blocks_out rows are in Qwen2.5-VL's window "
+            "order (transformers' last_hidden_state), merged rows back in the processor's order")
+    if pixel_hashes:
+        meta["semantics"]["image.<stem>.pixel_values"] = (
+            "not stored: images[i].pixel_values_sha256 is the sha256 of the image processor's output "
+            "[n_patches, 3*2*14*14] as float32 little-endian bytes")
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "expected.safetensors.tmp"
     save_file(tensors, str(tmp), metadata={"format": "pt"})  # one key only, see make_snapshot
@@ -682,7 +713,7 @@ def generate(snapshot, out):
         json.dump(meta, f, indent=1, ensure_ascii=False)
         f.write("\n")
     print(json.dumps(checks), file=sys.stderr)
-    print(f"wrote {out}/expected.safetensors ({len(tensors)} tensors), {out}/cases.json, {len(IMAGES)} images",
+    print(f"wrote {out}/expected.safetensors ({len(tensors)} tensors), {out}/cases.json, {len(images)} images",
           file=sys.stderr)
 
 
@@ -692,6 +723,9 @@ def main():
     ap.add_argument("--out", help="fixture output folder (e.g. tests/fixtures/qwen2vl)")
     ap.add_argument("--make-snapshot", metavar="DIR", help="build a tiny random snapshot with transformers")
     ap.add_argument("--seed", type=int, default=0, help="seed for --make-snapshot (default 0)")
+    ap.add_argument("--pixel-hashes", action="store_true",
+                    help="store each image's pixel values as the sha256 of their float32 bytes only (smaller "
+                         "fixtures; the Rust test then needs bit-identical pixels)")
     ap.add_argument("--tokenizer", default=str(DEFAULT_TOKENIZER),
                     help="tokenizer.json for --make-snapshot (default: scripts/fetch-tokenizer.sh's Qwen2-VL variant)")
     args = ap.parse_args()
@@ -708,7 +742,7 @@ def main():
     if snapshot:
         if not args.out:
             ap.error("--snapshot needs --out")
-        generate(snapshot, args.out)
+        generate(snapshot, args.out, args.pixel_hashes)
 
 
 if __name__ == "__main__":

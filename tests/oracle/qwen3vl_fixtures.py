@@ -2,7 +2,8 @@
 """Parity fixture generator for the Rust Qwen3-VL embedding model (developers run it; CI does not).
 
 The Qwen2-VL generator (qwen2vl_fixtures.py) with Qwen3-VL's model class, images sized for its 16-pixel
-patches (smart_resize factor 32), and, for case03, the vision tower's DeepStack features. Same cases, same
+patches (smart_resize factor 32), pixel values checked by sha256 (`--pixel-hashes`), and, for case03, the
+vision tower's DeepStack features. Same cases, same
 tensors, same semantics: see tests/fixtures/qwen3vl/README.md.
 
 Usage:
@@ -17,7 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import qwen2vl_fixtures as base  # noqa: E402
 
 base.GENERATOR = "tests/oracle/qwen3vl_fixtures.py"
-base.MODEL_CLASS = "Qwen3VLForConditionalGeneration"
 
 # Sizes are width x height; grids [t, h, w] in 16-pixel patches. The tiny snapshot's processor keeps areas
 # within [64*64, 32*32*16] and its 8x8 position table is resampled down (grids of 4 and 6), kept (8) and up (12).
@@ -30,9 +30,6 @@ RENAMED = {
     "img_300x120.png": ("img_300x120.png", 300, 120, 6),  # downscaled by max_pixels to 192x64, grid [1,4,12]
 }
 base.IMAGES = list(RENAMED.values())
-# The pixel values of the vision-tower case's image and of the odd-sized upscaled one are stored; the others
-# by sha256 (1536 values per patch would make the fixture 1.6 MB).
-base.PIXELS_STORED = {"img_128x96.png", "img_37x23.png"}
 
 
 def renamed(case):
@@ -62,4 +59,7 @@ base.vision_patch_embed = vision_patch_embed
 if __name__ == "__main__":
     if "--make-snapshot" in sys.argv:
         base.die("the Qwen3-VL snapshot comes from `saha-init-model --arch qwen3-vl`; give --snapshot DIR --out DIR")
+    # Pixel values by their sha256 only: 1536 values per patch would make the fixture 1.6 MB.
+    if "--pixel-hashes" not in sys.argv:
+        sys.argv.append("--pixel-hashes")
     base.main()

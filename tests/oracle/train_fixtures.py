@@ -17,9 +17,13 @@ in `<kind>/expected.safetensors`, plus the model inputs in `inputs.safetensors` 
 
 Usage:
   python3 tests/oracle/train_fixtures.py --snapshot DIR --out tests/fixtures/train
+  python3 tests/oracle/train_fixtures.py --snapshot DIR25 --out tests/fixtures/train_qwen2_5vl \
+      --embedding-fixtures tests/fixtures/qwen2_5vl
 
 DIR is the tiny snapshot (`saha-init-model --seed 0 --out DIR --tokenizer ...`), the same one
-tests/fixtures/qwen2vl was generated from. Images are read from tests/fixtures/qwen2vl/images/.
+tests/fixtures/qwen2vl was generated from (DIR25: the Qwen2.5-VL one of tests/fixtures/qwen2_5vl). Images are
+read from the embedding fixtures' images/. On Qwen2.5-VL PEFT's suffix match also adapts the vision blocks'
+`mlp.down_proj` (the reference's target list), so those adapters are part of the step too.
 
 Needs: torch, transformers (5.x tested), peft, tokenizers, pillow, numpy, safetensors. CPU, float32, eager
 attention.
@@ -40,7 +44,6 @@ sys.path.insert(0, str(HERE))
 import qwen2vl_fixtures as qf  # noqa: E402  (snapshot loading, template, tokenising, batching, pooling)
 
 REPO = HERE.parents[1]
-IMG_DIR = REPO / "tests" / "fixtures" / "qwen2vl" / "images"
 
 TEMPERATURE = 0.02
 CHUNK = 2  # GradCache chunk size for queries and targets (reference default gc_q/p_chunk_size = 2)
@@ -85,8 +88,8 @@ def versions():
     return v
 
 
-def build(model, tok, ip, items, cfg):
-    return qf.build_batch(model, tok, ip, {"items": items, "padding": PADDING}, IMG_DIR, cfg)
+def build(model, tok, ip, items, cfg, img_dir):
+    return qf.build_batch(model, tok, ip, {"items": items, "padding": PADDING}, img_dir, cfg)
 
 
 def encode(model, batch):
@@ -132,13 +135,19 @@ def wrap(snapshot, kind):
     config = LoraConfig(use_dora=(kind == "dora"), **LORA_KW)
     model = get_peft_model(base, config)
 
-    # Which modules did PEFT adapt? Only the language model's q/k/v/o/down projections.
+    # Which modules did PEFT adapt? The language model's q/k/v/o/down projections, and on Qwen2.5-VL the
+    # vision blocks' mlp.down_proj (suffix match on the same list), nothing else.
     adapted = sorted(n for n, m in model.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A)
+    vision_down = base.config.model_type == "qwen2_5_vl"
     for n in adapted:
-        if ".visual." in n or ".language_model.layers." not in n:
-            die(f"PEFT adapted a module outside the language model: {n}")
+        in_text = ".visual." not in n and ".language_model.layers." in n
+        in_vision = vision_down and ".visual.blocks." in n and n.endswith(".mlp.down_proj")
+        if not (in_text or in_vision):
+            die(f"PEFT adapted an unexpected module: {n}")
+    if vision_down and not any(".visual." in n for n in adapted):
+        die("PEFT adapted no vision down_proj on Qwen2.5-VL")
     visual_linear = sorted(n for n, m in model.named_modules()
-                           if ".visual." in n and isinstance(m, torch.nn.Linear))
+                           if ".visual." in n and isinstance(m, torch.nn.Linear) and n not in adapted)
 
     g = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
@@ -193,14 +202,16 @@ def plain_step(model, qb, tb):
     return loss.detach(), q.detach(), t.detach(), grads_by_param(model)
 
 
-def gradcache_step(model, tok, ip, cfg):
+def gradcache_step(model, tok, ip, cfg, img_dir):
     """reference-code.md §6.4: pass 1 no-grad reps per chunk, loss on detached reps -> rep grads, pass 2 per chunk
     with surrogate dot(reps, cached_grad).backward(). Each chunk is tokenised and padded on its own."""
     import torch
 
     model.zero_grad(set_to_none=True)
-    qchunks = [build(model, tok, ip, [p["query"] for p in PAIRS[i:i + CHUNK]], cfg) for i in range(0, len(PAIRS), CHUNK)]
-    tchunks = [build(model, tok, ip, [p["target"] for p in PAIRS[i:i + CHUNK]], cfg) for i in range(0, len(PAIRS), CHUNK)]
+    qchunks = [build(model, tok, ip, [p["query"] for p in PAIRS[i:i + CHUNK]], cfg, img_dir)
+               for i in range(0, len(PAIRS), CHUNK)]
+    tchunks = [build(model, tok, ip, [p["target"] for p in PAIRS[i:i + CHUNK]], cfg, img_dir)
+               for i in range(0, len(PAIRS), CHUNK)]
     with torch.no_grad():
         q = torch.cat([encode(model, c) for c in qchunks])
         t = torch.cat([encode(model, c) for c in tchunks])
@@ -245,20 +256,21 @@ def check_dora_formula(model, adapted):
     return {"module": n, "out_max_abs": d_out, "grad_max_rel": d_grad, "undetached_norm_grad_max_rel": d_live}
 
 
-def generate(snapshot, out):
+def generate(snapshot, out, emb_dir):
     import torch
     from peft import PeftModel
     from safetensors import safe_open
     from safetensors.torch import save_file
     from tokenizers import Tokenizer
 
-    snapshot, out = Path(snapshot), Path(out)
+    snapshot, out, emb_dir = Path(snapshot), Path(out), Path(emb_dir)
+    img_dir = emb_dir / "images"
     for f in ("config.json", "tokenizer.json", "preprocessor_config.json"):
         if not (snapshot / f).is_file():
             die(f"{snapshot} lacks {f}")
-    if not IMG_DIR.is_dir():
-        die(f"{IMG_DIR} missing (generated by tests/oracle/qwen2vl_fixtures.py)")
-    emb_meta = json.loads((REPO / "tests" / "fixtures" / "qwen2vl" / "cases.json").read_text())
+    if not img_dir.is_dir():
+        die(f"{img_dir} missing (generated by tests/oracle/qwen2vl_fixtures.py)")
+    emb_meta = json.loads((emb_dir / "cases.json").read_text())
     img_sha = {Path(i["file"]).name: i["sha256"] for i in emb_meta["images"]}
     snap_sha = {p.name: qf.sha256_file(p) for p in sorted(snapshot.iterdir())
                 if p.is_file() and (p.suffix == ".safetensors" or p.name in (
@@ -281,11 +293,11 @@ def generate(snapshot, out):
         if getattr(base_cfg.text_config if hasattr(base_cfg, "text_config") else base_cfg, "attention_dropout", 0.0):
             die("attention_dropout != 0")
         if qb is None:
-            qb = build(model, tok, ip, [p["query"] for p in PAIRS], cfg)
-            tb = build(model, tok, ip, [p["target"] for p in PAIRS], cfg)
+            qb = build(model, tok, ip, [p["query"] for p in PAIRS], cfg, img_dir)
+            tb = build(model, tok, ip, [p["target"] for p in PAIRS], cfg, img_dir)
             for name in qb["images"] + tb["images"]:
-                if qf.sha256_file(IMG_DIR / name) != img_sha[name]:
-                    die(f"{IMG_DIR / name} differs from tests/fixtures/qwen2vl/cases.json")
+                if qf.sha256_file(img_dir / name) != img_sha[name]:
+                    die(f"{img_dir / name} differs from {emb_dir}/cases.json")
             for side, b in (("query", qb), ("target", tb)):
                 for k in ("input_ids", "attention_mask", "position_ids", "pool_index", "image_grid_thw"):
                     if b[k] is not None:
@@ -337,7 +349,7 @@ def generate(snapshot, out):
             die(f"{kind}: train and eval mode disagree")
 
         # 3. GradCache, chunks of 2
-        gc_loss, gc_grads = gradcache_step(model, tok, ip, cfg)
+        gc_loss, gc_grads = gradcache_step(model, tok, ip, cfg, img_dir)
         gcmap = peft_keys(model, gc_grads)
         gc_abs = max(float((gcmap[k] - gmap[k]).abs().max()) for k in gmap)
         gc_rel = max(float((gcmap[k] - gmap[k]).abs().max() / gmap[k].abs().max()) for k in gmap)
@@ -395,12 +407,14 @@ def generate(snapshot, out):
         "format": 1,
         "generator": "tests/oracle/train_fixtures.py",
         "versions": versions(),
-        "snapshot": {"sha256": snap_sha, "same_as_qwen2vl_fixtures": same_snapshot},
+        "snapshot": {"sha256": snap_sha, "same_as_embedding_fixtures": same_snapshot,
+                     "embedding_fixtures": str(emb_dir.resolve().relative_to(REPO)),
+                     "model_type": json.loads((snapshot / "config.json").read_text())["model_type"]},
         "dtype": "float32 weights, adapters and computation on CPU; eager attention",
         "template": emb_meta["template"],
         "pad_token_id": qf.PAD_TOKEN_ID,
         "padding_side": PADDING,
-        "images_dir": "tests/fixtures/qwen2vl/images",
+        "images_dir": str(img_dir.resolve().relative_to(REPO)),
         "images": {n: img_sha[n] for n in qb["images"] + tb["images"]},
         "pairs": [{"query": qi, "target": ti} for qi, ti in zip(qb["items"], tb["items"])],
         "batches": {
@@ -408,7 +422,7 @@ def generate(snapshot, out):
             "target": {"length": int(tb["input_ids"].shape[1]), "images": tb["images"]},
             "note": "queries form one right-padded batch of 4, targets another; pixel_values of a batch are the "
                     "concatenation of its images' (image.<stem>.pixel_values in "
-                    "tests/fixtures/qwen2vl/expected.safetensors), in item order",
+                    "the embedding fixtures' expected.safetensors, or their hash), in item order",
         },
         "loss": {
             "form": "cross_entropy((q @ t.T) / temperature, arange(B)), mean over B; one-directional q->t",
@@ -460,6 +474,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--snapshot", required=True, help="tiny snapshot folder (saha-init-model --seed 0)")
     ap.add_argument("--out", required=True, help="fixture output folder (tests/fixtures/train)")
+    ap.add_argument("--embedding-fixtures", default=str(REPO / "tests" / "fixtures" / "qwen2vl"),
+                    help="the embedding fixtures of the same snapshot (their images and image hashes)")
     args = ap.parse_args()
     qf.import_stack()
     try:
@@ -471,7 +487,7 @@ def main():
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    generate(args.snapshot, args.out)
+    generate(args.snapshot, args.out, args.embedding_fixtures)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,7 @@
 
 use serde_json::Value;
 
-use crate::config::{
-    mrope_section, special_tokens, usize_field, usize_or, Arch, ModelConfig, TextConfig, VisionAct, VisionConfig,
-};
+use crate::config::{mrope_section, special_tokens, usize_field, usize_or, Arch, ModelConfig, TextConfig, VisionConfig};
 use crate::error::{ModelError, Result};
 
 /// transformers' defaults for what a Qwen3-VL config may leave out.
@@ -71,15 +69,13 @@ pub fn from_value(root: &Value) -> Result<ModelConfig> {
         .filter(|v| v.is_object())
         .ok_or_else(|| ModelError::Config("missing object `vision_config`".into()))?;
     let field = |key: &str| vision_section.get(key);
-    let hidden_act = match field("hidden_act").and_then(Value::as_str) {
-        None | Some("gelu_pytorch_tanh") => VisionAct::GeluTanh,
-        Some("gelu") => VisionAct::Gelu,
-        Some(other) => {
+    if let Some(act) = field("hidden_act").and_then(Value::as_str) {
+        if act != "gelu_pytorch_tanh" {
             return Err(ModelError::Config(format!(
-                "vision_config.hidden_act `{other}` is not supported (gelu_pytorch_tanh, gelu)"
-            )))
+                "vision_config.hidden_act is `{act}`; the qwen3_vl vision tower uses `gelu_pytorch_tanh`"
+            )));
         }
-    };
+    }
     let theta = field("rope_parameters")
         .and_then(|r| r.get("rope_theta"))
         .and_then(Value::as_f64)
@@ -103,12 +99,12 @@ pub fn from_value(root: &Value) -> Result<ModelConfig> {
         embed_dim: usize_or(field("hidden_size"), "vision_config.hidden_size", 1152)?,
         num_heads: usize_or(field("num_heads"), "vision_config.num_heads", 16)?,
         intermediate_size: usize_or(field("intermediate_size"), "vision_config.intermediate_size", 4304)?,
-        hidden_act,
         patch_size: usize_or(field("patch_size"), "vision_config.patch_size", 16)?,
         spatial_merge_size: usize_or(field("spatial_merge_size"), "vision_config.spatial_merge_size", 2)?,
         temporal_patch_size: usize_or(field("temporal_patch_size"), "vision_config.temporal_patch_size", 2)?,
         in_channels: usize_or(field("in_channels"), "vision_config.in_channels", 3)?,
         hidden_size: usize_or(field("out_hidden_size"), "vision_config.out_hidden_size", 3584)?,
+        windows: None,
         num_position_embeddings: usize_or(
             field("num_position_embeddings"),
             "vision_config.num_position_embeddings",
@@ -177,7 +173,6 @@ mod tests {
         assert_eq!(c.vision.hidden_size, 2560);
         assert_eq!(c.vision.patch_values(), 3 * 2 * 16 * 16);
         assert_eq!(c.vision.deepstack_visual_indexes, vec![5, 11, 17]);
-        assert_eq!(c.vision.hidden_act, VisionAct::GeluTanh);
         assert_eq!(c.tokens.image, 151655);
     }
 

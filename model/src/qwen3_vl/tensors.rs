@@ -24,8 +24,8 @@ pub fn vision(cfg: &ModelConfig, specs: &mut Specs) {
         specs.layer_norm(&format!("{p}.norm2"), e);
         specs.linear(&format!("{p}.attn.qkv"), 3 * e, e);
         specs.linear(&format!("{p}.attn.proj"), e, e);
-        specs.linear(&format!("{p}.mlp.linear_fc1"), v.mlp_dim(), e);
-        specs.linear(&format!("{p}.mlp.linear_fc2"), e, v.mlp_dim());
+        specs.linear(&format!("{p}.mlp.linear_fc1"), v.intermediate_size, e);
+        specs.linear(&format!("{p}.mlp.linear_fc2"), e, v.intermediate_size);
     }
     let grouped = e * v.merge_unit();
     let merger = |specs: &mut Specs, prefix: &str, norm: usize| {

@@ -4,11 +4,12 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::VisionConfig;
+use crate::config::{Arch, VisionConfig};
 use crate::error::Result;
 use crate::layers::{LayerNorm, Linear, Mode};
 use crate::qwen3_vl::config::grid_side;
-use crate::vision::{check_patches, frames, patch_positions, rotary_tables, VisionBlock, VisionTrace, LAYER_NORM_EPS};
+use crate::vision::block::VisionBlock;
+use crate::vision::{check_patches, frames, patch_positions, rotary_tables, VisionTrace, NORM_EPS};
 use crate::weights::Weights;
 
 /// LayerNorm then `fc2(gelu(fc1(x)))` over groups of `merge_unit` patches. The main merger normalises each
@@ -25,7 +26,7 @@ impl Merger {
         let grouped = cfg.embed_dim * cfg.merge_unit();
         let norm_dim = if postshuffle { grouped } else { cfg.embed_dim };
         Ok(Merger {
-            norm: LayerNorm::load(w, &format!("{prefix}.norm"), norm_dim, LAYER_NORM_EPS)?,
+            norm: LayerNorm::load(w, &format!("{prefix}.norm"), norm_dim, NORM_EPS)?,
             fc1: Linear::load(w, &format!("{prefix}.linear_fc1"), grouped, grouped, true)?,
             fc2: Linear::load(w, &format!("{prefix}.linear_fc2"), grouped, cfg.hidden_size, true)?,
             postshuffle,
@@ -64,7 +65,7 @@ impl VisionTower {
             patch_embed: Linear::from_tensors(conv.reshape((e, cfg.patch_values()))?, Some(bias)),
             pos_embed: w.get("visual.pos_embed.weight", &[cfg.num_position_embeddings, e])?,
             blocks: (0..cfg.depth)
-                .map(|i| VisionBlock::load(w, cfg, i, ["linear_fc1", "linear_fc2"]))
+                .map(|i| VisionBlock::load(w, Arch::Qwen3Vl, cfg, i))
                 .collect::<Result<_>>()?,
             merger: Merger::load(w, cfg, "visual.merger", false)?,
             deepstack: (0..cfg.deepstack_visual_indexes.len())
@@ -105,11 +106,12 @@ impl VisionTower {
     ) -> Result<(Tensor, Vec<Tensor>)> {
         check_patches(patches, grids, &self.cfg)?;
         // As Qwen2-VL's tower: a frozen tower needs no graph.
-        let mode = if self.patch_embed.weight().is_variable() {
-            mode
-        } else {
-            Mode::INFERENCE
-        };
+        let trainable = self.patch_embed.weight().is_variable()
+            || self
+                .blocks
+                .iter()
+                .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()));
+        let mode = if trainable { mode } else { Mode::INFERENCE };
         let dtype = self.patch_embed.weight().dtype();
         let rope = rotary_tables(&self.cfg, grids, patches.device())?;
         let blocks = frames(grids);
@@ -126,6 +128,24 @@ impl VisionTower {
             }
         }
         Ok((self.merger.forward(&x, unit, mode)?, deepstack))
+    }
+
+    /// Every linear layer of the blocks with its original-layout name (`visual.blocks.3.mlp.linear_fc1`).
+    pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            for (name, linear) in block.linears_mut() {
+                f(&format!("visual.blocks.{i}.{name}"), linear)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
+        for (i, block) in self.blocks.iter().enumerate() {
+            for (name, linear) in block.linears() {
+                f(&format!("visual.blocks.{i}.{name}"), linear);
+            }
+        }
     }
 
     /// `[n, embed_dim]` f32: the position table resampled to each image's grid, bilinearly with corners

@@ -19,6 +19,7 @@ use saha_common::progress;
 use saha_model::image::ResolutionPolicy;
 use saha_model::{Embedder, EncodeError, EncodedInput, InputRules, ItemEncoder};
 use saha_schemas::embeddings::Embeddings;
+use saha_schemas::provenance::check_backbone;
 use saha_schemas::records::{read_records, write_records};
 use saha_schemas::{Item, Provenance, SkippedRow};
 
@@ -90,13 +91,15 @@ fn open(args: &EmbedArgs) -> Result<Inputs> {
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
     prov.param("args", args);
     prov.param("dtype", format!("{dtype:?}").to_lowercase());
-    let (items, _): (Vec<Item>, _) = read_records(&items_path)?;
+    let (items, items_provenance): (Vec<Item>, _) = read_records(&items_path)?;
     if items.is_empty() {
         bail!("{}: no items to embed", items_path.display());
     }
     prov.input(&items_path)?;
     let mut embedder =
         Embedder::load(model_dir, dtype, &device).with_context(|| format!("loading {}", model_dir.display()))?;
+    let backbone = embedder.config.arch.backbone();
+    check_backbone(&items_path, items_provenance.as_ref(), backbone, model_dir).map_err(anyhow::Error::msg)?;
     embedder.padding = args.padding.padding();
     prov.param("padding", format!("{:?}", embedder.padding).to_lowercase());
     for file in embedder.snapshot.content_files() {
@@ -109,7 +112,7 @@ fn open(args: &EmbedArgs) -> Result<Inputs> {
         prov.input(&adapter.join(saha_model::peft::CONFIG_FILE))?;
         prov.input(&adapter.join(saha_model::peft::WEIGHTS_FILE))?;
     }
-    let model_name = model_name(model_dir, &prov);
+    let model_name = model_name(backbone, model_dir, &prov);
     let rules = InputRules {
         image_root: args.image_root.clone(),
         max_image_pixels: args.image_limits.max_image_pixels,
@@ -317,7 +320,8 @@ fn write(args: &EmbedArgs, inputs: Inputs, plan: Plan, computed: Computed, out: 
 }
 
 /// The model's folder name and a hash of its files, so embeddings from different weights never mix.
-fn model_name(dir: &Path, prov: &Provenance) -> String {
+/// `<backbone>:<folder name>@<hash of the model files>`, e.g. `qwen2-vl:tiny-0@0123456789abcdef`.
+fn model_name(backbone: &str, dir: &Path, prov: &Provenance) -> String {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
     for input in prov.inputs.iter().skip(1) {
@@ -329,7 +333,7 @@ fn model_name(dir: &Path, prov: &Provenance) -> String {
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("qwen2-vl:{}@{hex}", name.unwrap_or_else(|| "model".into()))
+    format!("{backbone}:{}@{hex}", name.unwrap_or_else(|| "model".into()))
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {

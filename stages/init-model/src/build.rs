@@ -29,10 +29,10 @@ pub fn run(args: &Args) -> Result<Built> {
             args.tokenizer.display()
         );
     }
-    if args.arch == crate::Arch::Qwen3Vl && args.text_from_gguf.is_some() {
-        bail!("--text-from-gguf builds a Qwen2-VL (a Qwen2 decoder); it cannot be combined with --arch qwen3-vl");
+    if args.arch == crate::ArchArg::Qwen3Vl && args.text_from_gguf.is_some() {
+        bail!("--text-from-gguf takes a Qwen2 decoder; it cannot be combined with --arch qwen3-vl");
     }
-    if args.arch == crate::Arch::Qwen2Vl {
+    if args.arch != crate::ArchArg::Qwen3Vl {
         for (flag, given) in [("--head-dim", args.head_dim.is_some()), ("--deepstack", args.deepstack.is_some())] {
             if given {
                 bail!("{flag} is a Qwen3-VL setting; add --arch qwen3-vl");
@@ -48,13 +48,14 @@ pub fn run(args: &Args) -> Result<Built> {
         None => (args.flag_text_shape(), None),
     };
     let mrope_section = match args.mrope_section.as_deref() {
-        None if args.arch == crate::Arch::Qwen3Vl => crate::qwen3_vl::default_mrope_section(args.qwen3_head_dim()),
+        None if args.arch == crate::ArchArg::Qwen3Vl => crate::qwen3_vl::default_mrope_section(args.qwen3_head_dim()),
         None => text.default_mrope_section(),
         Some(&[t, h, w]) => [t, h, w],
         Some(other) => bail!("--mrope-section needs three numbers (t,h,w), got {other:?}"),
     };
     let config_json = args.config_json(&text, mrope_section);
-    let config = ModelConfig::from_value(&config_json).context("the requested shape is not a valid model")?;
+    let config = ModelConfig::from_value(&config_json)
+        .with_context(|| format!("the requested shape is not a valid {}", args.arch.arch().model_type()))?;
 
     let Some(file_tensors) = from_gguf.as_mut() else {
         let tensors = random_tensors(&config, args.seed, args.init_std, |_| true)?;

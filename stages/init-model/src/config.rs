@@ -1,6 +1,6 @@
 //! The snapshot's `config.json` and `preprocessor_config.json`.
 
-use crate::{Arch, Args, Layout};
+use crate::{ArchArg, Args, Layout};
 
 /// The text decoder's shape and constants: from the flags for a random model, or from a GGUF file.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,31 +38,28 @@ impl Args {
             hidden: self.hidden,
             intermediate: self.intermediate,
             layers: self.layers.unwrap_or(match self.arch {
-                Arch::Qwen2Vl => 2,
-                Arch::Qwen3Vl => 3,
+                ArchArg::Qwen2Vl | ArchArg::Qwen2_5Vl => 2,
+                ArchArg::Qwen3Vl => 3,
             }),
             heads: self.heads,
             kv_heads: self.kv_heads,
             vocab: self.vocab,
             rms_norm_eps: 1e-6,
             rope_theta: match self.arch {
-                Arch::Qwen2Vl => 1_000_000.0,
-                Arch::Qwen3Vl => 5_000_000.0,
+                ArchArg::Qwen2Vl | ArchArg::Qwen2_5Vl => 1_000_000.0,
+                ArchArg::Qwen3Vl => 5_000_000.0,
             },
             tied: true,
         }
     }
 
     pub fn config_json(&self, text: &TextShape, mrope_section: [usize; 3]) -> serde_json::Value {
-        if self.arch == Arch::Qwen3Vl {
+        if self.arch == ArchArg::Qwen3Vl {
             return crate::qwen3_vl::config_json(self, text, mrope_section);
         }
         let [t, h, w] = mrope_section;
-        let vision = serde_json::json!({
-            "depth": self.vision_depth, "embed_dim": self.vision_dim, "num_heads": self.vision_heads,
-            "mlp_ratio": 4, "hidden_act": "quick_gelu", "patch_size": 14, "spatial_merge_size": 2,
-            "temporal_patch_size": 2, "in_channels": 3, "hidden_size": text.hidden,
-        });
+        let arch = self.arch.arch();
+        let vision = self.vision_json(text.hidden);
         let text_json = serde_json::json!({
             "hidden_size": text.hidden, "intermediate_size": text.intermediate, "num_hidden_layers": text.layers,
             "num_attention_heads": text.heads, "num_key_value_heads": text.kv_heads,
@@ -75,7 +72,7 @@ impl Args {
             "video_token_id": 151656,
         });
         let mut root = serde_json::json!({
-            "architectures": ["Qwen2VLForConditionalGeneration"], "model_type": "qwen2_vl",
+            "architectures": [arch.class_name()], "model_type": arch.model_type(),
             "tie_word_embeddings": text.tied, "torch_dtype": self.dtype_name(), "vision_config": vision,
         });
         let object = root.as_object_mut().expect("object");
@@ -92,15 +89,47 @@ impl Args {
             Layout::Nested => {
                 let mut text_json = text_json;
                 text_json["rope_parameters"] = serde_json::json!({"rope_type": "default", "rope_theta": text.rope_theta, "mrope_section": [t, h, w]});
-                text_json["model_type"] = "qwen2_vl_text".into();
+                text_json["model_type"] = format!("{}_text", arch.model_type()).into();
                 object.insert("text_config".into(), text_json);
             }
         }
         root
     }
 
+    /// `vision_config` with each architecture's field names (see saha_model::config).
+    fn vision_json(&self, text_hidden: usize) -> serde_json::Value {
+        let intermediate = self.vision_intermediate.unwrap_or(4 * self.vision_dim);
+        let mut vision = serde_json::json!({
+            "depth": self.vision_depth, "num_heads": self.vision_heads, "patch_size": 14, "spatial_merge_size": 2,
+            "temporal_patch_size": 2, "in_channels": 3,
+        });
+        let fields = match self.arch {
+            crate::ArchArg::Qwen2Vl => {
+                // Qwen2-VL states the MLP width as a ratio (an integer where it is one).
+                let ratio: serde_json::Value = if intermediate % self.vision_dim == 0 {
+                    (intermediate / self.vision_dim).into()
+                } else {
+                    (intermediate as f64 / self.vision_dim as f64).into()
+                };
+                serde_json::json!({"embed_dim": self.vision_dim, "mlp_ratio": ratio, "hidden_act": "quick_gelu",
+                    "hidden_size": text_hidden})
+            }
+            crate::ArchArg::Qwen3Vl => unreachable!("qwen3_vl::config_json writes Qwen3-VL's config"),
+            crate::ArchArg::Qwen2_5Vl => {
+                let every = self.vision_depth.min(8);
+                let full: Vec<usize> = (0..self.vision_depth).filter(|i| (i + 1) % every == 0).collect();
+                serde_json::json!({"hidden_size": self.vision_dim, "intermediate_size": intermediate,
+                    "out_hidden_size": text_hidden, "hidden_act": "silu", "window_size": 112,
+                    "fullatt_block_indexes": full, "tokens_per_second": 2})
+            }
+        };
+        let object = vision.as_object_mut().expect("object");
+        object.extend(fields.as_object().expect("object").clone());
+        vision
+    }
+
     pub fn preprocessor_json(&self) -> serde_json::Value {
-        if self.arch == Arch::Qwen3Vl {
+        if self.arch == ArchArg::Qwen3Vl {
             return crate::qwen3_vl::preprocessor_json(self);
         }
         serde_json::json!({

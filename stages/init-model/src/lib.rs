@@ -1,6 +1,6 @@
-//! A Qwen2-VL or Qwen3-VL snapshot in the published Hugging Face layout: random weights from a seed, or
-//! (Qwen2-VL) the text half dequantised from a Qwen2-architecture GGUF decoder next to a seeded random
-//! vision tower.
+//! A Qwen2-VL, Qwen2.5-VL or Qwen3-VL snapshot in the published Hugging Face layout: random weights from a
+//! seed, or (Qwen2-VL, Qwen2.5-VL) the text half dequantised from a Qwen2-architecture GGUF decoder next to
+//! a seeded random vision tower.
 //!
 //! The files are what a real snapshot has (config.json, safetensors, tokenizer.json,
 //! preprocessor_config.json), so these models go through the same loader as Qwen2-VL-2B.
@@ -23,22 +23,38 @@ pub use files::write_snapshot;
 pub use gguf::{checkpoint_name, gguf_name};
 pub use random::random_tensors;
 
-/// Which model family to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Arch {
-    #[value(name = "qwen2-vl")]
-    Qwen2Vl,
-    /// Qwen3-VL (dense): q/k norms, explicit head_dim, interleaved M-RoPE, patch 16, DeepStack.
-    #[value(name = "qwen3-vl")]
-    Qwen3Vl,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Layout {
     /// Flat config.json, tensors named `visual.*` / `model.*` (as Qwen published Qwen2-VL).
     Original,
     /// `text_config` / `rope_parameters` config, tensors named `model.visual.*` / `model.language_model.*`.
     Nested,
+}
+
+/// The architecture to write (config.json's `model_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchArg {
+    /// Qwen2-VL (`qwen2_vl`).
+    #[value(name = "qwen2-vl")]
+    Qwen2Vl,
+    /// Qwen2.5-VL (`qwen2_5_vl`): RMSNorm + SwiGLU vision blocks, 112-pixel attention windows, full
+    /// attention in the last block of every eight (of the tower, when it is shallower).
+    #[value(name = "qwen2.5-vl")]
+    Qwen2_5Vl,
+    /// Qwen3-VL (`qwen3_vl`, dense): q/k norms, explicit head_dim, interleaved M-RoPE, patch 16, a learned
+    /// vision position table, DeepStack.
+    #[value(name = "qwen3-vl")]
+    Qwen3Vl,
+}
+
+impl ArchArg {
+    pub fn arch(self) -> saha_model::config::Arch {
+        match self {
+            ArchArg::Qwen2Vl => saha_model::config::Arch::Qwen2Vl,
+            ArchArg::Qwen2_5Vl => saha_model::config::Arch::Qwen2_5Vl,
+            ArchArg::Qwen3Vl => saha_model::config::Arch::Qwen3Vl,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,12 +76,12 @@ pub struct Args {
     /// Snapshot folder to write (replaced atomically if it exists).
     #[arg(long)]
     pub out: PathBuf,
+    /// Architecture of the snapshot.
+    #[arg(long, value_enum, default_value_t = ArchArg::Qwen2Vl)]
+    pub arch: ArchArg,
     /// The Qwen2 tokenizer.json to ship in the snapshot (scripts/fetch-tokenizer.sh fetches it).
     #[arg(long)]
     pub tokenizer: PathBuf,
-    /// Model family.
-    #[arg(long, value_enum, default_value_t = Arch::Qwen2Vl)]
-    pub arch: Arch,
     /// Take the text decoder from this Qwen2-architecture GGUF file (llama.cpp's format; quantised
     /// tensors are dequantised), with its shape, RMSNorm epsilon and rope base; only the vision tower is
     /// random. Other architectures, rope scaling or tensors a Qwen2 decoder lacks are refused.
@@ -87,7 +103,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     pub kv_heads: usize,
     /// qwen3-vl: width of each attention head [default: 32, twice hidden / heads, as Qwen3-VL-4B's 128 is
-    /// not 2560 / 32]. Qwen2-VL's is always hidden / heads.
+    /// not 2560 / 32]. Qwen2's is always hidden / heads.
     #[arg(long)]
     pub head_dim: Option<usize>,
     /// Rotary sections (t,h,w) of the text head's half dimension; must sum to head_dim/2. Default:
@@ -103,6 +119,9 @@ pub struct Args {
     pub vision_dim: usize,
     #[arg(long, default_value_t = 4)]
     pub vision_heads: usize,
+    /// Width of the vision blocks' MLP (default: 4 x --vision-dim, Qwen2-VL's mlp_ratio).
+    #[arg(long)]
+    pub vision_intermediate: Option<usize>,
     /// qwen3-vl: vision blocks whose outputs feed the first text layers (DeepStack) [default: every block].
     #[arg(long, value_delimiter = ',')]
     pub deepstack: Option<Vec<usize>>,

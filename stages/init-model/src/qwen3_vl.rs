@@ -51,7 +51,7 @@ pub fn config_json(args: &Args, text: &TextShape, mrope_section: [usize; 3]) -> 
         "text_config": text_json,
         "vision_config": {
             "model_type": "qwen3_vl_vision", "depth": args.vision_depth, "hidden_size": args.vision_dim,
-            "num_heads": args.vision_heads, "intermediate_size": 4 * args.vision_dim,
+            "num_heads": args.vision_heads, "intermediate_size": args.vision_intermediate.unwrap_or(4 * args.vision_dim),
             "hidden_act": "gelu_pytorch_tanh", "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2,
             "in_channels": 3, "out_hidden_size": text.hidden, "num_position_embeddings": args.vision_positions,
             "deepstack_visual_indexes": deepstack,

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use saha_common::rng::Rng;
 use saha_schemas::records::read_records;
-use saha_schemas::{ClusterMember, Item};
+use saha_schemas::{ClusterMember, Item, Provenance};
 
 /// A cluster's (query item, target item) pairs in member order.
 pub type Cluster = Vec<(u32, u32)>;
@@ -14,6 +14,8 @@ pub type Cluster = Vec<(u32, u32)>;
 pub struct TrainData {
     pub clusters: Vec<Cluster>,
     pub items: HashMap<u32, Item>,
+    /// The items' provenance (which backbone they were rendered for).
+    pub items_provenance: Option<Provenance>,
 }
 
 pub fn load(clusters_path: &Path, items_path: &Path) -> Result<TrainData> {
@@ -21,7 +23,7 @@ pub fn load(clusters_path: &Path, items_path: &Path) -> Result<TrainData> {
     if members.is_empty() {
         bail!("{}: no clusters to train on", clusters_path.display());
     }
-    let (items, _): (Vec<Item>, _) = read_records(items_path)?;
+    let (items, items_provenance): (Vec<Item>, _) = read_records(items_path)?;
     let items: HashMap<u32, Item> = items.into_iter().map(|i| (i.item_id, i)).collect();
     let mut grouped: BTreeMap<u32, Vec<&ClusterMember>> = BTreeMap::new();
     for (row, m) in members.iter().enumerate() {
@@ -44,7 +46,11 @@ pub fn load(clusters_path: &Path, items_path: &Path) -> Result<TrainData> {
             ms.iter().map(|m| (m.query_id, m.target_id)).collect()
         })
         .collect();
-    Ok(TrainData { clusters, items })
+    Ok(TrainData {
+        clusters,
+        items,
+        items_provenance,
+    })
 }
 
 /// The clusters of step `step` (0-based): each epoch is a fresh seeded shuffle of all clusters, consumed

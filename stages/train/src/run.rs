@@ -94,6 +94,9 @@ fn open(args: &Args) -> Result<Opened> {
     prov.input(&args.items)?;
     let embedder =
         Embedder::load(model_dir, dtype, &device).with_context(|| format!("loading {}", model_dir.display()))?;
+    let backbone = embedder.config.arch.backbone();
+    saha_schemas::provenance::check_backbone(&args.items, data.items_provenance.as_ref(), backbone, model_dir)
+        .map_err(anyhow::Error::msg)?;
     for file in embedder.snapshot.content_files() {
         prov.input(&file)?;
     }
