@@ -274,7 +274,9 @@ fn vision_tower_matches(suite: Suite, id: &str) {
             .unwrap() as usize,
         "one traced output per vision block"
     );
-    let deepstack_keys: Vec<String> = (0..trace.deepstack.len()).map(|i| format!("vision.deepstack.{i}")).collect();
+    let deepstack_keys: Vec<String> = (0..trace.deepstack.len())
+        .map(|i| format!("vision.deepstack.{i}"))
+        .collect();
     assert_eq!(
         trace.deepstack.len(),
         fx.expected

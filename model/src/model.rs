@@ -151,12 +151,21 @@ impl Qwen2Vl {
             }
             let patches = Tensor::from_vec(values, (rows, patch_values), &self.device)?;
             let (image_embeds, features) = self.vision.forward_mode(&patches, &grids, mode)?;
-            embeds = scatter_image_rows(&embeds, &image_embeds.to_dtype(embeds.dtype())?, &batch.ids, tokens.image)?;
+            embeds = scatter_image_rows(
+                &embeds,
+                &image_embeds.to_dtype(embeds.dtype())?,
+                &batch.ids,
+                tokens.image,
+            )?;
             // DeepStack: each feature, zero outside the image tokens, is added after one text layer.
             let zeros = embeds.zeros_like()?;
             for feature in features {
                 let feature = scatter_image_rows(&zeros, &feature.to_dtype(zeros.dtype())?, &batch.ids, tokens.image)?;
-                deepstack.push(feature.reshape((b, l, self.config.text.hidden_size))?.to_dtype(self.dtype)?);
+                deepstack.push(
+                    feature
+                        .reshape((b, l, self.config.text.hidden_size))?
+                        .to_dtype(self.dtype)?,
+                );
             }
         }
 

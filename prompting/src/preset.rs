@@ -69,8 +69,28 @@ impl Preset {
 fn is_punctuation(c: char) -> bool {
     matches!(
         c,
-        '!' | '"' | '#' | '%' | '&' | '\'' | '(' | ')' | '*' | ',' | '-' | '.' | '/' | ':' | ';' | '?' | '@'
-            | '[' | '\\' | ']' | '_' | '{' | '}'
+        '!' | '"'
+            | '#'
+            | '%'
+            | '&'
+            | '\''
+            | '('
+            | ')'
+            | '*'
+            | ','
+            | '-'
+            | '.'
+            | '/'
+            | ':'
+            | ';'
+            | '?'
+            | '@'
+            | '['
+            | '\\'
+            | ']'
+            | '_'
+            | '{'
+            | '}'
     ) || matches!(
         c,
         '\u{2010}'..='\u{2027}' | '\u{2030}'..='\u{205E}' | '\u{3001}'..='\u{3003}' | '\u{3008}'..='\u{3011}'
@@ -120,7 +140,10 @@ mod tests {
     #[test]
     fn instructions_end_in_punctuation() {
         let p = Preset::Qwen3VlEmbedding;
-        assert_eq!(p.instruction(" Retrieve images relevant to the query "), "Retrieve images relevant to the query.");
+        assert_eq!(
+            p.instruction(" Retrieve images relevant to the query "),
+            "Retrieve images relevant to the query."
+        );
         assert_eq!(p.instruction("Which one?"), "Which one?");
         assert_eq!(p.instruction("检索相关图片。"), "检索相关图片。");
         assert_eq!(p.instruction("Cost in $"), "Cost in $.");

@@ -93,11 +93,17 @@ impl Renderer<'_> {
         if has_image && s.image_first && placeholders <= 1 {
             if let Some(at) = body.find(IMAGE_PLACEHOLDER) {
                 let rest = &body[at + IMAGE_PLACEHOLDER.len()..];
-                body = format!("{}{}", &body[..at], rest.strip_prefix('\n').unwrap_or(rest));
+                body = format!("{}{}", &body[..at], rest.trim_start());
             }
             body.insert_str(0, image_token);
         } else {
-            self.place_image(&mut body, has_image, placeholders, image_token, &mut image_token_prepended)?;
+            self.place_image(
+                &mut body,
+                has_image,
+                placeholders,
+                image_token,
+                &mut image_token_prepended,
+            )?;
         }
         body.push_str(suffix);
         let prompt = self.backbone.render(system.as_deref(), &body);

@@ -63,7 +63,9 @@ impl Backbone {
     pub fn image_token(self, wrap: bool) -> &'static str {
         match (self, wrap) {
             (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, false) => "<|image_pad|>",
-            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, true) => "<|vision_start|><|image_pad|><|vision_end|>",
+            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, true) => {
+                "<|vision_start|><|image_pad|><|vision_end|>"
+            }
             (Backbone::LlavaNext, _) => "<image>",
             (Backbone::Phi3V, _) => IMAGE_PLACEHOLDER,
         }

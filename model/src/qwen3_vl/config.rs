@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::config::{mrope_section, special_tokens, usize_field, usize_or, Arch, ModelConfig, TextConfig, VisionConfig};
+use crate::config::{
+    mrope_section, special_tokens, usize_field, usize_or, Arch, ModelConfig, TextConfig, VisionConfig,
+};
 use crate::error::{ModelError, Result};
 
 /// transformers' defaults for what a Qwen3-VL config may leave out.
@@ -19,7 +21,9 @@ pub fn from_value(root: &Value) -> Result<ModelConfig> {
     let hidden_size = usize_field(text_field("hidden_size"), "text_config.hidden_size")?;
     let num_attention_heads = usize_field(text_field("num_attention_heads"), "text_config.num_attention_heads")?;
     if num_attention_heads == 0 {
-        return Err(ModelError::Config("text_config.num_attention_heads must be positive".into()));
+        return Err(ModelError::Config(
+            "text_config.num_attention_heads must be positive".into(),
+        ));
     }
     if let Some(false) = rope.and_then(|r| r.get("mrope_interleaved")).and_then(Value::as_bool) {
         return Err(ModelError::Config(
@@ -89,9 +93,15 @@ pub fn from_value(root: &Value) -> Result<ModelConfig> {
         None => vec![8, 16, 24],
         Some(list) => list
             .as_array()
-            .and_then(|a| a.iter().map(|x| x.as_u64().map(|n| n as usize)).collect::<Option<Vec<_>>>())
+            .and_then(|a| {
+                a.iter()
+                    .map(|x| x.as_u64().map(|n| n as usize))
+                    .collect::<Option<Vec<_>>>()
+            })
             .ok_or_else(|| {
-                ModelError::Config(format!("vision_config.deepstack_visual_indexes must be integers, found {list}"))
+                ModelError::Config(format!(
+                    "vision_config.deepstack_visual_indexes must be integers, found {list}"
+                ))
             })?,
     };
     let vision = VisionConfig {
@@ -194,12 +204,26 @@ mod tests {
     fn inconsistent_configs_are_refused() {
         for (from, to, says) in [
             ("[5,11,17]", "[5,11,24]", "deepstack_visual_indexes"),
-            ("\"mrope_interleaved\":true", "\"mrope_interleaved\":false", "mrope_interleaved"),
+            (
+                "\"mrope_interleaved\":true",
+                "\"mrope_interleaved\":false",
+                "mrope_interleaved",
+            ),
             ("[24,20,20]", "[24,20,21]", "mrope_section"),
-            ("\"num_position_embeddings\":2304", "\"num_position_embeddings\":2300", "num_position_embeddings"),
-            ("\"out_hidden_size\":2560", "\"out_hidden_size\":2048", "out_hidden_size"),
+            (
+                "\"num_position_embeddings\":2304",
+                "\"num_position_embeddings\":2300",
+                "num_position_embeddings",
+            ),
+            (
+                "\"out_hidden_size\":2560",
+                "\"out_hidden_size\":2048",
+                "out_hidden_size",
+            ),
         ] {
-            let err = ModelConfig::from_json(&QWEN3_VL_4B.replace(from, to)).unwrap_err().to_string();
+            let err = ModelConfig::from_json(&QWEN3_VL_4B.replace(from, to))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(says), "{to}: {err}");
         }
     }

@@ -36,9 +36,12 @@ impl Merger {
     fn forward(&self, x: &Tensor, merge_unit: usize, mode: Mode) -> Result<Tensor> {
         let (n, e) = x.dims2()?;
         let grouped = if self.postshuffle {
-            self.norm.forward_mode(&x.reshape((n / merge_unit, e * merge_unit))?, mode)?
+            self.norm
+                .forward_mode(&x.reshape((n / merge_unit, e * merge_unit))?, mode)?
         } else {
-            self.norm.forward_mode(x, mode)?.reshape((n / merge_unit, e * merge_unit))?
+            self.norm
+                .forward_mode(x, mode)?
+                .reshape((n / merge_unit, e * merge_unit))?
         };
         self.fc2.forward(&self.fc1.forward(&grouped)?.gelu_erf()?)
     }
@@ -57,7 +60,13 @@ pub struct VisionTower {
 impl VisionTower {
     pub fn load(w: &Weights, cfg: &VisionConfig) -> Result<Self> {
         let e = cfg.embed_dim;
-        let conv_shape = [e, cfg.in_channels, cfg.temporal_patch_size, cfg.patch_size, cfg.patch_size];
+        let conv_shape = [
+            e,
+            cfg.in_channels,
+            cfg.temporal_patch_size,
+            cfg.patch_size,
+            cfg.patch_size,
+        ];
         let conv = w.get("visual.patch_embed.proj.weight", &conv_shape)?;
         let bias = w.get("visual.patch_embed.proj.bias", &[e])?;
         Ok(VisionTower {

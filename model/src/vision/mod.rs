@@ -13,8 +13,8 @@ use crate::config::{Arch, VisionConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::{Linear, Mode};
 use crate::weights::Weights;
-use block::{Norm, VisionBlock};
 pub(crate) use block::NORM_EPS;
+use block::{Norm, VisionBlock};
 use windows::{window_layout, WindowLayout};
 
 const VISION_ROPE_THETA: f32 = 10_000.0;
@@ -186,7 +186,10 @@ pub(crate) fn check_patches(patches: &Tensor, grids: &[[usize; 3]], cfg: &Vision
 
 /// Patches per attention segment when every block attends within each image frame.
 pub(crate) fn frames(grids: &[[usize; 3]]) -> Vec<usize> {
-    grids.iter().flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t)).collect()
+    grids
+        .iter()
+        .flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t))
+        .collect()
 }
 
 /// Each patch's (row, column) and its image's grid, in the order the processor emits patches: frame by
@@ -199,7 +202,8 @@ pub(crate) fn patch_positions(
         (0..t).flat_map(move |_| {
             (0..h / merge).flat_map(move |block_row| {
                 (0..w / merge).flat_map(move |block_col| {
-                    (0..merge * merge).map(move |k| (block_row * merge + k / merge, block_col * merge + k % merge, grid))
+                    (0..merge * merge)
+                        .map(move |k| (block_row * merge + k / merge, block_col * merge + k % merge, grid))
                 })
             })
         })

@@ -33,7 +33,10 @@ pub fn run(args: &Args) -> Result<Built> {
         bail!("--text-from-gguf takes a Qwen2 decoder; it cannot be combined with --arch qwen3-vl");
     }
     if args.arch != crate::ArchArg::Qwen3Vl {
-        for (flag, given) in [("--head-dim", args.head_dim.is_some()), ("--deepstack", args.deepstack.is_some())] {
+        for (flag, given) in [
+            ("--head-dim", args.head_dim.is_some()),
+            ("--deepstack", args.deepstack.is_some()),
+        ] {
             if given {
                 bail!("{flag} is a Qwen3-VL setting; add --arch qwen3-vl");
             }
