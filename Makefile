@@ -118,7 +118,7 @@ bench-mining: build
 # A small but non-trivial random Qwen2-VL (hidden 512, 8 layers, vision depth 4): text-only and image+text
 # batches in candle and in transformers (sdpa, and eager unless EAGER=0), same inputs, THREADS threads each.
 bench-embed: build
-	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-embed THREADS=$(or $(THREADS),$(shell nproc)) ITERS=$(or $(ITERS),5) EAGER=$(or $(EAGER),1) bash scripts/bench-embed.sh
+	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-embed$(if $(BACKBONE),-$(BACKBONE)) THREADS=$(or $(THREADS),$(shell nproc)) ITERS=$(or $(ITERS),5) EAGER=$(or $(EAGER),1) BACKBONE=$(or $(BACKBONE),qwen2-vl) bash scripts/bench-embed.sh
 
 # DoRA training steps (GradCache chunk 4, and plain backprop) on the tiny and a small random Qwen2-VL, in candle
 # and in PyTorch + PEFT, same batch, same adapter tensors, THREADS threads each; 2-3 minutes on 2 idle cores.

@@ -2,7 +2,7 @@
 # make bench-embed: embedding throughput of the candle Qwen2-VL (saha-model) next to transformers on
 # the same CPU, the same random snapshot, the same prompts and PNG files, the same thread count, in one run.
 # Usage: BIN=target/release OUT=runs/bench-embed [THREADS=2] [ITERS=5] [TEXT_BATCH=16] [IMAGE_BATCH=8]
-#        [EAGER=1] scripts/bench-embed.sh
+#        [EAGER=1] [BACKBONE=qwen2-vl|qwen2.5-vl] scripts/bench-embed.sh
 # The model: hidden 512, 8 layers (8 heads, 2 KV heads), intermediate 1536, vision depth 4 x 256 dims;
 # texts of about 60 tokens (about 96 with the system prompt and chat markers); images 448x448 (1024
 # patches, 256 image tokens). EAGER=1 also runs transformers with eager attention.
@@ -14,6 +14,7 @@ ITERS=${ITERS:-5}
 TEXT_BATCH=${TEXT_BATCH:-16}
 IMAGE_BATCH=${IMAGE_BATCH:-8}
 EAGER=${EAGER:-1}
+BACKBONE=${BACKBONE:-qwen2-vl}
 mkdir -p "$OUT"
 python3 -c 'import torch, transformers, tokenizers, PIL, numpy' 2>/dev/null || {
   echo "bench-embed: needs torch, transformers (5.x), tokenizers, pillow, numpy for the comparison:" >&2
@@ -24,7 +25,7 @@ export SAHA_NO_PROGRESS=1 RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MK
 export TRANSFORMERS_VERBOSITY=error HF_HUB_OFFLINE=1
 
 tokenizer=$(bash scripts/fetch-tokenizer.sh)
-model_args=(--tokenizer "$tokenizer" --seed 0 --hidden 512 --intermediate 1536 --layers 8 --heads 8 --kv-heads 2
+model_args=(--tokenizer "$tokenizer" --arch "$BACKBONE" --seed 0 --hidden 512 --intermediate 1536 --layers 8 --heads 8 --kv-heads 2
   --mrope-section 8,12,12 --vision-depth 4 --vision-dim 256 --vision-heads 4 --max-pixels 1003520)
 if [[ ! -f $OUT/model/model.safetensors || "$(cat "$OUT/model.args" 2>/dev/null)" != "${model_args[*]}" ]]; then
   echo "writing the random snapshot ..." >&2
@@ -70,7 +71,8 @@ r = {name: json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1
 # alone), which also resets what `time` sees, so take the larger of it and the load's own peak.
 peak = {name: max(times[name][1], r[name].get("peak_rss_load_mib") or 0) for name in times}
 c0, t0 = r["candle-text"], r["torch-sdpa-text"]
-print(f"\nEmbedding benchmark: Qwen2-VL random snapshot (hidden 512, 8 layers, vision 4 x 256), f32 on CPU, "
+arch = json.loads((out / "model" / "config.json").read_text())["model_type"]
+print(f"\nEmbedding benchmark: {arch} random snapshot (hidden 512, 8 layers, vision 4 x 256), f32 on CPU, "
       f"{c0['threads']} threads both sides; median of {c0['iters']} timed batches after one warm-up.")
 print(f"text items: {c0['mean_text_tokens']:.0f}-token texts, {c0['mean_tokens']:.0f} tokens with the template; "
       f"image items: 448x448 PNG + text, {r['candle-image']['mean_tokens']:.0f} tokens (256 image tokens).\n")

@@ -265,6 +265,43 @@ fn unset_parameters_are_left_to_the_stages_own_defaults() {
     assert!(command_of(&text, "saha-train").contains("--adapter 'lora'"));
 }
 
+/// `BACKBONE=qwen2.5-vl`: prompts rendered for Qwen2.5-VL and a tiny Qwen2.5-VL made, embedded, mined,
+/// trained (every weight) and evaluated; left unset, neither flag is passed.
+#[test]
+fn demo_with_backbone_qwen2_5_vl_runs_the_whole_dag() {
+    let runs = tempfile::tempdir().unwrap();
+    let text = ok(&make(runs.path(), &["-n", "demo"]));
+    assert!(!command_of(&text, "saha-prompt").contains("--backbone"), "{text}");
+    assert!(!command_of(&text, "saha-init-model").contains("--arch"), "{text}");
+
+    let text = ok(&make(runs.path(), &["demo", "BACKBONE=qwen2.5-vl"]));
+    assert!(
+        command_of(&text, "saha-prompt").contains("--backbone 'qwen2.5-vl'"),
+        "{text}"
+    );
+    assert!(
+        command_of(&text, "saha-init-model").contains("--arch 'qwen2.5-vl'"),
+        "{text}"
+    );
+    let run = runs.path().join("demo");
+    let config = std::fs::read_to_string(run.join("model/config.json")).unwrap();
+    assert!(config.contains("\"model_type\": \"qwen2_5_vl\""), "{config}");
+    for items in ["items.parquet", "eval/items.parquet"] {
+        let (_, prov) = saha_schemas::records::read_records::<saha_schemas::Item>(&run.join(items)).unwrap();
+        let backbone = prov.unwrap().get(&saha_schemas::provenance::BACKBONE);
+        assert_eq!(backbone.as_deref(), Some("qwen2.5-vl"), "{items}");
+    }
+    for f in [
+        "clusters.parquet",
+        "train/model/config.json",
+        "eval/eval_report.md",
+        "eval/tuned/eval_report.md",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    assert!(text.contains("| ShapeClass"), "demo prints its summary:\n{text}");
+}
+
 /// The stage commands make printed (continued lines joined), leaving out the demo's silent
 /// `saha-sql` summary, which only `make -n` shows.
 fn stage_commands(text: &str) -> Vec<String> {

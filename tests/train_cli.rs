@@ -259,6 +259,21 @@ fn bad_inputs_are_refused_with_the_reason() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("is not in"), "{}", stderr(&out));
 
+    // Items rendered for another backbone than the model's: refused, naming both.
+    let (_, prov) = saha_schemas::records::read_records::<saha_schemas::Item>(&items).unwrap();
+    let mut prov = prov.unwrap();
+    prov.set(&saha_schemas::provenance::BACKBONE, "qwen2.5-vl".to_string());
+    let other_backbone = run_dir.join("qwen2_5_items.parquet");
+    saha_schemas::records::write_records(&other_backbone, &all, &prov).unwrap();
+    let out = train(
+        &run_dir,
+        "backbone",
+        &["--max-steps", "1", "--items", other_backbone.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("`qwen2.5-vl`") && err.contains("`qwen2-vl`"), "{err}");
+
     let (members, _): (Vec<saha_schemas::ClusterMember>, _) =
         saha_schemas::records::read_records(&run_dir.join("clusters.parquet")).unwrap();
     let empty = run_dir.join("empty_clusters.parquet");

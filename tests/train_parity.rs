@@ -292,25 +292,28 @@ fn with_dropout_grad_cache_replays_the_masks_of_plain_backprop() {
 
 #[test]
 fn merged_adapters_embed_like_the_unmerged_ones() {
-    for kind in ["lora", "dora"] {
-        let tmp = tempfile::tempdir().unwrap();
-        let (mut embedder, cases) = load(tmp.path());
-        let queries = encode(&embedder, &cases, "query");
-        let pad = embedder.tokenizer.pad_token();
-        let base = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
-        peft::load(&fixture_dir().join(kind).join("initial"), &mut embedder.model).unwrap();
-        let adapted = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
-        peft::merge_all(&mut embedder.model).unwrap();
-        let merged = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
-        let diff = max_abs(&(&adapted - &merged).unwrap());
-        assert!(diff <= 1e-5, "{kind}: merged differs by {diff}");
-        assert!(
-            max_abs(&(&adapted - &base).unwrap()) > 1e-3,
-            "{kind}: the adapter changes the embeddings"
-        );
-        let want = candle_core::safetensors::load(fixture_dir().join(kind).join("expected.safetensors"), &Device::Cpu)
-            .unwrap();
-        let diff = max_abs(&(&merged - &want["q"]).unwrap());
-        assert!(diff <= 1e-4, "{kind}: merged embeddings differ from PEFT's by {diff}");
+    for suite in [QWEN2_VL, QWEN2_5_VL] {
+        for kind in ["lora", "dora"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let (mut embedder, cases) = load_suite(tmp.path(), suite);
+            let queries = encode_from(&embedder, &cases, "query", suite);
+            let pad = embedder.tokenizer.pad_token();
+            let base = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
+            let dir = repo_root().join(suite.dir).join(kind);
+            peft::load(&dir.join("initial"), &mut embedder.model).unwrap();
+            let adapted = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
+            peft::merge_all(&mut embedder.model).unwrap();
+            let merged = embedder.model.embed(&queries, Padding::Right, pad).unwrap();
+            let what = format!("{} {kind}", suite.dir);
+            let diff = max_abs(&(&adapted - &merged).unwrap());
+            assert!(diff <= 1e-5, "{what}: merged differs by {diff}");
+            assert!(
+                max_abs(&(&adapted - &base).unwrap()) > 1e-3,
+                "{what}: the adapter changes the embeddings"
+            );
+            let want = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu).unwrap();
+            let diff = max_abs(&(&merged - &want["q"]).unwrap());
+            assert!(diff <= 1e-4, "{what}: merged embeddings differ from PEFT's by {diff}");
+        }
     }
 }

@@ -33,12 +33,15 @@ PAD_TOKEN_ID = 151643  # <|endoftext|>
 
 def load(snapshot, attn):
     import torch
+    import transformers
     from tokenizers import Tokenizer
-    from transformers import Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    model = Qwen2VLForConditionalGeneration.from_pretrained(snapshot, dtype=torch.float32,
-                                                            attn_implementation=attn)
+    # Qwen2-VL or Qwen2.5-VL, by the snapshot's model_type (the processor is the same).
+    classes = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
+    model_type = json.loads((Path(snapshot) / "config.json").read_text())["model_type"]
+    model = getattr(transformers, classes[model_type]).from_pretrained(snapshot, dtype=torch.float32,
+                                                                        attn_implementation=attn)
     model.eval()
     # The PIL backend is what the reference used and what saha-model reproduces bit for bit.
     ip = Qwen2VLImageProcessorPil.from_pretrained(snapshot)

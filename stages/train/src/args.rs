@@ -61,7 +61,8 @@ pub struct Args {
     /// Adapter dropout probability, at least 0 and below 1.
     #[arg(long, default_value_t = 0.1, value_parser = numbers::drop_probability)]
     pub dropout: f32,
-    /// Language-model layers to adapt (the reference: q, k, v, o and down projections).
+    /// Layers to adapt, by last name component as PEFT matches them (the reference: q, k, v, o and down
+    /// projections of the language model; on Qwen2.5-VL `down_proj` also names the vision blocks' MLP output).
     #[arg(long, value_delimiter = ',', default_value = "q_proj,k_proj,v_proj,o_proj,down_proj")]
     pub targets: Vec<String>,
     /// Clusters per step (the reference: 16 per GPU); at least 1.
