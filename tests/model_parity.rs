@@ -79,6 +79,16 @@ fn mean_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap()
 }
 
+/// The fixture's case `id`.
+fn case_of<'a>(fx: &'a Fixture, id: &str) -> &'a Value {
+    fx.cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+}
+
 fn items_of(case: &Value) -> &Vec<Value> {
     case["items"].as_array().unwrap()
 }
@@ -250,12 +260,7 @@ fn vision_tower_matches(suite: Suite, id: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture(suite);
     let embedder = load_embedder(tmp.path(), &fx);
-    let case = fx.cases["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap();
+    let case = case_of(&fx, id);
     let inputs = encode_case(&embedder, &fx, case);
     let images: Vec<_> = inputs.iter().flat_map(|i| &i.images).collect();
     let values: Vec<f32> = images.iter().flat_map(|i| i.values.iter().copied()).collect();
@@ -341,12 +346,7 @@ fn nested_sharded_snapshot_gives_the_same_outputs(suite: Suite, id: &str) {
     assert!(nested_dir.join("model.safetensors.index.json").is_file());
     let nested = Embedder::load(&nested_dir, DType::F32, &Device::Cpu).unwrap();
     assert_eq!(nested.config, original.config);
-    let case = fx.cases["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap();
+    let case = case_of(&fx, id);
     let inputs = encode_case(&original, &fx, case);
     let pad = original.tokenizer.pad_token();
     let a = original.model.embed(&inputs, Padding::Right, pad).unwrap();

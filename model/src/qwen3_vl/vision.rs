@@ -8,8 +8,10 @@ use crate::config::{Arch, VisionConfig};
 use crate::error::Result;
 use crate::layers::{LayerNorm, Linear, Mode};
 use crate::qwen3_vl::config::grid_side;
-use crate::vision::block::VisionBlock;
-use crate::vision::{check_patches, frames, patch_positions, rotary_tables, VisionTrace, NORM_EPS};
+use crate::vision::block::{self, VisionBlock};
+use crate::vision::{
+    check_patches, frames, patch_embed, patch_positions, rotary_tables, traced, VisionTrace, NORM_EPS,
+};
 use crate::weights::Weights;
 
 /// LayerNorm then `fc2(gelu(fc1(x)))` over groups of `merge_unit` patches. The main merger normalises each
@@ -59,20 +61,10 @@ pub struct VisionTower {
 
 impl VisionTower {
     pub fn load(w: &Weights, cfg: &VisionConfig) -> Result<Self> {
-        let e = cfg.embed_dim;
-        let conv_shape = [
-            e,
-            cfg.in_channels,
-            cfg.temporal_patch_size,
-            cfg.patch_size,
-            cfg.patch_size,
-        ];
-        let conv = w.get("visual.patch_embed.proj.weight", &conv_shape)?;
-        let bias = w.get("visual.patch_embed.proj.bias", &[e])?;
         Ok(VisionTower {
             cfg: cfg.clone(),
-            patch_embed: Linear::from_tensors(conv.reshape((e, cfg.patch_values()))?, Some(bias)),
-            pos_embed: w.get("visual.pos_embed.weight", &[cfg.num_position_embeddings, e])?,
+            patch_embed: patch_embed(w, cfg, true)?,
+            pos_embed: w.get("visual.pos_embed.weight", &[cfg.num_position_embeddings, cfg.embed_dim])?,
             blocks: (0..cfg.depth)
                 .map(|i| VisionBlock::load(w, Arch::Qwen3Vl, cfg, i))
                 .collect::<Result<_>>()?,
@@ -92,18 +84,7 @@ impl VisionTower {
     /// As [`VisionTower::forward_mode`] at inference, also returning the patch embedding (position
     /// embeddings added) and every block's output.
     pub fn forward_traced(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<VisionTrace> {
-        let mut patch_embed = None;
-        let mut blocks = Vec::with_capacity(self.blocks.len());
-        let (merged, deepstack) = self.run(patches, grids, Mode::INFERENCE, |block, x| match block {
-            None => patch_embed = Some(x.clone()),
-            Some(_) => blocks.push(x.clone()),
-        })?;
-        Ok(VisionTrace {
-            patch_embed: patch_embed.expect("run reports the patch embedding"),
-            blocks,
-            merged,
-            deepstack,
-        })
+        traced(|stage| self.run(patches, grids, Mode::INFERENCE, stage))
     }
 
     fn run(
@@ -114,13 +95,7 @@ impl VisionTower {
         mut stage: impl FnMut(Option<usize>, &Tensor),
     ) -> Result<(Tensor, Vec<Tensor>)> {
         check_patches(patches, grids, &self.cfg)?;
-        // As Qwen2-VL's tower: a frozen tower needs no graph.
-        let trainable = self.patch_embed.weight().is_variable()
-            || self
-                .blocks
-                .iter()
-                .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()));
-        let mode = if trainable { mode } else { Mode::INFERENCE };
+        let mode = block::tower_mode(&self.patch_embed, &self.blocks, mode);
         let dtype = self.patch_embed.weight().dtype();
         let rope = rotary_tables(&self.cfg, grids, patches.device())?;
         let blocks = frames(grids);
@@ -141,20 +116,11 @@ impl VisionTower {
 
     /// Every linear layer of the blocks with its original-layout name (`visual.blocks.3.mlp.linear_fc1`).
     pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
-        for (i, block) in self.blocks.iter_mut().enumerate() {
-            for (name, linear) in block.linears_mut() {
-                f(&format!("visual.blocks.{i}.{name}"), linear)?;
-            }
-        }
-        Ok(())
+        block::for_each_linear_mut(&mut self.blocks, f)
     }
 
     pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
-        for (i, block) in self.blocks.iter().enumerate() {
-            for (name, linear) in block.linears() {
-                f(&format!("visual.blocks.{i}.{name}"), linear);
-            }
-        }
+        block::for_each_linear(&self.blocks, f)
     }
 
     /// `[n, embed_dim]` f32: the position table resampled to each image's grid, bilinearly with corners

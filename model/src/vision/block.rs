@@ -163,3 +163,38 @@ fn mlp_name(name: &str) -> &'static str {
         _ => "mlp.down_proj",
     }
 }
+
+/// Every linear layer of `blocks` with its original-layout name (`visual.blocks.3.mlp.down_proj`).
+pub fn for_each_linear_mut(
+    blocks: &mut [VisionBlock],
+    f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>,
+) -> Result<()> {
+    for (i, block) in blocks.iter_mut().enumerate() {
+        for (name, linear) in block.linears_mut() {
+            f(&format!("visual.blocks.{i}.{name}"), linear)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn for_each_linear(blocks: &[VisionBlock], f: &mut dyn FnMut(&str, &Linear)) {
+    for (i, block) in blocks.iter().enumerate() {
+        for (name, linear) in block.linears() {
+            f(&format!("visual.blocks.{i}.{name}"), linear);
+        }
+    }
+}
+
+/// The mode a tower runs in: a frozen tower needs no graph, so it runs as at inference, on the fused
+/// kernels. It trains when all its weights do (full fine-tuning) or when adapters sit on some of its layers.
+pub fn tower_mode(patch_embed: &Linear, blocks: &[VisionBlock], mode: Mode) -> Mode {
+    let trainable = patch_embed.weight().is_variable()
+        || blocks
+            .iter()
+            .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()));
+    if trainable {
+        mode
+    } else {
+        Mode::INFERENCE
+    }
+}

@@ -44,16 +44,7 @@ pub struct VisionTower {
 impl VisionTower {
     pub fn load(w: &Weights, arch: Arch, cfg: &VisionConfig) -> Result<Self> {
         let e = cfg.embed_dim;
-        // The Conv3d's kernel equals its stride, so over pre-flattened patches it is a plain linear map.
-        let conv_shape = [
-            e,
-            cfg.in_channels,
-            cfg.temporal_patch_size,
-            cfg.patch_size,
-            cfg.patch_size,
-        ];
-        let conv = w.get("visual.patch_embed.proj.weight", &conv_shape)?;
-        let patch_embed = Linear::from_tensors(conv.reshape((e, cfg.patch_values()))?, None);
+        let patch_embed = patch_embed(w, cfg, false)?;
         let blocks = (0..cfg.depth)
             .map(|i| VisionBlock::load(w, arch, cfg, i))
             .collect::<Result<Vec<_>>>()?;
@@ -80,18 +71,7 @@ impl VisionTower {
     /// As [`VisionTower::forward`], also returning the patch embedding and every block's output (to compare
     /// the tower with a reference stage by stage).
     pub fn forward_traced(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<VisionTrace> {
-        let mut patch_embed = None;
-        let mut blocks = Vec::with_capacity(self.blocks.len());
-        let merged = self.run(patches, grids, Mode::INFERENCE, |block, x| match block {
-            None => patch_embed = Some(x.clone()),
-            Some(_) => blocks.push(x.clone()),
-        })?;
-        Ok(VisionTrace {
-            patch_embed: patch_embed.expect("run reports the patch embedding"),
-            blocks,
-            merged,
-            deepstack: Vec::new(),
-        })
+        traced(|stage| Ok((self.run(patches, grids, Mode::INFERENCE, stage)?, Vec::new())))
     }
 
     /// The forward pass; `stage(None, x)` sees the patch embedding, `stage(Some(i), x)` block `i`'s output.
@@ -103,14 +83,7 @@ impl VisionTower {
         mut stage: impl FnMut(Option<usize>, &Tensor),
     ) -> Result<Tensor> {
         let n = check_patches(patches, grids, &self.cfg)?;
-        // A frozen tower needs no graph, so it runs as at inference, on the fused kernels. It trains when
-        // all its weights do (full fine-tuning) or when adapters sit on some of its layers.
-        let trainable = self.patch_embed.weight().is_variable()
-            || self
-                .blocks
-                .iter()
-                .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()));
-        let mode = if trainable { mode } else { Mode::INFERENCE };
+        let mode = block::tower_mode(&self.patch_embed, &self.blocks, mode);
         let frames = frames(grids);
         let unit = self.cfg.merge_unit();
         let layout = self
@@ -154,21 +127,51 @@ impl VisionTower {
 
     /// Every linear layer of the blocks with its original-layout name (`visual.blocks.3.mlp.down_proj`).
     pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
-        for (i, block) in self.blocks.iter_mut().enumerate() {
-            for (name, linear) in block.linears_mut() {
-                f(&format!("visual.blocks.{i}.{name}"), linear)?;
-            }
-        }
-        Ok(())
+        block::for_each_linear_mut(&mut self.blocks, f)
     }
 
     pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
-        for (i, block) in self.blocks.iter().enumerate() {
-            for (name, linear) in block.linears() {
-                f(&format!("visual.blocks.{i}.{name}"), linear);
-            }
-        }
+        block::for_each_linear(&self.blocks, f)
     }
+}
+
+/// A tower's trace: `run` calls its stage hook with the patch embedding (`None`) and each block's output
+/// (`Some(i)`) and returns the merged tokens and the DeepStack features.
+pub(crate) fn traced(
+    run: impl FnOnce(&mut dyn FnMut(Option<usize>, &Tensor)) -> Result<(Tensor, Vec<Tensor>)>,
+) -> Result<VisionTrace> {
+    let mut patch_embed = None;
+    let mut blocks = Vec::new();
+    let (merged, deepstack) = run(&mut |block, x| match block {
+        None => patch_embed = Some(x.clone()),
+        Some(_) => blocks.push(x.clone()),
+    })?;
+    Ok(VisionTrace {
+        patch_embed: patch_embed.expect("run reports the patch embedding"),
+        blocks,
+        merged,
+        deepstack,
+    })
+}
+
+/// The patch embedding: a Conv3d whose kernel equals its stride, so over pre-flattened patches a plain
+/// linear map (with a bias in Qwen3-VL).
+pub(crate) fn patch_embed(w: &Weights, cfg: &VisionConfig, bias: bool) -> Result<Linear> {
+    let e = cfg.embed_dim;
+    let conv_shape = [
+        e,
+        cfg.in_channels,
+        cfg.temporal_patch_size,
+        cfg.patch_size,
+        cfg.patch_size,
+    ];
+    let conv = w.get("visual.patch_embed.proj.weight", &conv_shape)?;
+    let bias = if bias {
+        Some(w.get("visual.patch_embed.proj.bias", &[e])?)
+    } else {
+        None
+    };
+    Ok(Linear::from_tensors(conv.reshape((e, cfg.patch_values()))?, bias))
 }
 
 /// The number of patches, after checking that `patches` is `[sum(t*h*w), patch_values]` for `grids`.
