@@ -1,7 +1,8 @@
 //! One contrastive training step against PEFT: loss and the gradient of every LoRA / DoRA tensor, and
 //! GradCache against plain backpropagation and against PEFT's GradCache gradients (`gc_grad.*`)
 //! (fixtures: tests/oracle/train_fixtures.py), for Qwen2-VL (tests/fixtures/train) and Qwen2.5-VL
-//! (tests/fixtures/train_qwen2_5vl, where the reference's targets also adapt the vision blocks' `down_proj`).
+//! (tests/fixtures/train_qwen2_5vl, where the reference's targets also adapt the vision blocks' `down_proj`)
+//! and Qwen3-VL (tests/fixtures/train_qwen3vl: the decoder's layers only, no biases, q/k norms, DeepStack).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +32,11 @@ const QWEN2_5_VL: Suite = Suite {
     dir: "tests/fixtures/train_qwen2_5vl",
     init_flags: &["--arch", "qwen2.5-vl", "--max-pixels", "28224"],
     images: "tests/fixtures/qwen2_5vl/images",
+};
+const QWEN3_VL: Suite = Suite {
+    dir: "tests/fixtures/train_qwen3vl",
+    init_flags: &["--arch", "qwen3-vl"],
+    images: "tests/fixtures/qwen3vl/images",
 };
 
 fn fixture_dir() -> PathBuf {
@@ -243,6 +249,16 @@ fn qwen2_5_vl_dora_step_matches_peft_vision_down_proj_included() {
     check_suite_kind(QWEN2_5_VL, "dora");
 }
 
+#[test]
+fn qwen3_vl_lora_step_matches_peft() {
+    check_suite_kind(QWEN3_VL, "lora");
+}
+
+#[test]
+fn qwen3_vl_dora_step_matches_peft() {
+    check_suite_kind(QWEN3_VL, "dora");
+}
+
 /// The reference trains with adapter dropout 0.1. PEFT's masks cannot be reproduced, so this path is
 /// checked for consistency: GradCache (whose second pass must replay the first pass's masks) equals plain
 /// backprop, and the dropout does change the gradients.
@@ -292,7 +308,7 @@ fn with_dropout_grad_cache_replays_the_masks_of_plain_backprop() {
 
 #[test]
 fn merged_adapters_embed_like_the_unmerged_ones() {
-    for suite in [QWEN2_VL, QWEN2_5_VL] {
+    for suite in [QWEN2_VL, QWEN2_5_VL, QWEN3_VL] {
         for kind in ["lora", "dora"] {
             let tmp = tempfile::tempdir().unwrap();
             let (mut embedder, cases) = load_suite(tmp.path(), suite);

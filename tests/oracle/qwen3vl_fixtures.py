@@ -17,8 +17,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import qwen2vl_fixtures as base  # noqa: E402
 
-base.GENERATOR = "tests/oracle/qwen3vl_fixtures.py"
-
 # Sizes are width x height; grids [t, h, w] in 16-pixel patches. The tiny snapshot's processor keeps areas
 # within [64*64, 32*32*16] and its 8x8 position table is resampled down (grids of 4 and 6), kept (8) and up (12).
 RENAMED = {
@@ -29,7 +27,6 @@ RENAMED = {
     "img_37x23.png": ("img_37x23.png", 37, 23, 5),  # upscaled by min_pixels to 96x64, grid [1,4,6], 6 tokens
     "img_300x120.png": ("img_300x120.png", 300, 120, 6),  # downscaled by max_pixels to 192x64, grid [1,4,12]
 }
-base.IMAGES = list(RENAMED.values())
 
 
 def renamed(case):
@@ -37,9 +34,6 @@ def renamed(case):
     case["items"] = [dict(it, image=RENAMED[it["image"]][0] if it["image"] else None) for it in case["items"]]
     case["what"] = case["what"].replace("112x84", "128x96").replace("28x28", "32x32").replace("56x84", "64x96")
     return case
-
-
-base.CASES = [renamed(c) for c in base.CASES]
 
 
 def vision_patch_embed(visual, pixel_values, grid_thw):
@@ -54,9 +48,16 @@ def vision_patch_embed(visual, pixel_values, grid_thw):
     return hidden + (visual.pos_embed(index) * weight[:, :, None]).sum(1).to(hidden.dtype)
 
 
-base.vision_patch_embed = vision_patch_embed
+def configure():
+    """Turns the Qwen2-VL generator into this one."""
+    base.GENERATOR = "tests/oracle/qwen3vl_fixtures.py"
+    base.IMAGES = list(RENAMED.values())
+    base.CASES = [renamed(c) for c in base.CASES]
+    base.vision_patch_embed = vision_patch_embed
+
 
 if __name__ == "__main__":
+    configure()
     if "--make-snapshot" in sys.argv:
         base.die("the Qwen3-VL snapshot comes from `saha-init-model --arch qwen3-vl`; give --snapshot DIR --out DIR")
     # Pixel values by their sha256 only: 1536 values per patch would make the fixture 1.6 MB.
