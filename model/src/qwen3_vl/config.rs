@@ -201,6 +201,19 @@ mod tests {
     }
 
     #[test]
+    fn a_flat_layout_with_the_text_fields_at_the_top_level_reads_the_same() {
+        let mut v: Value = serde_json::from_str(QWEN3_VL_4B).unwrap();
+        let text = v.as_object_mut().unwrap().remove("text_config").unwrap();
+        for (key, value) in text.as_object().unwrap().iter().filter(|(k, _)| *k != "model_type") {
+            v[key] = value.clone();
+        }
+        assert_eq!(
+            ModelConfig::from_value(&v).unwrap(),
+            ModelConfig::from_json(QWEN3_VL_4B).unwrap()
+        );
+    }
+
+    #[test]
     fn inconsistent_configs_are_refused() {
         for (from, to, says) in [
             ("[5,11,17]", "[5,11,24]", "deepstack_visual_indexes"),
