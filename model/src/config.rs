@@ -451,6 +451,36 @@ mod tests {
    "spatial_merge_size":2,"window_size":112,"fullatt_block_indexes":[7,15,23,31],"tokens_per_second":2,
    "temporal_patch_size":2,"rope_parameters":{"rope_type":"axial","rope_theta":10000.0}}}"#;
 
+    /// Qwen2.5-VL-7B-Instruct as transformers 4.53 re-saved it (trimmed): text fields both at the top level
+    /// and in `text_config` (with `rope_scaling` there, `"type": "default"`), `video_token_id` null in
+    /// `text_config`, vision with both `in_chans` and `in_channels`.
+    const QWEN2_5_7B_4_53: &str = r#"{"architectures":["Qwen2_5_VLForConditionalGeneration"],"model_type":"qwen2_5_vl",
+ "hidden_size":3584,"intermediate_size":18944,"num_hidden_layers":28,"num_attention_heads":28,"num_key_value_heads":4,
+ "rms_norm_eps":1e-06,"rope_theta":1000000.0,"vocab_size":152064,"tie_word_embeddings":false,
+ "rope_scaling":{"mrope_section":[16,24,24],"rope_type":"default","type":"default"},
+ "image_token_id":151655,"video_token_id":151656,"vision_start_token_id":151652,"vision_end_token_id":151653,
+ "text_config":{"hidden_size":3584,"intermediate_size":18944,"num_hidden_layers":28,"num_attention_heads":28,
+   "num_key_value_heads":4,"rms_norm_eps":1e-06,"rope_theta":1000000.0,"vocab_size":152064,"video_token_id":null,
+   "rope_scaling":{"mrope_section":[16,24,24],"rope_type":"default","type":"default"}},
+ "vision_config":{"depth":32,"fullatt_block_indexes":[7,15,23,31],"hidden_act":"silu","hidden_size":1280,
+   "in_channels":3,"in_chans":3,"intermediate_size":3420,"model_type":"qwen2_5_vl","num_heads":16,
+   "out_hidden_size":3584,"patch_size":14,"spatial_merge_size":2,"spatial_patch_size":14,"temporal_patch_size":2,
+   "tokens_per_second":2,"window_size":112}}"#;
+
+    #[test]
+    fn qwen2_5_vl_7b_as_transformers_4_53_saves_it() {
+        let c = ModelConfig::from_json(QWEN2_5_7B_4_53).unwrap();
+        assert_eq!(
+            (c.arch, c.text.hidden_size, c.text.head_dim()),
+            (Arch::Qwen2_5Vl, 3584, 128)
+        );
+        assert_eq!(
+            (c.vision.embed_dim, c.vision.hidden_size, c.vision.in_channels),
+            (1280, 3584, 3)
+        );
+        assert_eq!(c.tokens.video, 151656);
+    }
+
     #[test]
     fn qwen2_5_vl_reads_its_own_vision_field_names_in_both_layouts() {
         let flat = ModelConfig::from_json(QWEN2_5_3B).unwrap();

@@ -134,33 +134,39 @@ impl VisionBlock {
         self.proj.forward_mode(&Tensor::cat(&outputs, 0)?, mode)
     }
 
-    /// The block's linear layers with their names under `visual.blocks.{i}.`.
-    pub fn linears_mut(&mut self) -> Vec<(&'static str, &mut Linear)> {
-        let mut all = vec![("attn.qkv", &mut self.qkv), ("attn.proj", &mut self.proj)];
+    /// The block's linear layers with their names under `visual.blocks.{i}.` (`attn.qkv`, `mlp.down_proj`).
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut all = vec![
+            ("attn.qkv".to_string(), &mut self.qkv),
+            ("attn.proj".to_string(), &mut self.proj),
+        ];
         match &mut self.mlp {
-            BlockMlp::QuickGelu { fc1, fc2 } => all.extend([("mlp.fc1", fc1), ("mlp.fc2", fc2)]),
-            BlockMlp::SwiGlu(mlp) => all.extend(mlp.linears_mut().map(|(name, l)| (mlp_name(name), l))),
-            BlockMlp::GeluTanh { fc1, fc2 } => all.extend([("mlp.linear_fc1", fc1), ("mlp.linear_fc2", fc2)]),
+            BlockMlp::QuickGelu { fc1, fc2 } => {
+                all.extend([("mlp.fc1".to_string(), fc1), ("mlp.fc2".to_string(), fc2)])
+            }
+            BlockMlp::SwiGlu(mlp) => all.extend(mlp.linears_mut().map(|(name, l)| (format!("mlp.{name}"), l))),
+            BlockMlp::GeluTanh { fc1, fc2 } => {
+                all.extend([("mlp.linear_fc1".to_string(), fc1), ("mlp.linear_fc2".to_string(), fc2)])
+            }
         }
         all
     }
 
-    pub fn linears(&self) -> Vec<(&'static str, &Linear)> {
-        let mut all = vec![("attn.qkv", &self.qkv), ("attn.proj", &self.proj)];
+    pub fn linears(&self) -> Vec<(String, &Linear)> {
+        let mut all = vec![
+            ("attn.qkv".to_string(), &self.qkv),
+            ("attn.proj".to_string(), &self.proj),
+        ];
         match &self.mlp {
-            BlockMlp::QuickGelu { fc1, fc2 } => all.extend([("mlp.fc1", fc1), ("mlp.fc2", fc2)]),
-            BlockMlp::SwiGlu(mlp) => all.extend(mlp.linears().map(|(name, l)| (mlp_name(name), l))),
-            BlockMlp::GeluTanh { fc1, fc2 } => all.extend([("mlp.linear_fc1", fc1), ("mlp.linear_fc2", fc2)]),
+            BlockMlp::QuickGelu { fc1, fc2 } => {
+                all.extend([("mlp.fc1".to_string(), fc1), ("mlp.fc2".to_string(), fc2)])
+            }
+            BlockMlp::SwiGlu(mlp) => all.extend(mlp.linears().map(|(name, l)| (format!("mlp.{name}"), l))),
+            BlockMlp::GeluTanh { fc1, fc2 } => {
+                all.extend([("mlp.linear_fc1".to_string(), fc1), ("mlp.linear_fc2".to_string(), fc2)])
+            }
         }
         all
-    }
-}
-
-fn mlp_name(name: &str) -> &'static str {
-    match name {
-        "gate_proj" => "mlp.gate_proj",
-        "up_proj" => "mlp.up_proj",
-        _ => "mlp.down_proj",
     }
 }
 
