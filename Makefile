@@ -84,7 +84,7 @@ help:
 	@echo "  IMAGE_ROOT=$(IMAGE_ROOT)"
 	@echo "  SPLIT=$(SPLIT)  EVAL_SPLIT=$(EVAL_SPLIT)  SUBSETS=$(SUBSETS)"
 	@echo "  MODEL=$(MODEL)"
-	@echo "  BACKBONE=$(call shown,BACKBONE)   (qwen2-vl, qwen2.5-vl: the prompts' template, and the demo model's architecture)"
+	@echo "  BACKBONE=$(call shown,BACKBONE)   (qwen2-vl, qwen2.5-vl, qwen3-vl: the prompts' template, and the demo model's architecture)"
 	@echo "  SYSTEM=$(SYSTEM)   (empty: the reference system prompt)"
 	@echo "  PROMPT_FILE=$(PROMPT_FILE)  PROMPT_FLAGS_EXTRA=$(PROMPT_FLAGS_EXTRA)"
 	@echo "  (stage default): not passed, so the stage's own default applies (see <stage> --help)"

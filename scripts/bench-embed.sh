@@ -27,6 +27,8 @@ export TRANSFORMERS_VERBOSITY=error HF_HUB_OFFLINE=1
 tokenizer=$(bash scripts/fetch-tokenizer.sh)
 model_args=(--tokenizer "$tokenizer" --arch "$BACKBONE" --seed 0 --hidden 512 --intermediate 1536 --layers 8 --heads 8 --kv-heads 2
   --mrope-section 8,12,12 --vision-depth 4 --vision-dim 256 --vision-heads 4 --max-pixels 1003520)
+# Qwen3-VL states its head width; 64 keeps the benchmark's attention shape (and its 3 DeepStack blocks).
+[[ $BACKBONE == qwen3-vl ]] && model_args+=(--head-dim 64 --deepstack 0,1,2)
 if [[ ! -f $OUT/model/model.safetensors || "$(cat "$OUT/model.args" 2>/dev/null)" != "${model_args[*]}" ]]; then
   echo "writing the random snapshot ..." >&2
   "$BIN/saha-init-model" --out "$OUT/model" "${model_args[@]}" >&2

@@ -356,27 +356,38 @@ fn broken_snapshots_name_the_tensor_or_file() {
 /// rendered for Qwen2.5-VL embeds with it.
 #[test]
 fn items_for_another_backbone_are_refused_and_qwen2_5_vl_items_embed() {
+    another_backbone("qwen2.5-vl", &[]);
+}
+
+/// Likewise for Qwen3-VL, its items rendered in Qwen3-VL-Embedding's own format.
+#[test]
+fn items_for_another_backbone_are_refused_and_qwen3_vl_items_embed() {
+    another_backbone("qwen3-vl", &["--preset", "qwen3-vl-embedding"]);
+}
+
+fn another_backbone(backbone: &str, prompt_flags: &[&str]) {
     let (rows, images) = demo_rows();
     let s = setup(&rows, images);
-    let qwen2_5 = init_model(&s.dir.join("q25"), 0, &["--arch", "qwen2.5-vl"]);
-    let refused = embed_with(&s, &s.items, &qwen2_5, "refused.parquet", &[]);
+    let model = init_model(&s.dir.join("other"), 0, &["--arch", backbone]);
+    let refused = embed_with(&s, &s.items, &model, "refused.parquet", &[]);
     assert!(!refused.status.success());
     let err = stderr(&refused);
     assert!(
-        err.contains("`qwen2-vl`") && err.contains("`qwen2.5-vl`") && err.contains("items.parquet"),
+        err.contains("`qwen2-vl`") && err.contains(&format!("`{backbone}`")) && err.contains("items.parquet"),
         "{err}"
     );
     assert!(!s.dir.join("refused.parquet").exists());
 
-    let out = prompt(&s.dir, &s.images, "run25", &["--backbone", "qwen2.5-vl"]);
+    let flags = [&["--backbone", backbone], prompt_flags].concat();
+    let out = prompt(&s.dir, &s.images, "run", &flags);
     assert!(out.status.success(), "{}", stderr(&out));
-    let done = embed_with(&s, &s.dir.join("run25/items.parquet"), &qwen2_5, "q25.parquet", &[]);
+    let done = embed_with(&s, &s.dir.join("run/items.parquet"), &model, "other.parquet", &[]);
     assert!(done.status.success(), "{}", stderr(&done));
-    let e = saha_schemas::embeddings::Embeddings::read(&s.dir.join("q25.parquet")).unwrap();
+    let e = saha_schemas::embeddings::Embeddings::read(&s.dir.join("other.parquet")).unwrap();
     let (items, _): (Vec<saha_schemas::Item>, _) =
-        saha_schemas::records::read_records(&s.dir.join("run25/items.parquet")).unwrap();
+        saha_schemas::records::read_records(&s.dir.join("run/items.parquet")).unwrap();
     assert_eq!(e.len(), items.len());
-    assert!(e.model.starts_with("qwen2.5-vl:tiny-0@"), "{}", e.model);
+    assert!(e.model.starts_with(&format!("{backbone}:tiny-0@")), "{}", e.model);
     for i in 0..e.len() {
         let norm: f32 = e.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "row {i} norm {norm}");

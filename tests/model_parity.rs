@@ -1,9 +1,9 @@
-//! Parity of the candle Qwen2-VL and Qwen2.5-VL with transformers on the same tiny random weights.
+//! Parity of the candle Qwen2-VL, Qwen2.5-VL and Qwen3-VL with transformers on the same tiny random weights.
 //!
 //! tests/fixtures/qwen2vl/ holds what transformers computed (tests/oracle/qwen2vl_fixtures.py) for the
 //! snapshot `saha-init-model --seed 0` writes, tests/fixtures/qwen2_5vl/ the same for
 //! `saha-init-model --seed 0 --arch qwen2.5-vl --max-pixels 28224` (plus an image of several attention
-//! windows); each test rebuilds its snapshot, checks its hashes against the fixture's, and compares token
+//! windows), tests/fixtures/qwen3vl/ for `--arch qwen3-vl` (tests/oracle/qwen3vl_fixtures.py); each test rebuilds its snapshot, checks its hashes against the fixture's, and compares token
 //! ids, pixel values, positions, hidden states and embeddings.
 
 use std::collections::HashMap;
@@ -32,6 +32,7 @@ const QWEN2_5_VL: Suite = Suite(
     "tests/fixtures/qwen2_5vl",
     &["--arch", "qwen2.5-vl", "--max-pixels", "28224"],
 );
+const QWEN3_VL: Suite = Suite("tests/fixtures/qwen3vl", &["--arch", "qwen3-vl"]);
 
 fn fixture(suite: Suite) -> Fixture {
     let dir = repo_root().join(suite.0);
@@ -75,6 +76,16 @@ fn mean_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .mean_all()
         .unwrap()
         .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// The fixture's case `id`.
+fn case_of<'a>(fx: &'a Fixture, id: &str) -> &'a Value {
+    fx.cases["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
         .unwrap()
 }
 
@@ -153,6 +164,13 @@ fn qwen2_5_vl_tokens_pixels_positions_hidden_states_and_embeddings_match_transfo
     all_cases_match(QWEN2_5_VL);
 }
 
+/// Qwen3-VL: q/k norms, head_dim 32 != hidden / heads, interleaved M-RoPE, DeepStack on text layers 0 and 1
+/// of 3 in every image case, patch-16 pixels bit-identical.
+#[test]
+fn qwen3_vl_tokens_pixels_positions_hidden_states_and_embeddings_match_transformers() {
+    all_cases_match(QWEN3_VL);
+}
+
 fn all_cases_match(suite: Suite) {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture(suite);
@@ -171,7 +189,7 @@ fn all_cases_match(suite: Suite) {
             &inputs,
             padding,
             embedder.tokenizer.pad_token(),
-            2,
+            embedder.config.vision.spatial_merge_size,
             tokens.image,
             tokens.vision_start,
         )
@@ -232,25 +250,27 @@ fn qwen2_5_vl_vision_tower_matches_transformers_over_several_windows() {
     vision_tower_matches(QWEN2_5_VL, "case03");
 }
 
+/// The patch embedding with the resampled position table, the blocks, the merger and both DeepStack mergers.
+#[test]
+fn qwen3_vl_vision_tower_and_deepstack_features_match_transformers() {
+    vision_tower_matches(QWEN3_VL, "case03");
+}
+
 fn vision_tower_matches(suite: Suite, id: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let fx = fixture(suite);
     let embedder = load_embedder(tmp.path(), &fx);
-    let case = fx.cases["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap();
+    let case = case_of(&fx, id);
     let inputs = encode_case(&embedder, &fx, case);
     let images: Vec<_> = inputs.iter().flat_map(|i| &i.images).collect();
     let values: Vec<f32> = images.iter().flat_map(|i| i.values.iter().copied()).collect();
     let grids: Vec<[usize; 3]> = images.iter().map(|i| i.grid_thw).collect();
-    let n = values.len() / 1176;
-    let patches = Tensor::from_vec(values, (n, 1176), &Device::Cpu).unwrap();
+    let patch_values = embedder.config.vision.patch_values();
+    let n = values.len() / patch_values;
+    let patches = Tensor::from_vec(values, (n, patch_values), &Device::Cpu).unwrap();
 
-    // Stage by stage, so a bug shows where it enters: the patch embedding (Conv3d), the last block's output
-    // (before the merger), then the merger's output.
+    // Stage by stage, so a bug shows where it enters: the patch embedding (Conv3d, plus Qwen3-VL's position
+    // table), the last block's output (before the merger), the merger's output, the DeepStack features.
     let trace = embedder.model.vision().forward_traced(&patches, &grids).unwrap();
     assert_eq!(
         trace.blocks.len(),
@@ -259,7 +279,18 @@ fn vision_tower_matches(suite: Suite, id: &str) {
             .unwrap() as usize,
         "one traced output per vision block"
     );
-    let stages = [
+    let deepstack_keys: Vec<String> = (0..trace.deepstack.len())
+        .map(|i| format!("vision.deepstack.{i}"))
+        .collect();
+    assert_eq!(
+        trace.deepstack.len(),
+        fx.expected
+            .keys()
+            .filter(|k| k.starts_with(&format!("{id}.vision.deepstack.")))
+            .count(),
+        "one DeepStack feature per transformers' deepstack_features entry"
+    );
+    let mut stages = vec![
         ("patch embedding", &trace.patch_embed, "vision.patch_embed"),
         (
             "last vision block's output",
@@ -268,6 +299,9 @@ fn vision_tower_matches(suite: Suite, id: &str) {
         ),
         ("merged (traced)", &trace.merged, "vision.merged"),
     ];
+    for (feature, key) in trace.deepstack.iter().zip(&deepstack_keys) {
+        stages.push(("DeepStack feature", feature, key.as_str()));
+    }
     for (what, got, key) in stages {
         let key = format!("{id}.{key}");
         let want = &fx.expected[&key];
@@ -294,26 +328,31 @@ fn vision_tower_matches(suite: Suite, id: &str) {
 /// `model.language_model.*` names), split over shards, gives exactly the original layout's outputs.
 #[test]
 fn qwen2_5_vl_nested_sharded_snapshot_gives_the_same_outputs() {
+    nested_sharded_snapshot_gives_the_same_outputs(QWEN2_5_VL, "case08");
+}
+
+/// Qwen3-VL in transformers 5's config layout (`rope_parameters`), split over shards.
+#[test]
+fn qwen3_vl_nested_sharded_snapshot_gives_the_same_outputs() {
+    nested_sharded_snapshot_gives_the_same_outputs(QWEN3_VL, "case07r");
+}
+
+fn nested_sharded_snapshot_gives_the_same_outputs(suite: Suite, id: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let fx = fixture(QWEN2_5_VL);
+    let fx = fixture(suite);
     let original = load_embedder(&tmp.path().join("a"), &fx);
     let flags = [fx.init_flags, &["--layout", "nested", "--shards", "3"]].concat();
     let nested_dir = init_model(&tmp.path().join("b"), 0, &flags);
     assert!(nested_dir.join("model.safetensors.index.json").is_file());
     let nested = Embedder::load(&nested_dir, DType::F32, &Device::Cpu).unwrap();
     assert_eq!(nested.config, original.config);
-    let case = fx.cases["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "case08")
-        .unwrap();
+    let case = case_of(&fx, id);
     let inputs = encode_case(&original, &fx, case);
     let pad = original.tokenizer.pad_token();
     let a = original.model.embed(&inputs, Padding::Right, pad).unwrap();
     let b = nested.model.embed(&inputs, Padding::Right, pad).unwrap();
     assert_eq!(max_abs_diff(&a, &b), 0.0);
-    assert!(max_abs_diff(&b, &fx.expected["case08.embedding"]) <= 1e-4);
+    assert!(max_abs_diff(&b, &fx.expected[&format!("{id}.embedding")]) <= 1e-4);
 }
 
 #[test]

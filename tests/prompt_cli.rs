@@ -180,6 +180,50 @@ fn qwen2_5_vl_renders_as_qwen2_vl_and_the_items_record_the_backbone() {
     );
 }
 
+/// `--preset qwen3-vl-embedding`: Qwen3-VL-Embedding's default instruction as the system turn of queries
+/// and targets, the image wrapped and first, no suffix; an instruction given gets its full stop.
+#[test]
+fn qwen3_vl_embedding_preset_renders_its_own_format() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("S.parquet");
+    write_png(d.path(), "a.png");
+    write_train(&data, &[["<|image_1|>\nA dog on a beach", "a.png", "a dog", ""]], None);
+    let out = d.path().join("q3");
+    let res = prompt(
+        &data,
+        d.path(),
+        &out,
+        &["--backbone", "qwen3-vl", "--preset", "qwen3-vl-embedding"],
+    );
+    assert!(res.status.success(), "{}", stderr(&res));
+    let (items, prov) = read_records::<Item>(&out.join("items.parquet")).unwrap();
+    assert_eq!(prov.unwrap().get(&BACKBONE).as_deref(), Some("qwen3-vl"));
+    let system = "<|im_start|>system\nRepresent the user's input.<|im_end|>\n<|im_start|>user\n";
+    let tail = "<|im_end|>\n<|im_start|>assistant\n";
+    let query = items.iter().find(|i| i.text.contains("dog on")).unwrap();
+    assert_eq!(
+        query.prompt,
+        format!("{system}<|vision_start|><|image_pad|><|vision_end|>A dog on a beach{tail}")
+    );
+    let target = items.iter().find(|i| i.text == "a dog").unwrap();
+    assert_eq!(target.prompt, format!("{system}a dog{tail}"));
+
+    let out = d.path().join("instructed");
+    let flags = [
+        "--backbone",
+        "qwen3-vl",
+        "--preset",
+        "qwen3-vl-embedding",
+        "--query-system",
+        "Find the image",
+    ];
+    let res = prompt(&data, d.path(), &out, &flags);
+    assert!(res.status.success(), "{}", stderr(&res));
+    let (items, _) = read_records::<Item>(&out.join("items.parquet")).unwrap();
+    let query = items.iter().find(|i| i.text.contains("dog on")).unwrap();
+    assert_eq!(query.system.as_deref(), Some("Find the image."));
+}
+
 #[test]
 fn prompt_file_sets_task_definitions_per_subset() {
     let d = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! One contrastive training step against PEFT: loss and the gradient of every LoRA / DoRA tensor, and
 //! GradCache against plain backpropagation and against PEFT's GradCache gradients (`gc_grad.*`)
 //! (fixtures: tests/oracle/train_fixtures.py), for Qwen2-VL (tests/fixtures/train) and Qwen2.5-VL
-//! (tests/fixtures/train_qwen2_5vl, where the reference's targets also adapt the vision blocks' `down_proj`).
+//! (tests/fixtures/train_qwen2_5vl, where the reference's targets also adapt the vision blocks' `down_proj`)
+//! and Qwen3-VL (tests/fixtures/train_qwen3vl: the decoder's layers only, no biases, q/k norms, DeepStack).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +32,11 @@ const QWEN2_5_VL: Suite = Suite {
     dir: "tests/fixtures/train_qwen2_5vl",
     init_flags: &["--arch", "qwen2.5-vl", "--max-pixels", "28224"],
     images: "tests/fixtures/qwen2_5vl/images",
+};
+const QWEN3_VL: Suite = Suite {
+    dir: "tests/fixtures/train_qwen3vl",
+    init_flags: &["--arch", "qwen3-vl"],
+    images: "tests/fixtures/qwen3vl/images",
 };
 
 fn fixture_dir() -> PathBuf {
@@ -247,6 +253,16 @@ fn qwen2_5_vl_dora_step_matches_peft_vision_down_proj_included() {
     check_suite_kind(QWEN2_5_VL, "dora");
 }
 
+#[test]
+fn qwen3_vl_lora_step_matches_peft() {
+    check_suite_kind(QWEN3_VL, "lora");
+}
+
+#[test]
+fn qwen3_vl_dora_step_matches_peft() {
+    check_suite_kind(QWEN3_VL, "dora");
+}
+
 /// The step in bf16, the reference's setting (base weights and activations bf16, adapters and their
 /// gradients f32, L2 norm, similarities and loss f32), against PEFT's bf16 step on the same batch
 /// (tests/oracle/train_bf16_fixtures.py).
@@ -418,7 +434,7 @@ fn with_dropout_grad_cache_replays_the_masks_of_plain_backprop() {
 
 #[test]
 fn merged_adapters_embed_like_the_unmerged_ones() {
-    for suite in [QWEN2_VL, QWEN2_5_VL] {
+    for suite in [QWEN2_VL, QWEN2_5_VL, QWEN3_VL] {
         for kind in ["lora", "dora"] {
             let tmp = tempfile::tempdir().unwrap();
             let (mut embedder, cases) = load_suite(tmp.path(), suite);

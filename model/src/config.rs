@@ -1,5 +1,5 @@
-//! `config.json` of a Qwen2-VL or Qwen2.5-VL snapshot, in the flat original layout or the newer nested
-//! one (`text_config`, `rope_parameters`).
+//! `config.json` of a Qwen2-VL, Qwen2.5-VL or Qwen3-VL snapshot, in the flat original layout or the newer
+//! nested one (`text_config`, `rope_parameters`). Qwen3-VL's is read by [`crate::qwen3_vl::config`].
 
 use serde_json::Value;
 
@@ -12,11 +12,13 @@ pub enum Arch {
     Qwen2Vl,
     /// `qwen2_5_vl`: RMSNorm + SwiGLU vision blocks, window attention except in `fullatt_block_indexes`.
     Qwen2_5Vl,
-    // `qwen3_vl` goes here: its text stack and vision tower differ, see `vision/` and `text.rs`.
+    /// `qwen3_vl` (dense): Qwen3 decoder (q/k norms, interleaved M-RoPE), LayerNorm + GELU-tanh vision blocks,
+    /// a learned position table and DeepStack features added to the first text layers.
+    Qwen3Vl,
 }
 
 impl Arch {
-    pub const ALL: [Arch; 2] = [Arch::Qwen2Vl, Arch::Qwen2_5Vl];
+    pub const ALL: [Arch; 3] = [Arch::Qwen2Vl, Arch::Qwen2_5Vl, Arch::Qwen3Vl];
 
     pub fn from_model_type(model_type: &str) -> Result<Self> {
         Arch::ALL
@@ -36,6 +38,7 @@ impl Arch {
         match self {
             Arch::Qwen2Vl => "qwen2_vl",
             Arch::Qwen2_5Vl => "qwen2_5_vl",
+            Arch::Qwen3Vl => "qwen3_vl",
         }
     }
 
@@ -44,6 +47,7 @@ impl Arch {
         match self {
             Arch::Qwen2Vl => "qwen2-vl",
             Arch::Qwen2_5Vl => "qwen2.5-vl",
+            Arch::Qwen3Vl => "qwen3-vl",
         }
     }
 
@@ -52,6 +56,7 @@ impl Arch {
         match self {
             Arch::Qwen2Vl => "Qwen2VLForConditionalGeneration",
             Arch::Qwen2_5Vl => "Qwen2_5_VLForConditionalGeneration",
+            Arch::Qwen3Vl => "Qwen3VLForConditionalGeneration",
         }
     }
 }
@@ -63,16 +68,26 @@ pub struct TextConfig {
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
     pub num_key_value_heads: usize,
+    /// Per attention head; Qwen2 derives it from the hidden size, Qwen3 configs state it.
+    pub head_dim: usize,
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
     /// Split of the rotary half-dimension between the temporal, height and width position rows.
     pub mrope_section: [usize; 3],
+    /// Qwen3-VL's layout: frequency `k` takes row `k % 3` (within the h and w sections' reach) instead of
+    /// consecutive t, h, w blocks.
+    pub mrope_interleaved: bool,
+    /// Bias on the q, k and v projections (Qwen2), and on the output projection.
+    pub qkv_bias: bool,
+    pub o_bias: bool,
+    /// RMSNorm over each query and key head before the rotary embedding (Qwen3).
+    pub qk_norm: bool,
     pub vocab_size: usize,
 }
 
 impl TextConfig {
     pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        self.head_dim
     }
 }
 
@@ -99,6 +114,10 @@ pub struct VisionConfig {
     pub hidden_size: usize,
     /// Window attention (Qwen2.5-VL); `None`: every block attends over each whole image.
     pub windows: Option<WindowAttention>,
+    /// Qwen3-VL: rows of the learned position-embedding table (a square grid), 0 where there is none.
+    pub num_position_embeddings: usize,
+    /// Qwen3-VL: the blocks whose outputs, merged, are added to the first text layers (DeepStack).
+    pub deepstack_visual_indexes: Vec<usize>,
 }
 
 impl VisionConfig {
@@ -142,62 +161,71 @@ impl ModelConfig {
     }
 
     pub fn from_value(root: &Value) -> Result<Self> {
+        let arch = match root.get("model_type").and_then(Value::as_str) {
+            Some(model_type) => Arch::from_model_type(model_type)?,
+            None => return Err(ModelError::Config("missing field `model_type`".into())),
+        };
+        let config = match arch {
+            Arch::Qwen3Vl => crate::qwen3_vl::config::from_value(root)?,
+            Arch::Qwen2Vl | Arch::Qwen2_5Vl => Self::qwen2(arch, root)?,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Qwen2-VL and Qwen2.5-VL: a Qwen2 decoder.
+    fn qwen2(arch: Arch, root: &Value) -> Result<Self> {
         let text_section = root.get("text_config").filter(|v| v.is_object());
         // Text fields live under `text_config` in the newer layout and at the top level in the original one.
         let text_field = |key: &str| text_section.and_then(|t| t.get(key)).or_else(|| root.get(key));
         let rope = text_field("rope_parameters").or_else(|| text_field("rope_scaling"));
+        let hidden_size = usize_field(text_field("hidden_size"), "hidden_size")?;
+        let num_attention_heads = usize_field(text_field("num_attention_heads"), "num_attention_heads")?;
+        if num_attention_heads == 0 || hidden_size % num_attention_heads != 0 {
+            return Err(ModelError::Config(format!(
+                "hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
+            )));
+        }
         let text = TextConfig {
-            hidden_size: usize_field(text_field("hidden_size"), "hidden_size")?,
+            hidden_size,
             intermediate_size: usize_field(text_field("intermediate_size"), "intermediate_size")?,
             num_hidden_layers: usize_field(text_field("num_hidden_layers"), "num_hidden_layers")?,
-            num_attention_heads: usize_field(text_field("num_attention_heads"), "num_attention_heads")?,
+            num_attention_heads,
             num_key_value_heads: usize_field(text_field("num_key_value_heads"), "num_key_value_heads")?,
+            head_dim: hidden_size / num_attention_heads,
             rms_norm_eps: text_field("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
             rope_theta: text_field("rope_theta")
                 .or_else(|| rope.and_then(|r| r.get("rope_theta")))
                 .and_then(Value::as_f64)
                 .unwrap_or(1_000_000.0),
-            mrope_section: mrope_section(rope)?,
+            mrope_section: mrope_section(rope)?.ok_or_else(|| {
+                ModelError::Config("missing `rope_scaling.mrope_section` (or `rope_parameters.mrope_section`)".into())
+            })?,
+            mrope_interleaved: false,
+            qkv_bias: true,
+            o_bias: false,
+            qk_norm: false,
             vocab_size: usize_field(text_field("vocab_size"), "vocab_size")?,
-        };
-        let arch = match root.get("model_type").and_then(Value::as_str) {
-            Some(model_type) => Arch::from_model_type(model_type)?,
-            None => return Err(ModelError::Config("missing field `model_type`".into())),
         };
         let vision_section = root
             .get("vision_config")
             .filter(|v| v.is_object())
             .ok_or_else(|| ModelError::Config("missing object `vision_config`".into()))?;
         let vision = vision_config(arch, vision_section, text.hidden_size)?;
-        let token = |key: &str, default: u32| -> Result<u32> {
-            let value = root.get(key).or_else(|| text_section.and_then(|t| t.get(key)));
-            Ok(usize_or(value, key, default as usize)? as u32)
-        };
-        let tokens = SpecialTokens {
-            image: token("image_token_id", 151655)?,
-            video: token("video_token_id", 151656)?,
-            vision_start: token("vision_start_token_id", 151652)?,
-            vision_end: token("vision_end_token_id", 151653)?,
-        };
-        let config = ModelConfig {
+        Ok(ModelConfig {
             arch,
             text,
             vision,
-            tokens,
-        };
-        config.validate()?;
-        Ok(config)
+            tokens: special_tokens(root)?,
+        })
     }
 
     fn validate(&self) -> Result<()> {
         let t = &self.text;
         let v = &self.vision;
         let fail = |m: String| Err(ModelError::Config(m));
-        if t.num_attention_heads == 0 || t.hidden_size % t.num_attention_heads != 0 {
-            return fail(format!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
-                t.hidden_size, t.num_attention_heads
-            ));
+        if t.num_attention_heads == 0 || t.head_dim == 0 {
+            return fail("num_attention_heads and head_dim must be positive".into());
         }
         if t.num_key_value_heads == 0 || t.num_attention_heads % t.num_key_value_heads != 0 {
             return fail(format!(
@@ -236,7 +264,7 @@ impl ModelConfig {
         if v.hidden_size != t.hidden_size {
             let field = match self.arch {
                 Arch::Qwen2Vl => "hidden_size",
-                Arch::Qwen2_5Vl => "out_hidden_size",
+                Arch::Qwen2_5Vl | Arch::Qwen3Vl => "out_hidden_size",
             };
             return fail(format!(
                 "vision_config.{field} {} differs from hidden_size {}",
@@ -268,6 +296,7 @@ fn vision_config(arch: Arch, section: &Value, text_hidden: usize) -> Result<Visi
                 "quick_gelu",
             )
         }
+        Arch::Qwen3Vl => unreachable!("qwen3_vl::config reads Qwen3-VL's vision_config"),
         Arch::Qwen2_5Vl => {
             let full_attention_blocks = match field("fullatt_block_indexes") {
                 None => vec![7, 15, 23, 31],
@@ -318,10 +347,27 @@ fn vision_config(arch: Arch, section: &Value, text_hidden: usize) -> Result<Visi
         in_channels,
         hidden_size,
         windows,
+        num_position_embeddings: 0,
+        deepstack_visual_indexes: Vec::new(),
     })
 }
 
-fn usize_field(value: Option<&Value>, key: &str) -> Result<usize> {
+/// The special token ids, at the top level or in `text_config`, with Qwen's ids as defaults.
+pub(crate) fn special_tokens(root: &Value) -> Result<SpecialTokens> {
+    let text_section = root.get("text_config").filter(|v| v.is_object());
+    let token = |key: &str, default: u32| -> Result<u32> {
+        let value = root.get(key).or_else(|| text_section.and_then(|t| t.get(key)));
+        Ok(usize_or(value, key, default as usize)? as u32)
+    };
+    Ok(SpecialTokens {
+        image: token("image_token_id", 151655)?,
+        video: token("video_token_id", 151656)?,
+        vision_start: token("vision_start_token_id", 151652)?,
+        vision_end: token("vision_end_token_id", 151653)?,
+    })
+}
+
+pub(crate) fn usize_field(value: Option<&Value>, key: &str) -> Result<usize> {
     match value {
         None => Err(ModelError::Config(format!("missing field `{key}`"))),
         Some(v) => v
@@ -331,25 +377,24 @@ fn usize_field(value: Option<&Value>, key: &str) -> Result<usize> {
     }
 }
 
-fn usize_or(value: Option<&Value>, key: &str, default: usize) -> Result<usize> {
+pub(crate) fn usize_or(value: Option<&Value>, key: &str, default: usize) -> Result<usize> {
     match value {
         None | Some(Value::Null) => Ok(default),
         some => usize_field(some, key),
     }
 }
 
-fn mrope_section(rope: Option<&Value>) -> Result<[usize; 3]> {
+/// `mrope_section` of the rope settings, `None` when absent.
+pub(crate) fn mrope_section(rope: Option<&Value>) -> Result<Option<[usize; 3]>> {
     let Some(list) = rope.and_then(|r| r.get("mrope_section")) else {
-        return Err(ModelError::Config(
-            "missing `rope_scaling.mrope_section` (or `rope_parameters.mrope_section`)".into(),
-        ));
+        return Ok(None);
     };
     let parts: Option<Vec<usize>> = list
         .as_array()
         .map(|a| a.iter().map(|x| x.as_u64().map(|n| n as usize)).collect())
         .flatten();
     match parts.as_deref() {
-        Some([t, h, w]) => Ok([*t, *h, *w]),
+        Some([t, h, w]) => Ok(Some([*t, *h, *w])),
         _ => Err(ModelError::Config(format!(
             "mrope_section must be three integers, found {list}"
         ))),

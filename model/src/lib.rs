@@ -1,4 +1,4 @@
-//! Qwen2-VL as an embedding model on candle.
+//! Qwen2-VL and Qwen3-VL as embedding models on candle.
 //!
 //! Reads a Hugging Face snapshot (config, safetensors, tokenizer, preprocessor config), turns
 //! prompts and images into model inputs exactly as transformers' processor does, and returns the
@@ -17,6 +17,7 @@ pub mod layers;
 pub mod model;
 pub mod peft;
 pub mod positions;
+pub mod qwen3_vl;
 pub mod snapshot;
 pub mod startup;
 pub mod tensors;

@@ -1,19 +1,69 @@
-//! Qwen2-VL (and Qwen2.5-VL) as an embedder: vision tower + language model, pooled at each input's last
-//! real token.
+//! Qwen2-VL, Qwen2.5-VL or Qwen3-VL as an embedder: vision tower + language model, pooled at each input's
+//! last real token.
 
 use candle_core::{DType, Device, Tensor, D};
 
 use crate::batch::{pad_batch, EncodedInput, Padding};
-use crate::config::ModelConfig;
+use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::{Linear, Mode};
 use crate::text::{TextInputs, TextModel};
-use crate::vision::VisionTower;
+use crate::vision::{VisionTower, VisionTrace};
 use crate::weights::Weights;
+
+/// The vision tower of the snapshot's architecture.
+pub enum Vision {
+    /// Qwen2-VL's and Qwen2.5-VL's.
+    Qwen2(VisionTower),
+    Qwen3(crate::qwen3_vl::VisionTower),
+}
+
+impl Vision {
+    fn load(weights: &Weights, config: &ModelConfig) -> Result<Self> {
+        Ok(match config.arch {
+            Arch::Qwen2Vl | Arch::Qwen2_5Vl => Vision::Qwen2(VisionTower::load(weights, config.arch, &config.vision)?),
+            Arch::Qwen3Vl => Vision::Qwen3(crate::qwen3_vl::VisionTower::load(weights, &config.vision)?),
+        })
+    }
+
+    /// The merged image tokens `[n / merge_unit, hidden]` for `patches` `[n, patch_values]`.
+    pub fn forward(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<Tensor> {
+        Ok(self.forward_mode(patches, grids, Mode::INFERENCE)?.0)
+    }
+
+    /// The merged image tokens and the DeepStack features (none but for Qwen3-VL).
+    pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: Mode) -> Result<(Tensor, Vec<Tensor>)> {
+        match self {
+            Vision::Qwen2(tower) => Ok((tower.forward_mode(patches, grids, mode)?, Vec::new())),
+            Vision::Qwen3(tower) => tower.forward_mode(patches, grids, mode),
+        }
+    }
+
+    pub fn forward_traced(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<VisionTrace> {
+        match self {
+            Vision::Qwen2(tower) => tower.forward_traced(patches, grids),
+            Vision::Qwen3(tower) => tower.forward_traced(patches, grids),
+        }
+    }
+
+    pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
+        match self {
+            Vision::Qwen2(tower) => tower.for_each_linear_mut(f),
+            Vision::Qwen3(tower) => tower.for_each_linear_mut(f),
+        }
+    }
+
+    pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
+        match self {
+            Vision::Qwen2(tower) => tower.for_each_linear(f),
+            Vision::Qwen3(tower) => tower.for_each_linear(f),
+        }
+    }
+}
 
 pub struct Qwen2Vl {
     config: ModelConfig,
-    vision: VisionTower,
+    vision: Vision,
     text: TextModel,
     device: Device,
     dtype: DType,
@@ -31,7 +81,7 @@ impl Qwen2Vl {
     pub fn load(weights: &Weights, config: &ModelConfig) -> Result<Self> {
         Ok(Qwen2Vl {
             config: config.clone(),
-            vision: VisionTower::load(weights, config.arch, &config.vision)?,
+            vision: Vision::load(weights, config)?,
             text: TextModel::load(weights, &config.text)?,
             device: weights.device().clone(),
             dtype: weights.dtype(),
@@ -50,7 +100,7 @@ impl Qwen2Vl {
         &mut self.text
     }
 
-    pub fn vision(&self) -> &VisionTower {
+    pub fn vision(&self) -> &Vision {
         &self.vision
     }
 
@@ -93,6 +143,7 @@ impl Qwen2Vl {
         let (b, l) = (batch.batch, batch.len);
         let ids = Tensor::from_slice(&batch.ids, b * l, &self.device)?;
         let mut embeds = self.text.embed(&ids)?;
+        let mut deepstack = Vec::new();
 
         let images: Vec<&crate::image::PixelPatches> = inputs.iter().flat_map(|i| &i.images).collect();
         if !images.is_empty() {
@@ -104,11 +155,23 @@ impl Qwen2Vl {
                 values.extend_from_slice(&image.values);
             }
             let patches = Tensor::from_vec(values, (rows, patch_values), &self.device)?;
-            let image_embeds = self
-                .vision
-                .forward_mode(&patches, &grids, mode)?
-                .to_dtype(embeds.dtype())?;
-            embeds = scatter_image_rows(&embeds, &image_embeds, &batch.ids, tokens.image)?;
+            let (image_embeds, features) = self.vision.forward_mode(&patches, &grids, mode)?;
+            embeds = scatter_image_rows(
+                &embeds,
+                &image_embeds.to_dtype(embeds.dtype())?,
+                &batch.ids,
+                tokens.image,
+            )?;
+            // DeepStack: each feature, zero outside the image tokens, is added after one text layer.
+            let zeros = embeds.zeros_like()?;
+            for feature in features {
+                let feature = scatter_image_rows(&zeros, &feature.to_dtype(zeros.dtype())?, &batch.ids, tokens.image)?;
+                deepstack.push(
+                    feature
+                        .reshape((b, l, self.config.text.hidden_size))?
+                        .to_dtype(self.dtype)?,
+                );
+            }
         }
 
         let (cos, sin) = self.text.rope_tables(&batch.positions, &self.device)?;
@@ -119,6 +182,7 @@ impl Qwen2Vl {
                 .to_dtype(self.dtype)?,
             rope: (cos, sin),
             mask,
+            deepstack,
             mode,
         };
         let hidden = self.text.forward(&inputs)?;

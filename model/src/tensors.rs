@@ -1,4 +1,4 @@
-//! Every tensor a Qwen2-VL or Qwen2.5-VL checkpoint holds, by original-layout name, with its shape.
+//! Every tensor a Qwen2-VL, Qwen2.5-VL or Qwen3-VL checkpoint holds, by original-layout name, with its shape.
 
 use crate::config::{Arch, ModelConfig};
 
@@ -23,9 +23,41 @@ pub struct TensorSpec {
     pub kind: TensorKind,
 }
 
+/// Collects [`TensorSpec`]s in order.
+#[derive(Default)]
+pub struct Specs(pub Vec<TensorSpec>);
+
+impl Specs {
+    pub fn add(&mut self, name: String, shape: Vec<usize>, kind: TensorKind) {
+        self.0.push(TensorSpec { name, shape, kind });
+    }
+
+    /// `{prefix}.weight` `[out, in]` and `{prefix}.bias` `[out]`.
+    pub fn linear(&mut self, prefix: &str, out: usize, inp: usize) {
+        self.add(format!("{prefix}.weight"), vec![out, inp], TensorKind::Weight);
+        self.add(format!("{prefix}.bias"), vec![out], TensorKind::Bias);
+    }
+
+    /// A LayerNorm's scale and shift of width `dim`.
+    pub fn layer_norm(&mut self, prefix: &str, dim: usize) {
+        self.add(format!("{prefix}.weight"), vec![dim], TensorKind::NormScale);
+        self.add(format!("{prefix}.bias"), vec![dim], TensorKind::NormShift);
+    }
+}
+
 pub fn checkpoint_tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
-    let mut specs = Vec::new();
-    let mut add = |name: String, shape: Vec<usize>, kind| specs.push(TensorSpec { name, shape, kind });
+    let mut specs = Specs::default();
+    match cfg.arch {
+        Arch::Qwen2Vl | Arch::Qwen2_5Vl => qwen2_vision(cfg, &mut specs),
+        Arch::Qwen3Vl => crate::qwen3_vl::tensors::vision(cfg, &mut specs),
+    }
+    text(cfg, &mut specs);
+    specs.0
+}
+
+/// Qwen2-VL's and Qwen2.5-VL's vision tower.
+fn qwen2_vision(cfg: &ModelConfig, specs: &mut Specs) {
+    let mut add = |name: String, shape: Vec<usize>, kind| specs.add(name, shape, kind);
     let v = &cfg.vision;
     let e = v.embed_dim;
     add(
@@ -40,6 +72,7 @@ pub fn checkpoint_tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
             false,
             vec![("mlp.gate_proj", m, e), ("mlp.up_proj", m, e), ("mlp.down_proj", e, m)],
         ),
+        Arch::Qwen3Vl => unreachable!("qwen3_vl::tensors lists Qwen3-VL's vision tensors"),
     };
     let add_norm = |add: &mut dyn FnMut(String, Vec<usize>, TensorKind), name: String| {
         add(format!("{name}.weight"), vec![e], TensorKind::NormScale);
@@ -67,6 +100,10 @@ pub fn checkpoint_tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
         );
         add(format!("visual.merger.{name}.bias"), vec![out], TensorKind::Bias);
     }
+}
+
+fn text(cfg: &ModelConfig, specs: &mut Specs) {
+    let mut add = |name: String, shape: Vec<usize>, kind| specs.add(name, shape, kind);
     let t = &cfg.text;
     let (h, hd) = (t.hidden_size, t.head_dim());
     add(
@@ -82,13 +119,22 @@ pub fn checkpoint_tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
             ("v_proj", t.num_key_value_heads * hd),
         ] {
             add(format!("{p}.self_attn.{name}.weight"), vec![out, h], TensorKind::Weight);
-            add(format!("{p}.self_attn.{name}.bias"), vec![out], TensorKind::Bias);
+            if t.qkv_bias {
+                add(format!("{p}.self_attn.{name}.bias"), vec![out], TensorKind::Bias);
+            }
         }
         add(
             format!("{p}.self_attn.o_proj.weight"),
             vec![h, t.num_attention_heads * hd],
             TensorKind::Weight,
         );
+        if t.o_bias {
+            add(format!("{p}.self_attn.o_proj.bias"), vec![h], TensorKind::Bias);
+        }
+        if t.qk_norm {
+            add(format!("{p}.self_attn.q_norm.weight"), vec![hd], TensorKind::NormScale);
+            add(format!("{p}.self_attn.k_norm.weight"), vec![hd], TensorKind::NormScale);
+        }
         add(
             format!("{p}.mlp.gate_proj.weight"),
             vec![t.intermediate_size, h],
@@ -112,7 +158,6 @@ pub fn checkpoint_tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
         );
     }
     add("model.norm.weight".into(), vec![h], TensorKind::NormScale);
-    specs
 }
 
 /// The name a tensor is stored under in checkpoints saved by newer transformers.

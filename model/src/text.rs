@@ -1,5 +1,6 @@
-//! Qwen2-VL's language model: a Qwen2 decoder (GQA, RMSNorm, SwiGLU) with multimodal rotary positions,
-//! an explicit causal + padding mask and no KV cache, returning final-norm hidden states.
+//! The language model: a Qwen2 decoder (GQA, RMSNorm, SwiGLU) with multimodal rotary positions, an
+//! explicit causal + padding mask and no KV cache, returning final-norm hidden states. Qwen3-VL's decoder is
+//! the same with per-head q/k RMSNorm, no biases, interleaved M-RoPE and DeepStack additions.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -21,6 +22,8 @@ pub struct TextInputs {
     pub rope: (Tensor, Tensor),
     /// `[batch, 1, len, len]` additive f32 mask: 0 where a query may attend, `f32::MIN` elsewhere.
     pub mask: Tensor,
+    /// DeepStack: `[batch, len, hidden]` added to the output of layer `i` (zero outside image tokens).
+    pub deepstack: Vec<Tensor>,
     pub mode: Mode,
 }
 
@@ -29,6 +32,8 @@ struct Attention {
     k: Linear,
     v: Linear,
     o: Linear,
+    /// Qwen3's per-head RMSNorms of queries and keys.
+    qk_norm: Option<(RmsNorm, RmsNorm)>,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -36,12 +41,25 @@ struct Attention {
 
 impl Attention {
     fn load(w: &Weights, cfg: &TextConfig, prefix: &str) -> Result<Self> {
-        let (h, hd) = (cfg.hidden_size, cfg.head_dim());
+        let (h, hd, bias) = (cfg.hidden_size, cfg.head_dim(), cfg.qkv_bias);
+        let qk_norm = if cfg.qk_norm {
+            let norm = |name: &str| RmsNorm::load(w, &format!("{prefix}.{name}"), hd, cfg.rms_norm_eps);
+            Some((norm("q_norm")?, norm("k_norm")?))
+        } else {
+            None
+        };
         Ok(Attention {
-            q: Linear::load(w, &format!("{prefix}.q_proj"), h, cfg.num_attention_heads * hd, true)?,
-            k: Linear::load(w, &format!("{prefix}.k_proj"), h, cfg.num_key_value_heads * hd, true)?,
-            v: Linear::load(w, &format!("{prefix}.v_proj"), h, cfg.num_key_value_heads * hd, true)?,
-            o: Linear::load(w, &format!("{prefix}.o_proj"), cfg.num_attention_heads * hd, h, false)?,
+            q: Linear::load(w, &format!("{prefix}.q_proj"), h, cfg.num_attention_heads * hd, bias)?,
+            k: Linear::load(w, &format!("{prefix}.k_proj"), h, cfg.num_key_value_heads * hd, bias)?,
+            v: Linear::load(w, &format!("{prefix}.v_proj"), h, cfg.num_key_value_heads * hd, bias)?,
+            o: Linear::load(
+                w,
+                &format!("{prefix}.o_proj"),
+                cfg.num_attention_heads * hd,
+                h,
+                cfg.o_bias,
+            )?,
+            qk_norm,
             heads: cfg.num_attention_heads,
             kv_heads: cfg.num_key_value_heads,
             head_dim: hd,
@@ -50,11 +68,20 @@ impl Attention {
 
     fn forward(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
         let mode = inputs.mode;
-        let (q, k, v) = (
+        let (mut q, mut k, v) = (
             self.q.forward_mode(x, mode)?,
             self.k.forward_mode(x, mode)?,
             self.v.forward_mode(x, mode)?,
         );
+        if let Some((q_norm, k_norm)) = &self.qk_norm {
+            let per_head = |t: &Tensor, norm: &RmsNorm| -> Result<Tensor> {
+                let (b, l, width) = t.dims3()?;
+                let heads = t.reshape((b, l, width / self.head_dim, self.head_dim))?;
+                Ok(norm.forward_mode(&heads, mode)?.reshape((b, l, width))?)
+            };
+            q = per_head(&q, q_norm)?;
+            k = per_head(&k, k_norm)?;
+        }
         let heads = fused::Heads {
             heads: self.heads,
             kv_heads: self.kv_heads,
@@ -236,14 +263,17 @@ impl TextModel {
     /// Final-norm hidden states `[batch, len, hidden]`.
     pub fn forward(&self, inputs: &TextInputs) -> Result<Tensor> {
         let mut x = inputs.embeds.clone();
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(&x, inputs)?;
+            if let Some(visual) = inputs.deepstack.get(i) {
+                x = (x + visual)?;
+            }
         }
         self.norm.forward_mode(&x, inputs.mode)
     }
 
-    /// cos/sin `[batch, len, head_dim / 2]` for positions `[batch][3][len]`: each slice of the rotary half
-    /// dimension takes its angle from the position row its `mrope_section` assigns (t, h, w, t, h, w, ...).
+    /// cos/sin `[batch, len, head_dim / 2]` for positions `[batch][3][len]`: each frequency of the rotary half
+    /// dimension takes its angle from the position row (t, h or w) its `mrope_section` assigns.
     pub fn rope_tables(&self, positions: &[[Vec<i64>; 3]], device: &Device) -> Result<(Tensor, Tensor)> {
         let head_dim = self.cfg.head_dim();
         let half = head_dim / 2;
@@ -251,10 +281,7 @@ impl TextModel {
         let inv_freq: Vec<f32> = (0..half)
             .map(|k| 1.0 / theta.powf((2 * k) as f32 / head_dim as f32))
             .collect();
-        let mut row_of = Vec::with_capacity(half);
-        for (row, &width) in self.cfg.mrope_section.iter().enumerate() {
-            row_of.extend(std::iter::repeat_n(row, width));
-        }
+        let row_of = mrope_rows(self.cfg.mrope_section, self.cfg.mrope_interleaved);
         let len = positions.first().map_or(0, |p| p[0].len());
         let mut angles = Vec::with_capacity(positions.len() * len * head_dim);
         for rows in positions {
@@ -264,5 +291,40 @@ impl TextModel {
         }
         let angles = Tensor::from_vec(angles, (positions.len(), len, half), device)?;
         Ok((angles.cos()?, angles.sin()?))
+    }
+}
+
+/// The position row (0 = t, 1 = h, 2 = w) of each rotary frequency. Consecutive sections (Qwen2-VL):
+/// `[t; s0] [h; s1] [w; s2]`. Interleaved (Qwen3-VL): frequency `k` takes row `k % 3` while `k < 3 * s_row`
+/// for h and w, and t otherwise, as transformers' `Qwen3VLTextRotaryEmbedding` recomposes them.
+fn mrope_rows(section: [usize; 3], interleaved: bool) -> Vec<usize> {
+    let half: usize = section.iter().sum();
+    if !interleaved {
+        return (0..3).flat_map(|row| std::iter::repeat_n(row, section[row])).collect();
+    }
+    (0..half)
+        .map(|k| match k % 3 {
+            row @ (1 | 2) if k < 3 * section[row] => row,
+            _ => 0,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mrope_rows;
+
+    #[test]
+    fn mrope_rows_in_both_layouts() {
+        assert_eq!(mrope_rows([2, 3, 3], false), vec![0, 0, 1, 1, 1, 2, 2, 2]);
+        // Qwen3-VL's [24, 20, 20]: t h w repeated up to frequency 59, then t for 60..63.
+        let rows = mrope_rows([24, 20, 20], true);
+        assert_eq!(&rows[..6], &[0, 1, 2, 0, 1, 2]);
+        assert_eq!(&rows[57..], &[0, 1, 2, 0, 0, 0, 0]);
+        for (row, want) in [(0, 24), (1, 20), (2, 20)] {
+            assert_eq!(rows.iter().filter(|&&r| r == row).count(), want);
+        }
+        // A short w section: w only on frequencies 2 and 5, t takes the rest.
+        assert_eq!(mrope_rows([3, 3, 2], true), vec![0, 1, 2, 0, 1, 2, 0, 1]);
     }
 }

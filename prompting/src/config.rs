@@ -41,6 +41,9 @@ pub struct PromptSettings {
     pub target_prefix: String,
     /// Literal (from, to) rewrites of the dataset text, e.g. to swap an instruction.
     pub replace: Vec<(String, String)>,
+    /// The image token goes before the text with nothing between (the image placeholder and the white
+    /// space after it removed), as Qwen3-VL-Embedding formats its inputs; otherwise it replaces the placeholder.
+    pub image_first: bool,
 }
 
 impl Default for PromptSettings {
@@ -55,6 +58,7 @@ impl Default for PromptSettings {
             query_prefix: String::new(),
             target_prefix: String::new(),
             replace: Vec::new(),
+            image_first: false,
         }
     }
 }

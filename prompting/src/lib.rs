@@ -3,5 +3,6 @@
 //! MMEB data and by `saha-eval` for SugarCrepe, so both render byte-identical prompts.
 
 pub mod config;
+pub mod preset;
 pub mod render;
 pub mod template;

@@ -90,23 +90,20 @@ impl Renderer<'_> {
         let placeholders = body.matches(IMAGE_PLACEHOLDER).count();
         let image_token = self.backbone.image_token(self.wrap_vision);
         let mut image_token_prepended = false;
-        match (has_image, placeholders) {
-            (false, 0) => {}
-            (false, _) => {
-                return Err(format!(
-                    "text has the image placeholder {IMAGE_PLACEHOLDER} but the row has no image"
-                ))
+        if has_image && s.image_first && placeholders <= 1 {
+            if let Some(at) = body.find(IMAGE_PLACEHOLDER) {
+                let rest = &body[at + IMAGE_PLACEHOLDER.len()..];
+                body = format!("{}{}", &body[..at], rest.trim_start());
             }
-            (true, 0) => {
-                body.insert_str(0, &format!("{image_token}\n"));
-                image_token_prepended = true;
-            }
-            (true, 1) => body = body.replacen(IMAGE_PLACEHOLDER, image_token, 1),
-            (true, n) => {
-                return Err(format!(
-                    "text has {n} image placeholders {IMAGE_PLACEHOLDER} but the row has one image"
-                ))
-            }
+            body.insert_str(0, image_token);
+        } else {
+            self.place_image(
+                &mut body,
+                has_image,
+                placeholders,
+                image_token,
+                &mut image_token_prepended,
+            )?;
         }
         body.push_str(suffix);
         let prompt = self.backbone.render(system.as_deref(), &body);
@@ -117,6 +114,36 @@ impl Renderer<'_> {
             escaped,
             image_token_prepended,
         })
+    }
+
+    /// Replaces the placeholder with the image token (or prepends it when the text has none).
+    fn place_image(
+        &self,
+        body: &mut String,
+        has_image: bool,
+        placeholders: usize,
+        image_token: &str,
+        image_token_prepended: &mut bool,
+    ) -> Result<(), String> {
+        match (has_image, placeholders) {
+            (false, 0) => {}
+            (false, _) => {
+                return Err(format!(
+                    "text has the image placeholder {IMAGE_PLACEHOLDER} but the row has no image"
+                ))
+            }
+            (true, 0) => {
+                body.insert_str(0, &format!("{image_token}\n"));
+                *image_token_prepended = true;
+            }
+            (true, 1) => *body = body.replacen(IMAGE_PLACEHOLDER, image_token, 1),
+            (true, n) => {
+                return Err(format!(
+                    "text has {n} image placeholders {IMAGE_PLACEHOLDER} but the row has one image"
+                ))
+            }
+        }
+        Ok(())
     }
 
     fn neutralise_control_text(&self, text: &str) -> Result<(String, usize), String> {

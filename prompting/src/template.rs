@@ -18,6 +18,11 @@ pub enum Backbone {
     #[value(name = "qwen2.5-vl")]
     #[serde(rename = "qwen2.5-vl")]
     Qwen2_5Vl,
+    /// Qwen3-VL (and Qwen3-VL-Embedding): Qwen2-VL's chat template and image tokens; its own chat template
+    /// wraps every image in `<|vision_start|>`/`<|vision_end|>`.
+    #[value(name = "qwen3-vl")]
+    #[serde(rename = "qwen3-vl")]
+    Qwen3Vl,
     /// LLaVA-NeXT (Mistral): `[INST] ... [/INST]`, `<image>` image token.
     LlavaNext,
     /// Phi-3.5-V: `<|system|>` chat template, `<|image_1|>` image token.
@@ -57,8 +62,10 @@ impl Backbone {
     /// tokens, which the reference omits (so its image tokens get 1-D positions).
     pub fn image_token(self, wrap: bool) -> &'static str {
         match (self, wrap) {
-            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl, false) => "<|image_pad|>",
-            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl, true) => "<|vision_start|><|image_pad|><|vision_end|>",
+            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, false) => "<|image_pad|>",
+            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, true) => {
+                "<|vision_start|><|image_pad|><|vision_end|>"
+            }
             (Backbone::LlavaNext, _) => "<image>",
             (Backbone::Phi3V, _) => IMAGE_PLACEHOLDER,
         }
@@ -67,7 +74,7 @@ impl Backbone {
     /// Strings the backbone's tokenizer turns into control tokens when they occur in text.
     pub fn special_tokens(self) -> &'static [&'static str] {
         match self {
-            Backbone::Qwen2Vl | Backbone::Qwen2_5Vl => QWEN2_SPECIAL,
+            Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl => QWEN2_SPECIAL,
             Backbone::LlavaNext => LLAVA_SPECIAL,
             Backbone::Phi3V => PHI3_SPECIAL,
         }
@@ -77,10 +84,10 @@ impl Backbone {
     /// where generation would start, so the last token is the one the embedding pools.
     pub fn render(self, system: Option<&str>, user: &str) -> String {
         match (self, system) {
-            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl, Some(s)) => format!(
+            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, Some(s)) => format!(
                 "<|im_start|>system\n{s}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
             ),
-            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl, None) => {
+            (Backbone::Qwen2Vl | Backbone::Qwen2_5Vl | Backbone::Qwen3Vl, None) => {
                 format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
             }
             (Backbone::LlavaNext, Some(s)) => format!("[INST] {s}\n{user} [/INST]"),

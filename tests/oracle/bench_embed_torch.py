@@ -42,8 +42,9 @@ def load(snapshot, attn, dtype="f32", device="cpu"):
     from tokenizers import Tokenizer
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    # Qwen2-VL or Qwen2.5-VL, by the snapshot's model_type (the processor is the same).
-    classes = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
+    # Qwen2-VL, Qwen2.5-VL or Qwen3-VL, by the snapshot's model_type (the processor is the same).
+    classes = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+               "qwen3_vl": "Qwen3VLForConditionalGeneration"}
     model_type = json.loads((Path(snapshot) / "config.json").read_text())["model_type"]
     model = getattr(transformers, classes[model_type]).from_pretrained(snapshot, dtype=getattr(torch, DTYPES[dtype]),
                                                                         attn_implementation=attn)

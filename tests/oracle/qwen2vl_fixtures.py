@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
+# Replaced by tests/oracle/qwen3vl_fixtures.py, which reuses this generator for Qwen3-VL.
+GENERATOR = "tests/oracle/qwen2vl_fixtures.py"
 DEFAULT_TOKENIZER = REPO / ".tools" / "qwen-tokenizer" / "qwen2-vl-tokenizer.json"
 
 # The README string every SaHa command passes as --Q_prompt and --D_prompt (reference-code.md §3.1).
@@ -121,7 +123,8 @@ IMAGES = [
 WINDOW_IMAGES = [("img_160x140.png", 160, 140, 7)]
 
 ARCH_CLASSES = {"qwen2_vl": "Qwen2VLForConditionalGeneration",
-                "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
+                "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+                "qwen3_vl": "Qwen3VLForConditionalGeneration"}
 
 LONG_TEXT = (
     "Find me an everyday image that matches the given caption: On a quiet Sunday morning an elderly man "
@@ -214,7 +217,7 @@ def sha256_file(path):
 
 
 def die(msg):
-    sys.exit(f"qwen2vl_fixtures: error: {msg}")
+    sys.exit(f"{Path(GENERATOR).stem}: error: {msg}")
 
 
 def import_stack():
@@ -475,6 +478,11 @@ def build_batch(model, tok, ip, case, img_dir, cfg):
     }
 
 
+def vision_patch_embed(visual, pixel_values, grid_thw):
+    """What the vision tower's first block receives: Qwen2-VL's Conv3d patch embedding."""
+    return visual.patch_embed(pixel_values)
+
+
 def pool(last, batch):
     """The reference's 'last' pooling (reference-code.md §3.5), then L2 normalisation."""
     import torch
@@ -619,7 +627,10 @@ def generate(snapshot, out, pixel_hashes):
         if case.get("vision_debug"):
             visual = model.model.visual
             vis = visual(batch["pixel_values"], grid_thw=batch["image_grid_thw"], return_dict=True)
-            tensors[f"{cid}.vision.patch_embed"] = visual.patch_embed(batch["pixel_values"]).contiguous()
+            tensors[f"{cid}.vision.patch_embed"] = vision_patch_embed(
+                visual, batch["pixel_values"], batch["image_grid_thw"]).contiguous()
+            for i, feature in enumerate(getattr(vis, "deepstack_features", None) or []):
+                tensors[f"{cid}.vision.deepstack.{i}"] = feature.contiguous()
             tensors[f"{cid}.vision.blocks_out"] = vis.last_hidden_state.contiguous()
             tensors[f"{cid}.vision.merged"] = vis.pooler_output.contiguous()
             # The merged embeddings are what is scattered into the image token slots.
@@ -637,7 +648,7 @@ def generate(snapshot, out, pixel_hashes):
                       "config.json", "tokenizer.json", "preprocessor_config.json", "model.safetensors.index.json"))}
     meta = {
         "format": 1,
-        "generator": "tests/oracle/qwen2vl_fixtures.py",
+        "generator": GENERATOR,
         "versions": versions(),
         "snapshot": {
             "sha256": snap_files,

@@ -1,6 +1,7 @@
 //! One vision block: pre-norm attention with 2-D rotary positions inside each segment of rows, then
 //! pre-norm MLP. Qwen2-VL's blocks use LayerNorm and a QuickGELU MLP (`fc1`, `fc2`); Qwen2.5-VL's use
-//! RMSNorm and a SwiGLU MLP with biases (`gate_proj`, `up_proj`, `down_proj`).
+//! RMSNorm and a SwiGLU MLP with biases (`gate_proj`, `up_proj`, `down_proj`); Qwen3-VL's LayerNorm and a
+//! GELU-tanh MLP (`linear_fc1`, `linear_fc2`).
 
 use candle_core::Tensor;
 
@@ -22,7 +23,7 @@ impl Norm {
     /// Qwen2-VL's LayerNorm (weight and bias) or Qwen2.5-VL's RMSNorm (weight only) named `name`.
     pub fn load(w: &Weights, arch: Arch, name: &str, dim: usize) -> Result<Self> {
         Ok(match arch {
-            Arch::Qwen2Vl => Norm::Layer(LayerNorm::load(w, name, dim, NORM_EPS)?),
+            Arch::Qwen2Vl | Arch::Qwen3Vl => Norm::Layer(LayerNorm::load(w, name, dim, NORM_EPS)?),
             Arch::Qwen2_5Vl => Norm::Rms(RmsNorm::load(w, name, dim, NORM_EPS)?),
         })
     }
@@ -38,6 +39,7 @@ impl Norm {
 enum BlockMlp {
     QuickGelu { fc1: Linear, fc2: Linear },
     SwiGlu(Mlp),
+    GeluTanh { fc1: Linear, fc2: Linear },
 }
 
 pub struct VisionBlock {
@@ -58,6 +60,10 @@ impl VisionBlock {
                 fc2: Linear::load(w, &format!("{p}.mlp.fc2"), m, e, true)?,
             },
             Arch::Qwen2_5Vl => BlockMlp::SwiGlu(Mlp::load(w, &format!("{p}.mlp"), e, m, true)?),
+            Arch::Qwen3Vl => BlockMlp::GeluTanh {
+                fc1: Linear::load(w, &format!("{p}.mlp.linear_fc1"), e, m, true)?,
+                fc2: Linear::load(w, &format!("{p}.mlp.linear_fc2"), m, e, true)?,
+            },
         };
         Ok(VisionBlock {
             norm1: Norm::load(w, arch, &format!("{p}.norm1"), e)?,
@@ -84,6 +90,7 @@ impl VisionBlock {
                 fc2.forward_mode(&quick_gelu(&fc1.forward_mode(&normed, mode)?)?, mode)?
             }
             BlockMlp::SwiGlu(mlp) => mlp.forward(&normed, mode)?,
+            BlockMlp::GeluTanh { fc1, fc2 } => fc2.forward_mode(&fc1.forward_mode(&normed, mode)?.gelu()?, mode)?,
         };
         Ok((x + mlp)?)
     }
@@ -138,6 +145,9 @@ impl VisionBlock {
                 all.extend([("mlp.fc1".to_string(), fc1), ("mlp.fc2".to_string(), fc2)])
             }
             BlockMlp::SwiGlu(mlp) => all.extend(mlp.linears_mut().map(|(name, l)| (format!("mlp.{name}"), l))),
+            BlockMlp::GeluTanh { fc1, fc2 } => {
+                all.extend([("mlp.linear_fc1".to_string(), fc1), ("mlp.linear_fc2".to_string(), fc2)])
+            }
         }
         all
     }
@@ -152,7 +162,45 @@ impl VisionBlock {
                 all.extend([("mlp.fc1".to_string(), fc1), ("mlp.fc2".to_string(), fc2)])
             }
             BlockMlp::SwiGlu(mlp) => all.extend(mlp.linears().map(|(name, l)| (format!("mlp.{name}"), l))),
+            BlockMlp::GeluTanh { fc1, fc2 } => {
+                all.extend([("mlp.linear_fc1".to_string(), fc1), ("mlp.linear_fc2".to_string(), fc2)])
+            }
         }
         all
+    }
+}
+
+/// Every linear layer of `blocks` with its original-layout name (`visual.blocks.3.mlp.down_proj`).
+pub fn for_each_linear_mut(
+    blocks: &mut [VisionBlock],
+    f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>,
+) -> Result<()> {
+    for (i, block) in blocks.iter_mut().enumerate() {
+        for (name, linear) in block.linears_mut() {
+            f(&format!("visual.blocks.{i}.{name}"), linear)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn for_each_linear(blocks: &[VisionBlock], f: &mut dyn FnMut(&str, &Linear)) {
+    for (i, block) in blocks.iter().enumerate() {
+        for (name, linear) in block.linears() {
+            f(&format!("visual.blocks.{i}.{name}"), linear);
+        }
+    }
+}
+
+/// The mode a tower runs in: a frozen tower needs no graph, so it runs as at inference, on the fused
+/// kernels. It trains when all its weights do (full fine-tuning) or when adapters sit on some of its layers.
+pub fn tower_mode(patch_embed: &Linear, blocks: &[VisionBlock], mode: Mode) -> Mode {
+    let trainable = patch_embed.weight().is_variable()
+        || blocks
+            .iter()
+            .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()));
+    if trainable {
+        mode
+    } else {
+        Mode::INFERENCE
     }
 }

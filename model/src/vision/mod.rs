@@ -1,9 +1,10 @@
 //! The vision towers of Qwen2-VL and Qwen2.5-VL: patch embedding, blocks with 2-D rotary attention, and
-//! the 2x2 patch merger into the text hidden size. Qwen2-VL's blocks attend within each image; Qwen2.5-VL
+//! the 2x2 patch merger into the text hidden size (Qwen3-VL's, built from the same blocks and tables, is in
+//! [`crate::qwen3_vl::vision`]). Qwen2-VL's blocks attend within each image; Qwen2.5-VL
 //! reorders the patches window by window, attends within each window except in its full-attention blocks
 //! (within each image there), and restores the order after the merger.
 
-mod block;
+pub(crate) mod block;
 pub mod windows;
 
 use candle_core::{DType, Device, Tensor};
@@ -12,6 +13,7 @@ use crate::config::{Arch, VisionConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::{Linear, Mode};
 use crate::weights::Weights;
+pub(crate) use block::NORM_EPS;
 use block::{Norm, VisionBlock};
 use windows::{window_layout, WindowLayout};
 
@@ -26,6 +28,8 @@ pub struct VisionTrace {
     pub blocks: Vec<Tensor>,
     /// The merger's output `[n / merge_unit, hidden_size]`, what [`VisionTower::forward`] returns.
     pub merged: Tensor,
+    /// Qwen3-VL: the DeepStack mergers' outputs, one per text layer they feed, in that order.
+    pub deepstack: Vec<Tensor>,
 }
 
 pub struct VisionTower {
@@ -40,16 +44,7 @@ pub struct VisionTower {
 impl VisionTower {
     pub fn load(w: &Weights, arch: Arch, cfg: &VisionConfig) -> Result<Self> {
         let e = cfg.embed_dim;
-        // The Conv3d's kernel equals its stride, so over pre-flattened patches it is a plain linear map.
-        let conv_shape = [
-            e,
-            cfg.in_channels,
-            cfg.temporal_patch_size,
-            cfg.patch_size,
-            cfg.patch_size,
-        ];
-        let conv = w.get("visual.patch_embed.proj.weight", &conv_shape)?;
-        let patch_embed = Linear::from_tensors(conv.reshape((e, cfg.patch_values()))?, None);
+        let patch_embed = patch_embed(w, cfg, false)?;
         let blocks = (0..cfg.depth)
             .map(|i| VisionBlock::load(w, arch, cfg, i))
             .collect::<Result<Vec<_>>>()?;
@@ -76,17 +71,7 @@ impl VisionTower {
     /// As [`VisionTower::forward`], also returning the patch embedding and every block's output (to compare
     /// the tower with a reference stage by stage).
     pub fn forward_traced(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<VisionTrace> {
-        let mut patch_embed = None;
-        let mut blocks = Vec::with_capacity(self.blocks.len());
-        let merged = self.run(patches, grids, Mode::INFERENCE, |block, x| match block {
-            None => patch_embed = Some(x.clone()),
-            Some(_) => blocks.push(x.clone()),
-        })?;
-        Ok(VisionTrace {
-            patch_embed: patch_embed.expect("run reports the patch embedding"),
-            blocks,
-            merged,
-        })
+        traced(|stage| Ok((self.run(patches, grids, Mode::INFERENCE, stage)?, Vec::new())))
     }
 
     /// The forward pass; `stage(None, x)` sees the patch embedding, `stage(Some(i), x)` block `i`'s output.
@@ -97,26 +82,9 @@ impl VisionTower {
         mode: Mode,
         mut stage: impl FnMut(Option<usize>, &Tensor),
     ) -> Result<Tensor> {
-        let expected: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
-        let (n, values) = patches.dims2()?;
-        if n != expected || values != self.cfg.patch_values() {
-            return Err(ModelError::Input(format!(
-                "pixel patches have shape [{n}, {values}], the image grids need [{expected}, {}]",
-                self.cfg.patch_values()
-            )));
-        }
-        // A frozen tower needs no graph, so it runs as at inference, on the fused kernels. It trains when
-        // all its weights do (full fine-tuning) or when adapters sit on some of its layers.
-        let trainable = self.patch_embed.weight().is_variable()
-            || self
-                .blocks
-                .iter()
-                .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()));
-        let mode = if trainable { mode } else { Mode::INFERENCE };
-        let frames: Vec<usize> = grids
-            .iter()
-            .flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t))
-            .collect();
+        let n = check_patches(patches, grids, &self.cfg)?;
+        let mode = block::tower_mode(&self.patch_embed, &self.blocks, mode);
+        let frames = frames(grids);
         let unit = self.cfg.merge_unit();
         let layout = self
             .cfg
@@ -127,7 +95,7 @@ impl VisionTower {
             let rows = layout.row_order(unit);
             Ok(x.index_select(&Tensor::from_vec(rows, n, device)?, x.rank() - 2)?)
         };
-        let (mut cos, mut sin) = self.rotary_tables(grids, device)?;
+        let (mut cos, mut sin) = rotary_tables(&self.cfg, grids, device)?;
         let mut x = self
             .patch_embed
             .forward(&patches.to_dtype(self.patch_embed.weight().dtype())?)?;
@@ -159,53 +127,104 @@ impl VisionTower {
 
     /// Every linear layer of the blocks with its original-layout name (`visual.blocks.3.mlp.down_proj`).
     pub fn for_each_linear_mut(&mut self, f: &mut dyn FnMut(&str, &mut Linear) -> Result<()>) -> Result<()> {
-        for (i, block) in self.blocks.iter_mut().enumerate() {
-            for (name, linear) in block.linears_mut() {
-                f(&format!("visual.blocks.{i}.{name}"), linear)?;
-            }
-        }
-        Ok(())
+        block::for_each_linear_mut(&mut self.blocks, f)
     }
 
     pub fn for_each_linear(&self, f: &mut dyn FnMut(&str, &Linear)) {
-        for (i, block) in self.blocks.iter().enumerate() {
-            for (name, linear) in block.linears() {
-                f(&format!("visual.blocks.{i}.{name}"), linear);
-            }
-        }
+        block::for_each_linear(&self.blocks, f)
     }
+}
 
-    /// cos and sin `[1, n, head_dim / 2]` of each patch's (row, column) position, in 2x2 merge-window order.
-    fn rotary_tables(&self, grids: &[[usize; 3]], device: &Device) -> Result<(Tensor, Tensor)> {
-        let head_dim = self.cfg.head_dim();
-        let rotary_dim = head_dim / 2;
-        let inv_freq: Vec<f32> = (0..rotary_dim / 2)
-            .map(|k| 1.0 / VISION_ROPE_THETA.powf((2 * k) as f32 / rotary_dim as f32))
-            .collect();
-        let m = self.cfg.spatial_merge_size;
-        let total: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
-        let mut angles = Vec::with_capacity(total * rotary_dim);
-        let mut row = vec![0f32; rotary_dim];
-        for &[t, h, w] in grids {
-            for _ in 0..t {
-                for block_row in 0..h / m {
-                    for block_col in 0..w / m {
-                        for i in 0..m {
-                            for j in 0..m {
-                                let (y, x) = ((block_row * m + i) as f32, (block_col * m + j) as f32);
-                                let quarter = rotary_dim / 2;
-                                for (k, f) in inv_freq.iter().enumerate() {
-                                    row[k] = y * f;
-                                    row[quarter + k] = x * f;
-                                }
-                                angles.extend_from_slice(&row);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let angles = Tensor::from_vec(angles, (1, total, rotary_dim), device)?;
-        Ok((angles.cos()?.to_dtype(DType::F32)?, angles.sin()?.to_dtype(DType::F32)?))
+/// A tower's trace: `run` calls its stage hook with the patch embedding (`None`) and each block's output
+/// (`Some(i)`) and returns the merged tokens and the DeepStack features.
+pub(crate) fn traced(
+    run: impl FnOnce(&mut dyn FnMut(Option<usize>, &Tensor)) -> Result<(Tensor, Vec<Tensor>)>,
+) -> Result<VisionTrace> {
+    let mut patch_embed = None;
+    let mut blocks = Vec::new();
+    let (merged, deepstack) = run(&mut |block, x| match block {
+        None => patch_embed = Some(x.clone()),
+        Some(_) => blocks.push(x.clone()),
+    })?;
+    Ok(VisionTrace {
+        patch_embed: patch_embed.expect("run reports the patch embedding"),
+        blocks,
+        merged,
+        deepstack,
+    })
+}
+
+/// The patch embedding: a Conv3d whose kernel equals its stride, so over pre-flattened patches a plain
+/// linear map (with a bias in Qwen3-VL).
+pub(crate) fn patch_embed(w: &Weights, cfg: &VisionConfig, bias: bool) -> Result<Linear> {
+    let e = cfg.embed_dim;
+    let conv_shape = [
+        e,
+        cfg.in_channels,
+        cfg.temporal_patch_size,
+        cfg.patch_size,
+        cfg.patch_size,
+    ];
+    let conv = w.get("visual.patch_embed.proj.weight", &conv_shape)?;
+    let bias = if bias {
+        Some(w.get("visual.patch_embed.proj.bias", &[e])?)
+    } else {
+        None
+    };
+    Ok(Linear::from_tensors(conv.reshape((e, cfg.patch_values()))?, bias))
+}
+
+/// The number of patches, after checking that `patches` is `[sum(t*h*w), patch_values]` for `grids`.
+pub(crate) fn check_patches(patches: &Tensor, grids: &[[usize; 3]], cfg: &VisionConfig) -> Result<usize> {
+    let expected: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
+    let (n, values) = patches.dims2()?;
+    if n != expected || values != cfg.patch_values() {
+        return Err(ModelError::Input(format!(
+            "pixel patches have shape [{n}, {values}], the image grids need [{expected}, {}]",
+            cfg.patch_values()
+        )));
     }
+    Ok(n)
+}
+
+/// Patches per attention segment when every block attends within each image frame.
+pub(crate) fn frames(grids: &[[usize; 3]]) -> Vec<usize> {
+    grids
+        .iter()
+        .flat_map(|&[t, h, w]| std::iter::repeat_n(h * w, t))
+        .collect()
+}
+
+/// Each patch's (row, column) and its image's grid, in the order the processor emits patches: frame by
+/// frame, merge window by merge window.
+pub(crate) fn patch_positions(
+    grids: &[[usize; 3]],
+    merge: usize,
+) -> impl Iterator<Item = (usize, usize, [usize; 3])> + '_ {
+    grids.iter().flat_map(move |&grid @ [t, h, w]| {
+        (0..t).flat_map(move |_| {
+            (0..h / merge).flat_map(move |block_row| {
+                (0..w / merge).flat_map(move |block_col| {
+                    (0..merge * merge)
+                        .map(move |k| (block_row * merge + k / merge, block_col * merge + k % merge, grid))
+                })
+            })
+        })
+    })
+}
+
+/// cos and sin `[1, n, head_dim / 2]` of each patch's (row, column) position, in merge-window order.
+pub(crate) fn rotary_tables(cfg: &VisionConfig, grids: &[[usize; 3]], device: &Device) -> Result<(Tensor, Tensor)> {
+    let rotary_dim = cfg.head_dim() / 2;
+    let inv_freq: Vec<f32> = (0..rotary_dim / 2)
+        .map(|k| 1.0 / VISION_ROPE_THETA.powf((2 * k) as f32 / rotary_dim as f32))
+        .collect();
+    let mut angles = Vec::new();
+    for (y, x, _) in patch_positions(grids, cfg.spatial_merge_size) {
+        angles.extend(inv_freq.iter().map(|f| y as f32 * f));
+        angles.extend(inv_freq.iter().map(|f| x as f32 * f));
+    }
+    let total = angles.len() / rotary_dim;
+    let angles = Tensor::from_vec(angles, (1, total, rotary_dim), device)?;
+    Ok((angles.cos()?.to_dtype(DType::F32)?, angles.sin()?.to_dtype(DType::F32)?))
 }

@@ -29,6 +29,19 @@ pub fn run(args: &Args) -> Result<Built> {
             args.tokenizer.display()
         );
     }
+    if args.arch == crate::ArchArg::Qwen3Vl && args.text_from_gguf.is_some() {
+        bail!("--text-from-gguf takes a Qwen2 decoder; it cannot be combined with --arch qwen3-vl");
+    }
+    if args.arch != crate::ArchArg::Qwen3Vl {
+        for (flag, given) in [
+            ("--head-dim", args.head_dim.is_some()),
+            ("--deepstack", args.deepstack.is_some()),
+        ] {
+            if given {
+                bail!("{flag} is a Qwen3-VL setting; add --arch qwen3-vl");
+            }
+        }
+    }
     let (text, mut from_gguf) = match &args.text_from_gguf {
         Some(path) => {
             let read = gguf::read(path)?;
@@ -38,6 +51,7 @@ pub fn run(args: &Args) -> Result<Built> {
         None => (args.flag_text_shape(), None),
     };
     let mrope_section = match args.mrope_section.as_deref() {
+        None if args.arch == crate::ArchArg::Qwen3Vl => crate::qwen3_vl::default_mrope_section(args.qwen3_head_dim()),
         None => text.default_mrope_section(),
         Some(&[t, h, w]) => [t, h, w],
         Some(other) => bail!("--mrope-section needs three numbers (t,h,w), got {other:?}"),

@@ -1,6 +1,6 @@
 //! The snapshot's `config.json` and `preprocessor_config.json`.
 
-use crate::{Args, Layout};
+use crate::{ArchArg, Args, Layout};
 
 /// The text decoder's shape and constants: from the flags for a random model, or from a GGUF file.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,17 +37,26 @@ impl Args {
         TextShape {
             hidden: self.hidden,
             intermediate: self.intermediate,
-            layers: self.layers,
+            layers: self.layers.unwrap_or(match self.arch {
+                ArchArg::Qwen2Vl | ArchArg::Qwen2_5Vl => 2,
+                ArchArg::Qwen3Vl => 3,
+            }),
             heads: self.heads,
             kv_heads: self.kv_heads,
             vocab: self.vocab,
             rms_norm_eps: 1e-6,
-            rope_theta: 1_000_000.0,
+            rope_theta: match self.arch {
+                ArchArg::Qwen2Vl | ArchArg::Qwen2_5Vl => 1_000_000.0,
+                ArchArg::Qwen3Vl => 5_000_000.0,
+            },
             tied: true,
         }
     }
 
     pub fn config_json(&self, text: &TextShape, mrope_section: [usize; 3]) -> serde_json::Value {
+        if self.arch == ArchArg::Qwen3Vl {
+            return crate::qwen3_vl::config_json(self, text, mrope_section);
+        }
         let [t, h, w] = mrope_section;
         let arch = self.arch.arch();
         let vision = self.vision_json(text.hidden);
@@ -105,6 +114,7 @@ impl Args {
                 serde_json::json!({"embed_dim": self.vision_dim, "mlp_ratio": ratio, "hidden_act": "quick_gelu",
                     "hidden_size": text_hidden})
             }
+            crate::ArchArg::Qwen3Vl => unreachable!("qwen3_vl::config_json writes Qwen3-VL's config"),
             crate::ArchArg::Qwen2_5Vl => {
                 let every = self.vision_depth.min(8);
                 let full: Vec<usize> = (0..self.vision_depth).filter(|i| (i + 1) % every == 0).collect();
@@ -119,16 +129,19 @@ impl Args {
     }
 
     pub fn preprocessor_json(&self) -> serde_json::Value {
+        if self.arch == ArchArg::Qwen3Vl {
+            return crate::qwen3_vl::preprocessor_json(self);
+        }
         serde_json::json!({
-            "image_processor_type": "Qwen2VLImageProcessor", "min_pixels": self.min_pixels,
-            "max_pixels": self.max_pixels, "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
+            "image_processor_type": "Qwen2VLImageProcessor", "min_pixels": self.min_pixels.unwrap_or(3136),
+            "max_pixels": self.max_pixels.unwrap_or(28 * 28 * 16), "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
             "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
             "do_resize": true, "do_rescale": true, "rescale_factor": 1.0 / 255.0, "do_normalize": true,
             "do_convert_rgb": true, "resample": 3,
         })
     }
 
-    fn dtype_name(&self) -> &'static str {
+    pub(crate) fn dtype_name(&self) -> &'static str {
         match self.dtype {
             crate::StoredDtype::F32 => "float32",
             crate::StoredDtype::Bf16 => "bfloat16",

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use saha_model::tensors::nested_name;
 
-use crate::{Args, Layout, StoredDtype};
+use crate::{ArchArg, Args, Layout, StoredDtype};
 
 /// Writes config, weights, tokenizer and preprocessor config into a fresh folder next to `args.out`, then
 /// swaps it in, so a reader never sees half a snapshot.
@@ -51,12 +51,11 @@ fn fill(args: &Args, config: &serde_json::Value, tensors: &[(String, Tensor)], d
         StoredDtype::Bf16 => DType::BF16,
         StoredDtype::F16 => DType::F16,
     };
+    // Qwen3-VL was published with the nested names only.
+    let nested = args.layout == Layout::Nested || args.arch == ArchArg::Qwen3Vl;
     let mut stored = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
-        let name = match args.layout {
-            Layout::Original => name.clone(),
-            Layout::Nested => nested_name(name),
-        };
+        let name = if nested { nested_name(name) } else { name.clone() };
         stored.push((name, tensor.to_dtype(dtype)?));
     }
     if args.shards == 1 {

@@ -1,5 +1,6 @@
-//! A Qwen2-VL or Qwen2.5-VL snapshot in the published Hugging Face layout: random weights from a seed, or
-//! the text half dequantised from a Qwen2-architecture GGUF decoder next to a seeded random vision tower.
+//! A Qwen2-VL, Qwen2.5-VL or Qwen3-VL snapshot in the published Hugging Face layout: random weights from a
+//! seed, or (Qwen2-VL, Qwen2.5-VL) the text half dequantised from a Qwen2-architecture GGUF decoder next to
+//! a seeded random vision tower.
 //!
 //! The files are what a real snapshot has (config.json, safetensors, tokenizer.json,
 //! preprocessor_config.json), so these models go through the same loader as Qwen2-VL-2B.
@@ -8,6 +9,7 @@ mod build;
 mod config;
 mod files;
 mod gguf;
+mod qwen3_vl;
 mod random;
 mod vocab;
 
@@ -39,6 +41,10 @@ pub enum ArchArg {
     /// attention in the last block of every eight (of the tower, when it is shallower).
     #[value(name = "qwen2.5-vl")]
     Qwen2_5Vl,
+    /// Qwen3-VL (`qwen3_vl`, dense): q/k norms, explicit head_dim, interleaved M-RoPE, patch 16, a learned
+    /// vision position table, DeepStack.
+    #[value(name = "qwen3-vl")]
+    Qwen3Vl,
 }
 
 impl ArchArg {
@@ -46,6 +52,7 @@ impl ArchArg {
         match self {
             ArchArg::Qwen2Vl => saha_model::config::Arch::Qwen2Vl,
             ArchArg::Qwen2_5Vl => saha_model::config::Arch::Qwen2_5Vl,
+            ArchArg::Qwen3Vl => saha_model::config::Arch::Qwen3Vl,
         }
     }
 }
@@ -88,14 +95,20 @@ pub struct Args {
     pub hidden: usize,
     #[arg(long, default_value_t = 128)]
     pub intermediate: usize,
-    #[arg(long, default_value_t = 2)]
-    pub layers: usize,
+    /// Text decoder layers [default: 2; qwen3-vl: 3, one more than its DeepStack features].
+    #[arg(long)]
+    pub layers: Option<usize>,
     #[arg(long, default_value_t = 4)]
     pub heads: usize,
     #[arg(long, default_value_t = 2)]
     pub kv_heads: usize,
+    /// qwen3-vl: width of each attention head [default: 32, twice hidden / heads, as Qwen3-VL-4B's 128 is
+    /// not 2560 / 32]. Qwen2's is always hidden / heads.
+    #[arg(long)]
+    pub head_dim: Option<usize>,
     /// Rotary sections (t,h,w) of the text head's half dimension; must sum to head_dim/2. Default:
-    /// Qwen2-VL's 16,24,24 of 64 scaled to the head size (2,3,3 for the tiny model, 8,12,12 for head_dim 64).
+    /// Qwen2-VL's 16,24,24 of 64 scaled to the head size (2,3,3 for the tiny model, 8,12,12 for head_dim 64);
+    /// qwen3-vl: its 24,20,20 of 64 scaled (6,5,5 for head_dim 32).
     #[arg(long, value_delimiter = ',')]
     pub mrope_section: Option<Vec<usize>>,
     #[arg(long, default_value_t = 151936)]
@@ -109,12 +122,20 @@ pub struct Args {
     /// Width of the vision blocks' MLP (default: 4 x --vision-dim, Qwen2-VL's mlp_ratio).
     #[arg(long)]
     pub vision_intermediate: Option<usize>,
-    /// Smallest image area in pixels the processor resizes to.
-    #[arg(long, default_value_t = 3136)]
-    pub min_pixels: usize,
-    /// Largest image area in pixels the processor resizes to (small keeps the tiny model fast).
-    #[arg(long, default_value_t = 28 * 28 * 16)]
-    pub max_pixels: usize,
+    /// qwen3-vl: vision blocks whose outputs feed the first text layers (DeepStack) [default: every block].
+    #[arg(long, value_delimiter = ',')]
+    pub deepstack: Option<Vec<usize>>,
+    /// qwen3-vl: rows of the learned vision position table, a square number (8 x 8: the tiny model's
+    /// image grids of 4 to 12 patches resample it down and up).
+    #[arg(long, default_value_t = 64)]
+    pub vision_positions: usize,
+    /// Smallest image area in pixels the processor resizes to [default: 3136; qwen3-vl: 4096].
+    #[arg(long)]
+    pub min_pixels: Option<usize>,
+    /// Largest image area in pixels the processor resizes to, small to keep the tiny model fast
+    /// [default: 28*28*16 = 12544; qwen3-vl: 32*32*16 = 16384].
+    #[arg(long)]
+    pub max_pixels: Option<usize>,
     /// Standard deviation of the random matrices (the vision tower's alone with --text-from-gguf).
     #[arg(long, default_value_t = 0.02)]
     pub init_std: f32,

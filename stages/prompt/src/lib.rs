@@ -21,6 +21,7 @@ use crate::build::{build, BuildOptions, OnDuplicate, Stats};
 use crate::images::{ImagePolicy, OnMissing};
 use crate::mmeb::Layout;
 use saha_prompting::config::{PromptFile, PromptSettings};
+use saha_prompting::preset::Preset;
 use saha_prompting::render::SpecialTextPolicy;
 use saha_prompting::template::Backbone;
 
@@ -75,6 +76,12 @@ pub struct Args {
     /// Chat template and image token of the backbone.
     #[arg(long, value_enum, default_value_t = Backbone::Qwen2Vl)]
     pub backbone: Backbone,
+    /// Prompt format to start from: the hierarchical prompt (the reference's), or Qwen3-VL-Embedding's own
+    /// (its default instruction "Represent the user's input." as the system turn for queries and targets, no
+    /// suffix, the image wrapped and placed before the text; --system and friends set the instruction, with
+    /// a full stop added as its code adds one). Use it with --backbone qwen3-vl.
+    #[arg(long, value_enum, default_value_t = Preset::Hierarchical)]
+    pub preset: Preset,
     /// System prompt for queries and targets (default: the reference's).
     #[arg(long)]
     pub system: Option<String>,
@@ -113,7 +120,7 @@ pub struct Outcome {
 
 impl Args {
     fn settings(&self) -> PromptSettings {
-        let mut s = PromptSettings::default();
+        let mut s = self.preset.settings();
         if self.no_system {
             s.query_system = None;
             s.target_system = None;
@@ -128,6 +135,8 @@ impl Args {
         if let Some(v) = &self.target_system {
             s.target_system = Some(v.clone());
         }
+        s.query_system = s.query_system.map(|v| self.preset.instruction(&v));
+        s.target_system = s.target_system.map(|v| self.preset.instruction(&v));
         s
     }
 
@@ -150,7 +159,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
     }
     let opts = BuildOptions {
         backbone: args.backbone,
-        wrap_vision: args.wrap_vision,
+        wrap_vision: args.wrap_vision || args.preset.wraps_vision(),
         special_text: args.special_text,
         on_missing: args.on_missing,
         on_duplicate: args.on_duplicate,
