@@ -5,12 +5,13 @@
 # libraries the wheels ship, and a stub `libcuda.so.1` (the driver library, which no registry ships; the GPU
 # machine's own driver library is loaded at run time). Idempotent; prints the env file to source.
 #
-# Outputs, under .tools/cuda/ (git-ignored):
+# Outputs, under ~/.cache/saha/cuda/ (outside the clone, like the shared cargo target: the link folder's path
+# is in RUSTFLAGS, so every clone that uses the same path reuses the same CUDA build):
 #   nvidia/cu13/{bin,include,lib,nvvm}   the unpacked wheels (nvcc in bin/)
 #   link/                                unversioned symlinks + the stub libcuda.so
 #   env.sh                               PATH, CUDA_ROOT, CUDA_COMPUTE_CAP and RUSTFLAGS for cargo
 #
-# Environment: CUDA_DIR (default <repo>/.tools/cuda), CUDA_WHEEL_CACHE (default <repo>/.tools/cache/pip),
+# Environment: CUDA_DIR (default ~/.cache/saha/cuda), CUDA_WHEEL_CACHE (default ~/.cache/saha/wheels),
 #              CUDA_COMPUTE_CAP (default 90: H100/H200).
 set -euo pipefail
 
@@ -37,8 +38,8 @@ DRIVER_SYMBOLS=(
 )
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-dest="${CUDA_DIR:-$root/.tools/cuda}"
-cache="${CUDA_WHEEL_CACHE:-$root/.tools/cache/pip}"
+dest="${CUDA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/saha/cuda}"
+cache="${CUDA_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/saha/wheels}"
 cap="${CUDA_COMPUTE_CAP:-90}"
 
 die() { echo "fetch-cuda: error: $*" >&2; exit 1; }
