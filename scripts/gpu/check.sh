@@ -38,7 +38,10 @@ if [[ $gpu == 1 ]]; then
 fi
 for xz in "$here"/*.xz "$BIN"/*.xz; do
   [[ -e $xz ]] || continue
-  [[ -x ${xz%.xz} ]] || { xz -dkf "$xz" && chmod +x "${xz%.xz}"; }
+  # python3's lzma, as the GPU machine may lack the xz tool.
+  [[ -e ${xz%.xz} ]] || python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+    "$xz" "${xz%.xz}"
+  [[ $xz == */bin/* ]] && chmod +x "${xz%.xz}"
 done
 
 {

@@ -41,28 +41,36 @@ t = report("parity-torch-image")
 print(f"- saha-bench-embed vs transformers on the same device, f32, 8 image items: max abs {t['max_abs_diff_vs_candle']:.2e}, "
       f"min cosine {t['min_cosine_vs_candle']:.7f}" if t else "- transformers parity: failed")
 
-print("\n## Embedding (Qwen2-VL-2B configuration, random bf16 weights)\n")
-print("| items | batch | candle items/s | candle tokens/s | transformers (sdpa) items/s | ratio | candle peak MiB | transformers peak MiB (sampled / allocator) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for kind in ("text", "image"):
-    c, t = report(f"embed-candle-{kind}"), report(f"embed-torch-{kind}")
-    if not c:
-        print(f"| {kind} | failed |")
-        continue
-    ti = t["items_per_s"] if t else None
-    print(f"| {kind} | {c['batch']} | {c['items_per_s']:.1f} | {c['items_per_s'] * c['mean_tokens']:.0f} | {fmt(ti)} | "
-          f"{fmt(ratio(c['items_per_s'], ti), '.2f')} | {fmt(sampled_peak(f'embed-candle-{kind}'), 'd')} | "
-          f"{fmt(sampled_peak(f'embed-torch-{kind}'), 'd')} / {fmt(t and t.get('peak_gpu_mib'), 'd')} |")
+def table(title, header, keys, candle, torch, cells):
+    """One row per key: `cells(candle_report, torch_report, key)`, or "failed" where candle has no report."""
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|---|" + "---:|" * (len(header) - 1))
+    for key in keys:
+        c, t = report(candle.format(key)), report(torch.format(key))
+        print(f"| {key} | " + (" | ".join(cells(c, t, key)) if c else "failed") + " |")
 
-print("\n## Training step (DoRA r 8, GradCache chunk 4, bf16 base, f32 adapters)\n")
-print("| pairs | candle steps/s | PyTorch + PEFT steps/s | ratio | first-step loss diff | candle peak MiB | PyTorch peak MiB (sampled / allocator) |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
-for name in sorted({p.stem.split("-")[-1] for p in out.glob("train-candle-*.json")}, key=int):
-    c, t = report(f"train-candle-{name}"), report(f"train-torch-{name}")
-    if not c:
-        print(f"| {name} | failed |")
-        continue
+
+def embed_cells(c, t, kind):
+    ti = t["items_per_s"] if t else None
+    return [str(c["batch"]), f"{c['items_per_s']:.1f}", f"{c['items_per_s'] * c['mean_tokens']:.0f}", fmt(ti),
+            fmt(ratio(c["items_per_s"], ti), ".2f"), fmt(sampled_peak(f"embed-candle-{kind}"), "d"),
+            f"{fmt(sampled_peak(f'embed-torch-{kind}'), 'd')} / {fmt(t and t.get('peak_gpu_mib'), 'd')}"]
+
+
+def train_cells(c, t, pairs):
     ts = t["steps_per_s"] if t else None
-    print(f"| {name} | {c['steps_per_s']:.3f} | {fmt(ts, '.3f')} | {fmt(ratio(c['steps_per_s'], ts), '.2f')} | "
-          f"{fmt(t and t['first_loss_diff_vs_candle'], '.2e')} | {fmt(sampled_peak(f'train-candle-{name}'), 'd')} | "
-          f"{fmt(sampled_peak(f'train-torch-{name}'), 'd')} / {fmt(t and t.get('peak_gpu_mib'), 'd')} |")
+    return [f"{c['steps_per_s']:.3f}", fmt(ts, ".3f"), fmt(ratio(c["steps_per_s"], ts), ".2f"),
+            fmt(t and t["first_loss_diff_vs_candle"], ".2e"), fmt(sampled_peak(f"train-candle-{pairs}"), "d"),
+            f"{fmt(sampled_peak(f'train-torch-{pairs}'), 'd')} / {fmt(t and t.get('peak_gpu_mib'), 'd')}"]
+
+
+table("Embedding (Qwen2-VL-2B configuration, random bf16 weights)",
+      ["items", "batch", "candle items/s", "candle tokens/s", "transformers (sdpa) items/s", "ratio", "candle peak MiB",
+       "transformers peak MiB (sampled / allocator)"],
+      ["text", "image"], "embed-candle-{}", "embed-torch-{}", embed_cells)
+table("Training step (DoRA r 8, GradCache chunk 4, bf16 base, f32 adapters)",
+      ["pairs", "candle steps/s", "PyTorch + PEFT steps/s", "ratio", "first-step loss diff", "candle peak MiB",
+       "PyTorch peak MiB (sampled / allocator)"],
+      sorted({p.stem.split("-")[-1] for p in out.glob("train-candle-*.json")}, key=int),
+      "train-candle-{}", "train-torch-{}", train_cells)
