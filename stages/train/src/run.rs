@@ -276,7 +276,11 @@ impl Trainer {
 
     fn train(&mut self, args: &Args) -> Result<()> {
         let bar = progress::bar((args.max_steps - self.start) as u64, "train");
-        let mut batch = self.batch(args, self.start)?;
+        let mut batch = if self.start < args.max_steps {
+            self.batch(args, self.start)?
+        } else {
+            StepBatch::default()
+        };
         for step in self.start..args.max_steps {
             let (loss, next) = self.step(args, step, batch)?;
             batch = next;
