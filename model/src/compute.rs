@@ -14,8 +14,11 @@ pub fn device(text: &str) -> Result<Device> {
         return Err(ModelError::Flag(format!("--device {text}: expected cpu or cuda:N")));
     };
     Device::new_cuda(ordinal).map_err(|e| {
+        // candle appends a backtrace to some errors; the first line is the reason.
+        let reason = e.to_string();
+        let reason = reason.lines().next().unwrap_or_default().to_string();
         ModelError::Flag(format!(
-            "--device {text} (this binary needs the `cuda` feature and a GPU): {e}"
+            "--device {text} needs a CUDA build of this program (make cuda) and a GPU: {reason}"
         ))
     })
 }
