@@ -225,8 +225,8 @@ fn compute(args: &EmbedArgs, inputs: &Inputs, plan: &Plan) -> Result<Computed> {
             continue;
         }
         let mut part_rows = Vec::new();
-        for batch in part_batches {
-            let encoded: Vec<EncodedInput> = batch
+        let encode = |batch: &[usize]| -> Result<Vec<EncodedInput>> {
+            batch
                 .par_iter()
                 .map(|&index| {
                     let item = &inputs.items[index];
@@ -235,8 +235,22 @@ fn compute(args: &EmbedArgs, inputs: &Inputs, plan: &Plan) -> Result<Computed> {
                         .map(|(input, _)| input)
                         .map_err(|e| anyhow::Error::from(e).context(inputs.label(index)))
                 })
-                .collect::<Result<_>>()?;
-            let vectors = inputs.embedder.embed(&encoded)?;
+                .collect()
+        };
+        let mut next = part_batches.first().map(|b| encode(b)).transpose()?;
+        for (b, batch) in part_batches.iter().enumerate() {
+            let encoded = next.take().expect("each batch is encoded before its turn");
+            // The next batch is read, decoded and tokenised while the model embeds this one.
+            let (vectors, following) = std::thread::scope(|scope| {
+                let following = part_batches.get(b + 1).map(|n| scope.spawn(|| encode(n)));
+                let vectors = inputs.embedder.embed(&encoded);
+                (
+                    vectors,
+                    following.map(|h| h.join().expect("the encoding thread does not panic")),
+                )
+            });
+            let vectors = vectors?;
+            next = following.transpose()?;
             for (&index, vector) in batch.iter().zip(vectors) {
                 if vector.iter().any(|v| !v.is_finite()) {
                     bail!("{}: the model produced a non-finite embedding", inputs.label(index));
