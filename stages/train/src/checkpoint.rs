@@ -116,10 +116,14 @@ pub fn list(out_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// The newest checkpoint's folder, state and optimiser moments, after checking it belongs to this run.
-/// The caller loads the weights: the adapter (`peft::load`) or, for full training, the checkpoint as a
-/// snapshot.
-pub fn restore(out_dir: &Path, fingerprint: &str) -> Result<(PathBuf, TrainerState, HashMap<String, Tensor>)> {
+/// The newest checkpoint's folder, state and optimiser moments (on `device`, beside the variables they
+/// belong to), after checking it belongs to this run. The caller loads the weights: the adapter
+/// (`peft::load`) or, for full training, the checkpoint as a snapshot.
+pub fn restore(
+    out_dir: &Path,
+    fingerprint: &str,
+    device: &Device,
+) -> Result<(PathBuf, TrainerState, HashMap<String, Tensor>)> {
     let Some(latest) = list(out_dir)?.pop() else {
         bail!("--resume: no checkpoint-* folder in {}", out_dir.display());
     };
@@ -144,7 +148,7 @@ pub fn restore(out_dir: &Path, fingerprint: &str) -> Result<(PathBuf, TrainerSta
             latest.display()
         );
     }
-    let moments = candle_core::safetensors::load(&optimizer, &Device::Cpu)
+    let moments = candle_core::safetensors::load(&optimizer, device)
         .with_context(|| format!("--resume: reading {}", optimizer.display()))?;
     Ok((latest, state, moments))
 }

@@ -165,7 +165,11 @@ impl Trainer {
         };
         std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
         let restored = if args.resume {
-            Some(checkpoint::restore(&args.out_dir, &fingerprint)?)
+            Some(checkpoint::restore(
+                &args.out_dir,
+                &fingerprint,
+                embedder.model.device(),
+            )?)
         } else {
             // --overwrite (checked in `run`): checkpoints of an earlier run would be mistaken for this one's.
             for old in checkpoint::list(&args.out_dir)? {
