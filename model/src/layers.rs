@@ -178,8 +178,12 @@ impl RmsNorm {
     }
 }
 
-/// CLIP's QuickGELU, `x * sigmoid(1.702 x)`, which candle's activations do not include.
-pub fn quick_gelu(x: &Tensor) -> Result<Tensor> {
+/// CLIP's QuickGELU, `x * sigmoid(1.702 x)`, which candle's activations do not include: one fused pass
+/// at inference, candle's ops (with their backward) when training.
+pub fn quick_gelu(x: &Tensor, mode: Mode) -> Result<Tensor> {
+    if !mode.differentiable && fused::supported(x) {
+        return fused::sigmoid_gated(x, 1.702, None);
+    }
     Ok((x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?)
 }
 

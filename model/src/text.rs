@@ -90,13 +90,15 @@ impl Attention {
         let (cos, sin) = &inputs.rope;
         let out = if mode.differentiable && fused::supported(&q) {
             fused::self_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)?
+        } else if fused::supported(&q) {
+            fused::decoder_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)?
         } else {
             self.attend(&q, &k, &v, inputs)?
         };
         self.o.forward_mode(&out, mode)
     }
 
-    /// The attention between the projections, op by op (inference, and training off the fused path).
+    /// The attention between the projections, op by op (off the CPU in f32).
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
         let (b, l, _) = q.dims3()?;
         let (cos, sin) = &inputs.rope;
@@ -153,6 +155,8 @@ impl Mlp {
         let (gate, up) = (self.gate.forward_mode(x, mode)?, self.up.forward_mode(x, mode)?);
         let activated = if mode.differentiable && fused::supported(&gate) {
             fused::swiglu(&gate, &up)?
+        } else if fused::supported(&gate) {
+            fused::sigmoid_gated(&gate, 1.0, Some(&up))?
         } else {
             (gate.silu()? * up)?
         };

@@ -8,6 +8,7 @@
 //! gradients that are needed. They serve f32 tensors on the CPU (the trainer's setting); `supported` says
 //! when a caller may use them.
 
+mod attend;
 mod attention;
 mod elementwise;
 mod kernels;
@@ -22,8 +23,9 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 
+pub use attend::{decoder_attention, segment_attention};
 pub use attention::{rope, self_attention, Heads};
-pub use elementwise::{rms_norm, swiglu};
+pub use elementwise::{rms_norm, sigmoid_gated, swiglu};
 pub use linear::{dora_combine, frozen_linear};
 
 /// Whether the ops here serve `x`.

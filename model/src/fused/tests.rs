@@ -147,6 +147,79 @@ fn rope_matches_the_composite_form() {
     check(&[&x], &fused, &composite, 10);
 }
 
+/// Random rotary tables `[batch, len, hd / 2]` (angles in [-3, 3]).
+fn rope_tables(b: usize, len: usize, hd: usize, seed: u64) -> (Tensor, Tensor) {
+    let angles = Tensor::from_vec(values(b * len * hd / 2, seed), (b, len, hd / 2), &Device::Cpu)
+        .unwrap()
+        .affine(3.0, 0.0)
+        .unwrap();
+    (angles.cos().unwrap(), angles.sin().unwrap())
+}
+
+/// Causal; the second row's last two positions are padding and its last query sees nothing (as a
+/// left-padding query does); the third row (if any) is left-padded by three.
+fn attention_mask(b: usize, len: usize) -> Tensor {
+    let mut mask = vec![0f32; b * len * len];
+    for r in 0..b {
+        for i in 0..len {
+            for j in 0..len {
+                let padded = match r {
+                    1 => j >= len - 2 || i == len - 1,
+                    2 => j < 3.min(len - 1),
+                    _ => false,
+                };
+                if j > i || padded {
+                    mask[(r * len + i) * len + j] = f32::MIN;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(mask, (b, 1, len, len), &Device::Cpu).unwrap()
+}
+
+/// Grouped-query attention written op by op with candle's composite (differentiable) ops.
+fn composite_attention(q: &Tensor, k: &Tensor, v: &Tensor, (cos, sin): (&Tensor, &Tensor), mask: &Tensor, h: Heads) -> Tensor {
+    let (b, len, _) = q.dims3().unwrap();
+    let (heads, kv, hd) = (h.heads, h.kv_heads, h.head_dim);
+    let group = heads / kv;
+    let mode = crate::layers::Mode::training(0, 0);
+    let split = |t: &Tensor, n: usize| {
+        t.reshape((b, len, n, hd))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let rotate = |t: &Tensor| crate::layers::apply_rotary_composite(t, cos, sin, mode).unwrap();
+    let (qh, kh, vh) = (rotate(&split(q, heads)), rotate(&split(k, kv)), split(v, kv));
+    let scale = 1.0 / (hd as f64).sqrt();
+    let scores = (qh
+        .reshape((b, kv, group * len, hd))
+        .unwrap()
+        .matmul(&kh.t().unwrap())
+        .unwrap()
+        * scale)
+        .unwrap()
+        .reshape((b, heads, len, len))
+        .unwrap()
+        .broadcast_add(mask)
+        .unwrap();
+    let probs = candle_nn::ops::softmax(&scores, D::Minus1)
+        .unwrap()
+        .reshape((b, kv, group * len, len))
+        .unwrap();
+    probs
+        .matmul(&vh)
+        .unwrap()
+        .reshape((b, heads, len, hd))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((b, len, heads * hd))
+        .unwrap()
+}
+
 #[test]
 fn self_attention_matches_the_composite_form_with_masked_and_grouped_heads() {
     for len in [5, LARGE + 24] {
@@ -155,72 +228,67 @@ fn self_attention_matches_the_composite_form_with_masked_and_grouped_heads() {
         let q = var(&[b, len, heads * hd], 11);
         let k = var(&[b, len, kv * hd], 12);
         let v = var(&[b, len, kv * hd], 13);
-        let angles = Tensor::from_vec(values(b * len * hd / 2, 9), (b, len, hd / 2), &Device::Cpu)
-            .unwrap()
-            .affine(3.0, 0.0)
-            .unwrap();
-        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
-        // Causal, the second row's last two positions are padding, and its last query sees nothing (as
-        // a left-padding query does).
-        let mut mask = vec![0f32; b * len * len];
-        for r in 0..b {
-            for i in 0..len {
-                for j in 0..len {
-                    if j > i || (r == 1 && (j >= len - 2 || i == len - 1)) {
-                        mask[(r * len + i) * len + j] = f32::MIN;
-                    }
-                }
-            }
-        }
-        let mask = Tensor::from_vec(mask, (b, 1, len, len), &Device::Cpu).unwrap();
+        let (cos, sin) = rope_tables(b, len, hd, 9);
+        let mask = attention_mask(b, len);
         let shape = Heads {
             heads,
             kv_heads: kv,
             head_dim: hd,
         };
         let fused = self_attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), (&cos, &sin), &mask, shape).unwrap();
-
-        let mode = crate::layers::Mode::training(0, 0);
-        let split = |t: &Tensor, n: usize| {
-            t.reshape((b, len, n, hd))
-                .unwrap()
-                .transpose(1, 2)
-                .unwrap()
-                .contiguous()
-                .unwrap()
-        };
-        let rotate = |t: &Tensor| crate::layers::apply_rotary_composite(t, &cos, &sin, mode).unwrap();
-        let (qh, kh, vh) = (
-            rotate(&split(q.as_tensor(), heads)),
-            rotate(&split(k.as_tensor(), kv)),
-            split(v.as_tensor(), kv),
-        );
-        let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (qh
-            .reshape((b, kv, group * len, hd))
-            .unwrap()
-            .matmul(&kh.t().unwrap())
-            .unwrap()
-            * scale)
-            .unwrap()
-            .reshape((b, heads, len, len))
-            .unwrap()
-            .broadcast_add(&mask)
-            .unwrap();
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)
-            .unwrap()
-            .reshape((b, kv, group * len, len))
-            .unwrap();
-        let composite = probs
-            .matmul(&vh)
-            .unwrap()
-            .reshape((b, heads, len, hd))
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .reshape((b, len, heads * hd))
-            .unwrap();
+        let composite = composite_attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), (&cos, &sin), &mask, shape);
         check(&[&q, &k, &v], &fused, &composite, 14);
+    }
+}
+
+#[test]
+fn inference_attention_matches_the_composite_form() {
+    // Lengths below, across and well past a block of query rows; causal, right- and left-padded rows.
+    for len in [5, 64, 89, 150] {
+        let (b, kv, group, hd) = (3, 2, 3, 8);
+        let heads = Heads {
+            heads: kv * group,
+            kv_heads: kv,
+            head_dim: hd,
+        };
+        let t = |width: usize, seed: u64| var(&[b, len, width], seed).as_tensor().clone();
+        let (q, k, v) = (t(kv * group * hd, 31), t(kv * hd, 32), t(kv * hd, 33));
+        let (cos, sin) = rope_tables(b, len, hd, 34);
+        let mask = attention_mask(b, len);
+        let ours = decoder_attention(&q, &k, &v, (&cos, &sin), &mask, heads).unwrap();
+        let composite = composite_attention(&q, &k, &v, (&cos, &sin), &mask, heads);
+        let diff = max_rel_diff(&ours, &composite);
+        assert!(diff < 1e-5, "len {len}: {diff}");
+    }
+}
+
+#[test]
+fn segment_attention_matches_the_composite_form_per_segment() {
+    let (heads, hd) = (4, 8);
+    let e = heads * hd;
+    let segments = [3, 70, 1, 65];
+    let n: usize = segments.iter().sum();
+    let qkv = var(&[n, 3 * e], 41).as_tensor().clone();
+    let (cos, sin) = rope_tables(1, n, hd, 42);
+    let ours = segment_attention(&qkv, (&cos, &sin), &segments, heads).unwrap();
+    let shape = Heads {
+        heads,
+        kv_heads: heads,
+        head_dim: hd,
+    };
+    let mut start = 0;
+    for len in segments {
+        let part = |t: &Tensor, dim: usize, from: usize, size: usize| {
+            t.narrow(dim, from, size).unwrap().contiguous().unwrap()
+        };
+        let rows = part(&qkv, 0, start, len).unsqueeze(0).unwrap();
+        let (q, k, v) = (part(&rows, 2, 0, e), part(&rows, 2, e, e), part(&rows, 2, 2 * e, e));
+        let tables = (part(&cos, 1, start, len), part(&sin, 1, start, len));
+        let no_mask = Tensor::zeros((1, 1, len, len), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let composite = composite_attention(&q, &k, &v, (&tables.0, &tables.1), &no_mask, shape);
+        let diff = max_rel_diff(&part(&ours, 0, start, len).unsqueeze(0).unwrap(), &composite);
+        assert!(diff < 1e-5, "segment at {start} of {len}: {diff}");
+        start += len;
     }
 }
 
@@ -239,5 +307,20 @@ fn inference_softmax_matches_candles() {
         let candle = candle_nn::ops::softmax_last_dim(&x).unwrap();
         let diff = max_rel_diff(&ours, &candle);
         assert!(diff <= 1e-6, "{shape:?}: {diff}");
+    }
+}
+
+#[test]
+fn sigmoid_gates_match_candles_silu_and_quick_gelu() {
+    // Across a chunk boundary and on several threads; values in [-12, 12].
+    for n in [37, 3 * 4096 + 5] {
+        let x = Tensor::from_vec(values(n, 51), n, &Device::Cpu).unwrap().affine(12.0, 0.0).unwrap();
+        let up = Tensor::from_vec(values(n, 52), n, &Device::Cpu).unwrap();
+        let swiglu = sigmoid_gated(&x, 1.0, Some(&up)).unwrap();
+        let d = max_rel_diff(&swiglu, &(x.silu().unwrap() * &up).unwrap());
+        assert!(d < 1e-6, "silu(x) * up, {n} values: {d}");
+        let quick = sigmoid_gated(&x, 1.702, None).unwrap();
+        let d = max_rel_diff(&quick, &(&x * candle_nn::ops::sigmoid(&(&x * 1.702).unwrap()).unwrap()).unwrap());
+        assert!(d < 1e-6, "quick gelu, {n} values: {d}");
     }
 }

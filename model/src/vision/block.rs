@@ -7,6 +7,7 @@ use candle_core::Tensor;
 
 use crate::config::{Arch, VisionConfig};
 use crate::error::Result;
+use crate::fused;
 use crate::layers::{apply_rotary, quick_gelu, softmax_f32, LayerNorm, Linear, Mode, RmsNorm};
 use crate::text::Mlp;
 use crate::weights::Weights;
@@ -87,7 +88,7 @@ impl VisionBlock {
         let normed = self.norm2.forward_mode(&x, mode)?;
         let mlp = match &self.mlp {
             BlockMlp::QuickGelu { fc1, fc2 } => {
-                fc2.forward_mode(&quick_gelu(&fc1.forward_mode(&normed, mode)?)?, mode)?
+                fc2.forward_mode(&quick_gelu(&fc1.forward_mode(&normed, mode)?, mode)?, mode)?
             }
             BlockMlp::SwiGlu(mlp) => mlp.forward(&normed, mode)?,
             BlockMlp::GeluTanh { fc1, fc2 } => fc2.forward_mode(&fc1.forward_mode(&normed, mode)?.gelu()?, mode)?,
@@ -105,6 +106,10 @@ impl VisionBlock {
     ) -> Result<Tensor> {
         let (n, e) = x.dims2()?;
         let head_dim = e / heads;
+        if !mode.differentiable && fused::supported(x) {
+            let qkv = self.qkv.forward_mode(x, mode)?;
+            return self.proj.forward_mode(&fused::segment_attention(&qkv, (cos, sin), segments, heads)?, mode);
+        }
         // [3, heads, n, head_dim]: one contiguous matrix per head, as attention and the rope kernel want.
         let qkv = self
             .qkv
