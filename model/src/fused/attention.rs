@@ -2,6 +2,7 @@
 
 use candle_core::Tensor;
 
+use super::attend::decoder_attention;
 use super::kernels::{masked_softmax_row, visible_len};
 use super::{attach, for_rows, with_values};
 use crate::error::Result;
@@ -39,9 +40,10 @@ pub struct Heads {
 /// `[batch, len, kv_heads · head_dim]`, `mask` additive `[batch, 1, len, len]` with `f32::MIN` where a
 /// query may not look; the result is `[batch, len, heads · head_dim]`.
 ///
-/// The query heads sharing a KV head are stacked along the sequence, so one batched matmul serves the
-/// group without copying K and V. The probabilities `p` are recomputed in the backward rather than kept,
-/// so the graph holds no `len²` tensor: `dv = pᵀ do`, `ds = p ⊙ (do vᵀ − rowsum(do ⊙ o)) / √d`,
+/// The forward is the inference kernel ([`decoder_attention`]). The backward works on the query heads
+/// sharing a KV head stacked along the sequence, so one batched matmul serves the group without copying
+/// K and V; the probabilities `p` are recomputed there rather than kept, so the graph holds no `len²`
+/// tensor (only the op's inputs): `dv = pᵀ do`, `ds = p ⊙ (do vᵀ − rowsum(do ⊙ o)) / √d`,
 /// `dq = ds k`, `dk = dsᵀ q`, then the rotations undone (`rope(·, cos, −sin)`).
 pub fn self_attention(
     q: &Tensor,
@@ -64,19 +66,19 @@ pub fn self_attention(
             .reshape((b, len, n * h.head_dim))
     };
     let stacked = move |t: Tensor| t.reshape((b, h.kv_heads, group * len, h.head_dim));
-    let q_heads = stacked(candle_nn::rotary_emb::rope(&split(&q.detach(), h.heads)?, cos, sin)?)?;
-    let k_heads = candle_nn::rotary_emb::rope(&split(&k.detach(), h.kv_heads)?, cos, sin)?;
-    let v_heads = split(&v.detach(), h.kv_heads)?;
     let mask = mask.detach();
+    let (cos, sin) = (cos.detach(), sin.detach());
+    let out = decoder_attention(&q.detach(), &k.detach(), &v.detach(), (&cos, &sin), &mask, h)?;
     let visible: Vec<usize> = with_values(&[&mask], |m| m[0].chunks(len).map(visible_len).collect())?;
-    let probs = probabilities(&q_heads, &k_heads, &mask, &visible, scale)?;
-    let out = merge(&probs.matmul(&v_heads)?, h.heads)?;
-    let (cos, neg_sin) = (cos.detach(), sin.detach().neg()?);
+    let neg_sin = sin.neg()?;
     attach(
         "self-attention",
         &[q, k, v],
         out,
-        Box::new(move |_, out, grad| {
+        Box::new(move |inputs, out, grad| {
+            let q_heads = stacked(candle_nn::rotary_emb::rope(&split(&inputs[0], h.heads)?, &cos, &sin)?)?;
+            let k_heads = candle_nn::rotary_emb::rope(&split(&inputs[1], h.kv_heads)?, &cos, &sin)?;
+            let v_heads = split(&inputs[2], h.kv_heads)?;
             let grad_heads = stacked(split(grad, h.heads)?)?;
             let probs = probabilities(&q_heads, &k_heads, &mask, &visible, scale).map_err(candle_core::Error::wrap)?;
             let grad_v = probs.t()?.matmul(&grad_heads)?;
