@@ -47,6 +47,7 @@ busy_s() { # CPU seconds all processes have used since boot (user, nice, system,
 }
 
 : > "$OUT/times"
+load_start=$(cut -d' ' -f1 /proc/loadavg)
 busy_start=$(busy_s)
 for kind in text image; do
   batch=$TEXT_BATCH; [[ $kind == image ]] && batch=$IMAGE_BATCH
@@ -63,7 +64,7 @@ for kind in text image; do
 done
 
 busy_end=$(busy_s)
-python3 - "$OUT" "$EAGER" "$(awk -v a="$busy_start" -v b="$busy_end" 'BEGIN{print b - a}')" "$(bash scripts/cpu-line.sh)" <<'EOF'
+python3 - "$OUT" "$EAGER" "$(awk -v a="$busy_start" -v b="$busy_end" 'BEGIN{print b - a}')" "$(bash scripts/cpu-line.sh "$load_start")" <<'EOF'
 import json, sys
 from pathlib import Path
 out, eager, cpu = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[4]

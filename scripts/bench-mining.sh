@@ -28,6 +28,7 @@ timed() { # name command...: appends "name seconds peak_rss_mib" to $OUT/times
 }
 
 : > "$OUT/times"
+load_start=$(cut -d' ' -f1 /proc/loadavg)
 echo "generating $N x $N x $DIM ..." >&2
 timed generate "$BIN/saha-bench-data" --out "$OUT" --n "$N" --dim "$DIM"
 peak_ours=$("$BIN/saha-bench-data" --gemm-peak --dim "$DIM")
@@ -79,7 +80,7 @@ for k in $LABELS; do
 done
 
 matrices_mib=$((2 * N * DIM * 4 / 1024 / 1024))
-awk -v cpu="$(bash scripts/cpu-line.sh)" -v n="$N" -v dim="$DIM" -v peak="$peak_ours" -v np_peak="$peak_numpy" -v pa="$per_anchor" -v mat="$matrices_mib" -v diff="$differing" -v labels="$OUT/labels" -v n_check="$N_CHECK" '
+awk -v cpu="$(bash scripts/cpu-line.sh "$load_start")" -v n="$N" -v dim="$DIM" -v peak="$peak_ours" -v np_peak="$peak_numpy" -v pa="$per_anchor" -v mat="$matrices_mib" -v diff="$differing" -v labels="$OUT/labels" -v n_check="$N_CHECK" '
   function max3(a, b, c) { return a > b ? (a > c ? a : c) : (b > c ? b : c) }
   { secs[$1] = $2; rss[$1] = $3 }
   END {

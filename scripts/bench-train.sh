@@ -87,8 +87,7 @@ for config in $CONFIGS; do
   done
 done
 
-cut -d' ' -f1 /proc/loadavg > "$OUT/load.end" 2>/dev/null || echo "?" > "$OUT/load.end"
-python3 - "$OUT" "$(nproc)" "$(bash scripts/cpu-line.sh)" <<'EOF'
+python3 - "$OUT" "$(nproc)" "$(bash scripts/cpu-line.sh "$(cat "$OUT/load.start")")" <<'EOF'
 import json, sys
 from pathlib import Path
 out, cores, cpu = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -113,15 +112,13 @@ for run in runs:
     cs, ts = c["steps_per_s_median"], t["steps_per_s_median"]
     print(f"| {label} | {mode} | {cs:#.3g} | {ts:#.3g} | {cs / ts:.2f} | {peak['candle-' + run]} "
           f"| {peak['torch-sdpa-' + run]} |")
-load = [(out / f"load.{k}").read_text().strip() for k in ("start", "end")]
 if (out / "candle.env").read_text().strip():
     print(f"\ncandle runs with {(out / 'candle.env').read_text().strip()}")
 print("\nsteps/s = 1 / median wall time of the timed steps (forward + backward + clip + AdamW on a pre-tokenised "
       "batch) after one warm-up step; ratio = candle / PyTorch (sdpa), > 1 means candle is faster. Peak = "
       "whole-process max RSS, loading included (PyTorch's includes ~400 MiB of libraries). "
-      f"1-minute load average {load[0]} at the start, {load[1]} at the end, on {cores} cores: other work on the "
-      "machine slows both sides unevenly (spin-waiting thread pools suffer most), so trust a run only when it "
-      "is well below the core count.\n")
+      "Other work on the machine (the load averages above) slows both sides unevenly (spin-waiting thread "
+      "pools suffer most), so trust a run only when the load is well below the core count.\n")
 print("| run | s/step (each timed step) | CPU s/step (median) | warm-up s | RSS after load MiB "
       "| peak RSS in steps MiB | first loss | loss diff vs candle (first / max) |")
 print("|---|---|---|---|---|---|---|---|")
