@@ -616,3 +616,76 @@ fn truncated_images_and_decompression_bombs_are_bad_images() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
 }
+
+/// The footer stat `name` of a Parquet file written by a stage.
+fn footer_stat(path: &Path, name: &str) -> serde_json::Value {
+    let prov = saha_schemas::read::ParquetTable::open(path).unwrap().provenance().unwrap();
+    prov.stats.get(name).cloned().unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn images_corrupt_inside_are_skipped_when_computed_and_a_resumed_run_skips_alike() {
+    let rows = [
+        ["<|image_pad|> What is this?", "ok.png", "a", ""],
+        ["<|image_pad|> What is this?", "bad_crc.png", "b", ""],
+        ["<|image_pad|> What is this?", "cut.gif", "c", ""],
+        ["<|image_pad|> What is this?", "ok.gif", "d", ""],
+        ["<|image_pad|> What is this?", "ok.webp", "e", ""],
+    ];
+    let s = setup(&rows, |dir| {
+        save_rgb(&dir.join("ok.png"), 40, 40);
+        save_rgb(&dir.join("ok.gif"), 36, 30);
+        save_rgb(&dir.join("ok.webp"), 30, 36);
+        // Complete files (end markers in place) whose insides are broken: found only when decoded.
+        save_rgb(&dir.join("full.png"), 64, 64);
+        let mut png = std::fs::read(dir.join("full.png")).unwrap();
+        let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+        png[idat + 20] ^= 0x5a;
+        std::fs::write(dir.join("bad_crc.png"), &png).unwrap();
+        save_rgb(&dir.join("full.gif"), 64, 64);
+        let gif = std::fs::read(dir.join("full.gif")).unwrap();
+        std::fs::write(dir.join("cut.gif"), &gif[..gif.len() / 2]).unwrap();
+    });
+    let out = embed(&s, "emb.parquet", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        (err.contains("bad_crc.png") || err.contains("cut.gif")) && err.contains("row"),
+        "{err}"
+    );
+    assert!(!s.dir.join("emb.parquet").exists());
+
+    let small = ["--on-bad-image", "skip", "--part-items", "1", "--max-batch", "1"];
+    let out = embed(&s, "emb.parquet", &small);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
+    let emb = s.dir.join("emb.parquet");
+    let e = saha_schemas::embeddings::Embeddings::read(&emb).unwrap();
+    assert_eq!(e.len(), 8, "3 good image queries + 5 text targets");
+    assert_eq!(footer_stat(&emb, "skipped_items"), serde_json::json!(2));
+    assert_eq!(footer_stat(&emb, "skipped_reasons"), serde_json::json!({"undecodable": 2}));
+    let ids = footer_stat(&emb, "skipped_item_ids");
+    assert_eq!(ids.as_array().map(Vec::len), Some(2), "{ids}");
+    for id in ids.as_array().unwrap() {
+        assert!(!e.item_ids.contains(&(id.as_u64().unwrap() as u32)));
+    }
+    let skipped_list = std::fs::read(s.dir.join("embed_skipped.parquet")).unwrap();
+    let (skipped, _): (Vec<saha_schemas::SkippedRow>, _) =
+        saha_schemas::records::read_records(&s.dir.join("embed_skipped.parquet")).unwrap();
+    let values: Vec<_> = skipped.iter().map(|r| r.value.clone().unwrap()).collect();
+    assert_eq!(values, ["bad_crc.png", "cut.gif"]);
+    assert!(skipped.iter().all(|r| r.reason.starts_with("undecodable: ")), "{skipped:?}");
+    let first = std::fs::read(&emb).unwrap();
+
+    // Stopped after two parts, then resumed: the skips of the finished parts come from the work folder.
+    std::fs::remove_file(&emb).unwrap();
+    let mut stopped = small.to_vec();
+    stopped.extend(["--stop-after-parts", "2"]);
+    let out = embed(&s, "emb.parquet", &stopped);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let out = embed(&s, "emb.parquet", &small);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resumed"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&emb).unwrap(), first, "resumed output differs");
+    assert_eq!(std::fs::read(s.dir.join("embed_skipped.parquet")).unwrap(), skipped_list);
+}

@@ -400,3 +400,81 @@ fn demo_real_runs_the_wordnet_pipeline_with_both_prompt_variants_and_the_convert
         "no training in demo-real"
     );
 }
+
+/// Flips a byte inside the first IDAT chunk of a PNG: the file stays complete (end marker in place),
+/// so only decoding finds it broken (a chunk CRC that does not match).
+fn corrupt_png_inside(path: &Path) {
+    let mut png = std::fs::read(path).unwrap();
+    let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+    png[idat + 12] ^= 0x5a;
+    std::fs::write(path, png).unwrap();
+}
+
+/// The footer stat `name` of an artefact, as a number (0 when absent).
+fn footer_count(path: &Path, name: &str) -> u64 {
+    let prov = saha_schemas::read::ParquetTable::open(path).unwrap().provenance().unwrap();
+    prov.stats.get(name).and_then(|v| v.as_u64()).unwrap_or(0)
+}
+
+#[test]
+fn demo_runs_end_to_end_with_a_corrupt_image_skipped_and_every_stage_counts_what_it_left_out() {
+    use saha_schemas::records::read_records;
+    use saha_schemas::{Item, Pair};
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("bad");
+    ok(&make(runs.path(), &["prompt", "prompt-eval", "RUN=bad"]));
+    // One image of a training query and one of an eval query, corrupt inside.
+    let images = run.join("data/images");
+    let mut skipped_ids = Vec::new();
+    let mut left_out = Vec::new();
+    for side in ["", "eval/"] {
+        let (pairs, _) = read_records::<Pair>(&run.join(format!("{side}pairs.parquet"))).unwrap();
+        let (items, _) = read_records::<Item>(&run.join(format!("{side}items.parquet"))).unwrap();
+        let image = pairs.iter().find_map(|p| p.qry_image_path.clone()).expect("a query with an image");
+        corrupt_png_inside(&images.join(&image));
+        let ids: Vec<u32> = items
+            .iter()
+            .filter(|i| i.image_path.as_deref() == Some(image.as_str()))
+            .map(|i| i.item_id)
+            .collect();
+        let n = pairs
+            .iter()
+            .filter(|p| ids.contains(&p.query_id) || ids.contains(&p.target_id))
+            .count();
+        assert!(n > 0);
+        skipped_ids.push(ids);
+        left_out.push(n as u64);
+    }
+
+    // Without skip the DAG stops at embedding, naming the image.
+    let out = make(runs.path(), &["embed", "RUN=bad"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains(".png") && text.contains("row"), "{text}");
+
+    let text = ok(&make(
+        runs.path(),
+        &["demo", "RUN=bad", "EMBED_FLAGS_EXTRA=--on-bad-image skip"],
+    ));
+    let emb = run.join("embeddings.parquet");
+    let prov = saha_schemas::read::ParquetTable::open(&emb).unwrap().provenance().unwrap();
+    assert_eq!(prov.stats["skipped_item_ids"], serde_json::json!(skipped_ids[0]));
+    assert_eq!(prov.stats["skipped_reasons"], serde_json::json!({"undecodable": skipped_ids[0].len()}));
+    for artefact in ["candidates.parquet", "owners.parquet", "clusters.parquet", "mining_stats.parquet"] {
+        assert_eq!(footer_count(&run.join(artefact), "left_out_pairs"), left_out[0], "{artefact}");
+    }
+    for artefact in ["eval/eval_scores.parquet", "eval/tuned/eval_scores.parquet"] {
+        assert_eq!(footer_count(&run.join(artefact), "left_out_pairs"), left_out[1], "{artefact}");
+    }
+    let eval_report = std::fs::read_to_string(run.join("eval/eval_report.md")).unwrap();
+    assert!(eval_report.contains(&format!("{} eval rows left out", left_out[1])), "{eval_report}");
+    for stage in ["saha-retrieve", "saha-remap", "saha-filter"] {
+        assert!(
+            text.contains(&format!("{stage}: {} pairs left out", left_out[0])),
+            "{stage} says what it left out:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!("saha-train: trained without {} pairs", left_out[0])),
+        "{text}"
+    );
+}
