@@ -417,36 +417,67 @@ fn footer_count(path: &Path, name: &str) -> u64 {
 }
 
 #[test]
-fn demo_runs_end_to_end_with_a_corrupt_image_skipped_and_every_stage_counts_what_it_left_out() {
+fn demo_runs_end_to_end_with_corrupt_images_skipped_and_every_stage_counts_what_it_left_out() {
     use saha_schemas::records::read_records;
-    use saha_schemas::{Item, Pair};
+    use saha_schemas::{EvalListEntry, Item, Pair};
     let runs = tempfile::tempdir().unwrap();
     let run = runs.path().join("bad");
     ok(&make(runs.path(), &["prompt", "prompt-eval", "RUN=bad"]));
-    // One image of a training query and one of an eval query, corrupt inside.
+    let read = |file: &str| {
+        let (pairs, _) = read_records::<Pair>(&run.join(format!("{file}pairs.parquet"))).unwrap();
+        let (items, _) = read_records::<Item>(&run.join(format!("{file}items.parquet"))).unwrap();
+        (pairs, items)
+    };
+    let (pairs, items) = read("");
+    let (eval_pairs, eval_items) = read("eval/");
+    let (lists, _) = read_records::<EvalListEntry>(&run.join("eval/eval_lists.parquet")).unwrap();
+    let image_of = |items: &[Item], id: u32| items.iter().find(|i| i.item_id == id).unwrap().image_path.clone();
+    // Training: a query's image and a positive's image. Evaluation: a query's image and the image of a
+    // negative candidate of another row.
+    let train_images = [
+        pairs.iter().find_map(|p| p.qry_image_path.clone()).unwrap(),
+        pairs.iter().find_map(|p| p.pos_image_path.clone()).unwrap(),
+    ];
+    let eval_query = &eval_pairs[0];
+    let negative = lists
+        .iter()
+        .find(|e| e.rank > 0 && e.pair_id != eval_query.pair_id && image_of(&eval_items, e.item_id).is_some())
+        .unwrap();
+    let eval_images = [
+        eval_query.qry_image_path.clone().unwrap(),
+        image_of(&eval_items, negative.item_id).unwrap(),
+    ];
     let images = run.join("data/images");
-    let mut skipped_ids = Vec::new();
-    let mut left_out = Vec::new();
-    for side in ["", "eval/"] {
-        let (pairs, _) = read_records::<Pair>(&run.join(format!("{side}pairs.parquet"))).unwrap();
-        let (items, _) = read_records::<Item>(&run.join(format!("{side}items.parquet"))).unwrap();
-        let image = pairs.iter().find_map(|p| p.qry_image_path.clone()).expect("a query with an image");
-        corrupt_png_inside(&images.join(&image));
-        let ids: Vec<u32> = items
+    for image in train_images.iter().chain(&eval_images) {
+        corrupt_png_inside(&images.join(image));
+    }
+    let ids_of = |items: &[Item], images: &[String]| -> Vec<u32> {
+        let mut ids: Vec<u32> = items
             .iter()
-            .filter(|i| i.image_path.as_deref() == Some(image.as_str()))
+            .filter(|i| i.image_path.as_ref().is_some_and(|p| images.contains(p)))
             .map(|i| i.item_id)
             .collect();
-        let n = pairs
-            .iter()
-            .filter(|p| ids.contains(&p.query_id) || ids.contains(&p.target_id))
-            .count();
-        assert!(n > 0);
-        skipped_ids.push(ids);
-        left_out.push(n as u64);
-    }
+        ids.sort_unstable();
+        ids
+    };
+    let (train_ids, eval_ids) = (ids_of(&items, &train_images), ids_of(&eval_items, &eval_images));
+    let train_left_out = pairs
+        .iter()
+        .filter(|p| train_ids.contains(&p.query_id) || train_ids.contains(&p.target_id))
+        .count() as u64;
+    let truth = |pair_id: u32| lists.iter().find(|e| e.pair_id == pair_id && e.rank == 0).unwrap().item_id;
+    let eval_left_out: Vec<u32> = eval_pairs
+        .iter()
+        .filter(|p| eval_ids.contains(&p.query_id) || eval_ids.contains(&truth(p.pair_id)))
+        .map(|p| p.pair_id)
+        .collect();
+    let candidates_left_out = lists
+        .iter()
+        .filter(|e| e.rank > 0 && !eval_left_out.contains(&e.pair_id) && eval_ids.contains(&e.item_id))
+        .count();
+    assert!(train_ids.len() >= 2 && train_left_out >= 2 && candidates_left_out > 0);
 
-    // Without skip the DAG stops at embedding, naming the image.
+    // Without skip the DAG stops at embedding, naming the image and the row.
     let out = make(runs.path(), &["embed", "RUN=bad"]);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success() && text.contains(".png") && text.contains("row"), "{text}");
@@ -455,26 +486,33 @@ fn demo_runs_end_to_end_with_a_corrupt_image_skipped_and_every_stage_counts_what
         runs.path(),
         &["demo", "RUN=bad", "EMBED_FLAGS_EXTRA=--on-bad-image skip"],
     ));
-    let emb = run.join("embeddings.parquet");
-    let prov = saha_schemas::read::ParquetTable::open(&emb).unwrap().provenance().unwrap();
-    assert_eq!(prov.stats["skipped_item_ids"], serde_json::json!(skipped_ids[0]));
-    assert_eq!(prov.stats["skipped_reasons"], serde_json::json!({"undecodable": skipped_ids[0].len()}));
+    let prov = saha_schemas::read::ParquetTable::open(&run.join("embeddings.parquet"))
+        .unwrap()
+        .provenance()
+        .unwrap();
+    assert_eq!(prov.stats["skipped_item_ids"], serde_json::json!(train_ids));
+    assert_eq!(prov.stats["skipped_reasons"], serde_json::json!({"undecodable": train_ids.len()}));
     for artefact in ["candidates.parquet", "owners.parquet", "clusters.parquet", "mining_stats.parquet"] {
-        assert_eq!(footer_count(&run.join(artefact), "left_out_pairs"), left_out[0], "{artefact}");
+        assert_eq!(footer_count(&run.join(artefact), "left_out_pairs"), train_left_out, "{artefact}");
     }
     for artefact in ["eval/eval_scores.parquet", "eval/tuned/eval_scores.parquet"] {
-        assert_eq!(footer_count(&run.join(artefact), "left_out_pairs"), left_out[1], "{artefact}");
+        assert_eq!(footer_count(&run.join(artefact), "left_out_pairs"), eval_left_out.len() as u64, "{artefact}");
+        assert_eq!(footer_count(&run.join(artefact), "left_out_candidates"), candidates_left_out as u64);
     }
     let eval_report = std::fs::read_to_string(run.join("eval/eval_report.md")).unwrap();
-    assert!(eval_report.contains(&format!("{} eval rows left out", left_out[1])), "{eval_report}");
+    let note = format!(
+        "{} eval rows left out and {candidates_left_out} candidates taken",
+        eval_left_out.len()
+    );
+    assert!(eval_report.contains(&note), "{eval_report}");
     for stage in ["saha-retrieve", "saha-remap", "saha-filter"] {
         assert!(
-            text.contains(&format!("{stage}: {} pairs left out", left_out[0])),
+            text.contains(&format!("{stage}: {train_left_out} pairs left out")),
             "{stage} says what it left out:\n{text}"
         );
     }
     assert!(
-        text.contains(&format!("saha-train: trained without {} pairs", left_out[0])),
+        text.contains(&format!("saha-train: trained without {train_left_out} pairs")),
         "{text}"
     );
 }
