@@ -412,7 +412,10 @@ fn corrupt_png_inside(path: &Path) {
 
 /// The footer stat `name` of an artefact, as a number (0 when absent).
 fn footer_count(path: &Path, name: &str) -> u64 {
-    let prov = saha_schemas::read::ParquetTable::open(path).unwrap().provenance().unwrap();
+    let prov = saha_schemas::read::ParquetTable::open(path)
+        .unwrap()
+        .provenance()
+        .unwrap();
     prov.stats.get(name).and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
@@ -465,7 +468,13 @@ fn demo_runs_end_to_end_with_corrupt_images_skipped_and_every_stage_counts_what_
         .iter()
         .filter(|p| train_ids.contains(&p.query_id) || train_ids.contains(&p.target_id))
         .count() as u64;
-    let truth = |pair_id: u32| lists.iter().find(|e| e.pair_id == pair_id && e.rank == 0).unwrap().item_id;
+    let truth = |pair_id: u32| {
+        lists
+            .iter()
+            .find(|e| e.pair_id == pair_id && e.rank == 0)
+            .unwrap()
+            .item_id
+    };
     let eval_left_out: Vec<u32> = eval_pairs
         .iter()
         .filter(|p| eval_ids.contains(&p.query_id) || eval_ids.contains(&truth(p.pair_id)))
@@ -479,8 +488,15 @@ fn demo_runs_end_to_end_with_corrupt_images_skipped_and_every_stage_counts_what_
 
     // Without skip the DAG stops at embedding, naming the image and the row.
     let out = make(runs.path(), &["embed", "RUN=bad"]);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success() && text.contains(".png") && text.contains("row"), "{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains(".png") && text.contains("row"),
+        "{text}"
+    );
 
     let text = ok(&make(
         runs.path(),
@@ -491,13 +507,32 @@ fn demo_runs_end_to_end_with_corrupt_images_skipped_and_every_stage_counts_what_
         .provenance()
         .unwrap();
     assert_eq!(prov.stats["skipped_item_ids"], serde_json::json!(train_ids));
-    assert_eq!(prov.stats["skipped_reasons"], serde_json::json!({"undecodable": train_ids.len()}));
-    for artefact in ["candidates.parquet", "owners.parquet", "clusters.parquet", "mining_stats.parquet"] {
-        assert_eq!(footer_count(&run.join(artefact), "left_out_pairs"), train_left_out, "{artefact}");
+    assert_eq!(
+        prov.stats["skipped_reasons"],
+        serde_json::json!({"undecodable": train_ids.len()})
+    );
+    for artefact in [
+        "candidates.parquet",
+        "owners.parquet",
+        "clusters.parquet",
+        "mining_stats.parquet",
+    ] {
+        assert_eq!(
+            footer_count(&run.join(artefact), "left_out_pairs"),
+            train_left_out,
+            "{artefact}"
+        );
     }
     for artefact in ["eval/eval_scores.parquet", "eval/tuned/eval_scores.parquet"] {
-        assert_eq!(footer_count(&run.join(artefact), "left_out_pairs"), eval_left_out.len() as u64, "{artefact}");
-        assert_eq!(footer_count(&run.join(artefact), "left_out_candidates"), candidates_left_out as u64);
+        assert_eq!(
+            footer_count(&run.join(artefact), "left_out_pairs"),
+            eval_left_out.len() as u64,
+            "{artefact}"
+        );
+        assert_eq!(
+            footer_count(&run.join(artefact), "left_out_candidates"),
+            candidates_left_out as u64
+        );
     }
     let eval_report = std::fs::read_to_string(run.join("eval/eval_report.md")).unwrap();
     let note = format!(

@@ -8,7 +8,6 @@ pub use saha_schemas::provenance::LEFT_OUT_REASON as REASON;
 use saha_schemas::provenance::{LEFT_OUT_PAIRS, SKIPPED_ITEM_IDS};
 use saha_schemas::{Pair, Provenance};
 
-
 /// The pairs left out, in all and per subset.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct LeftOut {
@@ -82,7 +81,12 @@ mod tests {
 
     #[test]
     fn pairs_with_a_skipped_query_or_positive_are_left_out_and_counted() {
-        let pairs = vec![pair(0, "a", 1, 2), pair(1, "a", 3, 4), pair(2, "b", 5, 2), pair(3, "b", 6, 7)];
+        let pairs = vec![
+            pair(0, "a", 1, 2),
+            pair(1, "a", 3, 4),
+            pair(2, "b", 5, 2),
+            pair(3, "b", 6, 7),
+        ];
         let (kept, left) = without_skipped(pairs, &BTreeSet::from([2, 6]));
         assert_eq!(kept.iter().map(|p| p.pair_id).collect::<Vec<_>>(), vec![1]);
         assert_eq!(left.pairs, 3);

@@ -43,7 +43,11 @@ pub fn gif_mode(bytes: &[u8]) -> Option<(PilMode, bool)> {
                     Some(len) => bytes.get(at + 10..at + 10 + len),
                     None => global.flatten(),
                 };
-                let grey_ramp = |p: &[u8]| p.chunks_exact(3).enumerate().all(|(i, c)| c.iter().all(|&v| v as usize == i));
+                let grey_ramp = |p: &[u8]| {
+                    p.chunks_exact(3)
+                        .enumerate()
+                        .all(|(i, c)| c.iter().all(|&v| v as usize == i))
+                };
                 let mode = match palette {
                     Some(p) if !grey_ramp(p) => PilMode::P,
                     _ => PilMode::L,
@@ -63,7 +67,11 @@ pub fn bmp_mode(bytes: &[u8]) -> Option<PilMode> {
         return None;
     }
     let u16_at = |i: usize| bytes.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |i: usize| bytes.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u32_at = |i: usize| {
+        bytes
+            .get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let header = u32_at(14)? as usize;
     // The OS/2 core header (12 bytes) has 16-bit sizes and 3-byte palette entries.
     let (bits, colours, entry) = if header == 12 {
@@ -74,10 +82,18 @@ pub fn bmp_mode(bytes: &[u8]) -> Option<PilMode> {
     if !matches!(bits, 1 | 2 | 4 | 8) {
         return None;
     }
-    let colours = if colours == 0 || colours > 1 << bits { 1 << bits } else { colours };
+    let colours = if colours == 0 || colours > 1 << bits {
+        1 << bits
+    } else {
+        colours
+    };
     let start = 14 + header;
     let palette = bytes.get(start..start + colours * entry)?;
-    let ramp: Vec<u8> = if colours == 2 { vec![0, 255] } else { (0..colours).map(|i| i as u8).collect() };
+    let ramp: Vec<u8> = if colours == 2 {
+        vec![0, 255]
+    } else {
+        (0..colours).map(|i| i as u8).collect()
+    };
     let grey = palette
         .chunks_exact(entry)
         .zip(ramp)

@@ -241,7 +241,9 @@ fn compute(args: &EmbedArgs, inputs: &Inputs, plan: &Plan) -> Result<Computed> {
                 .par_iter()
                 .map(|&index| {
                     let item = &inputs.items[index];
-                    encoder.encode(&item.prompt, item.image_path.as_deref()).map(|(input, _)| input)
+                    encoder
+                        .encode(&item.prompt, item.image_path.as_deref())
+                        .map(|(input, _)| input)
                 })
                 .collect();
             let (mut kept, mut encoded, mut skips) = (Vec::new(), Vec::new(), Vec::new());

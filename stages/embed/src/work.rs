@@ -69,7 +69,10 @@ impl WorkDir {
         if done.dim != dim {
             bail!("{}: part has dimension {}, the model {dim}", path.display(), done.dim);
         }
-        let skips = match ParquetTable::open(&path)?.provenance().and_then(|p| p.stats.get(PART_SKIPS).cloned()) {
+        let skips = match ParquetTable::open(&path)?
+            .provenance()
+            .and_then(|p| p.stats.get(PART_SKIPS).cloned())
+        {
             Some(list) => serde_json::from_value(list).with_context(context)?,
             None => Vec::new(),
         };

@@ -454,7 +454,10 @@ fn open(args: &MmebArgs, prov: &mut Provenance) -> Result<Inputs> {
         ));
     }
     if set.pairs.is_empty() {
-        bail!("{}: every eval row was left out ({LEFT_OUT_REASON})", args.pairs.display());
+        bail!(
+            "{}: every eval row was left out ({LEFT_OUT_REASON})",
+            args.pairs.display()
+        );
     }
     set.require_embeddings(&vectors, &args.vectors.embeddings)?;
     Ok(Inputs {

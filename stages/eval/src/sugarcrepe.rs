@@ -498,7 +498,10 @@ fn open(args: &ScoreArgs, prov: &mut Provenance) -> Result<(String, Vec<SugarCre
         prov.stat(LEFT_OUT_PAIRS, before - sets.len());
         prov.stat("left_out_reason", LEFT_OUT_REASON);
         if sets.is_empty() {
-            bail!("{}: every example was left out ({LEFT_OUT_REASON})", args.sets.display());
+            bail!(
+                "{}: every example was left out ({LEFT_OUT_REASON})",
+                args.sets.display()
+            );
         }
     }
     require_embeddings(&sets, &vectors, &args.vectors.embeddings)?;
