@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use saha_tests::{init_model, run, stderr, write_train};
+use saha_tests::{footer_stat, init_model, run, stderr, write_train};
 
 /// The tiny model's snapshot, the prompt stage's items for `rows`, and the image folder.
 struct Setup {
@@ -617,15 +617,6 @@ fn truncated_images_and_decompression_bombs_are_bad_images() {
     assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
 }
 
-/// The footer stat `name` of a Parquet file written by a stage.
-fn footer_stat(path: &Path, name: &str) -> serde_json::Value {
-    let prov = saha_schemas::read::ParquetTable::open(path)
-        .unwrap()
-        .provenance()
-        .unwrap();
-    prov.stats.get(name).cloned().unwrap_or(serde_json::Value::Null)
-}
-
 #[test]
 fn images_corrupt_inside_are_skipped_when_computed_and_a_resumed_run_skips_alike() {
     let rows = [
@@ -640,11 +631,8 @@ fn images_corrupt_inside_are_skipped_when_computed_and_a_resumed_run_skips_alike
         save_rgb(&dir.join("ok.gif"), 36, 30);
         save_rgb(&dir.join("ok.webp"), 30, 36);
         // Complete files (end markers in place) whose insides are broken: found only when decoded.
-        save_rgb(&dir.join("full.png"), 64, 64);
-        let mut png = std::fs::read(dir.join("full.png")).unwrap();
-        let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
-        png[idat + 20] ^= 0x5a;
-        std::fs::write(dir.join("bad_crc.png"), &png).unwrap();
+        save_rgb(&dir.join("bad_crc.png"), 64, 64);
+        saha_tests::corrupt_png_inside(&dir.join("bad_crc.png"));
         save_rgb(&dir.join("full.gif"), 64, 64);
         let gif = std::fs::read(dir.join("full.gif")).unwrap();
         std::fs::write(dir.join("cut.gif"), &gif[..gif.len() / 2]).unwrap();

@@ -401,22 +401,9 @@ fn demo_real_runs_the_wordnet_pipeline_with_both_prompt_variants_and_the_convert
     );
 }
 
-/// Flips a byte inside the first IDAT chunk of a PNG: the file stays complete (end marker in place),
-/// so only decoding finds it broken (a chunk CRC that does not match).
-fn corrupt_png_inside(path: &Path) {
-    let mut png = std::fs::read(path).unwrap();
-    let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
-    png[idat + 12] ^= 0x5a;
-    std::fs::write(path, png).unwrap();
-}
-
 /// The footer stat `name` of an artefact, as a number (0 when absent).
 fn footer_count(path: &Path, name: &str) -> u64 {
-    let prov = saha_schemas::read::ParquetTable::open(path)
-        .unwrap()
-        .provenance()
-        .unwrap();
-    prov.stats.get(name).and_then(|v| v.as_u64()).unwrap_or(0)
+    saha_tests::footer_stat(path, name).as_u64().unwrap_or(0)
 }
 
 #[test]
@@ -452,7 +439,7 @@ fn demo_runs_end_to_end_with_corrupt_images_skipped_and_every_stage_counts_what_
     ];
     let images = run.join("data/images");
     for image in train_images.iter().chain(&eval_images) {
-        corrupt_png_inside(&images.join(image));
+        saha_tests::corrupt_png_inside(&images.join(image));
     }
     let ids_of = |items: &[Item], images: &[String]| -> Vec<u32> {
         let mut ids: Vec<u32> = items

@@ -63,6 +63,24 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Flips a byte inside the first IDAT chunk of a PNG: the file stays complete (end marker in place),
+/// so only decoding finds it broken (a chunk CRC that does not match).
+pub fn corrupt_png_inside(path: &Path) {
+    let mut png = std::fs::read(path).unwrap();
+    let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+    png[idat + 12] ^= 0x5a;
+    std::fs::write(path, png).unwrap();
+}
+
+/// The footer stat `name` of an artefact a stage wrote (`null` when absent).
+pub fn footer_stat(path: &Path, name: &str) -> serde_json::Value {
+    let prov = saha_schemas::read::ParquetTable::open(path)
+        .unwrap()
+        .provenance()
+        .unwrap_or_else(|| panic!("{}: no provenance", path.display()));
+    prov.stats.get(name).cloned().unwrap_or(serde_json::Value::Null)
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
