@@ -138,17 +138,19 @@ impl<'a> ItemEncoder<'a> {
         Ok(Tokens { ids, dropped })
     }
 
-    /// The image read, decoded, sized by the resolution policy and preprocessed.
+    /// The image read, decoded, sized by the resolution policy and preprocessed. The header is checked
+    /// first (size limit, truncation), as when planning, so a decompression bomb is never decoded.
     fn load(&self, path: &Path) -> Result<PixelPatches, EncodeError> {
-        let image = PilImage::open(path).map_err(|e| {
+        let (width, height) = header_size(path)?;
+        self.check_pixels(path, width, height)?;
+        let bytes = std::fs::read(path).map_err(|e| EncodeError::image("unreadable", path, e))?;
+        let image = PilImage::decode_limited(&bytes, Some(self.rules.max_image_pixels)).map_err(|e| {
             let kind = match &e {
-                ImageError::Io { .. } => "unreadable",
                 ImageError::Decode(::image::ImageError::Limits(_)) => "too_large",
                 _ => "undecodable",
             };
             EncodeError::image(kind, path, e)
         })?;
-        self.check_pixels(path, image.width(), image.height())?;
         let unprocessable = |e: ImageError| EncodeError::image("unprocessable", path, e);
         let sized = self.rules.resolution.apply(&image).map_err(unprocessable)?;
         self.embedder.processor.preprocess_pil(&sized).map_err(unprocessable)

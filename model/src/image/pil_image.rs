@@ -199,7 +199,23 @@ impl PilImage {
     /// `RGB`; WebP: `RGB` or `RGBA`; CMYK JPEGs arrive as RGB converted by the `image` crate, where Pillow
     /// would keep `CMYK`).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let dynamic = ::image::load_from_memory(bytes)?;
+        Self::decode_limited(bytes, None)
+    }
+
+    /// [`PilImage::decode`] for images of up to `max_pixels` pixels (checked by the caller from the
+    /// header), whatever memory decoding them takes: the `image` crate's default refuses allocations
+    /// over 512 MiB, less than an RGBA image under Pillow's 178,956,970-pixel limit needs.
+    pub fn decode_limited(bytes: &[u8], max_pixels: Option<u64>) -> Result<Self> {
+        let mut reader = ::image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(::image::ImageError::IoError)?;
+        if let Some(max) = max_pixels {
+            let mut limits = ::image::Limits::default();
+            // Four 16-bit samples per pixel at most, and never below the crate's own default.
+            limits.max_alloc = Some(max.saturating_mul(8).max(512 << 20));
+            reader.limits(limits);
+        }
+        let dynamic = reader.decode()?;
         if let Some((mode, transparent)) = gif_mode(bytes) {
             return Self::from_palette(&dynamic, mode, transparent);
         }
