@@ -527,6 +527,11 @@ fn demo_runs_end_to_end_with_corrupt_images_skipped_and_every_stage_counts_what_
         eval_left_out.len()
     );
     assert!(eval_report.contains(&note), "{eval_report}");
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        page.contains(&format!("saha: {train_left_out} pairs left out before mining")),
+        "report.html says what mining left out"
+    );
     for stage in ["saha-retrieve", "saha-remap", "saha-filter"] {
         assert!(
             text.contains(&format!("{stage}: {train_left_out} pairs left out")),
