@@ -356,10 +356,11 @@ fn write(args: &EmbedArgs, inputs: Inputs, plan: Plan, computed: Computed, out: 
         prov.stat("shard", format!("{i}/{n}"));
     }
     if args.on_bad_image == OnBadImage::Skip {
-        let path = args
-            .skipped
-            .clone()
-            .unwrap_or_else(|| out.with_file_name("embed_skipped.parquet"));
+        let path = args.skipped.clone().unwrap_or_else(|| match &args.shard {
+            // Shards may share a folder: each lists its own skips.
+            Some(shard) => out.with_file_name(format!("embed_skipped.{}.parquet", shard.replace('/', "-of-"))),
+            None => out.with_file_name("embed_skipped.parquet"),
+        });
         let rows: Vec<SkippedRow> = skips
             .into_iter()
             .map(|s| SkippedRow {
