@@ -598,12 +598,16 @@ fn truncated_images_and_decompression_bombs_are_bad_images() {
         ["<|image_pad|> What is this?", "ok.png", "a", ""],
         ["<|image_pad|> What is this?", "truncated.png", "b", ""],
         ["<|image_pad|> What is this?", "bomb.png", "c", ""],
+        ["<|image_pad|> What is this?", "truncated.webp", "d", ""],
     ];
     let s = setup(&rows, |dir| {
         save_rgb(&dir.join("ok.png"), 40, 40);
         save_rgb(&dir.join("full.png"), 64, 64);
         let full = std::fs::read(dir.join("full.png")).unwrap();
         std::fs::write(dir.join("truncated.png"), &full[..full.len() * 2 / 3]).unwrap();
+        save_rgb(&dir.join("full.webp"), 64, 64);
+        let full = std::fs::read(dir.join("full.webp")).unwrap();
+        std::fs::write(dir.join("truncated.webp"), &full[..full.len() - 10]).unwrap();
         let bomb = image::GrayImage::new(14_000, 14_000);
         bomb.save(dir.join("bomb.png")).unwrap();
     });
@@ -614,7 +618,11 @@ fn truncated_images_and_decompression_bombs_are_bad_images() {
     assert!(err.contains("truncated.png") || err.contains("bomb.png"), "{err}");
     let out = embed(&s, "emb.parquet", &["--on-bad-image", "skip"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("3 skipped"), "{}", stderr(&out));
+    assert_eq!(
+        footer_stat(&s.dir.join("emb.parquet"), "skipped_reasons"),
+        serde_json::json!({"too_large": 1, "truncated": 2})
+    );
 }
 
 #[test]
