@@ -1087,22 +1087,7 @@ fn only_items_embed_skipped_may_lack_an_embedding_and_their_rows_or_candidates_a
         .unwrap()
         .item_id;
     let skipped = vec![pairs[0].query_id, negative];
-    let truth = |pair_id: u32| {
-        lists
-            .iter()
-            .find(|e| e.pair_id == pair_id && e.rank == 0)
-            .unwrap()
-            .item_id
-    };
-    let rows_left: Vec<u32> = pairs
-        .iter()
-        .filter(|p| skipped.contains(&p.query_id) || skipped.contains(&truth(p.pair_id)))
-        .map(|p| p.pair_id)
-        .collect();
-    let candidates_left = lists
-        .iter()
-        .filter(|e| e.rank > 0 && skipped.contains(&e.item_id) && !rows_left.contains(&e.pair_id))
-        .count();
+    let (rows_left, candidates_left) = saha_tests::eval_left_out(&pairs, &lists, &skipped);
     assert!(!rows_left.is_empty() && candidates_left > 0);
 
     let keep: Vec<usize> = (0..full.len())

@@ -455,22 +455,7 @@ fn demo_runs_end_to_end_with_corrupt_images_skipped_and_every_stage_counts_what_
         .iter()
         .filter(|p| train_ids.contains(&p.query_id) || train_ids.contains(&p.target_id))
         .count() as u64;
-    let truth = |pair_id: u32| {
-        lists
-            .iter()
-            .find(|e| e.pair_id == pair_id && e.rank == 0)
-            .unwrap()
-            .item_id
-    };
-    let eval_left_out: Vec<u32> = eval_pairs
-        .iter()
-        .filter(|p| eval_ids.contains(&p.query_id) || eval_ids.contains(&truth(p.pair_id)))
-        .map(|p| p.pair_id)
-        .collect();
-    let candidates_left_out = lists
-        .iter()
-        .filter(|e| e.rank > 0 && !eval_left_out.contains(&e.pair_id) && eval_ids.contains(&e.item_id))
-        .count();
+    let (eval_left_out, candidates_left_out) = saha_tests::eval_left_out(&eval_pairs, &lists, &eval_ids);
     assert!(train_ids.len() >= 2 && train_left_out >= 2 && candidates_left_out > 0);
 
     // Without skip the DAG stops at embedding, naming the image and the row.
