@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use saha_tests::{init_model, run, stderr, write_train};
+use saha_tests::{footer_stat, init_model, run, stderr, write_train};
 
 /// The tiny model's snapshot, the prompt stage's items for `rows`, and the image folder.
 struct Setup {
@@ -598,12 +598,16 @@ fn truncated_images_and_decompression_bombs_are_bad_images() {
         ["<|image_pad|> What is this?", "ok.png", "a", ""],
         ["<|image_pad|> What is this?", "truncated.png", "b", ""],
         ["<|image_pad|> What is this?", "bomb.png", "c", ""],
+        ["<|image_pad|> What is this?", "truncated.webp", "d", ""],
     ];
     let s = setup(&rows, |dir| {
         save_rgb(&dir.join("ok.png"), 40, 40);
         save_rgb(&dir.join("full.png"), 64, 64);
         let full = std::fs::read(dir.join("full.png")).unwrap();
         std::fs::write(dir.join("truncated.png"), &full[..full.len() * 2 / 3]).unwrap();
+        save_rgb(&dir.join("full.webp"), 64, 64);
+        let full = std::fs::read(dir.join("full.webp")).unwrap();
+        std::fs::write(dir.join("truncated.webp"), &full[..full.len() - 10]).unwrap();
         let bomb = image::GrayImage::new(14_000, 14_000);
         bomb.save(dir.join("bomb.png")).unwrap();
     });
@@ -614,5 +618,113 @@ fn truncated_images_and_decompression_bombs_are_bad_images() {
     assert!(err.contains("truncated.png") || err.contains("bomb.png"), "{err}");
     let out = embed(&s, "emb.parquet", &["--on-bad-image", "skip"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("2 skipped"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("3 skipped"), "{}", stderr(&out));
+    assert_eq!(
+        footer_stat(&s.dir.join("emb.parquet"), "skipped_reasons"),
+        serde_json::json!({"too_large": 1, "truncated": 2})
+    );
+}
+
+#[test]
+fn images_corrupt_inside_are_skipped_when_computed_and_a_resumed_run_skips_alike() {
+    let rows = [
+        ["<|image_pad|> What is this?", "ok.png", "a", ""],
+        ["<|image_pad|> What is this?", "bad_crc.png", "b", ""],
+        ["<|image_pad|> What is this?", "cut.gif", "c", ""],
+        ["<|image_pad|> What is this?", "ok.gif", "d", ""],
+        ["<|image_pad|> What is this?", "ok.webp", "e", ""],
+        ["<|image_pad|> What is this?", "gone.png", "f", ""],
+    ];
+    let s = setup(&rows, |dir| {
+        save_rgb(&dir.join("gone.png"), 40, 40);
+        save_rgb(&dir.join("ok.png"), 40, 40);
+        save_rgb(&dir.join("ok.gif"), 36, 30);
+        save_rgb(&dir.join("ok.webp"), 30, 36);
+        // Complete files (end markers in place) whose insides are broken: found only when decoded.
+        save_rgb(&dir.join("bad_crc.png"), 64, 64);
+        saha_tests::corrupt_png_inside(&dir.join("bad_crc.png"));
+        save_rgb(&dir.join("full.gif"), 64, 64);
+        let gif = std::fs::read(dir.join("full.gif")).unwrap();
+        std::fs::write(dir.join("cut.gif"), &gif[..gif.len() / 2]).unwrap();
+    });
+    // Found when planning: a missing file.
+    std::fs::remove_file(s.images.join("gone.png")).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && err.contains("gone.png"), "{err}");
+    std::fs::copy(s.images.join("ok.png"), s.images.join("gone.png")).unwrap();
+    let out = embed(&s, "emb.parquet", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        (err.contains("bad_crc.png") || err.contains("cut.gif")) && err.contains("row"),
+        "{err}"
+    );
+    std::fs::remove_file(s.images.join("gone.png")).unwrap();
+    assert!(!s.dir.join("emb.parquet").exists());
+
+    let small = ["--on-bad-image", "skip", "--part-items", "1", "--max-batch", "1"];
+    let out = embed(&s, "emb.parquet", &small);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("3 skipped"), "{}", stderr(&out));
+    let emb = s.dir.join("emb.parquet");
+    let e = saha_schemas::embeddings::Embeddings::read(&emb).unwrap();
+    assert_eq!(e.len(), 9, "3 good image queries + 6 text targets");
+    assert_eq!(footer_stat(&emb, "skipped_items"), serde_json::json!(3));
+    assert_eq!(
+        footer_stat(&emb, "skipped_reasons"),
+        serde_json::json!({"missing": 1, "undecodable": 2})
+    );
+    let ids = footer_stat(&emb, "skipped_item_ids");
+    assert_eq!(ids.as_array().map(Vec::len), Some(3), "{ids}");
+    for id in ids.as_array().unwrap() {
+        assert!(!e.item_ids.contains(&(id.as_u64().unwrap() as u32)));
+    }
+    let skipped_list = std::fs::read(s.dir.join("embed_skipped.parquet")).unwrap();
+    let (skipped, _): (Vec<saha_schemas::SkippedRow>, _) =
+        saha_schemas::records::read_records(&s.dir.join("embed_skipped.parquet")).unwrap();
+    let values: Vec<_> = skipped.iter().map(|r| r.value.clone().unwrap()).collect();
+    assert_eq!(values, ["bad_crc.png", "cut.gif", "gone.png"]);
+    let kinds: Vec<&str> = skipped.iter().map(|r| r.reason.split(':').next().unwrap()).collect();
+    assert_eq!(kinds, ["undecodable", "undecodable", "missing"]);
+    let first = std::fs::read(&emb).unwrap();
+
+    // Stopped after two parts, then resumed: the skips of the finished parts come from the work folder.
+    std::fs::remove_file(&emb).unwrap();
+    let mut stopped = small.to_vec();
+    stopped.extend(["--stop-after-parts", "2"]);
+    let out = embed(&s, "emb.parquet", &stopped);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let out = embed(&s, "emb.parquet", &small);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resumed"), "{}", stderr(&out));
+    assert!(std::fs::read(&emb).unwrap() == first, "resumed output differs");
+    assert!(
+        std::fs::read(s.dir.join("embed_skipped.parquet")).unwrap() == skipped_list,
+        "resumed skip list differs"
+    );
+
+    // Two shards, each listing its own skips (shard 1 those found when planning), merge to the same file.
+    let mut merge = vec![
+        "merge".to_string(),
+        "--out".into(),
+        s.dir.join("merged.parquet").display().to_string(),
+    ];
+    for i in 1..=2 {
+        let shard = format!("{i}/2");
+        let mut args = small.to_vec();
+        args.extend(["--shard", &shard]);
+        let out = embed(&s, &format!("shard{i}.parquet"), &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (rows, _): (Vec<saha_schemas::SkippedRow>, _) =
+            saha_schemas::records::read_records(&s.dir.join(format!("embed_skipped.{i}-of-2.parquet"))).unwrap();
+        assert_eq!(rows.iter().any(|r| r.value.as_deref() == Some("gone.png")), i == 1);
+        merge.push(s.dir.join(format!("shard{i}.parquet")).display().to_string());
+    }
+    let out = run("saha-embed", &merge.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::read(s.dir.join("merged.parquet")).unwrap() == first,
+        "merged shards differ"
+    );
 }

@@ -1070,3 +1070,60 @@ fn embeddings_of_another_run_are_refused() {
     let prov = table.provenance().unwrap();
     assert_eq!(prov.params["mixed_origins"], serde_json::json!(["the-training-split"]));
 }
+
+#[test]
+fn only_items_embed_skipped_may_lack_an_embedding_and_their_rows_or_candidates_are_left_out() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    eval_set(dir, &tie_subsets(), "m");
+    let full = Embeddings::read(&dir.join("eval/embeddings.parquet")).unwrap();
+    let (pairs, _) = read_records::<saha_schemas::Pair>(&dir.join("eval/pairs.parquet")).unwrap();
+    let (lists, _) = read_records::<EvalListEntry>(&dir.join("eval/eval_lists.parquet")).unwrap();
+    // A query's item, and a candidate that is never a ground truth (so only taken from lists).
+    let truths: Vec<u32> = lists.iter().filter(|e| e.rank == 0).map(|e| e.item_id).collect();
+    let negative = lists
+        .iter()
+        .find(|e| e.rank > 0 && e.pair_id != pairs[0].pair_id && !truths.contains(&e.item_id))
+        .unwrap()
+        .item_id;
+    let skipped = vec![pairs[0].query_id, negative];
+    let (rows_left, candidates_left) = saha_tests::eval_left_out(&pairs, &lists, &skipped);
+    assert!(!rows_left.is_empty() && candidates_left > 0);
+
+    let keep: Vec<usize> = (0..full.len())
+        .filter(|&r| !skipped.contains(&full.item_ids[r]))
+        .collect();
+    let without = Embeddings {
+        item_ids: keep.iter().map(|&r| full.item_ids[r]).collect(),
+        dim: full.dim,
+        values: keep.iter().flat_map(|&r| full.row(r).to_vec()).collect(),
+        model: "m".into(),
+        normalized: true,
+    };
+    let mut prov = Provenance::new("saha-embed", "0");
+    without.write(&dir.join("eval/unlisted.parquet"), &prov).unwrap();
+    prov.stat(saha_schemas::provenance::SKIPPED_ITEM_IDS, &skipped);
+    without.write(&dir.join("eval/skipped.parquet"), &prov).unwrap();
+
+    // Missing without being listed as skipped: still an error naming the file.
+    let out = dir.join("u/eval_scores.parquet");
+    refused(
+        &mmeb(dir, &["unlisted.parquet"], "u/eval_scores.parquet", &[]),
+        &["no embedding in", "unlisted.parquet"],
+        &[out.as_path()],
+    );
+    // Listed: the rows are left out, the candidate taken from the other lists, and it is said.
+    let out = mmeb(dir, &["skipped.parquet"], "s/eval_scores.parquet", &[]);
+    succeeds(&out);
+    let path = dir.join("s/eval_scores.parquet");
+    let n: u32 = scores(&path).iter().map(|r| r.n).sum();
+    assert_eq!(n as usize, pairs.len() - rows_left.len());
+    let stat = |name: &str| saha_tests::footer_stat(&path, name);
+    assert_eq!(stat("left_out_pairs"), serde_json::json!(rows_left.len()));
+    assert_eq!(stat("left_out_candidates"), serde_json::json!(candidates_left));
+    let note = format!(
+        "{} eval rows left out and {candidates_left} candidates taken",
+        rows_left.len()
+    );
+    assert!(stderr(&out).contains(&note), "{}", stderr(&out));
+}

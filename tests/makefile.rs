@@ -400,3 +400,131 @@ fn demo_real_runs_the_wordnet_pipeline_with_both_prompt_variants_and_the_convert
         "no training in demo-real"
     );
 }
+
+/// The footer stat `name` of an artefact, as a number (0 when absent).
+fn footer_count(path: &Path, name: &str) -> u64 {
+    saha_tests::footer_stat(path, name).as_u64().unwrap_or(0)
+}
+
+#[test]
+fn demo_runs_end_to_end_with_corrupt_images_skipped_and_every_stage_counts_what_it_left_out() {
+    use saha_schemas::records::read_records;
+    use saha_schemas::{EvalListEntry, Item, Pair};
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("bad");
+    ok(&make(runs.path(), &["prompt", "prompt-eval", "RUN=bad"]));
+    let read = |file: &str| {
+        let (pairs, _) = read_records::<Pair>(&run.join(format!("{file}pairs.parquet"))).unwrap();
+        let (items, _) = read_records::<Item>(&run.join(format!("{file}items.parquet"))).unwrap();
+        (pairs, items)
+    };
+    let (pairs, items) = read("");
+    let (eval_pairs, eval_items) = read("eval/");
+    let (lists, _) = read_records::<EvalListEntry>(&run.join("eval/eval_lists.parquet")).unwrap();
+    let image_of = |items: &[Item], id: u32| items.iter().find(|i| i.item_id == id).unwrap().image_path.clone();
+    // Training: a query's image and a positive's image. Evaluation: a query's image and the image of a
+    // negative candidate of another row.
+    let train_images = [
+        pairs.iter().find_map(|p| p.qry_image_path.clone()).unwrap(),
+        pairs.iter().find_map(|p| p.pos_image_path.clone()).unwrap(),
+    ];
+    let eval_query = &eval_pairs[0];
+    let negative = lists
+        .iter()
+        .find(|e| e.rank > 0 && e.pair_id != eval_query.pair_id && image_of(&eval_items, e.item_id).is_some())
+        .unwrap();
+    let eval_images = [
+        eval_query.qry_image_path.clone().unwrap(),
+        image_of(&eval_items, negative.item_id).unwrap(),
+    ];
+    let images = run.join("data/images");
+    for image in train_images.iter().chain(&eval_images) {
+        saha_tests::corrupt_png_inside(&images.join(image));
+    }
+    let ids_of = |items: &[Item], images: &[String]| -> Vec<u32> {
+        let mut ids: Vec<u32> = items
+            .iter()
+            .filter(|i| i.image_path.as_ref().is_some_and(|p| images.contains(p)))
+            .map(|i| i.item_id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let (train_ids, eval_ids) = (ids_of(&items, &train_images), ids_of(&eval_items, &eval_images));
+    let train_left_out = pairs
+        .iter()
+        .filter(|p| train_ids.contains(&p.query_id) || train_ids.contains(&p.target_id))
+        .count() as u64;
+    let (eval_left_out, candidates_left_out) = saha_tests::eval_left_out(&eval_pairs, &lists, &eval_ids);
+    assert!(train_ids.len() >= 2 && train_left_out >= 2 && candidates_left_out > 0);
+
+    // Without skip the DAG stops at embedding, naming the image and the row.
+    let out = make(runs.path(), &["embed", "RUN=bad"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains(".png") && text.contains("row"),
+        "{text}"
+    );
+
+    let text = ok(&make(
+        runs.path(),
+        &["demo", "RUN=bad", "EMBED_FLAGS_EXTRA=--on-bad-image skip"],
+    ));
+    let prov = saha_schemas::read::ParquetTable::open(&run.join("embeddings.parquet"))
+        .unwrap()
+        .provenance()
+        .unwrap();
+    assert_eq!(prov.stats["skipped_item_ids"], serde_json::json!(train_ids));
+    assert_eq!(
+        prov.stats["skipped_reasons"],
+        serde_json::json!({"undecodable": train_ids.len()})
+    );
+    for artefact in [
+        "candidates.parquet",
+        "owners.parquet",
+        "clusters.parquet",
+        "mining_stats.parquet",
+    ] {
+        assert_eq!(
+            footer_count(&run.join(artefact), "left_out_pairs"),
+            train_left_out,
+            "{artefact}"
+        );
+    }
+    for artefact in ["eval/eval_scores.parquet", "eval/tuned/eval_scores.parquet"] {
+        assert_eq!(
+            footer_count(&run.join(artefact), "left_out_pairs"),
+            eval_left_out.len() as u64,
+            "{artefact}"
+        );
+        assert_eq!(
+            footer_count(&run.join(artefact), "left_out_candidates"),
+            candidates_left_out as u64
+        );
+    }
+    let eval_report = std::fs::read_to_string(run.join("eval/eval_report.md")).unwrap();
+    let note = format!(
+        "{} eval rows left out and {candidates_left_out} candidates taken",
+        eval_left_out.len()
+    );
+    assert!(eval_report.contains(&note), "{eval_report}");
+    let page = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        page.contains(&format!("saha: {train_left_out} pairs left out before mining")),
+        "report.html says what mining left out"
+    );
+    for stage in ["saha-retrieve", "saha-remap", "saha-filter"] {
+        assert!(
+            text.contains(&format!("{stage}: {train_left_out} pairs left out")),
+            "{stage} says what it left out:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!("saha-train: trained without {train_left_out} pairs")),
+        "{text}"
+    );
+}

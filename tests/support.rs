@@ -63,6 +63,50 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Flips a byte inside the first IDAT chunk of a PNG: the file stays complete (end marker in place),
+/// so only decoding finds it broken (a chunk CRC that does not match).
+pub fn corrupt_png_inside(path: &Path) {
+    let mut png = std::fs::read(path).unwrap();
+    let idat = png.windows(4).position(|w| w == b"IDAT").unwrap();
+    png[idat + 12] ^= 0x5a;
+    std::fs::write(path, png).unwrap();
+}
+
+/// What saha-eval mmeb should leave out when `skipped` items have no embedding: the eval rows (pair
+/// ids) whose query or ground truth is skipped, and the number of skipped candidates in the other rows.
+pub fn eval_left_out(
+    pairs: &[saha_schemas::Pair],
+    lists: &[saha_schemas::EvalListEntry],
+    skipped: &[u32],
+) -> (Vec<u32>, usize) {
+    let truth = |pair_id: u32| {
+        lists
+            .iter()
+            .find(|e| e.pair_id == pair_id && e.rank == 0)
+            .unwrap()
+            .item_id
+    };
+    let rows: Vec<u32> = pairs
+        .iter()
+        .filter(|p| skipped.contains(&p.query_id) || skipped.contains(&truth(p.pair_id)))
+        .map(|p| p.pair_id)
+        .collect();
+    let candidates = lists
+        .iter()
+        .filter(|e| e.rank > 0 && skipped.contains(&e.item_id) && !rows.contains(&e.pair_id))
+        .count();
+    (rows, candidates)
+}
+
+/// The footer stat `name` of an artefact a stage wrote (`null` when absent).
+pub fn footer_stat(path: &Path, name: &str) -> serde_json::Value {
+    let prov = saha_schemas::read::ParquetTable::open(path)
+        .unwrap()
+        .provenance()
+        .unwrap_or_else(|| panic!("{}: no provenance", path.display()));
+    prov.stats.get(name).cloned().unwrap_or(serde_json::Value::Null)
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -10,6 +10,7 @@ pub mod remap;
 pub mod retrieve;
 pub mod sampler;
 pub mod scores;
+pub mod skips;
 pub mod strategies;
 pub mod vectors;
 
@@ -31,9 +32,10 @@ pub struct EmbeddedPairs {
 }
 
 impl EmbeddedPairs {
-    /// Reads the pairs (grouped by subset) and the vectors, and records both as inputs. The
+    /// Reads the pairs (grouped by subset) and the vectors, and records both as inputs. Pairs whose
+    /// query or positive saha-embed skipped are left out (counted in the footer, see [`skips`]). The
     /// files are hashed on a second thread while they are decoded, which is single-threaded.
-    pub fn load(&self, prov: &mut Provenance) -> anyhow::Result<(Vec<data::Subset>, vectors::Vectors)> {
+    pub fn load(&self, prov: &mut Provenance) -> anyhow::Result<(Vec<data::Subset>, vectors::Vectors, skips::LeftOut)> {
         let embeddings = &self.vectors.embeddings;
         let files: Vec<&PathBuf> = std::iter::once(&self.pairs).chain(embeddings).collect();
         let (hashes, loaded) = std::thread::scope(|scope| {
@@ -47,6 +49,8 @@ impl EmbeddedPairs {
         for (file, hash) in files.iter().zip(hashes?) {
             prov.add_input(file, hash)?;
         }
-        Ok((data::group_pairs(&pairs), vectors))
+        let (pairs, left_out) = skips::without_skipped(pairs, &vectors.skipped);
+        left_out.record(prov);
+        Ok((data::group_pairs(&pairs), vectors, left_out))
     }
 }

@@ -1,9 +1,12 @@
 //! Embeddings as one matrix, addressable by item id, checked and L2-normalised.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use saha_schemas::embeddings::Embeddings;
+use saha_schemas::provenance::skipped_item_ids;
+use saha_schemas::read::ParquetTable;
 
 pub struct Vectors {
     pub dim: usize,
@@ -13,6 +16,9 @@ pub struct Vectors {
     pub files: Vec<PathBuf>,
     /// Rows that were not unit length and were normalised.
     pub renormalised: usize,
+    /// Items the files' footers list as skipped by saha-embed (`--on-bad-image skip`) that have no
+    /// embedding here: the only items the stages may leave out rather than refuse.
+    pub skipped: BTreeSet<u32>,
 }
 
 const ABSENT: u32 = u32::MAX;
@@ -25,8 +31,10 @@ impl Vectors {
         let mut values = Vec::new();
         let mut row_of: Vec<u32> = Vec::new();
         let mut first_file: Option<&Path> = None;
+        let mut skipped = BTreeSet::new();
         for path in paths {
             let e = Embeddings::read(path)?;
+            skipped.extend(skipped_item_ids(ParquetTable::open(path)?.provenance().as_ref()));
             match (dim, first_file) {
                 (Some(d), Some(f)) if d != e.dim => bail!(
                     "embedding dimension mismatch: {} has {d}, {} has {}",
@@ -65,7 +73,9 @@ impl Vectors {
             row_of,
             files: paths.to_vec(),
             renormalised: 0,
+            skipped: BTreeSet::new(),
         };
+        v.skipped = skipped.into_iter().filter(|&id| v.get(id).is_none()).collect();
         if normalize {
             v.normalise_rows()?;
         }

@@ -11,7 +11,7 @@ use saha_common::flags::{ImageRoot, Truncate};
 use crate::batch::EncodedInput;
 use crate::embedder::Embedder;
 use crate::error::ModelError;
-use crate::image::{PilImage, ResolutionPolicy};
+use crate::image::{ImageError, PilImage, PixelPatches, ResolutionPolicy};
 
 /// How an item's inputs are made: where images live, how they are sized, how long a prompt may be.
 #[derive(Debug, Clone)]
@@ -35,15 +35,32 @@ pub struct Tokens {
 /// Why an item could not be encoded. A stage may skip an item whose image is bad; anything else stops it.
 #[derive(Debug)]
 pub enum EncodeError {
-    /// The image is missing, unreadable or cannot be processed (the message names its path).
-    Image(String),
+    /// The image is missing, unreadable or cannot be processed.
+    Image(BadImage),
     Other(ModelError),
+}
+
+/// What is wrong with an item's image: a short kind (what stages count skips by) and a message naming its path.
+#[derive(Debug, Clone)]
+pub struct BadImage {
+    /// `missing`, `unreadable`, `outside_root`, `truncated`, `too_large`, `undecodable` or `unprocessable`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl EncodeError {
+    fn image(kind: &'static str, path: &Path, e: impl std::fmt::Display) -> Self {
+        EncodeError::Image(BadImage {
+            kind,
+            message: format!("{}: {e}", path.display()),
+        })
+    }
 }
 
 impl std::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EncodeError::Image(message) => f.write_str(message),
+            EncodeError::Image(bad) => f.write_str(&bad.message),
             EncodeError::Other(e) => e.fmt(f),
         }
     }
@@ -78,25 +95,32 @@ impl<'a> ItemEncoder<'a> {
         Ok(self.fit(self.embedder.prompt_ids(prompt, &grids)?)?)
     }
 
-    /// The item's model inputs: token ids fitted to the limit and the image's pixel patches.
+    /// The item's model inputs: token ids fitted to the limit and the image's pixel patches. Every
+    /// failure of reading, decoding, size limits and preprocessing of the image is an
+    /// [`EncodeError::Image`].
     pub fn encode(&self, prompt: &str, image: Option<&str>) -> Result<(EncodedInput, usize), EncodeError> {
         let images = match image {
             None => Vec::new(),
             Some(relative) => vec![self.load(&self.image_path(relative)?)?],
         };
-        let input = self.embedder.encode(prompt, &images)?;
-        let tokens = self.fit(input.ids)?;
+        let grids: Vec<[usize; 3]> = images.iter().map(|p| p.grid_thw).collect();
+        let tokens = self.fit(self.embedder.prompt_ids(prompt, &grids)?)?;
         Ok((
             EncodedInput {
                 ids: tokens.ids,
-                images: input.images,
+                images,
             },
             tokens.dropped,
         ))
     }
 
     fn image_path(&self, relative: &str) -> Result<PathBuf, EncodeError> {
-        self.rules.image_root.resolve(relative).map_err(EncodeError::Image)
+        self.rules.image_root.resolve(relative).map_err(|message| {
+            EncodeError::Image(BadImage {
+                kind: "outside_root",
+                message,
+            })
+        })
     }
 
     fn fit(&self, mut ids: Vec<u32>) -> Result<Tokens, ModelError> {
@@ -114,37 +138,57 @@ impl<'a> ItemEncoder<'a> {
         Ok(Tokens { ids, dropped })
     }
 
-    fn load(&self, path: &Path) -> Result<PilImage, EncodeError> {
-        let bad = |e: &dyn std::fmt::Display| EncodeError::Image(format!("{}: {e}", path.display()));
-        let image = PilImage::open(path).map_err(|e| bad(&e))?;
-        self.rules.resolution.apply(&image).map_err(|e| bad(&e))
+    /// The image read, decoded, sized by the resolution policy and preprocessed. The header is checked
+    /// first (size limit, truncation), as when planning, so a decompression bomb is never decoded.
+    fn load(&self, path: &Path) -> Result<PixelPatches, EncodeError> {
+        let (width, height) = header_size(path)?;
+        self.check_pixels(path, width, height)?;
+        let bytes = std::fs::read(path).map_err(|e| EncodeError::image("unreadable", path, e))?;
+        let image = PilImage::decode_limited(&bytes, Some(self.rules.max_image_pixels)).map_err(|e| {
+            let kind = match &e {
+                ImageError::Decode(::image::ImageError::Limits(_)) => "too_large",
+                _ => "undecodable",
+            };
+            EncodeError::image(kind, path, e)
+        })?;
+        let unprocessable = |e: ImageError| EncodeError::image("unprocessable", path, e);
+        let sized = self.rules.resolution.apply(&image).map_err(unprocessable)?;
+        self.embedder.processor.preprocess_pil(&sized).map_err(unprocessable)
+    }
+
+    fn check_pixels(&self, path: &Path, width: usize, height: usize) -> Result<(), EncodeError> {
+        if (width as u64).saturating_mul(height as u64) > self.rules.max_image_pixels {
+            return Err(EncodeError::image(
+                "too_large",
+                path,
+                format!(
+                    "{width} x {height} pixels is more than --max-image-pixels {} (a decompression bomb to Pillow)",
+                    self.rules.max_image_pixels
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn planned_grid(&self, path: &Path) -> Result<[usize; 3], EncodeError> {
-        let bad = |e: &dyn std::fmt::Display| EncodeError::Image(format!("{}: {e}", path.display()));
         let (width, height) = header_size(path)?;
-        if (width as u64).saturating_mul(height as u64) > self.rules.max_image_pixels {
-            return Err(EncodeError::Image(format!(
-                "{}: {width} x {height} pixels is more than --max-image-pixels {} (a decompression bomb to Pillow)",
-                path.display(),
-                self.rules.max_image_pixels
-            )));
-        }
+        self.check_pixels(path, width, height)?;
+        let unprocessable = |e: ImageError| EncodeError::image("unprocessable", path, e);
         let (width, height) = self
             .rules
             .resolution
             .target_size(width, height)
-            .map_err(|e| bad(&e))?
+            .map_err(unprocessable)?
             .unwrap_or((width, height));
-        self.embedder.processor.grid_thw(height, width).map_err(|e| bad(&e))
+        self.embedder.processor.grid_thw(height, width).map_err(unprocessable)
     }
 }
 
 fn header_size(path: &Path) -> Result<(usize, usize), EncodeError> {
     if !path.is_file() {
-        return Err(EncodeError::Image(format!("{}: image file not found", path.display())));
+        return Err(EncodeError::image("missing", path, "image file not found"));
     }
-    let io = |e: std::io::Error| EncodeError::Image(format!("{}: cannot open image: {e}", path.display()));
+    let io = |e: std::io::Error| EncodeError::image("unreadable", path, format!("cannot open image: {e}"));
     let mut file = std::fs::File::open(path).map_err(io)?;
     // Encoders may pad after the end marker; 4 KiB is more than any padding seen in MMEB images.
     let len = file.metadata().map_err(io)?.len();
@@ -153,29 +197,37 @@ fn header_size(path: &Path) -> Result<(usize, usize), EncodeError> {
     let mut tail = Vec::with_capacity(tail_len as usize);
     file.read_to_end(&mut tail).map_err(io)?;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut head = [0u8; 8];
+    let head_len = file.read(&mut head).map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
     let reader = image::ImageReader::new(BufReader::new(file))
         .with_guessed_format()
         .map_err(io)?;
     let format = reader.format();
     let (w, h) = reader
         .into_dimensions()
-        .map_err(|e| EncodeError::Image(format!("{}: not a readable image: {e}", path.display())))?;
-    if !ends_complete(format, &tail) {
-        return Err(EncodeError::Image(format!(
-            "{}: the file is truncated (no end-of-image marker)",
-            path.display()
-        )));
+        .map_err(|e| EncodeError::image("undecodable", path, format!("not a readable image: {e}")))?;
+    if !ends_complete(format, &head[..head_len], &tail, len) {
+        return Err(EncodeError::image(
+            "truncated",
+            path,
+            "the file is truncated (no end-of-image marker, or shorter than its header says)",
+        ));
     }
     Ok((w as usize, h as usize))
 }
 
-/// Whether a PNG or JPEG file still has its end marker (IEND, EOI) in its last bytes `tail`: a
-/// file cut short in transfer is noticed when the run is planned, not halfway through it. Other
-/// formats pass.
-fn ends_complete(format: Option<image::ImageFormat>, tail: &[u8]) -> bool {
+/// Whether a file still has its end: PNG's IEND and JPEG's EOI among its last bytes `tail`, and WebP's
+/// whole RIFF chunk (`len` at least the 8 + size its header declares). A file cut short in transfer is
+/// noticed when the run is planned, not halfway through it. GIF, BMP and TIFF have no end marker
+/// Pillow insists on; a cut one fails when it is decoded (and is skipped then under --on-bad-image skip).
+fn ends_complete(format: Option<image::ImageFormat>, head: &[u8], tail: &[u8], len: u64) -> bool {
     let marker: &[u8] = match format {
         Some(image::ImageFormat::Png) => b"IEND",
         Some(image::ImageFormat::Jpeg) => &[0xFF, 0xD9],
+        Some(image::ImageFormat::WebP) => {
+            return head.len() >= 8 && 8 + u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as u64 <= len
+        }
         _ => return true,
     };
     tail.windows(marker.len()).any(|w| w == marker)

@@ -30,7 +30,7 @@ pub use batch::{EncodedInput, Padding};
 pub use config::ModelConfig;
 pub use embedder::Embedder;
 pub use error::{ModelError, Result};
-pub use inputs::{EncodeError, InputRules, ItemEncoder, Tokens};
+pub use inputs::{BadImage, EncodeError, InputRules, ItemEncoder, Tokens};
 pub use model::Qwen2Vl;
 pub use snapshot::Snapshot;
 pub use weights::Weights;

@@ -67,6 +67,25 @@ pub fn check_backbone(
 /// Further origins of inputs combined deliberately (`--allow-mixed-runs`).
 pub const MIXED_ORIGINS: ParamKey<Vec<String>> = ParamKey::new("mixed_origins");
 
+/// Footer stat of saha-embed with `--on-bad-image skip`: the ids of the items it left out (ascending).
+/// Only these items may lack an embedding downstream; the stages that drop pairs for them pass the
+/// list on in their own footers (retrieve to remap, filter to train).
+pub const SKIPPED_ITEM_IDS: &str = "skipped_item_ids";
+/// Footer stat of saha-embed: skipped items counted by kind of fault (`missing`, `undecodable`, ...).
+pub const SKIPPED_REASONS: &str = "skipped_reasons";
+/// Footer stat of the stages that leave pairs out because an item of theirs was skipped by saha-embed.
+pub const LEFT_OUT_PAIRS: &str = "left_out_pairs";
+/// Why [`LEFT_OUT_PAIRS`] were left out, as the stages print it.
+pub const LEFT_OUT_REASON: &str = "their query or positive image was skipped by saha-embed (--on-bad-image skip)";
+
+/// The items recorded as skipped ([`SKIPPED_ITEM_IDS`]) in a footer; empty when none.
+pub fn skipped_item_ids(provenance: Option<&Provenance>) -> Vec<u32> {
+    provenance
+        .and_then(|p| p.stats.get(SKIPPED_ITEM_IDS))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
 /// One input file of a stage and the SHA-256 of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputHash {

@@ -18,6 +18,7 @@ mod config;
 mod convert;
 mod error;
 mod filters;
+mod palette_header;
 mod pil_image;
 mod pil_resize;
 mod policy;

@@ -645,3 +645,54 @@ fn jpeg_end_to_end_difference() {
         failures.join("\n")
     );
 }
+
+/// GIF, WebP, BMP and TIFF against Pillow (`tests/oracle/pil_formats.py`, fixtures in
+/// `tests/fixtures/image_formats/`): the mode `Image.open` gives, `convert("RGB")`, a resize in the file's
+/// mode (the filter follows the mode) and, for images with transparency, the composite over white.
+/// Every sample matches, lossy WebP included (image-webp decodes the two lossy files, RGB and RGBA,
+/// exactly as Pillow's libwebp does, fancy chroma upsampling and all).
+#[test]
+fn other_formats_decode_as_pillow() {
+    let formats = "../image_formats";
+    let text = std::fs::read_to_string(dir().join(formats).join("manifest.json")).unwrap();
+    let m: Value = serde_json::from_str(&text).unwrap();
+    let (rw, rh) = (
+        m["resize"][0].as_u64().unwrap() as usize,
+        m["resize"][1].as_u64().unwrap() as usize,
+    );
+    for case in m["cases"].as_array().unwrap() {
+        let input = s(case, "input");
+        let img = PilImage::open(dir().join(formats).join(input)).unwrap_or_else(|e| panic!("{input}: {e}"));
+        assert_eq!(img.mode().name(), s(case, "mode"), "{input}: mode");
+        assert_eq!(
+            (img.width(), img.height()),
+            (u(case, "width"), u(case, "height")),
+            "{input}: size"
+        );
+        let resized = resize_compat(&img, rw, rh, None, PillowCompat::Pillow13).unwrap();
+        let mut checks = vec![
+            ("convert(\"RGB\")", to_rgb(&img), "rgb"),
+            ("resize", to_rgb(&resized), "resized"),
+        ];
+        if let Some(file) = case.get("white") {
+            assert!(
+                img.transparency().is_some() || img.mode() == PilMode::RGBA,
+                "{input}: transparency lost"
+            );
+            assert!(file.is_string(), "{input}: white");
+            checks.push(("composite over white", to_rgb_on_white(&img), "white"));
+        }
+        for (what, got, key) in checks {
+            let want = load_raw(&format!("{formats}/{}", s(case, key)));
+            let (max, count) = diff(&raw_of_rgb(&got), &want).unwrap_or_else(|| panic!("{input} {what}: shape"));
+            println!(
+                "{input} ({}): {what}: max |diff| {max}, {count} samples differ",
+                s(case, "mode")
+            );
+            assert_eq!(
+                max, 0,
+                "{input}: {what} differs from Pillow in {count} samples, by up to {max}"
+            );
+        }
+    }
+}

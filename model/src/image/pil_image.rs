@@ -10,6 +10,7 @@ use std::path::Path;
 use ::image::DynamicImage;
 
 use super::error::{ImageError, Result};
+use super::palette_header::{bmp_mode, gif_mode};
 
 /// The Pillow modes this module models.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -192,10 +193,35 @@ impl PilImage {
     /// For PNG the colour type and bit depth of the header decide the mode: gray 1-bit → `1`, gray 2/4/8-bit →
     /// `L`, gray 16-bit → `I;16`, palette → `P`, RGB → `RGB`, gray+alpha → `LA`, RGBA → `RGBA` (16-bit samples
     /// keep their high byte), and a `tRNS` chunk becomes [`PilImage::transparency`] rather than an alpha band.
-    /// Other formats go through [`PilImage::from_dynamic`] (JPEG: `L` or `RGB`; CMYK JPEGs arrive as RGB
-    /// converted by the `image` crate, where Pillow would keep `CMYK`).
+    /// GIF (first frame) and palette BMP take the mode Pillow gives them (`P`, or `L` / `1` for a grey
+    /// palette; see [`gif_mode`], [`bmp_mode`]), a GIF's transparent index becoming
+    /// [`PilImage::transparency`]. Other formats go through [`PilImage::from_dynamic`] (JPEG, TIFF: `L` or
+    /// `RGB`; WebP: `RGB` or `RGBA`; CMYK JPEGs arrive as RGB converted by the `image` crate, where Pillow
+    /// would keep `CMYK`).
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let dynamic = ::image::load_from_memory(bytes)?;
+        Self::decode_limited(bytes, None)
+    }
+
+    /// [`PilImage::decode`] for images of up to `max_pixels` pixels (checked by the caller from the
+    /// header), whatever memory decoding them takes: the `image` crate's default refuses allocations
+    /// over 512 MiB, less than an RGBA image under Pillow's 178,956,970-pixel limit needs.
+    pub fn decode_limited(bytes: &[u8], max_pixels: Option<u64>) -> Result<Self> {
+        let mut reader = ::image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(::image::ImageError::IoError)?;
+        if let Some(max) = max_pixels {
+            let mut limits = ::image::Limits::default();
+            // Four 16-bit samples per pixel at most, and never below the crate's own default.
+            limits.max_alloc = Some(max.saturating_mul(8).max(512 << 20));
+            reader.limits(limits);
+        }
+        let dynamic = reader.decode()?;
+        if let Some((mode, transparent)) = gif_mode(bytes) {
+            return Self::from_palette(&dynamic, mode, transparent);
+        }
+        if let Some(mode) = bmp_mode(bytes) {
+            return Self::from_palette(&dynamic, mode, false);
+        }
         let Some(header) = png_header(bytes) else {
             return Ok(Self::from_dynamic(&dynamic));
         };
@@ -241,6 +267,22 @@ impl PilImage {
             }
         };
         Ok(image)
+    }
+
+    /// A palette image the `image` crate expanded, in the mode Pillow keeps: `P` (expanded RGB, with the
+    /// alpha of a transparent index as transparency when `transparent`), or `L` / `1` from the grey values.
+    fn from_palette(dynamic: &DynamicImage, mode: PilMode, transparent: bool) -> Result<Self> {
+        let (width, height) = (dynamic.width() as usize, dynamic.height() as usize);
+        let rgba = dynamic.to_rgba8().into_raw();
+        if mode != PilMode::P {
+            return PilImage::from_u8(mode, width, height, rgba.chunks_exact(4).map(|p| p[0]).collect());
+        }
+        let (color, alpha) = split_alpha(&rgba, 4);
+        let image = PilImage::from_u8(mode, width, height, color)?;
+        match (transparent, alpha) {
+            (true, Some(alpha)) => image.with_transparency(alpha),
+            _ => Ok(image),
+        }
     }
 
     /// Reads and decodes an image file (see [`PilImage::decode`]).

@@ -88,7 +88,8 @@ pub struct EmbedArgs {
     /// list it in --skipped).
     #[arg(long, value_enum, default_value_t = OnBadImage::Error)]
     pub on_bad_image: OnBadImage,
-    /// Where --on-bad-image skip lists the items it left out (default: embed_skipped.parquet next to --out).
+    /// Where --on-bad-image skip lists the items it left out (default: embed_skipped.parquet next to --out;
+    /// embed_skipped.<i>-of-<n>.parquet with --shard i/n, shard 1 listing those found when planning).
     #[arg(long)]
     #[serde(skip)]
     pub skipped: Option<PathBuf>,

@@ -17,15 +17,15 @@ use rayon::prelude::*;
 use saha_common::lock::FolderLock;
 use saha_common::progress;
 use saha_model::image::ResolutionPolicy;
-use saha_model::{Embedder, EncodeError, EncodedInput, InputRules, ItemEncoder};
+use saha_model::{BadImage, Embedder, EncodeError, EncodedInput, InputRules, ItemEncoder};
 use saha_schemas::embeddings::Embeddings;
-use saha_schemas::provenance::check_backbone;
+use saha_schemas::provenance::{check_backbone, SKIPPED_ITEM_IDS, SKIPPED_REASONS};
 use saha_schemas::records::{read_records, write_records};
 use saha_schemas::{Item, Provenance, SkippedRow};
 
 pub use args::{Cli, Command, EmbedArgs, MergeArgs, OnBadImage, PaddingArg};
 use plan::Planned;
-use work::WorkDir;
+use work::{Skip, WorkDir};
 
 pub const STAGE: &str = "saha-embed";
 
@@ -67,6 +67,19 @@ struct Inputs {
 impl Inputs {
     fn encoder(&self) -> ItemEncoder<'_> {
         self.embedder.item_encoder(self.rules.clone())
+    }
+
+    /// An item with a bad image: an error naming the file and the row, or (with --on-bad-image skip)
+    /// a skip to record.
+    fn bad_image(&self, args: &EmbedArgs, row: usize, bad: BadImage) -> Result<Skip> {
+        match args.on_bad_image {
+            OnBadImage::Error => bail!("{}: {}", self.label(row), bad.message),
+            OnBadImage::Skip => Ok(Skip {
+                row,
+                kind: bad.kind.to_string(),
+                reason: bad.message,
+            }),
+        }
     }
 
     fn label(&self, row: usize) -> String {
@@ -135,7 +148,8 @@ struct Plan {
     parts: Vec<Vec<Vec<usize>>>,
     mine: Vec<usize>,
     truncated: Vec<bool>,
-    skipped: Vec<SkippedRow>,
+    /// Items whose image was found bad when planning (header, size, truncation).
+    skipped: Vec<Skip>,
     fingerprint: String,
     work_dir: PathBuf,
 }
@@ -172,16 +186,7 @@ fn plan(args: &EmbedArgs, inputs: &Inputs, shard: Option<(usize, usize)>, work_d
                 });
             }
             Err(EncodeError::Other(e)) => return Err(anyhow::Error::from(e).context(inputs.label(index))),
-            Err(EncodeError::Image(reason)) => match args.on_bad_image {
-                OnBadImage::Error => bail!("{}: {reason}", inputs.label(index)),
-                OnBadImage::Skip => skipped.push(SkippedRow {
-                    source_file: inputs.items_path.display().to_string(),
-                    source_row: index as u32,
-                    column: "image_path".into(),
-                    reason,
-                    value: inputs.items[index].image_path.clone(),
-                }),
-            },
+            Err(EncodeError::Image(bad)) => skipped.push(inputs.bad_image(args, index, bad)?),
         }
     }
     let parts = plan::parts(plan::batches(&keep, args.batch_tokens, args.max_batch), args.part_items);
@@ -199,9 +204,11 @@ fn plan(args: &EmbedArgs, inputs: &Inputs, shard: Option<(usize, usize)>, work_d
     })
 }
 
-/// What the compute phase produced: (item id, vector) rows and how the parts were come by.
+/// What the compute phase produced: (item id, vector) rows, the items whose image failed to decode or
+/// preprocess (skipped), and how the parts were come by.
 struct Computed {
     rows: Vec<(u32, Arc<Vec<f32>>)>,
+    skipped: Vec<Skip>,
     batches: usize,
     resumed: usize,
     work: WorkDir,
@@ -214,36 +221,55 @@ fn compute(args: &EmbedArgs, inputs: &Inputs, plan: &Plan) -> Result<Computed> {
     let bar = progress::bar(total as u64, "embed");
     let dim = inputs.embedder.config.text.hidden_size;
     let mut rows: Vec<(u32, Arc<Vec<f32>>)> = Vec::with_capacity(total);
+    let mut skipped = Vec::new();
     let (mut batches, mut resumed, mut written) = (0, 0, 0);
     for &part in &plan.mine {
         let part_batches = &plan.parts[part];
         batches += part_batches.len();
-        if let Some(done) = work.load_part(part, dim)? {
+        if let Some((done, done_skips)) = work.load_part(part, dim)? {
             resumed += 1;
-            bar.inc(done.len() as u64);
+            bar.inc((done.len() + done_skips.len()) as u64);
             rows.extend(done);
+            skipped.extend(done_skips);
             continue;
         }
         let mut part_rows = Vec::new();
-        let encode = |batch: &[usize]| -> Result<Vec<EncodedInput>> {
-            batch
+        let mut part_skips = Vec::new();
+        // A batch's items that encoded, and the skips of those whose image failed (read, decode, size, preprocess).
+        let encode = |batch: &[usize]| -> Result<(Vec<usize>, Vec<EncodedInput>, Vec<Skip>)> {
+            let results: Vec<Result<EncodedInput, EncodeError>> = batch
                 .par_iter()
                 .map(|&index| {
                     let item = &inputs.items[index];
                     encoder
                         .encode(&item.prompt, item.image_path.as_deref())
                         .map(|(input, _)| input)
-                        .map_err(|e| anyhow::Error::from(e).context(inputs.label(index)))
                 })
-                .collect()
+                .collect();
+            let (mut kept, mut encoded, mut skips) = (Vec::new(), Vec::new(), Vec::new());
+            for (&index, result) in batch.iter().zip(results) {
+                match result {
+                    Ok(input) => {
+                        kept.push(index);
+                        encoded.push(input);
+                    }
+                    Err(EncodeError::Image(bad)) => skips.push(inputs.bad_image(args, index, bad)?),
+                    Err(EncodeError::Other(e)) => return Err(anyhow::Error::from(e).context(inputs.label(index))),
+                }
+            }
+            Ok((kept, encoded, skips))
         };
         let mut next = part_batches.first().map(|b| encode(b)).transpose()?;
         for (b, batch) in part_batches.iter().enumerate() {
-            let encoded = next.take().expect("each batch is encoded before its turn");
+            let (kept, encoded, skips) = next.take().expect("each batch is encoded before its turn");
+            part_skips.extend(skips);
             // The next batch is read, decoded and tokenised while the model embeds this one.
             let (vectors, following) = std::thread::scope(|scope| {
                 let following = part_batches.get(b + 1).map(|n| scope.spawn(|| encode(n)));
-                let vectors = inputs.embedder.embed(&encoded);
+                let vectors = match encoded.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => inputs.embedder.embed(&encoded),
+                };
                 (
                     vectors,
                     following.map(|h| h.join().expect("the encoding thread does not panic")),
@@ -251,7 +277,7 @@ fn compute(args: &EmbedArgs, inputs: &Inputs, plan: &Plan) -> Result<Computed> {
             });
             let vectors = vectors?;
             next = following.transpose()?;
-            for (&index, vector) in batch.iter().zip(vectors) {
+            for (&index, vector) in kept.iter().zip(vectors) {
                 if vector.iter().any(|v| !v.is_finite()) {
                     bail!("{}: the model produced a non-finite embedding", inputs.label(index));
                 }
@@ -265,8 +291,9 @@ fn compute(args: &EmbedArgs, inputs: &Inputs, plan: &Plan) -> Result<Computed> {
             }
             bar.inc(batch.len() as u64);
         }
-        work.save_part(part, dim, &part_rows, &inputs.model_name)?;
+        work.save_part(part, dim, &part_rows, &part_skips, &inputs.model_name)?;
         rows.extend(part_rows);
+        skipped.extend(part_skips);
         written += 1;
         if args.stop_after_parts == Some(written) {
             bail!("stopped after {written} parts as --stop-after-parts asked; run again to resume");
@@ -275,6 +302,7 @@ fn compute(args: &EmbedArgs, inputs: &Inputs, plan: &Plan) -> Result<Computed> {
     bar.finish_and_clear();
     Ok(Computed {
         rows,
+        skipped,
         batches,
         resumed,
         work,
@@ -284,6 +312,7 @@ fn compute(args: &EmbedArgs, inputs: &Inputs, plan: &Plan) -> Result<Computed> {
 fn write(args: &EmbedArgs, inputs: Inputs, plan: Plan, computed: Computed, out: &Path) -> Result<String> {
     let Computed {
         mut rows,
+        skipped: computed_skips,
         batches,
         resumed,
         work,
@@ -291,7 +320,14 @@ fn write(args: &EmbedArgs, inputs: Inputs, plan: Plan, computed: Computed, out: 
     let mut prov = inputs.prov;
     let embedded = rows.len();
     let truncated = plan.my_items().filter(|&i| plan.truncated[i]).count();
-    let skipped = plan.skipped.len();
+    // Skips found when planning concern every shard's plan: shard 1 reports them, so merged shards count each once.
+    let plan_skips = match &args.shard {
+        Some(shard) if args::parse_shard(shard)?.0 != 1 => Vec::new(),
+        _ => plan.skipped,
+    };
+    let mut skips: Vec<Skip> = plan_skips.into_iter().chain(computed_skips).collect();
+    skips.sort_by_key(|s| s.row);
+    let skipped = skips.len();
     rows.sort_by_key(|(id, _)| *id);
     let embeddings = Embeddings {
         item_ids: rows.iter().map(|(id, _)| *id).collect(),
@@ -303,6 +339,16 @@ fn write(args: &EmbedArgs, inputs: Inputs, plan: Plan, computed: Computed, out: 
     prov.stat("embedded_items", embedded);
     prov.stat("truncated_prompts", truncated);
     prov.stat("skipped_items", skipped);
+    if skipped > 0 {
+        let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
+        for s in &skips {
+            *reasons.entry(s.kind.as_str()).or_default() += 1;
+        }
+        prov.stat(SKIPPED_REASONS, reasons);
+        let mut ids: Vec<u32> = skips.iter().map(|s| inputs.items[s.row].item_id).collect();
+        ids.sort_unstable();
+        prov.stat(SKIPPED_ITEM_IDS, ids);
+    }
     prov.stat("batches", batches);
     prov.stat("plan_fingerprint", &plan.fingerprint);
     if let Some(shard) = &args.shard {
@@ -310,11 +356,22 @@ fn write(args: &EmbedArgs, inputs: Inputs, plan: Plan, computed: Computed, out: 
         prov.stat("shard", format!("{i}/{n}"));
     }
     if args.on_bad_image == OnBadImage::Skip {
-        let path = args
-            .skipped
-            .clone()
-            .unwrap_or_else(|| out.with_file_name("embed_skipped.parquet"));
-        write_records(&path, &plan.skipped, &prov)?;
+        let path = args.skipped.clone().unwrap_or_else(|| match &args.shard {
+            // Shards may share a folder: each lists its own skips.
+            Some(shard) => out.with_file_name(format!("embed_skipped.{}.parquet", shard.replace('/', "-of-"))),
+            None => out.with_file_name("embed_skipped.parquet"),
+        });
+        let rows: Vec<SkippedRow> = skips
+            .into_iter()
+            .map(|s| SkippedRow {
+                source_file: inputs.items_path.display().to_string(),
+                source_row: s.row as u32,
+                column: "image_path".into(),
+                value: inputs.items[s.row].image_path.clone(),
+                reason: format!("{}: {}", s.kind, s.reason),
+            })
+            .collect();
+        write_records(&path, &rows, &prov)?;
     }
     embeddings.write(out, &prov)?;
     work.remove()?;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use saha_schemas::embeddings::Embeddings;
+use saha_schemas::provenance::{skipped_item_ids, SKIPPED_ITEM_IDS, SKIPPED_REASONS};
 use saha_schemas::read::ParquetTable;
 use saha_schemas::Provenance;
 
@@ -60,6 +61,23 @@ pub fn run(args: &MergeArgs) -> Result<String> {
             .map(|(_, p)| p.stats.get(key).and_then(|v| v.as_u64()).unwrap_or(0))
             .sum();
         prov.stats.insert(key.to_string(), total.into());
+    }
+    // Each shard lists the items it skipped (shard 1 also those skipped when planning).
+    let mut ids: Vec<u32> = shards.values().flat_map(|(_, p)| skipped_item_ids(Some(p))).collect();
+    ids.sort_unstable();
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, p) in shards.values() {
+        if let Some(serde_json::Value::Object(m)) = p.stats.get(SKIPPED_REASONS) {
+            for (kind, n) in m {
+                *reasons.entry(kind.clone()).or_default() += n.as_u64().unwrap_or(0);
+            }
+        }
+    }
+    prov.stats.remove(SKIPPED_ITEM_IDS);
+    prov.stats.remove(SKIPPED_REASONS);
+    if !ids.is_empty() {
+        prov.stat(SKIPPED_REASONS, reasons);
+        prov.stat(SKIPPED_ITEM_IDS, ids);
     }
     let first = &shards[&1].0;
     let (dim, model) = (first.dim, first.model.clone());

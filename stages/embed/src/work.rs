@@ -7,11 +7,27 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use saha_schemas::atomic::write_atomic;
 use saha_schemas::embeddings::Embeddings;
+use saha_schemas::read::ParquetTable;
 use saha_schemas::Provenance;
 
 use crate::STAGE;
 
 const PLAN_FILE: &str = "plan.json";
+/// The footer stat of a part file listing the part's items that were skipped for a bad image.
+const PART_SKIPS: &str = "skipped";
+
+/// An item left out for a bad image (`--on-bad-image skip`): its row in the items file, the kind of
+/// fault (`BadImage::kind`) and the message. Found when planning or when computing a part; those of a
+/// part are saved with it, so a resumed run reports the same skips.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Skip {
+    pub row: usize,
+    pub kind: String,
+    pub reason: String,
+}
+
+/// A finished part: its (item id, vector) rows and its skipped items.
+pub type Part = (Vec<(u32, Arc<Vec<f32>>)>, Vec<Skip>);
 
 pub struct WorkDir {
     dir: PathBuf,
@@ -42,24 +58,38 @@ impl WorkDir {
         self.dir.join(format!("part-{part:06}.parquet"))
     }
 
-    /// The rows of a part finished by an earlier run, if there is one.
-    pub fn load_part(&self, part: usize, dim: usize) -> Result<Option<Vec<(u32, Arc<Vec<f32>>)>>> {
+    /// The rows and skips of a part finished by an earlier run, if there is one.
+    pub fn load_part(&self, part: usize, dim: usize) -> Result<Option<Part>> {
         let path = self.part_path(part);
         if !path.is_file() {
             return Ok(None);
         }
-        let done = Embeddings::read(&path).with_context(|| format!("reading finished part {}", path.display()))?;
+        let context = || format!("reading finished part {}", path.display());
+        let done = Embeddings::read(&path).with_context(context)?;
         if done.dim != dim {
             bail!("{}: part has dimension {}, the model {dim}", path.display(), done.dim);
         }
-        Ok(Some(
-            (0..done.len())
-                .map(|i| (done.item_ids[i], Arc::new(done.row(i).to_vec())))
-                .collect(),
-        ))
+        let skips = match ParquetTable::open(&path)?
+            .provenance()
+            .and_then(|p| p.stats.get(PART_SKIPS).cloned())
+        {
+            Some(list) => serde_json::from_value(list).with_context(context)?,
+            None => Vec::new(),
+        };
+        let rows = (0..done.len())
+            .map(|i| (done.item_ids[i], Arc::new(done.row(i).to_vec())))
+            .collect();
+        Ok(Some((rows, skips)))
     }
 
-    pub fn save_part(&self, part: usize, dim: usize, rows: &[(u32, Arc<Vec<f32>>)], model: &str) -> Result<()> {
+    pub fn save_part(
+        &self,
+        part: usize,
+        dim: usize,
+        rows: &[(u32, Arc<Vec<f32>>)],
+        skips: &[Skip],
+        model: &str,
+    ) -> Result<()> {
         let embeddings = Embeddings {
             item_ids: rows.iter().map(|(id, _)| *id).collect(),
             dim,
@@ -67,10 +97,9 @@ impl WorkDir {
             model: model.to_string(),
             normalized: true,
         };
-        embeddings.write(
-            &self.part_path(part),
-            &Provenance::new(STAGE, env!("CARGO_PKG_VERSION")),
-        )?;
+        let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
+        prov.stat(PART_SKIPS, skips);
+        embeddings.write(&self.part_path(part), &prov)?;
         Ok(())
     }
 

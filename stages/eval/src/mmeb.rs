@@ -1,7 +1,7 @@
 //! MMEB-eval scoring: every query against its own candidate list, Precision@1 with the
 //! reference's first-maximum tie rule, hit@5 and MRR per subset (averaged in `aggregate`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
@@ -12,6 +12,7 @@ use saha_common::progress;
 use saha_mining::vectors::{dot, Vectors};
 use saha_schemas::columns::primitive;
 use saha_schemas::embeddings::KEY_MODEL;
+use saha_schemas::provenance::{LEFT_OUT_PAIRS, LEFT_OUT_REASON};
 use saha_schemas::read::ParquetTable;
 use saha_schemas::records::{read_records, KEY_EVAL_SET};
 use saha_schemas::{EvalListEntry, EvalScore, InputHash, Item, Pair, Provenance, Record};
@@ -259,6 +260,29 @@ impl EvalSet {
         hex16(&h.finalize())
     }
 
+    /// Leaves out the eval rows whose query or ground truth saha-embed skipped (`--on-bad-image skip`),
+    /// and the skipped items from the other candidate lists: (rows, candidates) left out.
+    fn without_skipped(&mut self, skipped: &BTreeSet<u32>) -> (usize, usize) {
+        if skipped.is_empty() {
+            return (0, 0);
+        }
+        let rows = std::mem::take(&mut self.pairs);
+        let lists = std::mem::take(&mut self.lists);
+        let (mut left_rows, mut left_candidates) = (0, 0);
+        for (p, mut list) in rows.into_iter().zip(lists) {
+            if skipped.contains(&p.query_id) || skipped.contains(&list[0]) {
+                left_rows += 1;
+                continue;
+            }
+            let before = list.len();
+            list.retain(|c| !skipped.contains(c));
+            left_candidates += before - list.len();
+            self.pairs.push(p);
+            self.lists.push(list);
+        }
+        (left_rows, left_candidates)
+    }
+
     /// Items without an embedding, as an error naming them and the eval rows that use them.
     fn require_embeddings(&self, vectors: &Vectors, files: &[PathBuf]) -> Result<()> {
         let mut queries: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
@@ -346,6 +370,7 @@ pub fn run(args: &MmebArgs) -> Result<Summary> {
     let inputs = open(args, &mut prov)?;
     let outcomes = score(&inputs.set, &inputs.vectors);
     let (rows, mut warnings) = subset_scores(&inputs.set, &outcomes, &inputs.task_map);
+    warnings.extend(inputs.notes.iter().cloned());
     warnings.extend(task_map_warnings(&rows, &inputs.task_map));
     let comparison = match &inputs.before {
         Some(b) => {
@@ -395,6 +420,8 @@ struct Inputs {
     before: Option<Before>,
     set: EvalSet,
     vectors: Vectors,
+    /// What was left out for items skipped by saha-embed.
+    notes: Vec<String>,
 }
 
 /// Reads and checks the inputs, recording their hashes in `prov`.
@@ -415,7 +442,23 @@ fn open(args: &MmebArgs, prov: &mut Provenance) -> Result<Inputs> {
         None if args.same_model => bail!("--same-model needs --compare"),
         None => None,
     };
-    let (set, vectors) = load(args, prov)?;
+    let (mut set, vectors) = load(args, prov)?;
+    let (rows, candidates) = set.without_skipped(&vectors.skipped);
+    let mut notes = Vec::new();
+    if !vectors.skipped.is_empty() {
+        prov.stat(LEFT_OUT_PAIRS, rows);
+        prov.stat("left_out_candidates", candidates);
+        prov.stat("left_out_reason", LEFT_OUT_REASON);
+        notes.push(format!(
+            "{rows} eval rows left out and {candidates} candidates taken from the others' lists: {LEFT_OUT_REASON}"
+        ));
+    }
+    if set.pairs.is_empty() {
+        bail!(
+            "{}: every eval row was left out ({LEFT_OUT_REASON})",
+            args.pairs.display()
+        );
+    }
     set.require_embeddings(&vectors, &args.vectors.embeddings)?;
     Ok(Inputs {
         task_map,
@@ -423,6 +466,7 @@ fn open(args: &MmebArgs, prov: &mut Provenance) -> Result<Inputs> {
         before,
         set,
         vectors,
+        notes,
     })
 }
 

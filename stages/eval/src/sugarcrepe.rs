@@ -19,7 +19,7 @@ use saha_prompting::config::PromptSettings;
 use saha_prompting::render::{Renderer, Role, SpecialTextPolicy};
 use saha_prompting::template::{Backbone, IMAGE_PLACEHOLDER};
 use saha_schemas::embeddings::KEY_MODEL;
-use saha_schemas::provenance::ORIGIN;
+use saha_schemas::provenance::{LEFT_OUT_PAIRS, LEFT_OUT_REASON, ORIGIN};
 use saha_schemas::records::{read_records, sink_for, write_rows};
 use saha_schemas::write::finish_all;
 use saha_schemas::{Item, Provenance, Side, SugarCrepeExample, SugarCrepeScore};
@@ -490,18 +490,35 @@ fn open(args: &ScoreArgs, prov: &mut Provenance) -> Result<(String, Vec<SugarCre
         prov.input(e)?;
     }
     let vectors = Vectors::load(&args.vectors.embeddings, args.vectors.normalize())?;
+    let mut sets = sets;
+    if !vectors.skipped.is_empty() {
+        // An example whose image or a caption saha-embed skipped cannot be scored: it is left out.
+        let before = sets.len();
+        sets.retain(|ex| !example_items(ex).any(|id| vectors.skipped.contains(&id)));
+        prov.stat(LEFT_OUT_PAIRS, before - sets.len());
+        prov.stat("left_out_reason", LEFT_OUT_REASON);
+        if sets.is_empty() {
+            bail!(
+                "{}: every example was left out ({LEFT_OUT_REASON})",
+                args.sets.display()
+            );
+        }
+    }
     require_embeddings(&sets, &vectors, &args.vectors.embeddings)?;
     Ok((model, sets, vectors))
+}
+
+fn example_items(ex: &SugarCrepeExample) -> impl Iterator<Item = u32> {
+    [Some(ex.image_id), Some(ex.pos_id), ex.pos2_id, Some(ex.neg_id)]
+        .into_iter()
+        .flatten()
 }
 
 /// Items without an embedding, as an error naming them and up to three examples each.
 fn require_embeddings(sets: &[SugarCrepeExample], vectors: &Vectors, files: &[PathBuf]) -> Result<()> {
     let mut missing: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for ex in sets {
-        for id in [Some(ex.image_id), Some(ex.pos_id), ex.pos2_id, Some(ex.neg_id)]
-            .into_iter()
-            .flatten()
-        {
+        for id in example_items(ex) {
             if vectors.get(id).is_none() {
                 let v = missing.entry(id).or_default();
                 if v.len() < 3 {

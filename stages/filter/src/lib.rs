@@ -110,7 +110,7 @@ pub fn run(args: &Args) -> Result<Summary> {
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
     prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     prov.param("args", args);
-    let (subsets, vectors) = args.input.load(&mut prov)?;
+    let (subsets, vectors, left_out) = args.input.load(&mut prov)?;
     let (candidates, candidates_prov) = read_records::<Candidate>(&args.candidates)?;
     prov.input(&args.candidates)?;
     let (owners, _) = read_records::<Owner>(&args.owners)?;
@@ -134,7 +134,7 @@ rerun saha-retrieve with a larger --pool or lower --range-start",
             args.candidates.display(),
         );
     }
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = left_out.note().into_iter().collect();
     if args.strategy == Strategy::Range && args.range_end > depth {
         notes.push(format!(
             "--range-end {} is deeper than {} ({depth} candidates per query): drawing from ranks [{}, {depth}) \

@@ -8,6 +8,8 @@ use saha_common::progress;
 use saha_mining::data::group_pairs;
 use saha_mining::remap::{owner_lists, RemapCounts};
 use saha_mining::sampler::Lookup;
+use saha_mining::skips::{without_skipped, LeftOut};
+use saha_schemas::provenance::skipped_item_ids;
 use saha_schemas::records::{read_records, sink_for, write_rows};
 use saha_schemas::{Candidate, Owner, Pair, Provenance};
 
@@ -38,14 +40,19 @@ pub struct Args {
     pub out: PathBuf,
 }
 
-pub fn run(args: &Args) -> Result<RemapCounts> {
+/// The owner lists' counts, and the pairs left out as saha-retrieve left them out.
+pub fn run(args: &Args) -> Result<(RemapCounts, LeftOut)> {
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
     prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     prov.param("args", args);
     let (pairs, _) = read_records::<Pair>(&args.pairs)?;
     prov.input(&args.pairs)?;
-    let (candidates, _) = read_records::<Candidate>(&args.candidates)?;
+    let (candidates, candidates_prov) = read_records::<Candidate>(&args.candidates)?;
     prov.input(&args.candidates)?;
+    // The pairs saha-retrieve left out (a query or positive skipped by saha-embed) own nothing.
+    let skipped = skipped_item_ids(candidates_prov.as_ref()).into_iter().collect();
+    let (pairs, left_out) = without_skipped(pairs, &skipped);
+    left_out.record(&mut prov);
     let lookup = Lookup::new(&candidates, usize::MAX).map_err(|q| {
         anyhow!(
             "{}: candidates of query {q} are not contiguous",
@@ -74,5 +81,5 @@ pub fn run(args: &Args) -> Result<RemapCounts> {
         write_rows(&mut sink, owners)?;
     }
     sink.finish()?;
-    Ok(total)
+    Ok((total, left_out))
 }

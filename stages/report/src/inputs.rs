@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use saha_schemas::embeddings::Embeddings;
+use saha_schemas::provenance::LEFT_OUT_PAIRS;
 use saha_schemas::records::read_records;
 use saha_schemas::{ClusterMember, EvalScore, InputHash, MiningStats, ParquetTable, Record, TrainLogRow};
 
@@ -53,6 +54,8 @@ pub struct Miner {
     pub clusters_path: String,
     pub clusters: Option<Vec<ClusterMember>>,
     pub stats: Option<Vec<MiningStats>>,
+    /// Pairs the miner left out because saha-embed skipped their query or positive (its footer).
+    pub left_out_pairs: u64,
 }
 
 /// What the sections draw from; `None` where the run has no such artefact.
@@ -117,11 +120,18 @@ fn miners(args: &Args, inputs: &mut Inputs) -> Result<Vec<Miner>> {
         .chain(baselines.iter().map(|b| (b.clone(), args.run.join("mining").join(b))))
     {
         let clusters_path = dir.join("clusters.parquet");
+        let stats_path = dir.join("mining_stats.parquet");
+        let left_out_pairs = ParquetTable::open(&stats_path)
+            .ok()
+            .and_then(|t| t.provenance())
+            .and_then(|p| p.stats.get(LEFT_OUT_PAIRS).and_then(|v| v.as_u64()))
+            .unwrap_or(0);
         miners.push(Miner {
             name,
             clusters_path: inputs.name(&clusters_path),
             clusters: inputs.records::<ClusterMember>(clusters_path)?,
-            stats: inputs.records::<MiningStats>(dir.join("mining_stats.parquet"))?,
+            stats: inputs.records::<MiningStats>(stats_path)?,
+            left_out_pairs,
         });
     }
     Ok(miners)

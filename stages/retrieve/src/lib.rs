@@ -66,6 +66,8 @@ pub struct Summary {
     pub rows: usize,
     pub renormalised: usize,
     pub warnings: Vec<String>,
+    /// Pairs left out because saha-embed skipped their query or positive.
+    pub left_out: saha_mining::skips::LeftOut,
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
@@ -81,7 +83,7 @@ pub fn run(args: &Args) -> Result<Summary> {
     prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     prov.param("args", args);
     prov.set(&RETRIEVAL_DEPTH, pool);
-    let (subsets, vectors) = args.input.load(&mut prov)?;
+    let (subsets, vectors, left_out) = args.input.load(&mut prov)?;
     let mut warnings = Vec::new();
     for s in &subsets {
         vectors.require(s.queries.iter().copied(), &format!("subset {} query", s.name))?;
@@ -138,5 +140,6 @@ retrieval; running exact retrieval (the same candidates)"
         rows,
         renormalised: vectors.renormalised,
         warnings,
+        left_out,
     })
 }

@@ -8,6 +8,9 @@ fn main() {
         eprintln!("{STAGE}: warning: {w}");
     }
     saha_common::stage::note_renormalised(STAGE, s.renormalised);
+    if let Some(note) = s.left_out.note() {
+        eprintln!("{STAGE}: {note}");
+    }
     eprintln!(
         "{STAGE}: {} candidates for {} queries -> {}",
         s.rows,

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use saha_common::rng::Rng;
+use saha_schemas::provenance::LEFT_OUT_PAIRS;
 use saha_schemas::records::read_records;
 use saha_schemas::{ClusterMember, Item, Provenance};
 
@@ -16,10 +17,12 @@ pub struct TrainData {
     pub items: HashMap<u32, Item>,
     /// The items' provenance (which backbone they were rendered for).
     pub items_provenance: Option<Provenance>,
+    /// Pairs saha-filter left out because saha-embed skipped their query or positive (its footer).
+    pub left_out_pairs: u64,
 }
 
 pub fn load(clusters_path: &Path, items_path: &Path) -> Result<TrainData> {
-    let (members, _): (Vec<ClusterMember>, _) = read_records(clusters_path)?;
+    let (members, clusters_provenance): (Vec<ClusterMember>, _) = read_records(clusters_path)?;
     if members.is_empty() {
         bail!("{}: no clusters to train on", clusters_path.display());
     }
@@ -46,10 +49,16 @@ pub fn load(clusters_path: &Path, items_path: &Path) -> Result<TrainData> {
             ms.iter().map(|m| (m.query_id, m.target_id)).collect()
         })
         .collect();
+    let left_out_pairs = clusters_provenance
+        .as_ref()
+        .and_then(|p| p.stats.get(LEFT_OUT_PAIRS))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
     Ok(TrainData {
         clusters,
         items,
         items_provenance,
+        left_out_pairs,
     })
 }
 

@@ -6,6 +6,13 @@ fn main() {
     let args = Args::parse();
     saha_model::startup::keep_freed_memory();
     let s = saha_common::stage::exit_on_error(STAGE, run(&args));
+    if s.left_out_pairs > 0 {
+        eprintln!(
+            "{STAGE}: trained without {} pairs that saha-filter left out: {}",
+            s.left_out_pairs,
+            saha_schemas::provenance::LEFT_OUT_REASON
+        );
+    }
     eprintln!(
         "{STAGE}: {} steps, loss {:.4} -> {:.4}; result in {}",
         s.steps,

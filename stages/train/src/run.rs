@@ -32,6 +32,8 @@ pub struct Summary {
     pub first_loss: f32,
     pub last_loss: f32,
     pub adapter_dir: PathBuf,
+    /// Pairs left out before training because saha-embed skipped their query or positive image.
+    pub left_out_pairs: u64,
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
@@ -85,6 +87,9 @@ fn open(args: &Args) -> Result<Opened> {
     prov.param("args", args);
     prov.input(&args.clusters)?;
     prov.input(&args.items)?;
+    if data.left_out_pairs > 0 {
+        prov.stat(saha_schemas::provenance::LEFT_OUT_PAIRS, data.left_out_pairs);
+    }
     let embedder =
         Embedder::load(model_dir, dtype, &device).with_context(|| format!("loading {}", model_dir.display()))?;
     let backbone = embedder.config.arch.backbone();
@@ -456,6 +461,7 @@ impl Trainer {
             first_loss: self.log.first().map_or(f32::NAN, |r| r.loss),
             last_loss: self.log.last().map_or(f32::NAN, |r| r.loss),
             adapter_dir,
+            left_out_pairs: self.data.left_out_pairs,
         })
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
+use saha_schemas::provenance::LEFT_OUT_REASON;
 use saha_schemas::MiningStats;
 
 use super::miner_color;
@@ -88,5 +89,14 @@ label), per subset and over all subsets: negatives that are in fact positives.</
         html.push_str("</tr>\n");
     }
     html.push_str("</table>\n");
+    for (_, m, _) in with.iter().filter(|(_, m, _)| m.left_out_pairs > 0) {
+        write!(
+            html,
+            "<p>{}: {} pairs left out before mining: {}.</p>\n",
+            esc(&m.name),
+            m.left_out_pairs,
+            esc(LEFT_OUT_REASON)
+        )?;
+    }
     Ok(Some(html))
 }
