@@ -36,7 +36,15 @@ pub struct Summary {
 
 pub fn run(args: &Args) -> Result<Summary> {
     // One process per output folder, held until the run ends (the lock goes with the process).
-    let _lock = FolderLock::acquire(&args.out_dir, &args.out_dir).map_err(anyhow::Error::msg)?;
+    let lock = FolderLock::acquire(&args.out_dir, &args.out_dir).map_err(anyhow::Error::msg)?;
+    let result = locked_run(args);
+    if result.is_err() {
+        lock.discard_if_alone();
+    }
+    result
+}
+
+fn locked_run(args: &Args) -> Result<Summary> {
     let earlier = checkpoint::list(&args.out_dir)?;
     if !args.resume && !args.overwrite && !earlier.is_empty() {
         bail!(
@@ -87,6 +95,13 @@ fn open(args: &Args) -> Result<Opened> {
     prov.input(&args.items)?;
     let embedder =
         Embedder::load(model_dir, dtype, &device).with_context(|| format!("loading {}", model_dir.display()))?;
+    let width = embedder.config.text.hidden_size;
+    if !args.full && args.rank > width {
+        bail!(
+            "--rank {} is larger than the model's hidden size {width}: an adapter update cannot have a higher rank",
+            args.rank
+        );
+    }
     let backbone = embedder.config.arch.backbone();
     saha_schemas::provenance::check_backbone(&args.items, data.items_provenance.as_ref(), backbone, model_dir)
         .map_err(anyhow::Error::msg)?;
