@@ -55,7 +55,7 @@ fn build() -> Fixture {
         let out = make_small(&root, args);
         assert!(out.status.success(), "make {args:?}: {}", stderr(&out));
     };
-    saha_tests::wordnet_data::database(&root, 2, 10);
+    saha_tests::wordnet_data::database(&root, 4, 10);
     let sc = root.join("sc");
     write_png(&sc.join("images"), "a.png");
     write_png(&sc.join("images"), "b.png");

@@ -445,6 +445,10 @@ impl Trainer {
             step: done,
             fingerprint: self.fingerprint.clone(),
         };
+        // The log first: whenever a checkpoint is in place, the log holds its steps (a resumed run keeps
+        // the rows up to its checkpoint), even when the process is killed between the two writes.
+        crate::log::write(&args.out_dir, &self.log, &self.prov)?;
+        crate::timings::write(&args.out_dir, &self.timings)?;
         let saved = checkpoint::save(
             &args.out_dir,
             &self.embedder.model,
@@ -454,8 +458,7 @@ impl Trainer {
             &state,
         )?;
         self.last_checkpoint = Some(saved);
-        crate::log::write(&args.out_dir, &self.log, &self.prov)?;
-        crate::timings::write(&args.out_dir, &self.timings)
+        Ok(())
     }
 
     /// Writes the trained adapter (or model) next to the checkpoints, atomically.
