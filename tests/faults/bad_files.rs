@@ -21,7 +21,8 @@ pub fn stages() -> Vec<Stage> {
     let pq = Input::parquet;
     vec![
         Stage::new("saha-prompt", &[])
-            .input(pq("--data", a("data/train/ShapeCaps_i2t.parquet")).schema(a("pairs.parquet")))
+            // (pairs.parquet would do as MMEB data: it has the four MMEB columns.)
+            .input(pq("--data", a("data/train/ShapeCaps_i2t.parquet")).schema(a("embeddings.parquet")))
             .input(Input::folder("--image-root", a("data/images"), &[]).except(&[Fault::FileForFolder]))
             .output("--out-dir", "run"),
         Stage::new("saha-embed", &[])
@@ -78,7 +79,8 @@ pub fn stages() -> Vec<Stage> {
                 // A run with no artefacts yet is reported as such (each section says what is missing).
                 .except(&[Fault::EmptyFolder]),
             )
-            .input(pq("--embeddings", a("embeddings.parquet")).schema(a("pairs.parquet")))
+            // Every report input is optional (a missing one leaves its section saying so).
+            .input(pq("--embeddings", a("embeddings.parquet")).schema(a("pairs.parquet")).except(&[Fault::Missing]))
             .output("--out", "report.html"),
         Stage::new("saha-sql", &["-e", "select count(*) from pairs"])
             .input(Input::folder("--run", a(""), &["pairs.parquet", "items.parquet", "clusters.parquet"]))

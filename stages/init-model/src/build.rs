@@ -2,6 +2,7 @@
 //! writes it.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
@@ -51,7 +52,11 @@ pub fn run(args: &Args) -> Result<Built> {
             vocab::check_tokenizer(&args.tokenizer, read.tokens.as_deref(), read.shape.vocab, path)?;
             (read.shape, Some(read.tensors))
         }
-        None => (args.flag_text_shape(), None),
+        None => {
+            let shape = args.flag_text_shape();
+            vocab::check_tokenizer(&args.tokenizer, None, shape.vocab, Path::new("--vocab"))?;
+            (shape, None)
+        }
     };
     let mrope_section = match args.mrope_section.as_deref() {
         None if args.arch == crate::ArchArg::Qwen3Vl => crate::qwen3_vl::default_mrope_section(args.qwen3_head_dim()),
