@@ -75,7 +75,10 @@ fn mutated_images_are_refused_naming_the_file_never_a_panic() {
         let bytes = std::fs::read(seed_path).unwrap();
         assert!(read(seed_path).is_ok(), "{} is read", seed_path.display());
         let stem = seed_path.file_stem().unwrap().to_string_lossy();
-        let ext = seed_path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        let ext = seed_path
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for seed in 0..cases {
             let name = format!("{stem}-m{seed}.{ext}");
             let mutated = mutate(&bytes, seed);

@@ -79,7 +79,15 @@ fn build() -> Fixture {
         "train",
         "sugarcrepe",
     ]);
-    made(&["RUN=b", "SEED=7", "MODEL_SEED=8", "BASELINES=", "remap", "prompt-eval", "embed-eval"]);
+    made(&[
+        "RUN=b",
+        "SEED=7",
+        "MODEL_SEED=8",
+        "BASELINES=",
+        "remap",
+        "prompt-eval",
+        "embed-eval",
+    ]);
     Fixture {
         _dir: dir,
         root,

@@ -171,7 +171,10 @@ impl Stage {
     pub fn bad_files(&self) -> (Vec<String>, usize) {
         let out = self.run(&self.args(None, &fixture().scratch("good")));
         if !out.status.success() {
-            return (vec![format!("{} with good inputs fails: {}", self.bin, stderr(&out))], 1);
+            return (
+                vec![format!("{} with good inputs fails: {}", self.bin, stderr(&out))],
+                1,
+            );
         }
         let mut problems = Vec::new();
         let mut cases = 0;

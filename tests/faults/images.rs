@@ -31,13 +31,19 @@ fn variants(png: &[u8]) -> Vec<(String, Option<Vec<u8>>)> {
     let mut v = vec![
         ("truncated".to_string(), Some(png[..png.len() / 2].to_vec())),
         ("empty".into(), Some(Vec::new())),
-        ("garbage".into(), Some((0..500u32).map(|i| (i * 7919 % 251) as u8).collect())),
+        (
+            "garbage".into(),
+            Some((0..500u32).map(|i| (i * 7919 % 251) as u8).collect()),
+        ),
         ("data-flipped".into(), Some(flipped)),
         ("bomb".into(), Some(bomb)),
         ("folder".into(), None),
     ];
     let kept = repo_root().join("tests/fixtures/image/fuzz");
-    for f in std::fs::read_dir(kept).map(|rd| rd.flatten().collect()).unwrap_or_else(|_| Vec::new()) {
+    for f in std::fs::read_dir(kept)
+        .map(|rd| rd.flatten().collect())
+        .unwrap_or_else(|_| Vec::new())
+    {
         v.push((
             format!("fuzz {}", f.file_name().to_string_lossy()),
             Some(std::fs::read(f.path()).unwrap()),
@@ -83,7 +89,11 @@ fn bad_images_are_refused_by_default_and_skipped_on_request() {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-            a.extend([model.display().to_string(), "--image-root".into(), root.display().to_string()]);
+            a.extend([
+                model.display().to_string(),
+                "--image-root".into(),
+                root.display().to_string(),
+            ]);
             a.extend(["--out".into(), out_dir.join("embeddings.parquet").display().to_string()]);
             a.extend(extra.iter().map(|s| s.to_string()));
             a

@@ -30,7 +30,11 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .filter(|p| !TIMINGS.iter().any(|t| p.ends_with(t)))
         .map(|p| {
             let full = dir.join(&p);
-            let bytes = if full.is_dir() { Vec::new() } else { std::fs::read(&full).unwrap() };
+            let bytes = if full.is_dir() {
+                Vec::new()
+            } else {
+                std::fs::read(&full).unwrap()
+            };
             (p, bytes)
         })
         .collect()
@@ -127,7 +131,10 @@ fn killed_and_rerun(bin_name: &str, sub: &str, lead: &[&str], rerun: fn(&Path) -
         "{bin_name}: the files after kills and a rerun are not those of an uninterrupted run"
     );
     for (path, bytes) in &after {
-        assert!(&reference[path] == bytes, "{bin_name}: {path} differs from the uninterrupted run's");
+        assert!(
+            &reference[path] == bytes,
+            "{bin_name}: {path} differs from the uninterrupted run's"
+        );
     }
     assert!(!landed.is_empty(), "{bin_name}: no kill landed while the stage ran");
     eprintln!(
@@ -136,7 +143,12 @@ fn killed_and_rerun(bin_name: &str, sub: &str, lead: &[&str], rerun: fn(&Path) -
     );
 }
 
-const SHARES: [Point; 4] = [Point::Share(0.0), Point::Share(0.3), Point::Share(0.6), Point::Share(0.9)];
+const SHARES: [Point; 4] = [
+    Point::Share(0.0),
+    Point::Share(0.3),
+    Point::Share(0.6),
+    Point::Share(0.9),
+];
 
 #[test]
 fn embed_killed_and_rerun_gives_the_same_bytes() {
@@ -161,7 +173,13 @@ fn mining_stages_killed_and_rerun_give_the_same_bytes() {
     let points = [&SHARES[..], &[Point::Files(".tmp-", 1)]].concat();
     killed_and_rerun("saha-retrieve", "", &[], |_| Vec::new(), &points);
     killed_and_rerun("saha-remap", "", &[], |_| Vec::new(), &points);
-    killed_and_rerun("saha-filter", "", &["--also-classification", "ShapeClass"], |_| Vec::new(), &points);
+    killed_and_rerun(
+        "saha-filter",
+        "",
+        &["--also-classification", "ShapeClass"],
+        |_| Vec::new(),
+        &points,
+    );
 }
 
 #[test]

@@ -66,7 +66,10 @@ pub fn run(args: &Args) -> Result<Built> {
     };
     let config_json = args.config_json(&text, mrope_section);
     let config = ModelConfig::from_value(&config_json).with_context(|| {
-        format!("the shape the flags ask for ({SHAPE_FLAGS}) is not a valid {}", args.arch.arch().model_type())
+        format!(
+            "the shape the flags ask for ({SHAPE_FLAGS}) is not a valid {}",
+            args.arch.arch().model_type()
+        )
     })?;
     let parameters = checkpoint_tensors(&config).iter().try_fold(0usize, |sum, spec| {
         let n = spec.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;

@@ -147,12 +147,10 @@ impl Session {
     /// Runs one query; anything but a query is refused before it runs (see [`guard::check_plan`]).
     pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         self.runtime.block_on(async {
-            let plan = self
-                .ctx
-                .state()
-                .create_logical_plan(sql)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e} (the tables of {}: {})", self.run.display(), self.table_names()))?;
+            let plan =
+                self.ctx.state().create_logical_plan(sql).await.map_err(|e| {
+                    anyhow::anyhow!("{e} (the tables of {}: {})", self.run.display(), self.table_names())
+                })?;
             guard::check_plan(&plan)?;
             let df = self.ctx.execute_logical_plan(plan).await?;
             df.collect().await.map_err(|e| anyhow::anyhow!("{e}"))
@@ -162,7 +160,12 @@ impl Session {
     fn table_names(&self) -> String {
         match self.tables.is_empty() {
             true => "none, no Parquet file".into(),
-            false => self.tables.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+            false => self
+                .tables
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 
