@@ -3,6 +3,8 @@
 
 #[path = "mining_data.rs"]
 pub mod mining_data;
+#[path = "wordnet_data.rs"]
+pub mod wordnet_data;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

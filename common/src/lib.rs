@@ -1,10 +1,11 @@
 //! What the saha crates share and that needs no Parquet: the seeded random generator (the model
 //! draws adapter weights and dropout masks from it), progress bars, the command-line flags
 //! several stage binaries take, each declared once, the value parsers of numeric flags, and the
-//! lock that keeps one process per output.
+//! lock that keeps one process per output, and the seeded byte mutations the fuzz tests use.
 
 pub mod flags;
 pub mod lock;
+pub mod mutate;
 pub mod numbers;
 pub mod progress;
 pub mod rng;

@@ -13,6 +13,8 @@ pub const FILE: &str = ".lock";
 #[derive(Debug)]
 pub struct FolderLock {
     path: PathBuf,
+    /// Whether `acquire` made the folder (then a failed run may remove it again).
+    created: bool,
     _file: File,
 }
 
@@ -20,6 +22,7 @@ impl FolderLock {
     /// Creates `folder` if needed and locks `folder/.lock`, or fails at once, naming the lock file and
     /// `output` (what the folder belongs to) when another process holds it.
     pub fn acquire(folder: &Path, output: &Path) -> Result<Self, String> {
+        let created = !folder.exists();
         std::fs::create_dir_all(folder).map_err(|e| format!("creating {}: {e}", folder.display()))?;
         let path = folder.join(FILE);
         let file = OpenOptions::new()
@@ -29,7 +32,11 @@ impl FolderLock {
             .open(&path)
             .map_err(|e| format!("opening the lock file {}: {e}", path.display()))?;
         match file.try_lock() {
-            Ok(()) => Ok(FolderLock { path, _file: file }),
+            Ok(()) => Ok(FolderLock {
+                path,
+                created,
+                _file: file,
+            }),
             Err(TryLockError::WouldBlock) => Err(format!(
                 "another process is writing {} (it holds the lock {}); one process per output: wait for it to end, \
                  or give this one another output",
@@ -42,6 +49,17 @@ impl FolderLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// After a failed run: when this lock made its folder and nothing but the lock file is in it,
+    /// removes both, so a run that stopped before writing anything leaves nothing behind.
+    pub fn discard_if_alone(self) {
+        let Some(folder) = self.path.parent() else { return };
+        let alone = std::fs::read_dir(folder).is_ok_and(|entries| entries.flatten().all(|e| e.path() == self.path));
+        if self.created && alone {
+            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_dir(folder);
+        }
     }
 }
 
@@ -63,5 +81,20 @@ mod tests {
         );
         drop(first);
         FolderLock::acquire(&folder, Path::new("out")).unwrap();
+    }
+
+    #[test]
+    fn a_failed_run_removes_only_a_folder_it_made_and_left_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("train");
+        FolderLock::acquire(&folder, &folder).unwrap().discard_if_alone();
+        assert!(!folder.exists());
+        let lock = FolderLock::acquire(&folder, &folder).unwrap();
+        std::fs::write(folder.join("checkpoint"), b"").unwrap();
+        lock.discard_if_alone();
+        assert!(folder.join(FILE).exists());
+        std::fs::remove_file(folder.join("checkpoint")).unwrap();
+        FolderLock::acquire(&folder, &folder).unwrap().discard_if_alone();
+        assert!(folder.exists(), "a folder that was there before stays");
     }
 }

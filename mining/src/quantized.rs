@@ -140,7 +140,7 @@ pub fn top_p_fast(
 ) -> Vec<Vec<(u32, f32)>> {
     let nt = targets.len() / dim;
     let p = p.min(nt);
-    let deep = (p * oversample.max(1)).min(nt);
+    let deep = p.saturating_mul(oversample.max(1)).min(nt);
     let tq = quantise(targets, dim);
     let qq = quantise(queries, dim);
     let width = qq.width;

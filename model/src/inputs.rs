@@ -114,6 +114,12 @@ impl<'a> ItemEncoder<'a> {
         ))
     }
 
+    /// Decodes the image `relative` to the root and applies the resolution policy, as [`Self::encode`]
+    /// does, to learn whether it is usable before a run relies on it (a file broken past its header).
+    pub fn check_image(&self, relative: &str) -> Result<(), EncodeError> {
+        self.load(&self.image_path(relative)?).map(|_| ())
+    }
+
     fn image_path(&self, relative: &str) -> Result<PathBuf, EncodeError> {
         self.rules.image_root.resolve(relative).map_err(|message| {
             EncodeError::Image(BadImage {
@@ -184,7 +190,9 @@ impl<'a> ItemEncoder<'a> {
     }
 }
 
-fn header_size(path: &Path) -> Result<(usize, usize), EncodeError> {
+/// The width and height in an image file's header, without decoding it; a missing, unreadable or
+/// truncated file (no PNG or JPEG end marker) is an error naming the file.
+pub fn header_size(path: &Path) -> Result<(usize, usize), EncodeError> {
     if !path.is_file() {
         return Err(EncodeError::image("missing", path, "image file not found"));
     }

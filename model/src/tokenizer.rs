@@ -100,7 +100,7 @@ impl PromptTokenizer {
         let cuttable: Vec<usize> = (text_start..tail).filter(|&i| !self.is_special(ids[i])).collect();
         if cuttable.len() < excess {
             return Err(ModelError::Input(format!(
-                "the prompt has {} tokens and only {} of them are user text; it cannot fit in {max_len} tokens",
+                "the prompt has {} tokens and only {} of them are user text; it cannot fit in --max-len {max_len} tokens",
                 ids.len(),
                 cuttable.len()
             )));

@@ -23,7 +23,9 @@ impl AtomicFile {
         let name = target
             .file_name()
             .ok_or_else(|| SchemaError::invalid(target, "output path has no file name"))?;
-        let temp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+        let prefix = format!(".{}.tmp-", name.to_string_lossy());
+        remove_stale_temps(dir, &prefix);
+        let temp = dir.join(format!("{prefix}{}", std::process::id()));
         let file = File::create(&temp).map_err(|e| SchemaError::io(&temp, e))?;
         Ok(Self {
             target: target.to_path_buf(),
@@ -73,6 +75,26 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Removes the temporaries `<prefix><pid>` in `dir` of processes that no longer run (killed before
+/// they could), so a rerun after `kill -9` leaves the folder as an uninterrupted run does. Where
+/// running processes cannot be told (no /proc), nothing is removed.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let proc = Path::new("/proc");
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    if !proc.join("self").exists() {
+        return;
+    }
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !proc.join(pid).exists() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `target` atomically.
 pub fn write_atomic(target: &Path, bytes: &[u8]) -> Result<()> {
     let mut out = AtomicFile::create(target)?;
@@ -111,5 +133,24 @@ mod tests {
         write_atomic(&target, b"two").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporaries_of_dead_processes_are_removed_those_of_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        // A pid above Linux's pid_max (2^22) runs nowhere; pid 1 always runs.
+        let dead = dir.path().join(".out.txt.tmp-4194399");
+        let live = dir.path().join(".out.txt.tmp-1");
+        let other = dir.path().join(".other.txt.tmp-4194399");
+        for p in [&dead, &live, &other] {
+            fs::write(p, b"half").unwrap();
+        }
+        let mut names = Vec::new();
+        {
+            let _open = AtomicFile::create(&target).unwrap();
+            names.extend(fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()));
+        }
+        assert!(names.contains(&live) && names.contains(&other) && !names.contains(&dead));
     }
 }

@@ -5,52 +5,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
+use saha_common::mutate::mutate;
 use saha_schemas::embeddings::Embeddings;
 use saha_schemas::records::{read_records, write_records};
 use saha_schemas::{Pair, Provenance};
-
-/// SplitMix64: small, seeded, and enough to pick offsets.
-struct Mix(u64);
-
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn mutate(bytes: &[u8], seed: u64) -> Vec<u8> {
-    let mut rng = Mix(seed);
-    let mut out = bytes.to_vec();
-    match seed % 4 {
-        0 => out.truncate(rng.below(bytes.len())),
-        1 => {
-            for _ in 0..1 + rng.below(8) {
-                let i = rng.below(out.len());
-                out[i] ^= 1 << rng.below(8);
-            }
-        }
-        2 => {
-            let start = rng.below(out.len());
-            let end = (start + 1 + rng.below(64)).min(out.len());
-            out[start..end].iter_mut().for_each(|b| *b = rng.next() as u8);
-        }
-        _ => {
-            // The footer and its length are where readers trust the file most.
-            let tail = out.len().min(256);
-            let i = out.len() - 1 - rng.below(tail);
-            out[i] = rng.next() as u8;
-        }
-    }
-    out
-}
 
 fn pairs() -> Vec<Pair> {
     (0..300u32)

@@ -85,7 +85,8 @@ pub struct EmbedArgs {
     #[arg(long, default_value = "random")]
     pub resolution: String,
     /// Missing or unreadable image: error (stop, naming item and path) or skip (leave the item out and
-    /// list it in --skipped).
+    /// list it in --skipped; every image is then decoded once while planning, so a file broken past its
+    /// header is skipped too rather than stopping the run).
     #[arg(long, value_enum, default_value_t = OnBadImage::Error)]
     pub on_bad_image: OnBadImage,
     /// Where --on-bad-image skip lists the items it left out (default: embed_skipped.parquet next to --out;

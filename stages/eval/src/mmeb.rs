@@ -486,7 +486,7 @@ fn load(args: &MmebArgs, prov: &mut Provenance) -> Result<(EvalSet, Vectors)> {
         });
         (hashing.join().expect("hashing thread"), loaded)
     });
-    let loaded = loaded?;
+    // Files of another run are named as such before any disagreement between their contents.
     for (i, (file, hash)) in files.iter().zip(hashes?).enumerate() {
         if i < of_this_run {
             prov.add_input(file, hash)?;
@@ -494,7 +494,7 @@ fn load(args: &MmebArgs, prov: &mut Provenance) -> Result<(EvalSet, Vectors)> {
             prov.inputs.push(hash);
         }
     }
-    Ok(loaded)
+    loaded
 }
 
 /// Every query against its own candidate list.

@@ -2,6 +2,7 @@
 //! writes it.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
@@ -18,11 +19,14 @@ pub struct Built {
     pub random: usize,
 }
 
+/// The flags that size the model, named when a shape is refused.
+const SHAPE_FLAGS: &str = "--hidden, --intermediate, --layers, --heads, --kv-heads, --head-dim, --vocab, --vision-*";
+
+/// 8 GiB of f32 weights: far beyond a test model, below what would exhaust memory unannounced.
+const MAX_PARAMETERS: usize = 1 << 31;
+
 /// Writes the snapshot `args` describe.
 pub fn run(args: &Args) -> Result<Built> {
-    if args.shards == 0 {
-        bail!("--shards must be at least 1");
-    }
     if !args.tokenizer.is_file() {
         bail!(
             "--tokenizer {}: not found (run scripts/fetch-tokenizer.sh)",
@@ -48,7 +52,11 @@ pub fn run(args: &Args) -> Result<Built> {
             vocab::check_tokenizer(&args.tokenizer, read.tokens.as_deref(), read.shape.vocab, path)?;
             (read.shape, Some(read.tensors))
         }
-        None => (args.flag_text_shape(), None),
+        None => {
+            let shape = args.flag_text_shape();
+            vocab::check_tokenizer(&args.tokenizer, None, shape.vocab, Path::new("--vocab"))?;
+            (shape, None)
+        }
     };
     let mrope_section = match args.mrope_section.as_deref() {
         None if args.arch == crate::ArchArg::Qwen3Vl => crate::qwen3_vl::default_mrope_section(args.qwen3_head_dim()),
@@ -57,8 +65,19 @@ pub fn run(args: &Args) -> Result<Built> {
         Some(other) => bail!("--mrope-section needs three numbers (t,h,w), got {other:?}"),
     };
     let config_json = args.config_json(&text, mrope_section);
-    let config = ModelConfig::from_value(&config_json)
-        .with_context(|| format!("the requested shape is not a valid {}", args.arch.arch().model_type()))?;
+    let config = ModelConfig::from_value(&config_json).with_context(|| {
+        format!(
+            "the shape the flags ask for ({SHAPE_FLAGS}) is not a valid {}",
+            args.arch.arch().model_type()
+        )
+    })?;
+    let parameters = checkpoint_tensors(&config).iter().try_fold(0usize, |sum, spec| {
+        let n = spec.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+        sum.checked_add(n)
+    });
+    if parameters.is_none_or(|n| n > MAX_PARAMETERS) {
+        bail!("the shape the flags ask for ({SHAPE_FLAGS}) has more than {MAX_PARAMETERS} parameters: saha-init-model makes small models");
+    }
 
     let Some(file_tensors) = from_gguf.as_mut() else {
         let tensors = random_tensors(&config, args.seed, args.init_std, |_| true)?;

@@ -91,59 +91,67 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Text hidden size (also the embedding dimension).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, value_parser = count, default_value_t = 64)]
     pub hidden: usize,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, value_parser = count, default_value_t = 128)]
     pub intermediate: usize,
     /// Text decoder layers [default: 2; qwen3-vl: 3, one more than its DeepStack features].
-    #[arg(long)]
+    #[arg(long, value_parser = count)]
     pub layers: Option<usize>,
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, value_parser = count, default_value_t = 4)]
     pub heads: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, value_parser = count, default_value_t = 2)]
     pub kv_heads: usize,
     /// qwen3-vl: width of each attention head [default: 32, twice hidden / heads, as Qwen3-VL-4B's 128 is
     /// not 2560 / 32]. Qwen2's is always hidden / heads.
-    #[arg(long)]
+    #[arg(long, value_parser = count)]
     pub head_dim: Option<usize>,
     /// Rotary sections (t,h,w) of the text head's half dimension; must sum to head_dim/2. Default:
     /// Qwen2-VL's 16,24,24 of 64 scaled to the head size (2,3,3 for the tiny model, 8,12,12 for head_dim 64);
     /// qwen3-vl: its 24,20,20 of 64 scaled (6,5,5 for head_dim 32).
     #[arg(long, value_delimiter = ',')]
     pub mrope_section: Option<Vec<usize>>,
-    #[arg(long, default_value_t = 151936)]
+    #[arg(long, value_parser = count, default_value_t = 151936)]
     pub vocab: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, value_parser = count, default_value_t = 2)]
     pub vision_depth: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, value_parser = count, default_value_t = 32)]
     pub vision_dim: usize,
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, value_parser = count, default_value_t = 4)]
     pub vision_heads: usize,
     /// Width of the vision blocks' MLP (default: 4 x --vision-dim, Qwen2-VL's mlp_ratio).
-    #[arg(long)]
+    #[arg(long, value_parser = count)]
     pub vision_intermediate: Option<usize>,
     /// qwen3-vl: vision blocks whose outputs feed the first text layers (DeepStack) [default: every block].
     #[arg(long, value_delimiter = ',')]
     pub deepstack: Option<Vec<usize>>,
     /// qwen3-vl: rows of the learned vision position table, a square number (8 x 8: the tiny model's
     /// image grids of 4 to 12 patches resample it down and up).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, value_parser = count, default_value_t = 64)]
     pub vision_positions: usize,
     /// Smallest image area in pixels the processor resizes to [default: 3136; qwen3-vl: 4096].
-    #[arg(long)]
+    #[arg(long, value_parser = count)]
     pub min_pixels: Option<usize>,
     /// Largest image area in pixels the processor resizes to, small to keep the tiny model fast
     /// [default: 28*28*16 = 12544; qwen3-vl: 32*32*16 = 16384].
-    #[arg(long)]
+    #[arg(long, value_parser = count)]
     pub max_pixels: Option<usize>,
     /// Standard deviation of the random matrices (the vision tower's alone with --text-from-gguf).
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, value_parser = std_dev, default_value_t = 0.02)]
     pub init_std: f32,
     #[arg(long, value_enum, default_value_t = Layout::Original)]
     pub layout: Layout,
     #[arg(long, value_enum, default_value_t = StoredDtype::F32)]
     pub dtype: StoredDtype,
     /// Split the weights over this many safetensors files with an index, as large checkpoints are.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_parser = count, default_value_t = 1)]
     pub shards: usize,
+}
+
+fn count(text: &str) -> Result<usize, String> {
+    saha_common::numbers::count(text)
+}
+
+fn std_dev(text: &str) -> Result<f32, String> {
+    saha_common::numbers::positive_float(text).map(|v| v as f32)
 }

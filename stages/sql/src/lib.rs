@@ -109,6 +109,8 @@ pub struct Session {
     ctx: SessionContext,
     pub tables: Vec<(String, PathBuf)>,
     runtime: tokio::runtime::Runtime,
+    /// The run folder, named when a query cannot be planned (e.g. a table it does not have).
+    run: PathBuf,
 }
 
 impl Session {
@@ -134,22 +136,37 @@ impl Session {
                 .block_on(ctx.register_parquet(name, p, ParquetReadOptions::default()))
                 .with_context(|| format!("{}: cannot register as table `{name}`", path.display()))?;
         }
-        Ok(Self { ctx, tables, runtime })
+        Ok(Self {
+            ctx,
+            tables,
+            runtime,
+            run: args.run.clone(),
+        })
     }
 
     /// Runs one query; anything but a query is refused before it runs (see [`guard::check_plan`]).
     pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         self.runtime.block_on(async {
-            let plan = self
-                .ctx
-                .state()
-                .create_logical_plan(sql)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let plan =
+                self.ctx.state().create_logical_plan(sql).await.map_err(|e| {
+                    anyhow::anyhow!("{e} (the tables of {}: {})", self.run.display(), self.table_names())
+                })?;
             guard::check_plan(&plan)?;
             let df = self.ctx.execute_logical_plan(plan).await?;
             df.collect().await.map_err(|e| anyhow::anyhow!("{e}"))
         })
+    }
+
+    fn table_names(&self) -> String {
+        match self.tables.is_empty() {
+            true => "none, no Parquet file".into(),
+            false => self
+                .tables
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
     }
 
     /// The columns and types of table `name`.

@@ -34,16 +34,40 @@ pub struct Args {
     /// Seed: the same seed gives byte-identical files.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Training pairs per subset.
-    #[arg(long, default_value_t = 64)]
+    /// Training pairs per subset (at most 100000).
+    #[arg(long, default_value_t = 64, value_parser = rows)]
     pub train_per_subset: usize,
-    /// Evaluation queries per subset.
-    #[arg(long, default_value_t = 24)]
+    /// Evaluation queries per subset (at most 100000).
+    #[arg(long, default_value_t = 24, value_parser = rows)]
     pub eval_per_subset: usize,
     /// Candidates per evaluation query for the retrieval subsets (classification and VQA use
-    /// every label).
-    #[arg(long, default_value_t = 8)]
+    /// every label): from 2 to the 128 distinct scenes there are.
+    #[arg(long, default_value_t = 8, value_parser = candidates)]
     pub candidates: usize,
+}
+
+/// A synthetic demo, not a benchmark: more rows would only fill the disk with pictures.
+const MAX_ROWS: usize = 100_000;
+
+/// Scenes with distinct descriptions (size, colour, shape, position): a query's candidates must differ.
+const DISTINCT_SCENES: usize = 2 * scene::SHAPES.len() * scene::COLOURS.len() * scene::POSITIONS.len();
+
+fn rows(text: &str) -> Result<usize, String> {
+    let n = saha_common::numbers::count(text)?;
+    if n > MAX_ROWS {
+        return Err(format!("at most {MAX_ROWS} rows per subset"));
+    }
+    Ok(n)
+}
+
+fn candidates(text: &str) -> Result<usize, String> {
+    let n = saha_common::numbers::count(text)?;
+    if !(2..=DISTINCT_SCENES).contains(&n) {
+        return Err(format!(
+            "must be from 2 (the positive and a distractor) to {DISTINCT_SCENES} (the distinct scenes)"
+        ));
+    }
+    Ok(n)
 }
 
 struct Picture {
@@ -132,7 +156,7 @@ fn eval_rows(subset: &str, kind: Kind, args: &Args, stream: u64, pictures: &mut 
                 }
                 Kind::TextToImage | Kind::ImageToText => {
                     let mut seen = vec![describe(&scene)];
-                    while targets.len() < args.candidates.max(2) {
+                    while targets.len() < args.candidates {
                         let other = Scene::random(&mut rng);
                         if seen.contains(&describe(&other)) {
                             continue;

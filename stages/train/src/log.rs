@@ -1,4 +1,4 @@
-//! train_log.parquet: rewritten at every checkpoint, so a resumed run continues the same log. It holds
+//! train_log.parquet: rewritten just before every checkpoint, so a resumed run continues the same log. It holds
 //! only what the inputs and settings determine (wall-clock times are in timings.json), so the same run
 //! gives the same bytes.
 

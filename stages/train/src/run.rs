@@ -38,7 +38,15 @@ pub struct Summary {
 
 pub fn run(args: &Args) -> Result<Summary> {
     // One process per output folder, held until the run ends (the lock goes with the process).
-    let _lock = FolderLock::acquire(&args.out_dir, &args.out_dir).map_err(anyhow::Error::msg)?;
+    let lock = FolderLock::acquire(&args.out_dir, &args.out_dir).map_err(anyhow::Error::msg)?;
+    let result = locked_run(args);
+    if result.is_err() {
+        lock.discard_if_alone();
+    }
+    result
+}
+
+fn locked_run(args: &Args) -> Result<Summary> {
     let earlier = checkpoint::list(&args.out_dir)?;
     if !args.resume && !args.overwrite && !earlier.is_empty() {
         bail!(
@@ -92,6 +100,13 @@ fn open(args: &Args) -> Result<Opened> {
     }
     let embedder =
         Embedder::load(model_dir, dtype, &device).with_context(|| format!("loading {}", model_dir.display()))?;
+    let width = embedder.config.text.hidden_size;
+    if !args.full && args.rank > width {
+        bail!(
+            "--rank {} is larger than the model's hidden size {width}: an adapter update cannot have a higher rank",
+            args.rank
+        );
+    }
     let backbone = embedder.config.arch.backbone();
     saha_schemas::provenance::check_backbone(&args.items, data.items_provenance.as_ref(), backbone, model_dir)
         .map_err(anyhow::Error::msg)?;
@@ -435,6 +450,10 @@ impl Trainer {
             step: done,
             fingerprint: self.fingerprint.clone(),
         };
+        // The log first: whenever a checkpoint is in place, the log holds its steps (a resumed run keeps
+        // the rows up to its checkpoint), even when the process is killed between the two writes.
+        crate::log::write(&args.out_dir, &self.log, &self.prov)?;
+        crate::timings::write(&args.out_dir, &self.timings)?;
         let saved = checkpoint::save(
             &args.out_dir,
             &self.embedder.model,
@@ -444,8 +463,7 @@ impl Trainer {
             &state,
         )?;
         self.last_checkpoint = Some(saved);
-        crate::log::write(&args.out_dir, &self.log, &self.prov)?;
-        crate::timings::write(&args.out_dir, &self.timings)
+        Ok(())
     }
 
     /// Writes the trained adapter (or model) next to the checkpoints, atomically.

@@ -125,13 +125,14 @@ pub fn generate(args: &Args) -> Result<Summary> {
         .iter()
         .filter(|s| usable(s) && common.contains(&s.id) && lex.hypernym(s).is_some())
         .collect();
-    let per_subset = args.train_per_subset + args.eval_per_subset;
-    if pool.len() < per_subset * SUBSETS.len() {
+    let per_subset = args.train_per_subset.saturating_add(args.eval_per_subset);
+    if pool.len() < per_subset.saturating_mul(SUBSETS.len()) {
         bail!(
-            "{}: {} usable synsets, fewer than the {} that --train-per-subset and --eval-per-subset ask for",
+            "{} with {}: {} usable synsets, fewer than the {} that --train-per-subset and --eval-per-subset ask for",
             data.display(),
+            index.display(),
             pool.len(),
-            per_subset * SUBSETS.len()
+            per_subset.saturating_mul(SUBSETS.len())
         );
     }
     // A seeded shuffle; each subset takes its own slice, train first.
