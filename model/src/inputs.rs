@@ -114,12 +114,6 @@ impl<'a> ItemEncoder<'a> {
         ))
     }
 
-    /// Decodes the image `relative` to the root and applies the resolution policy, as [`Self::encode`]
-    /// does, to learn whether it is usable before a run relies on it (a file broken past its header).
-    pub fn check_image(&self, relative: &str) -> Result<(), EncodeError> {
-        self.load(&self.image_path(relative)?).map(|_| ())
-    }
-
     fn image_path(&self, relative: &str) -> Result<PathBuf, EncodeError> {
         self.rules.image_root.resolve(relative).map_err(|message| {
             EncodeError::Image(BadImage {

@@ -1,6 +1,7 @@
 //! Seeded mutation fuzzing of the image path a stage takes: the header read that plans a batch
 //! (`header_size`), the decode (`PilImage::open`) and the processor. Cut, flipped and overwritten
-//! copies of every `in_*` image in tests/fixtures/image (whatever formats the decoder reads) must be
+//! copies of every `in_*` image in tests/fixtures/image and of every GIF, WebP, BMP and TIFF in
+//! tests/fixtures/image_formats (whatever formats the decoder reads) must be
 //! refused with an error naming the file, or read, never panic. Inputs that once panicked are kept in
 //! tests/fixtures/image/fuzz/ and run first. `SAHA_FUZZ_CASES=<n>` runs n mutations per seed image (a
 //! longer hunt); the default is a few seconds' worth.
@@ -69,8 +70,12 @@ fn mutated_images_are_refused_naming_the_file_never_a_panic() {
         let name = kept.file_name().unwrap().to_string_lossy().into_owned();
         problems.extend(probe(dir.path(), &name, &std::fs::read(&kept).unwrap()));
     }
-    let seeds = files(&fixtures(), |n| n.starts_with("in_"));
+    let mut seeds = files(&fixtures(), |n| n.starts_with("in_"));
     assert!(seeds.len() >= 5, "seed images in {}", fixtures().display());
+    let formats = fixtures().with_file_name("image_formats");
+    let other_formats = files(&formats, |n| [".gif", ".webp", ".bmp", ".tif", ".tiff"].iter().any(|e| n.ends_with(e)));
+    assert!(other_formats.len() >= 4, "seed images in {}", formats.display());
+    seeds.extend(other_formats);
     for seed_path in &seeds {
         let bytes = std::fs::read(seed_path).unwrap();
         assert!(read(seed_path).is_ok(), "{} is read", seed_path.display());

@@ -167,13 +167,7 @@ fn plan(args: &EmbedArgs, inputs: &Inputs, shard: Option<(usize, usize)>, work_d
         .items
         .par_iter()
         .map(|item| {
-            let mut tokens = encoder.tokens(&item.prompt, item.image_path.as_deref());
-            // Skipping must cover files whose header reads but whose data does not decode: decode them now.
-            if let (Ok(_), Some(image), OnBadImage::Skip) = (&tokens, &item.image_path, args.on_bad_image) {
-                if let Err(e) = encoder.check_image(image) {
-                    tokens = Err(e);
-                }
-            }
+            let tokens = encoder.tokens(&item.prompt, item.image_path.as_deref());
             bar.inc(1);
             tokens
         })
