@@ -77,26 +77,11 @@ pub fn attend(p: &Problem) -> Vec<f32> {
         // SAFETY: every pointer below stays inside its buffer (rows < `rows`, columns < the widths), and
         // this task alone writes the output's rows `start + first ..` at head `h`'s columns.
         unsafe {
-            gemm::gemm(
-                block,
-                keys,
-                d,
-                scores.as_mut_ptr(),
-                1,
-                keys as isize,
-                false,
-                q.as_ptr().add((start + first) * width + h * d),
-                1,
-                width as isize,
-                k.as_ptr().add(start * kv_heads * d + kv * d),
-                (kv_heads * d) as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+            product(
+                (block, keys, d),
+                (scores.as_mut_ptr(), keys),
+                (q.as_ptr().add((start + first) * width + h * d), width, 1),
+                (k.as_ptr().add(start * kv_heads * d + kv * d), 1, kv_heads * d),
             );
         }
         let no_mask = if mask.is_none() { vec![0f32; keys] } else { Vec::new() };
@@ -105,30 +90,49 @@ pub fn attend(p: &Problem) -> Vec<f32> {
             masked_softmax_row(row, mask, visible[i], scale);
         }
         unsafe {
-            gemm::gemm(
-                block,
-                d,
-                keys,
-                out_at.at((start + first) * width + h * d),
-                1,
-                width as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                keys as isize,
-                p.v.values.as_ptr().add(p.v.offset + start * p.v.stride + kv * d),
-                1,
-                p.v.stride as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+            product(
+                (block, d, keys),
+                (out_at.at((start + first) * width + h * d), width),
+                (scores.as_ptr(), keys, 1),
+                (p.v.values.as_ptr().add(p.v.offset + start * p.v.stride + kv * d), p.v.stride, 1),
             );
         }
     });
     out
+}
+
+/// `dst ← lhs · rhs` for `(m, n, k)` on the calling thread: `dst` `[m, n]` by its pointer and row stride,
+/// `lhs` `[m, k]` and `rhs` `[k, n]` by their pointers and (row, column) strides.
+///
+/// SAFETY: every element the shapes and strides reach is inside its buffer, and nothing else touches
+/// `dst`'s elements meanwhile.
+unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (*mut f32, usize),
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        false,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
 }
 
 /// The output, written by tasks at disjoint places.
