@@ -95,7 +95,7 @@ $(foreach v,$(PROMPT_VARIANTS),$(eval $(call variant_rules,$(v))))
 # A short DoRA fine-tune of the real decoder on SaHa's clusters of the training split, then the eval split
 # embedded again with the adapter (eval/tuned/), scored against the hierarchical prompt's zero-shot scores.
 ADAPTER ?= dora
-TRAIN_STEPS ?= 6
+TRAIN_STEPS ?= 4
 CLUSTERS_PER_STEP ?= 1
 LR ?= 5e-4
 WARMUP ?= 2

@@ -5,7 +5,7 @@
 //! word + definition -> category (hypernym). Every row's `label` is a WordNet synset id, so the mining's
 //! false-negative audit counts mined negatives that mean what the positive means. Train and eval use
 //! disjoint synsets, drawn with a seed from those that are the most frequent sense of a word found in
-//! WordNet's sense-tagged corpus (common words).
+//! WordNet's sense-tagged corpus (common words). Eval candidates: see [`candidates`].
 
 pub mod candidates;
 pub mod parse;
