@@ -95,11 +95,11 @@ $(foreach v,$(PROMPT_VARIANTS),$(eval $(call variant_rules,$(v))))
 # A short DoRA fine-tune of the real decoder on SaHa's clusters of the training split, then the eval split
 # embedded again with the adapter (eval/tuned/), scored against the hierarchical prompt's zero-shot scores.
 ADAPTER ?= dora
-TRAIN_STEPS ?= 4
+TRAIN_STEPS ?= 3
 CLUSTERS_PER_STEP ?= 1
-LR ?= 5e-4
-WARMUP ?= 2
-CHUNK ?= 0
+LR ?= 1e-3
+WARMUP ?= 1
+CHUNK ?= 4
 TRAIN_FLAGS_EXTRA ?= --rank 4 --alpha 8 --max-len 96
 
 # The report's P@1 chart and table: the three prompts zero-shot, then the hierarchical one after DoRA.
