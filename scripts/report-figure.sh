@@ -14,10 +14,10 @@ height=$(awk -v id="<section id=\"$section\">" -v page="$tmp/page.html" '
   inside {
     print > page
     if (match($0, /<svg width="[0-9]+" height="[0-9]+"/)) { split(substr($0, RSTART, RLENGTH), f, "\""); h += f[4] }
-    h += gsub(/<tr/, "&") * 26 + gsub(/<p/, "&") * 24
+    h += gsub(/<tr/, "&") * 26 + gsub(/<p[ >]/, "&") * 24
   }
   inside && /<\/section>/ { inside = 0; found = 1 }
-  END { print "</main>\n</body>\n</html>" > page; if (!found) exit 1; print h + 130 }
+  END { print "</main>\n</body>\n</html>" > page; if (!found) exit 1; print h + 110 }
 ' "$html") || { echo "$html: no section \"$section\"" >&2; exit 1; }
 "$chromium" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --hide-scrollbars \
   --user-data-dir="$tmp/profile" --screenshot="$png" --window-size="$width,$height" "file://$tmp/page.html" 2>/dev/null

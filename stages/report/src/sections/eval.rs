@@ -95,13 +95,16 @@ changed between them.",
             .map(|s| format!("<th>{metric} {}</th>", esc(&s.label)))
             .collect()
     };
+    // With more than two series, hit@5 and MRR get a table of their own, so neither runs off the page.
+    let split = series.len() > 2;
+    let others = format!("{}{}", heads("hit@5"), heads("MRR"));
     writeln!(
         html,
-        "<table><tr><th>subset</th><th>meta-task</th><th>queries</th>{}<th>&Delta;</th>{}{}</tr>",
+        "<table><tr><th>subset</th><th>meta-task</th><th>queries</th>{}<th>&Delta;</th>{}</tr>",
         heads("P@1"),
-        heads("hit@5"),
-        heads("MRR")
+        if split { "" } else { &others }
     )?;
+    let mut second = format!("<table><tr><th>subset</th>{others}</tr>\n");
     let num = |v: Option<f64>| v.map(|v| format!("{:.1}", v * 100.0)).unwrap_or_else(|| "n/a".into());
     let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => format!("{:+.1}", (b - a) * 100.0),
@@ -115,17 +118,22 @@ changed between them.",
             series.iter().map(|s| find(s, &sub.subset).map(|e| f(&e))).collect()
         };
         let p1 = metric(|e| e.p_at_1);
+        let rest = format!(
+            "{}{}",
+            cells(&mut metric(|e| e.hit_at_5).into_iter()),
+            cells(&mut metric(|e| e.mrr).into_iter())
+        );
         writeln!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td>{}<td>{}</td>{}{}</tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td>{}<td>{}</td>{}</tr>",
             esc(&sub.subset),
             esc(&sub.meta_task),
             sub.n,
             cells(&mut p1.iter().copied()),
             delta(p1[0], p1[p1.len() - 1]),
-            cells(&mut metric(|e| e.hit_at_5).into_iter()),
-            cells(&mut metric(|e| e.mrr).into_iter()),
+            if split { "" } else { &rest }
         )?;
+        writeln!(second, "<tr><td>{}</td>{rest}</tr>", esc(&sub.subset))?;
     }
     let means: Vec<Option<f64>> = series.iter().map(mean_of).collect();
     writeln!(
@@ -133,8 +141,12 @@ changed between them.",
         "<tr class=\"total\"><td>mean over subsets</td><td></td><td></td>{}<td>{}</td>{}</tr>\n</table>",
         cells(&mut means.iter().copied()),
         delta(means[0], means[means.len() - 1]),
-        "<td></td>".repeat(2 * series.len())
+        if split { String::new() } else { "<td></td>".repeat(2 * series.len()) }
     )?;
+    if split {
+        html.push_str(&second);
+        html.push_str("</table>\n");
+    }
     writeln!(
         html,
         "<p class=\"dim\">P@1, hit@5 and MRR in percent; &Delta;: P@1 {} minus P@1 {}. Meta-task, IND/OOD and \
