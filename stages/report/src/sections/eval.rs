@@ -95,7 +95,7 @@ changed between them.",
             .map(|s| format!("<th>{metric} {}</th>", esc(&s.label)))
             .collect()
     };
-    // With more than two series, hit@5 and MRR get a table of their own, so neither runs off the page.
+    // With more than two series, hit@5 and MRR get a table each, so no table runs off the page.
     let split = series.len() > 2;
     let others = format!("{}{}", heads("hit@5"), heads("MRR"));
     writeln!(
@@ -104,7 +104,8 @@ changed between them.",
         heads("P@1"),
         if split { "" } else { &others }
     )?;
-    let mut second = format!("<table><tr><th>subset</th>{others}</tr>\n");
+    let mut hits = format!("<table><tr><th>subset</th>{}</tr>\n", heads("hit@5"));
+    let mut mrrs = format!("<table><tr><th>subset</th>{}</tr>\n", heads("MRR"));
     let num = |v: Option<f64>| v.map(|v| format!("{:.1}", v * 100.0)).unwrap_or_else(|| "n/a".into());
     let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => format!("{:+.1}", (b - a) * 100.0),
@@ -118,11 +119,11 @@ changed between them.",
             series.iter().map(|s| find(s, &sub.subset).map(|e| f(&e))).collect()
         };
         let p1 = metric(|e| e.p_at_1);
-        let rest = format!(
-            "{}{}",
+        let (hit, mrr) = (
             cells(&mut metric(|e| e.hit_at_5).into_iter()),
-            cells(&mut metric(|e| e.mrr).into_iter())
+            cells(&mut metric(|e| e.mrr).into_iter()),
         );
+        let rest = format!("{hit}{mrr}");
         writeln!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td>{}<td>{}</td>{}</tr>",
@@ -133,7 +134,8 @@ changed between them.",
             delta(p1[0], p1[p1.len() - 1]),
             if split { "" } else { &rest }
         )?;
-        writeln!(second, "<tr><td>{}</td>{rest}</tr>", esc(&sub.subset))?;
+        writeln!(hits, "<tr><td>{}</td>{hit}</tr>", esc(&sub.subset))?;
+        writeln!(mrrs, "<tr><td>{}</td>{mrr}</tr>", esc(&sub.subset))?;
     }
     let means: Vec<Option<f64>> = series.iter().map(mean_of).collect();
     writeln!(
@@ -144,8 +146,7 @@ changed between them.",
         if split { String::new() } else { "<td></td>".repeat(2 * series.len()) }
     )?;
     if split {
-        html.push_str(&second);
-        html.push_str("</table>\n");
+        write!(html, "{hits}</table>\n{mrrs}</table>\n")?;
     }
     writeln!(
         html,
