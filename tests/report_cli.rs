@@ -545,7 +545,10 @@ fn scores_flags_give_one_series_per_file_in_order() {
         eval.contains("<td>37.5</td><td>50.0</td><td>50.0</td><td>87.5</td><td>+50.0</td>"),
         "means: {eval}"
     );
-    assert!(eval.contains("hierarchical+DoRA (eval/tuned/eval_scores.parquet)"), "{eval}");
+    assert!(
+        eval.contains("hierarchical+DoRA (eval/tuned/eval_scores.parquet)"),
+        "{eval}"
+    );
     assert_eq!(eval.matches("<svg").count(), 1);
 
     std::fs::remove_file(run_dir.join("eval-no-system/eval_scores.parquet")).unwrap();

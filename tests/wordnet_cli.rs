@@ -89,7 +89,12 @@ fn database(dir: &Path, categories: usize, per_category: usize) -> PathBuf {
 }
 
 fn generate(wordnet: &Path, out: &Path, seed: &str) -> std::process::Output {
-    generate_with(wordnet, out, seed, &["--eval-per-subset", "6", "--candidates", "4", "--hard-distractors", "2"])
+    generate_with(
+        wordnet,
+        out,
+        seed,
+        &["--eval-per-subset", "6", "--candidates", "4", "--hard-distractors", "2"],
+    )
 }
 
 fn generate_with(wordnet: &Path, out: &Path, seed: &str, sizes: &[&str]) -> std::process::Output {
@@ -294,7 +299,14 @@ fn eval_candidates_start_with_siblings_and_never_hold_another_right_answer() {
     // Twelve categories of four members, each member's first word also naming a second synset.
     let (categories, per) = (12, 4);
     let wn = database_with(d.path(), categories, per, true);
-    let sizes = ["--eval-per-subset", "16", "--candidates", "10", "--hard-distractors", "4"];
+    let sizes = [
+        "--eval-per-subset",
+        "16",
+        "--candidates",
+        "10",
+        "--hard-distractors",
+        "4",
+    ];
     let (a, b) = (d.path().join("a"), d.path().join("b"));
     for out in [&a, &b] {
         let res = generate_with(&wn, out, "7", &sizes);
@@ -305,7 +317,9 @@ fn eval_candidates_start_with_siblings_and_never_hold_another_right_answer() {
     let number: HashMap<String, usize> = (0..categories * per).map(|i| (word(i), i)).collect();
     // The member number a lemma or definition names, and its category.
     let of = |text: &str| -> usize {
-        let w = text.split(' ').find(|w| number.contains_key(*w) || w.parse::<usize>().is_ok());
+        let w = text
+            .split(' ')
+            .find(|w| number.contains_key(*w) || w.parse::<usize>().is_ok());
         let w = w.unwrap_or_else(|| panic!("no number in {text:?}"));
         w.parse().unwrap_or_else(|_| number[w])
     };
@@ -314,7 +328,11 @@ fn eval_candidates_start_with_siblings_and_never_hold_another_right_answer() {
         let c = &lists[&p.pair_id];
         assert_eq!(c.len(), 10, "{p:?}");
         assert_eq!(c[0], p.pos_text);
-        assert_eq!(c.iter().collect::<BTreeSet<_>>().len(), 10, "distinct candidates: {c:?}");
+        assert_eq!(
+            c.iter().collect::<BTreeSet<_>>().len(),
+            10,
+            "distinct candidates: {c:?}"
+        );
         let (distractors, hard) = (&c[1..], &c[1..5]);
         seen.insert(p.subset.as_str());
         // The query's word: after the instruction, before the definition in the hypernym subset.
@@ -341,7 +359,12 @@ fn eval_candidates_start_with_siblings_and_never_hold_another_right_answer() {
             }
             _ => {
                 let c = word(i / per);
-                vec![format!("kind {c}"), format!("sort {c}"), "entity".into(), "being".into()]
+                vec![
+                    format!("kind {c}"),
+                    format!("sort {c}"),
+                    "entity".into(),
+                    "being".into(),
+                ]
             }
         };
         assert!(right.contains(&c[0]), "{p:?}");
@@ -352,7 +375,10 @@ fn eval_candidates_start_with_siblings_and_never_hold_another_right_answer() {
             p.qry
         );
         if p.subset == "WordNet_Hypernym" {
-            assert!(hard.iter().all(|t| t.starts_with("kind ")), "sibling categories first: {c:?}");
+            assert!(
+                hard.iter().all(|t| t.starts_with("kind ")),
+                "sibling categories first: {c:?}"
+            );
         } else {
             assert!(
                 hard.iter().all(|t| of(t) / per == i / per),
@@ -391,7 +417,9 @@ fn demo_real_prompt_variants_render_the_hierarchical_the_user_level_only_and_the
     let p = pairs.iter().find(|p| p.subset == "WordNet_Synonym").unwrap();
     let (query, positive) = (p.qry.as_str(), p.pos_text.as_str());
     let prompts = |variant: &str| -> (String, String) {
-        let items = read_records::<Item>(&run_dir.join(variant).join("items.parquet")).unwrap().0;
+        let items = read_records::<Item>(&run_dir.join(variant).join("items.parquet"))
+            .unwrap()
+            .0;
         let find = |text: &str| {
             items
                 .iter()
@@ -411,10 +439,15 @@ fn demo_real_prompt_variants_render_the_hierarchical_the_user_level_only_and_the
         prompts("eval"),
         (
             turn(
-                Some("Given a word, find another word or phrase that means the same. Describe the meaning in one word."),
+                Some(
+                    "Given a word, find another word or phrase that means the same. Describe the meaning in one word."
+                ),
                 &format!("{query}{instruction}")
             ),
-            turn(Some("Given a word or phrase, describe its meaning in one word."), positive)
+            turn(
+                Some("Given a word or phrase, describe its meaning in one word."),
+                positive
+            )
         )
     );
     assert_eq!(

@@ -75,7 +75,10 @@ pub fn eval_rows<'a>(
 fn query<'a>(subset: &str, s: &'a Synset, lex: &Lexicon<'a>, hard: usize, rng: &mut Rng) -> Option<Query<'a>> {
     let word = &s.lemmas[0];
     let lemmas_of = |synsets: &[&'a Synset]| -> HashSet<&'a str> {
-        synsets.iter().flat_map(|o| o.lemmas.iter().map(String::as_str)).collect()
+        synsets
+            .iter()
+            .flat_map(|o| o.lemmas.iter().map(String::as_str))
+            .collect()
     };
     let (text, positive, label, right, anchor) = match subset {
         "WordNet_Synonym" => (

@@ -107,7 +107,11 @@ impl<'a> Lexicon<'a> {
                 if out.iter().any(|(x, _)| x.id == o.id) {
                     continue;
                 }
-                if let Some(l) = o.lemmas.iter().find(|l| l.as_str() != lemma && words(l).any(|x| x == w)) {
+                if let Some(l) = o
+                    .lemmas
+                    .iter()
+                    .find(|l| l.as_str() != lemma && words(l).any(|x| x == w))
+                {
                     out.push((o, l.as_str()));
                 }
             }

@@ -45,7 +45,9 @@ pub fn section(series: &[Scores]) -> Result<Option<String>> {
         .iter()
         .filter(|sub| {
             let set = |s: &Scores| find(s, &sub.subset).map(|e| e.eval_set);
-            series.iter().any(|s| matches!((set(first), set(s)), (Some(a), Some(b)) if a != b))
+            series
+                .iter()
+                .any(|s| matches!((set(first), set(s)), (Some(a), Some(b)) if a != b))
         })
         .map(|s| s.subset.as_str())
         .collect();
@@ -143,7 +145,11 @@ changed between them.",
         "<tr class=\"total\"><td>mean over subsets</td><td></td><td></td>{}<td>{}</td>{}</tr>\n</table>",
         cells(&mut means.iter().copied()),
         delta(means[0], means[means.len() - 1]),
-        if split { String::new() } else { "<td></td>".repeat(2 * series.len()) }
+        if split {
+            String::new()
+        } else {
+            "<td></td>".repeat(2 * series.len())
+        }
     )?;
     if split {
         write!(html, "{hits}</table>\n{mrrs}</table>\n")?;
