@@ -46,8 +46,9 @@ help:
 	@echo
 	@echo "Targets:"
 	@echo "  demo        the whole pipeline on bundled synthetic data (PIPELINE=demo)"
-	@echo "  demo-real   a real 0.5B decoder on WordNet: zero-shot eval with/without the hierarchical prompt,"
-	@echo "              SaHa vs baselines with the synset false-negative audit, report (PIPELINE=wordnet)"
+	@echo "  demo-real   a real 0.5B decoder on WordNet: zero-shot eval with the hierarchical prompt, without its"
+	@echo "              system level and without either; SaHa vs baselines with the synset false-negative audit;"
+	@echo "              a short DoRA fine-tune evaluated before and after; report (PIPELINE=wordnet)"
 	@echo "  test        install test prerequisites and run every test (cargo test --release)"
 	@echo "  data        generate the synthetic dataset (demo pipeline)"
 	@echo "  prompt      pairs.parquet + items.parquet from DATA (hierarchical prompts)"

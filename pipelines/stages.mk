@@ -179,8 +179,9 @@ TASK_MAP ?= $(if $(filter demo,$(PIPELINE)),pipelines/demo-task-map.toml)
 EVAL_COMPARE ?=
 EVAL_FLAGS_EXTRA ?=
 PARAM_STAGES += eval
-FLAGS_eval = $(strip $(if $(TASK_MAP),--task-map $(call squote,$(TASK_MAP))) \
-  $(if $(EVAL_COMPARE),--compare $(call squote,$(EVAL_COMPARE))) $(mixed_runs) $(EVAL_FLAGS_EXTRA))
+# The tuned scores are compared with the base ones instead of EVAL_COMPARE's (FLAGS_eval_scoring).
+FLAGS_eval_scoring = $(if $(TASK_MAP),--task-map $(call squote,$(TASK_MAP))) $(mixed_runs) $(EVAL_FLAGS_EXTRA)
+FLAGS_eval = $(strip $(FLAGS_eval_scoring) $(if $(EVAL_COMPARE),--compare $(call squote,$(EVAL_COMPARE))))
 EVAL_INPUTS := $(EVAL_PROMPT_OUT) $(RUN_DIR)/eval/embeddings.parquet
 EVAL_OUT := $(RUN_DIR)/eval/eval_scores.parquet $(RUN_DIR)/eval/eval_report.md
 
@@ -269,7 +270,7 @@ $(call outputs,$(TUNED_OUT)) $(GROUPED) $(BIN)/saha-eval $(STAMPS)/eval.params $
 	$(BIN)/saha-eval mmeb --pairs $(RUN_DIR)/eval/pairs.parquet --items $(RUN_DIR)/eval/items.parquet \
 	  --eval-lists $(RUN_DIR)/eval/eval_lists.parquet --embeddings $(RUN_DIR)/eval/tuned/embeddings.parquet \
 	  --out $(RUN_DIR)/eval/tuned/eval_scores.parquet --report $(RUN_DIR)/eval/tuned/eval_report.md --quiet \
-	  --compare $(RUN_DIR)/eval/eval_scores.parquet $(FLAGS_eval)
+	  --compare $(RUN_DIR)/eval/eval_scores.parquet $(strip $(FLAGS_eval_scoring))
 $(eval $(call followers,$(TUNED_OUT)))
 endif
 
@@ -282,16 +283,18 @@ eval-tuned: $(TUNED_OUT)
 # ---- Report: report.html, one self-contained page (inline SVG charts) of whatever the run has ----
 # Every input is optional: a missing one leaves its section saying so, and the report reruns when
 # any input it read changes. A pipeline may add REPORT_DEPS (artefacts to make first: the demo
-# does under `make demo`). REPORT_FLAGS_EXTRA takes other saha-report flags (e.g. --bins 60).
+# does under `make demo`). REPORT_SCORES lists the P@1 section's series as LABEL=FILE (FILE in the run;
+# empty: before and after training). REPORT_FLAGS_EXTRA takes other saha-report flags (e.g. --bins 60).
 REPORT_DEPS ?=
+REPORT_SCORES ?=
 REPORT_FLAGS_EXTRA ?=
 PARAM_STAGES += report
 FLAGS_report = $(strip --embeddings $(call squote,$(EMBEDDINGS)) $(foreach b,$(BASELINES),--baseline $(b)) \
-  $(REPORT_FLAGS_EXTRA))
+  $(foreach s,$(REPORT_SCORES),--scores $(call squote,$(s))) $(REPORT_FLAGS_EXTRA))
 REPORT_INPUTS = $(RUN_DIR)/clusters.parquet $(RUN_DIR)/mining_stats.parquet \
   $(foreach b,$(BASELINES),$(RUN_DIR)/mining/$(b)/clusters.parquet $(RUN_DIR)/mining/$(b)/mining_stats.parquet) \
   $(EMBEDDINGS) $(RUN_DIR)/train/train_log.parquet $(RUN_DIR)/eval/eval_scores.parquet \
-  $(RUN_DIR)/eval/tuned/eval_scores.parquet
+  $(RUN_DIR)/eval/tuned/eval_scores.parquet $(foreach s,$(REPORT_SCORES),$(RUN_DIR)/$(lastword $(subst =, ,$(s))))
 
 ifeq ($(call active,$(RUN_DIR)/report.html report),yes)
 $(RUN_DIR)/report.html: $(BIN)/saha-report $(STAMPS)/report.params $(sort $(wildcard $(REPORT_INPUTS)) $(REPORT_DEPS))

@@ -373,7 +373,7 @@ fn demo_twice_from_scratch_gives_identical_artefacts() {
 }
 
 #[test]
-fn demo_real_runs_the_wordnet_pipeline_with_both_prompt_variants_and_the_converted_decoder() {
+fn demo_real_runs_the_wordnet_pipeline_with_three_prompt_variants_dora_and_the_converted_decoder() {
     let runs = tempfile::tempdir().unwrap();
     let text = ok(&saha_tests::make(runs.path(), &["-n", "demo-real"]));
     let commands = stage_commands(&text);
@@ -385,20 +385,32 @@ fn demo_real_runs_the_wordnet_pipeline_with_both_prompt_variants_and_the_convert
     };
     let run_dir = runs.path().join("demo-real").display().to_string();
     assert!(find("saha-wordnet", "--wordnet").contains(&format!("--out {run_dir}/data")));
+    assert!(find("saha-wordnet", "--hard-distractors").contains("--candidates"));
     find("saha-init-model", "--text-from-gguf");
     find("saha-prompt", "wordnet-prompts.toml");
-    assert!(find("saha-prompt", "--no-system").contains("wordnet-plain.toml"));
+    assert!(find("saha-prompt", "eval-plain").contains("--no-system --prompt-file pipelines/wordnet-plain.toml"));
+    let no_system = find("saha-prompt", "eval-no-system");
+    assert!(
+        no_system.contains("--no-system") && !no_system.contains("--prompt-file"),
+        "the reference's ablation: no system block, the default user-level instruction: {no_system}"
+    );
     assert!(find("saha-eval", "--compare").contains("eval-plain/eval_scores.parquet"));
-    assert!(find("saha-embed", "eval-plain/items.parquet").contains(&format!("--model '{run_dir}/model'")));
+    for variant in ["eval-plain", "eval-no-system"] {
+        assert!(find("saha-embed", &format!("{variant}/items.parquet")).contains(&format!("--model '{run_dir}/model'")));
+        find("saha-eval", &format!("--out {run_dir}/{variant}/eval_scores.parquet"));
+    }
     find("saha-filter", "--also-classification WordNet_Hypernym");
     for baseline in ["topk", "positive-aware", "range"] {
         find("saha-filter", &format!("--strategy {baseline}"));
     }
-    find("saha-report", "report.html");
-    assert!(
-        !commands.iter().any(|c| c.contains("saha-train")),
-        "no training in demo-real"
-    );
+    assert!(find("saha-train", "--clusters").contains("--adapter 'dora'"));
+    find("saha-embed", "--adapter");
+    let tuned = find("saha-eval", "tuned/eval_scores.parquet");
+    assert_eq!(tuned.matches("--compare").count(), 1, "{tuned}");
+    assert!(find("saha-report", "report.html").contains(
+        "--scores 'plain=eval-plain/eval_scores.parquet' --scores 'no-system=eval-no-system/eval_scores.parquet' \
+--scores 'hierarchical=eval/eval_scores.parquet' --scores 'hierarchical+DoRA=eval/tuned/eval_scores.parquet'"
+    ));
 }
 
 /// The footer stat `name` of an artefact, as a number (0 when absent).

@@ -502,3 +502,67 @@ fn make_report_follows_the_run() {
     assert!(section(&html, "training").contains("No training yet"));
     assert!(section(&html, "inputs").contains("<tr><td>planted.parquet</td><td>test 0</td>"));
 }
+
+/// `--scores LABEL=FILE`, repeated: one P@1 series per file in the given order (prompt variants, then a
+/// fine-tune), the difference last minus first, a missing file named, a malformed spec refused.
+#[test]
+fn scores_flags_give_one_series_per_file_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    for (file, s1, s2) in [
+        ("eval-plain/eval_scores.parquet", 0.25, 0.5),
+        ("eval-no-system/eval_scores.parquet", 0.5, 0.5),
+        ("eval/eval_scores.parquet", 0.75, 0.25),
+        ("eval/tuned/eval_scores.parquet", 1.0, 0.75),
+    ] {
+        write_records(&run_dir.join(file), &[score("S1", s1), score("S2", s2)], &prov()).unwrap();
+    }
+    let series = [
+        "--scores",
+        "plain=eval-plain/eval_scores.parquet",
+        "--scores",
+        "no-system=eval-no-system/eval_scores.parquet",
+        "--scores",
+        "hierarchical=eval/eval_scores.parquet",
+        "--scores",
+        "hierarchical+DoRA=eval/tuned/eval_scores.parquet",
+    ];
+    let out = report(&run_dir, &series);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    let eval = section(&html, "eval");
+    assert!(
+        eval.contains(
+            "<th>P@1 plain</th><th>P@1 no-system</th><th>P@1 hierarchical</th><th>P@1 hierarchical+DoRA</th><th>&Delta;</th>"
+        ),
+        "{eval}"
+    );
+    assert!(
+        eval.contains("<td>S1</td><td>Retrieval</td><td>4</td><td>25.0</td><td>50.0</td><td>75.0</td><td>100.0</td><td>+75.0</td>"),
+        "{eval}"
+    );
+    assert!(
+        eval.contains("<td>37.5</td><td>50.0</td><td>50.0</td><td>87.5</td><td>+50.0</td>"),
+        "means: {eval}"
+    );
+    assert!(
+        eval.contains("hierarchical+DoRA (eval/tuned/eval_scores.parquet)"),
+        "{eval}"
+    );
+    assert_eq!(eval.matches("<svg").count(), 1);
+
+    std::fs::remove_file(run_dir.join("eval-no-system/eval_scores.parquet")).unwrap();
+    let out = report(&run_dir, &series);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+    let eval = section(&html, "eval");
+    assert!(
+        eval.contains("No no-system scores (eval-no-system/eval_scores.parquet is missing).")
+            && eval.contains("<td>25.0</td><td>n/a</td><td>75.0</td>"),
+        "{eval}"
+    );
+
+    let out = report(&run_dir, &["--scores", "eval/eval_scores.parquet"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("expected LABEL=FILE"), "{}", stderr(&out));
+}

@@ -5,13 +5,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use saha_schemas::records::read_records;
-use saha_schemas::Pair;
-use saha_tests::wordnet_data::database;
+use saha_schemas::{EvalListEntry, Item, Pair};
+use saha_tests::wordnet_data::{database, database_with, word};
 use saha_tests::{run, stderr};
 
 fn generate(wordnet: &Path, out: &Path, seed: &str) -> std::process::Output {
-    run(
-        "saha-wordnet",
+    generate_with(
+        wordnet,
+        out,
+        seed,
+        &["--eval-per-subset", "6", "--candidates", "4", "--hard-distractors", "2"],
+    )
+}
+
+fn generate_with(wordnet: &Path, out: &Path, seed: &str, sizes: &[&str]) -> std::process::Output {
+    let args = [
         &[
             "--wordnet",
             wordnet.to_str().unwrap(),
@@ -21,12 +29,11 @@ fn generate(wordnet: &Path, out: &Path, seed: &str) -> std::process::Output {
             seed,
             "--train-per-subset",
             "12",
-            "--eval-per-subset",
-            "6",
-            "--candidates",
-            "4",
-        ],
-    )
+        ][..],
+        sizes,
+    ]
+    .concat();
+    run("saha-wordnet", &args)
 }
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -175,4 +182,199 @@ fn a_missing_or_malformed_database_and_too_few_synsets_are_errors() {
     assert_eq!(res.status.code(), Some(1));
     assert!(stderr(&res).contains("data.noun line 25"), "{}", stderr(&res));
     assert!(!out.exists(), "nothing written");
+}
+
+/// Candidate lists per eval row (texts in rank order), read back through saha-prompt.
+fn candidate_lists(data: &Path, out: &Path) -> (Vec<Pair>, HashMap<u32, Vec<String>>) {
+    let res = run(
+        "saha-prompt",
+        &[
+            "--data",
+            data.join("eval").to_str().unwrap(),
+            "--image-root",
+            data.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(res.status.success(), "{}", stderr(&res));
+    let pairs = read_records::<Pair>(&out.join("pairs.parquet")).unwrap().0;
+    let items: HashMap<u32, String> = read_records::<Item>(&out.join("items.parquet"))
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|i| (i.item_id, i.text))
+        .collect();
+    let mut lists: Vec<EvalListEntry> = read_records(&out.join("eval_lists.parquet")).unwrap().0;
+    lists.sort_by_key(|e| (e.pair_id, e.rank));
+    let mut by_pair: HashMap<u32, Vec<String>> = HashMap::new();
+    for e in lists {
+        by_pair.entry(e.pair_id).or_default().push(items[&e.item_id].clone());
+    }
+    (pairs, by_pair)
+}
+
+#[test]
+fn eval_candidates_start_with_siblings_and_never_hold_another_right_answer() {
+    let d = tempfile::tempdir().unwrap();
+    // Twelve categories of four members, each member's first word also naming a second synset.
+    let (categories, per) = (12, 4);
+    let wn = database_with(d.path(), categories, per, true);
+    let sizes = [
+        "--eval-per-subset",
+        "16",
+        "--candidates",
+        "10",
+        "--hard-distractors",
+        "4",
+    ];
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    for out in [&a, &b] {
+        let res = generate_with(&wn, out, "7", &sizes);
+        assert!(res.status.success(), "{}", stderr(&res));
+    }
+    assert_eq!(files(&a), files(&b), "one seed, the same distractors");
+    let (pairs, lists) = candidate_lists(&a, &d.path().join("run"));
+    let number: HashMap<String, usize> = (0..categories * per).map(|i| (word(i), i)).collect();
+    // The member number a lemma or definition names, and its category.
+    let of = |text: &str| -> usize {
+        let w = text
+            .split(' ')
+            .find(|w| number.contains_key(*w) || w.parse::<usize>().is_ok());
+        let w = w.unwrap_or_else(|| panic!("no number in {text:?}"));
+        w.parse().unwrap_or_else(|_| number[w])
+    };
+    let mut seen = BTreeSet::new();
+    for p in &pairs {
+        let c = &lists[&p.pair_id];
+        assert_eq!(c.len(), 10, "{p:?}");
+        assert_eq!(c[0], p.pos_text);
+        assert_eq!(
+            c.iter().collect::<BTreeSet<_>>().len(),
+            10,
+            "distinct candidates: {c:?}"
+        );
+        let (distractors, hard) = (&c[1..], &c[1..5]);
+        seen.insert(p.subset.as_str());
+        // The query's word: after the instruction, before the definition in the hypernym subset.
+        let w = match p.subset.as_str() {
+            "WordNet_Hypernym" => p.qry.split("? ").nth(1).unwrap().split(": ").next().unwrap(),
+            _ => p.qry.rsplit(": ").next().unwrap(),
+        };
+        let i = of(w);
+        let right: Vec<String> = match p.subset.as_str() {
+            "WordNet_Synonym" => {
+                let n = word(i);
+                let mut right = vec![format!("alias {n}"), format!("thing {n}")];
+                if w.starts_with("thing") {
+                    right.extend([format!("item {n}"), format!("object {n}")]);
+                }
+                right
+            }
+            "WordNet_Gloss" => {
+                let mut right = vec![format!("another sense number {i} of a thing")];
+                if w.starts_with("thing") {
+                    right.push(format!("member number {i} of a class of things"));
+                }
+                right
+            }
+            _ => {
+                let c = word(i / per);
+                vec![
+                    format!("kind {c}"),
+                    format!("sort {c}"),
+                    "entity".into(),
+                    "being".into(),
+                ]
+            }
+        };
+        assert!(right.contains(&c[0]), "{p:?}");
+        assert!(
+            !distractors.iter().any(|t| right.contains(t)),
+            "{}: a right answer among the distractors {distractors:?} of {:?}",
+            p.subset,
+            p.qry
+        );
+        if p.subset == "WordNet_Hypernym" {
+            assert!(
+                hard.iter().all(|t| t.starts_with("kind ")),
+                "sibling categories first: {c:?}"
+            );
+        } else {
+            assert!(
+                hard.iter().all(|t| of(t) / per == i / per),
+                "siblings in the query's category first: {:?} -> {c:?}",
+                p.qry
+            );
+        }
+    }
+    assert_eq!(seen.len(), 3);
+}
+
+/// `make prompt-eval prompt-no-system prompt-plain` of the wordnet pipeline: the three prompt variants of
+/// demo-real's zero-shot table, byte for byte, for one synonym query and its positive.
+#[test]
+fn demo_real_prompt_variants_render_the_hierarchical_the_user_level_only_and_the_bare_prompt() {
+    let d = tempfile::tempdir().unwrap();
+    let wn = database(d.path(), 8, 20);
+    let out = saha_tests::make(
+        d.path(),
+        &[
+            "PIPELINE=wordnet",
+            "RUN=r",
+            &format!("WORDNET_DIR={}", wn.display()),
+            "TRAIN_PER_SUBSET=12",
+            "EVAL_PER_SUBSET=6",
+            "CANDIDATES=4",
+            "HARD_DISTRACTORS=2",
+            "prompt-eval",
+            "prompt-no-system",
+            "prompt-plain",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_dir = d.path().join("r");
+    let pairs = read_records::<Pair>(&run_dir.join("eval/pairs.parquet")).unwrap().0;
+    let p = pairs.iter().find(|p| p.subset == "WordNet_Synonym").unwrap();
+    let (query, positive) = (p.qry.as_str(), p.pos_text.as_str());
+    let prompts = |variant: &str| -> (String, String) {
+        let items = read_records::<Item>(&run_dir.join(variant).join("items.parquet"))
+            .unwrap()
+            .0;
+        let find = |text: &str| {
+            items
+                .iter()
+                .find(|i| i.subset == "WordNet_Synonym" && i.text == text)
+                .unwrap_or_else(|| panic!("{variant}: no item {text:?}"))
+                .prompt
+                .clone()
+        };
+        (find(query), find(positive))
+    };
+    let turn = |system: Option<&str>, user: &str| {
+        system.map_or(String::new(), |s| format!("<|im_start|>system\n{s}<|im_end|>\n"))
+            + &format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
+    };
+    let instruction = "\nRepresent the given text in one word.";
+    assert_eq!(
+        prompts("eval"),
+        (
+            turn(
+                Some(
+                    "Given a word, find another word or phrase that means the same. Describe the meaning in one word."
+                ),
+                &format!("{query}{instruction}")
+            ),
+            turn(
+                Some("Given a word or phrase, describe its meaning in one word."),
+                positive
+            )
+        )
+    );
+    assert_eq!(
+        prompts("eval-no-system"),
+        (turn(None, &format!("{query}{instruction}")), turn(None, positive)),
+        "the reference's ablation: no system block, the user-level instruction kept"
+    );
+    assert_eq!(prompts("eval-plain"), (turn(None, query), turn(None, positive)));
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// Lowercase letters for a number, so every lemma is a plain word.
-fn word(mut n: usize) -> String {
+pub fn word(mut n: usize) -> String {
     let mut s = String::new();
     loop {
         s.push((b'a' + (n % 26) as u8) as char);
@@ -14,8 +14,10 @@ fn word(mut n: usize) -> String {
     }
 }
 
-/// `categories` category synsets and `per_category` members of each, in WordNet's data and index formats.
-pub fn database(dir: &Path, categories: usize, per_category: usize) -> PathBuf {
+/// `categories` category synsets and `per_category` members of each, in WordNet's data and index formats;
+/// with `second_senses`, each member's first word is also the second word of another synset in its category
+/// (lemmas "alias <i>", "thing <i>"; a word with two senses, whose other synonyms are right answers too).
+pub fn database_with(dir: &Path, categories: usize, per_category: usize, second_senses: bool) -> PathBuf {
     let wn = dir.join("wordnet");
     std::fs::create_dir_all(&wn).unwrap();
     let (mut data, mut index) = (
@@ -55,6 +57,14 @@ pub fn database(dir: &Path, categories: usize, per_category: usize) -> PathBuf {
                 Some(offset),
                 &format!("member number {i} of a class of things"),
             );
+            if second_senses {
+                line(
+                    30_000_000 + i,
+                    &[format!("alias {}", word(i)), format!("thing {}", word(i))],
+                    Some(offset),
+                    &format!("another sense number {i} of a thing"),
+                );
+            }
         }
     }
     line(
@@ -66,4 +76,9 @@ pub fn database(dir: &Path, categories: usize, per_category: usize) -> PathBuf {
     std::fs::write(wn.join("data.noun"), data).unwrap();
     std::fs::write(wn.join("index.noun"), index).unwrap();
     wn
+}
+
+/// [`database_with`] without second senses.
+pub fn database(dir: &Path, categories: usize, per_category: usize) -> PathBuf {
+    database_with(dir, categories, per_category, false)
 }

@@ -12,7 +12,8 @@ use clap::Parser;
 Inputs, all looked up in --run and all optional (a missing one leaves its section saying so): \
 clusters.parquet + mining_stats.parquet (SaHa) and mining/<baseline>/ (the baseline miners), \
 embeddings.parquet (for anchor-positive / anchor-negative similarities), train/train_log.parquet, \
-eval/eval_scores.parquet (before training) and eval/tuned/eval_scores.parquet (after). The footer lists \
+eval/eval_scores.parquet (before training) and eval/tuned/eval_scores.parquet (after), or the --scores files. \
+The footer lists \
 every input with its SHA-256. The page holds no clock time: the same inputs give the same bytes."
 )]
 pub struct Args {
@@ -32,6 +33,11 @@ pub struct Args {
     /// under <run>/mining/, sorted].
     #[arg(long = "baseline", value_name = "NAME")]
     pub baselines: Vec<String>,
+    /// Scores for the P@1 section, in order: LABEL=FILE, FILE relative to --run; repeat for several (the
+    /// last minus the first is the table's difference) [default: before=eval/eval_scores.parquet,
+    /// after=eval/tuned/eval_scores.parquet].
+    #[arg(long = "scores", value_name = "LABEL=FILE")]
+    pub scores: Vec<String>,
     /// Bins of the similarity histograms.
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(2..=400))]
     pub bins: u32,

@@ -66,8 +66,48 @@ pub struct Artefacts {
     /// The embeddings file as the page names it.
     pub embeddings_name: String,
     pub train: Option<Vec<TrainLogRow>>,
-    pub before: Option<Vec<EvalScore>>,
-    pub after: Option<Vec<EvalScore>>,
+    /// The P@1 section's series, in order.
+    pub scores: Vec<Scores>,
+}
+
+/// One series of evaluation scores.
+pub struct Scores {
+    pub label: String,
+    /// The file as the page names it.
+    pub file: String,
+    /// What the page says when the file is missing.
+    pub missing: String,
+    pub rows: Option<Vec<EvalScore>>,
+}
+
+/// `--scores` as (label, path, notice when missing); without it, before and after training.
+fn score_specs(args: &Args) -> Result<Vec<(String, PathBuf, String)>> {
+    if args.scores.is_empty() {
+        return Ok(vec![
+            (
+                "before".into(),
+                args.run.join("eval/eval_scores.parquet"),
+                "No scores before training (eval/eval_scores.parquet is missing): make eval.".into(),
+            ),
+            (
+                "after".into(),
+                args.run.join("eval/tuned/eval_scores.parquet"),
+                "No scores after training yet (eval/tuned/eval_scores.parquet is missing): make train eval-tuned."
+                    .into(),
+            ),
+        ]);
+    }
+    args.scores
+        .iter()
+        .map(|spec| match spec.split_once('=') {
+            Some((label, file)) if !label.is_empty() && !file.is_empty() => Ok((
+                label.to_string(),
+                args.run.join(file),
+                format!("No {label} scores ({file} is missing)."),
+            )),
+            _ => bail!("--scores {spec}: expected LABEL=FILE"),
+        })
+        .collect()
 }
 
 /// Reads every artefact of `args.run` that is there.
@@ -95,15 +135,21 @@ pub fn open(args: &Args) -> Result<(Inputs<'_>, Artefacts)> {
         None
     };
     let train = inputs.records::<TrainLogRow>(args.run.join("train/train_log.parquet"))?;
-    let before = inputs.records::<EvalScore>(args.run.join("eval/eval_scores.parquet"))?;
-    let after = inputs.records::<EvalScore>(args.run.join("eval/tuned/eval_scores.parquet"))?;
+    let mut scores = Vec::new();
+    for (label, path, missing) in score_specs(args)? {
+        scores.push(Scores {
+            label,
+            file: inputs.name(&path),
+            missing,
+            rows: inputs.records::<EvalScore>(path)?,
+        });
+    }
     let artefacts = Artefacts {
         miners,
         vectors,
         embeddings_name,
         train,
-        before,
-        after,
+        scores,
     };
     Ok((inputs, artefacts))
 }

@@ -5,8 +5,9 @@
 //! word + definition -> category (hypernym). Every row's `label` is a WordNet synset id, so the mining's
 //! false-negative audit counts mined negatives that mean what the positive means. Train and eval use
 //! disjoint synsets, drawn with a seed from those that are the most frequent sense of a word found in
-//! WordNet's sense-tagged corpus (common words).
+//! WordNet's sense-tagged corpus (common words). Eval candidates: see [`candidates`].
 
+pub mod candidates;
 pub mod parse;
 pub mod tasks;
 
@@ -18,8 +19,9 @@ use saha_common::rng::Rng;
 use saha_schemas::mmeb_data::{eval_batch, replace_folder, train_batch, write_data_file};
 use saha_schemas::Provenance;
 
+use crate::candidates::{eval_rows, Sizes};
 use crate::parse::{read_common, read_nouns};
-use crate::tasks::{eval_rows, train_rows, usable, Lexicon, SUBSETS};
+use crate::tasks::{train_rows, usable, Lexicon, SUBSETS};
 
 pub const STAGE: &str = "saha-wordnet";
 
@@ -43,11 +45,16 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     pub train_per_subset: usize,
     /// Evaluation queries per subset (synsets not used for training).
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = 100)]
     pub eval_per_subset: usize,
-    /// Candidates per evaluation query, the positive included.
-    #[arg(long, default_value_t = 5)]
+    /// Candidates per evaluation query, the positive included; the distractors other than the hard ones
+    /// are drawn from the subset's other candidates.
+    #[arg(long, default_value_t = 50)]
     pub candidates: usize,
+    /// Hard distractors per evaluation query, at most: the positive's siblings under its hypernym, then
+    /// lemmas sharing a word with it (never a text WordNet also makes a right answer).
+    #[arg(long, default_value_t = 8)]
+    pub hard_distractors: usize,
 }
 
 /// `train_per_subset` synsets, at most [`PER_CATEGORY`] of each category (hypernym) that has at least
@@ -105,10 +112,10 @@ pub fn generate(args: &Args) -> Result<Summary> {
     if args.candidates < 2 {
         bail!("--candidates must be at least 2 (the positive and a distractor)");
     }
-    if args.eval_per_subset < args.candidates {
+    if args.hard_distractors >= args.candidates {
         bail!(
-            "--eval-per-subset ({}) must be at least --candidates ({}): distractors come from the other queries",
-            args.eval_per_subset,
+            "--hard-distractors ({}) must be below --candidates ({})",
+            args.hard_distractors,
             args.candidates
         );
     }
@@ -170,10 +177,14 @@ pub fn generate(args: &Args) -> Result<Summary> {
             let (train, eval) = picks[k].split_at(args.train_per_subset);
             let mut rng = Rng::fork(args.seed, 0x3e7, 1 + k as u64);
             let train = train_rows(subset, train, &lex, &mut rng);
-            let eval = eval_rows(subset, eval, &lex, args.candidates, &mut rng);
+            let sizes = Sizes {
+                candidates: args.candidates,
+                hard: args.hard_distractors,
+            };
+            let eval = eval_rows(subset, eval, &lex, sizes, &mut rng);
             if let Some(short) = eval.iter().find(|r| r.targets.len() != args.candidates) {
                 bail!(
-                    "{subset}: found only {} distinct candidates for {:?}; raise --eval-per-subset",
+                    "{subset}: found only {} distinct candidates for {:?}; raise --eval-per-subset or lower --candidates",
                     short.targets.len(),
                     short.query
                 );

@@ -17,23 +17,45 @@ pub const SUBSETS: [(&str, bool); 3] = [
 
 /// A synset the subsets can use: two or more plain lemmas, a hypernym, a short definition.
 pub fn usable(s: &Synset) -> bool {
-    let plain =
-        |w: &str| !w.is_empty() && w.len() <= 24 && w.chars().all(|c| c.is_ascii_lowercase() || c == ' ' || c == '-');
     s.lemmas.len() >= 2
         && s.lemmas.iter().take(2).all(|w| plain(w))
         && !s.hypernyms.is_empty()
-        && (12..=110).contains(&s.definition.len())
+        && short_definition(&s.definition)
 }
 
 pub struct Lexicon<'a> {
     pub by_id: HashMap<&'a str, &'a Synset>,
+    /// Each synset's hyponyms (the synsets whose hypernym pointers name it), in file order.
+    hyponyms: HashMap<&'a str, Vec<&'a Synset>>,
+    /// The synsets each lemma belongs to (its senses), in file order.
+    senses: HashMap<&'a str, Vec<&'a Synset>>,
+    /// The synsets with a lemma containing each word (of three letters or more), in file order.
+    by_word: HashMap<&'a str, Vec<&'a Synset>>,
 }
 
 impl<'a> Lexicon<'a> {
     pub fn new(all: &'a [Synset]) -> Self {
-        Lexicon {
+        let mut lex = Lexicon {
             by_id: all.iter().map(|s| (s.id.as_str(), s)).collect(),
+            hyponyms: HashMap::new(),
+            senses: HashMap::new(),
+            by_word: HashMap::new(),
+        };
+        for s in all {
+            for h in &s.hypernyms {
+                lex.hyponyms.entry(h.as_str()).or_default().push(s);
+            }
+            for lemma in &s.lemmas {
+                lex.senses.entry(lemma.as_str()).or_default().push(s);
+                for w in words(lemma) {
+                    let list = lex.by_word.entry(w).or_default();
+                    if list.last().is_none_or(|l| l.id != s.id) {
+                        list.push(s);
+                    }
+                }
+            }
         }
+        lex
     }
 
     /// The first hypernym with a plain name.
@@ -43,9 +65,77 @@ impl<'a> Lexicon<'a> {
             .filter_map(|h| self.by_id.get(h.as_str()).copied())
             .find(|h| !h.lemmas.is_empty())
     }
+
+    /// Every synset `lemma` is a word of (each of its senses).
+    pub fn senses(&self, lemma: &str) -> &[&'a Synset] {
+        self.senses.get(lemma).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Every synset above `s` on any hypernym path.
+    pub fn ancestors(&self, s: &Synset) -> Vec<&'a Synset> {
+        let mut out: Vec<&Synset> = Vec::new();
+        let mut todo: Vec<&str> = s.hypernyms.iter().map(String::as_str).collect();
+        while let Some(id) = todo.pop() {
+            if let Some(&h) = self.by_id.get(id) {
+                if !out.iter().any(|o| o.id == h.id) {
+                    out.push(h);
+                    todo.extend(h.hypernyms.iter().map(String::as_str));
+                }
+            }
+        }
+        out
+    }
+
+    /// The other hyponyms of `s`'s hypernyms (its siblings), in file order.
+    pub fn siblings(&self, s: &Synset) -> Vec<&'a Synset> {
+        let mut out: Vec<&Synset> = Vec::new();
+        for h in &s.hypernyms {
+            for &o in self.hyponyms.get(h.as_str()).into_iter().flatten() {
+                if o.id != s.id && !out.iter().any(|x| x.id == o.id) {
+                    out.push(o);
+                }
+            }
+        }
+        out
+    }
+
+    /// Synsets with a lemma sharing a word with `lemma`, each with that lemma, in file order.
+    pub fn lexical_neighbours(&self, lemma: &str) -> Vec<(&'a Synset, &'a str)> {
+        let mut out: Vec<(&Synset, &str)> = Vec::new();
+        for w in words(lemma) {
+            for &o in self.by_word.get(w).into_iter().flatten() {
+                if out.iter().any(|(x, _)| x.id == o.id) {
+                    continue;
+                }
+                if let Some(l) = o
+                    .lemmas
+                    .iter()
+                    .find(|l| l.as_str() != lemma && words(l).any(|x| x == w))
+                {
+                    out.push((o, l.as_str()));
+                }
+            }
+        }
+        out
+    }
 }
 
-fn row(query: String, positive: String, distractors: Vec<String>, label: &str) -> DataRow {
+/// The words of a lemma that say something (three letters or more).
+fn words(lemma: &str) -> impl Iterator<Item = &str> {
+    lemma.split([' ', '-']).filter(|w| w.len() >= 3)
+}
+
+/// A lemma the subsets show: lowercase ASCII words, short.
+pub fn plain(w: &str) -> bool {
+    !w.is_empty() && w.len() <= 24 && w.chars().all(|c| c.is_ascii_lowercase() || c == ' ' || c == '-')
+}
+
+/// A definition the gloss subset shows.
+pub fn short_definition(d: &str) -> bool {
+    (12..=110).contains(&d.len())
+}
+
+pub(crate) fn row(query: String, positive: String, distractors: Vec<String>, label: &str) -> DataRow {
     let targets = std::iter::once(positive)
         .chain(distractors)
         .map(|t| (t, String::new()))
@@ -93,56 +183,14 @@ pub fn train_rows(subset: &str, synsets: &[&Synset], lex: &Lexicon, rng: &mut Rn
     rows
 }
 
-/// Evaluation rows: one query per synset, the positive and `candidates - 1` distractors from the other
-/// synsets of the split (other categories for the hypernym subset).
-pub fn eval_rows(subset: &str, synsets: &[&Synset], lex: &Lexicon, candidates: usize, rng: &mut Rng) -> Vec<DataRow> {
-    let mut rows = Vec::new();
-    for (i, s) in synsets.iter().enumerate() {
-        let others = |rng: &mut Rng, pick: &dyn Fn(&Synset) -> Option<(String, String)>, own: &str| {
-            let mut out: Vec<String> = Vec::new();
-            let mut tries = 0;
-            while out.len() + 1 < candidates && tries < 50 * candidates {
-                tries += 1;
-                let j = rng.below(synsets.len());
-                if j == i {
-                    continue;
-                }
-                if let Some((label, text)) = pick(synsets[j]) {
-                    if label != own && !out.contains(&text) {
-                        out.push(text);
-                    }
-                }
-            }
-            out
-        };
-        match subset {
-            "WordNet_Synonym" => {
-                let d = others(rng, &|o| Some((o.id.clone(), o.lemmas[1].clone())), &s.id);
-                rows.push(row(synonym_query(&s.lemmas[0]), s.lemmas[1].clone(), d, &s.id));
-            }
-            "WordNet_Gloss" => {
-                let d = others(rng, &|o| Some((o.id.clone(), o.definition.clone())), &s.id);
-                rows.push(row(gloss_query(&s.lemmas[0]), s.definition.clone(), d, &s.id));
-            }
-            _ => {
-                let Some(h) = lex.hypernym(s) else { continue };
-                let pick = |o: &Synset| lex.hypernym(o).map(|oh| (oh.id.clone(), oh.lemmas[0].clone()));
-                let d = others(rng, &pick, &h.id);
-                rows.push(row(hypernym_query(s), h.lemmas[0].clone(), d, &h.id));
-            }
-        }
-    }
-    rows
-}
-
-fn synonym_query(word: &str) -> String {
+pub(crate) fn synonym_query(word: &str) -> String {
     format!("Find a synonym of the word: {word}")
 }
 
-fn gloss_query(word: &str) -> String {
+pub(crate) fn gloss_query(word: &str) -> String {
     format!("Find the dictionary definition of the word: {word}")
 }
 
-fn hypernym_query(s: &Synset) -> String {
+pub(crate) fn hypernym_query(s: &Synset) -> String {
     format!("What kind of thing is this? {}: {}", s.lemmas[0], s.definition)
 }

@@ -55,8 +55,8 @@ pub fn render(
         },
         Section {
             id: "eval",
-            heading: "Held-out P@1 per subset, before and after training",
-            html: eval::section(artefacts.before.as_deref(), artefacts.after.as_deref())?,
+            heading: "Held-out P@1 per subset",
+            html: eval::section(&artefacts.scores)?,
             empty: "No evaluation yet (eval/eval_scores.parquet and eval/tuned/eval_scores.parquet are missing): \
 make eval, then make eval-tuned after training.",
         },
