@@ -73,7 +73,11 @@ fn mutated_images_are_refused_naming_the_file_never_a_panic() {
     let mut seeds = files(&fixtures(), |n| n.starts_with("in_"));
     assert!(seeds.len() >= 5, "seed images in {}", fixtures().display());
     let formats = fixtures().with_file_name("image_formats");
-    let other_formats = files(&formats, |n| [".gif", ".webp", ".bmp", ".tif", ".tiff"].iter().any(|e| n.ends_with(e)));
+    let other_formats = files(&formats, |n| {
+        [".gif", ".webp", ".bmp", ".tif", ".tiff"]
+            .iter()
+            .any(|e| n.ends_with(e))
+    });
     assert!(other_formats.len() >= 4, "seed images in {}", formats.display());
     seeds.extend(other_formats);
     for seed_path in &seeds {

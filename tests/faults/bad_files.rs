@@ -141,7 +141,16 @@ pub fn stages() -> Vec<Stage> {
             .output("--out", "model"),
         Stage::new(
             "saha-wordnet",
-            &["--train-per-subset", "4", "--eval-per-subset", "3", "--candidates", "3"],
+            &[
+                "--train-per-subset",
+                "4",
+                "--eval-per-subset",
+                "3",
+                "--candidates",
+                "3",
+                "--hard-distractors",
+                "1",
+            ],
         )
         .input(Input::folder("--wordnet", f.wordnet(), &["data.noun", "index.noun"]))
         .output("--out", "wn"),

@@ -46,7 +46,11 @@ pub struct Problem<'a> {
 /// `softmax(rope(q) rope(k)ᵀ / √d + mask) v` per sequence and head, heads merged: the same values as
 /// rotating with candle's kernel and attending op by op, up to the rounding of the scale.
 pub fn attend(p: &Problem) -> Vec<f32> {
-    let Heads { heads, kv_heads, head_dim: d } = p.heads;
+    let Heads {
+        heads,
+        kv_heads,
+        head_dim: d,
+    } = p.heads;
     let rows = p.cos.len() / (d / 2);
     let q = rotated(p.q, p.cos, p.sin, rows, heads, d);
     let k = rotated(p.k, p.cos, p.sin, rows, kv_heads, d);
@@ -71,7 +75,11 @@ pub fn attend(p: &Problem) -> Vec<f32> {
         let visible: Vec<usize> = (0..block).map(|i| mask_row(i).map_or(len, visible_len)).collect();
         // Keys past the last one any row of the block sees get probability 0 and are left out, unless a
         // row sees none (it comes out uniform over every key, as the plain formula gives).
-        let keys = if visible.contains(&0) { len } else { visible.iter().copied().max().unwrap_or(len) };
+        let keys = if visible.contains(&0) {
+            len
+        } else {
+            visible.iter().copied().max().unwrap_or(len)
+        };
         let mut scores = vec![0f32; block * keys];
         let kv = h / group;
         // SAFETY: every pointer below stays inside its buffer (rows < `rows`, columns < the widths), and
@@ -94,7 +102,11 @@ pub fn attend(p: &Problem) -> Vec<f32> {
                 (block, d, keys),
                 (out_at.at((start + first) * width + h * d), width),
                 (scores.as_ptr(), keys, 1),
-                (p.v.values.as_ptr().add(p.v.offset + start * p.v.stride + kv * d), p.v.stride, 1),
+                (
+                    p.v.values.as_ptr().add(p.v.offset + start * p.v.stride + kv * d),
+                    p.v.stride,
+                    1,
+                ),
             );
         }
     });
@@ -181,7 +193,11 @@ pub fn decoder_attention(
     let sequences: Vec<(usize, usize)> = (0..batch).map(|b| (b * len, len)).collect();
     let kv_width = heads.kv_heads * heads.head_dim;
     let out = with_values(&[q, k, v, cos, sin, mask], |t| {
-        let rows = |values, stride| Rows { values, offset: 0, stride };
+        let rows = |values, stride| Rows {
+            values,
+            offset: 0,
+            stride,
+        };
         attend(&Problem {
             q: rows(t[0], width),
             k: rows(t[1], kv_width),
@@ -198,10 +214,19 @@ pub fn decoder_attention(
 
 /// The vision blocks' attention: `qkv` `[n, 3 · heads · d]` (queries, keys, values side by side), tables
 /// `[n, d / 2]` (any leading 1s), rows attending within each run of `segments`; returns `[n, heads · d]`.
-pub fn segment_attention(qkv: &Tensor, (cos, sin): (&Tensor, &Tensor), segments: &[usize], heads: usize) -> Result<Tensor> {
+pub fn segment_attention(
+    qkv: &Tensor,
+    (cos, sin): (&Tensor, &Tensor),
+    segments: &[usize],
+    heads: usize,
+) -> Result<Tensor> {
     let (n, three_e) = qkv.dims2()?;
     let e = three_e / 3;
-    let h = Heads { heads, kv_heads: heads, head_dim: e / heads };
+    let h = Heads {
+        heads,
+        kv_heads: heads,
+        head_dim: e / heads,
+    };
     let sequences: Vec<(usize, usize)> = segments
         .iter()
         .scan(0, |start, &len| {
@@ -210,7 +235,11 @@ pub fn segment_attention(qkv: &Tensor, (cos, sin): (&Tensor, &Tensor), segments:
         })
         .collect();
     let out = with_values(&[qkv, cos, sin], |t| {
-        let part = |i: usize| Rows { values: t[0], offset: i * e, stride: three_e };
+        let part = |i: usize| Rows {
+            values: t[0],
+            offset: i * e,
+            stride: three_e,
+        };
         attend(&Problem {
             q: part(0),
             k: part(1),

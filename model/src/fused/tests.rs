@@ -178,7 +178,14 @@ fn attention_mask(b: usize, len: usize) -> Tensor {
 }
 
 /// Grouped-query attention written op by op with candle's composite (differentiable) ops.
-fn composite_attention(q: &Tensor, k: &Tensor, v: &Tensor, (cos, sin): (&Tensor, &Tensor), mask: &Tensor, h: Heads) -> Tensor {
+fn composite_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    (cos, sin): (&Tensor, &Tensor),
+    mask: &Tensor,
+    h: Heads,
+) -> Tensor {
     let (b, len, _) = q.dims3().unwrap();
     let (heads, kv, hd) = (h.heads, h.kv_heads, h.head_dim);
     let group = heads / kv;
@@ -278,9 +285,8 @@ fn segment_attention_matches_the_composite_form_per_segment() {
     };
     let mut start = 0;
     for len in segments {
-        let part = |t: &Tensor, dim: usize, from: usize, size: usize| {
-            t.narrow(dim, from, size).unwrap().contiguous().unwrap()
-        };
+        let part =
+            |t: &Tensor, dim: usize, from: usize, size: usize| t.narrow(dim, from, size).unwrap().contiguous().unwrap();
         let rows = part(&qkv, 0, start, len).unsqueeze(0).unwrap();
         let (q, k, v) = (part(&rows, 2, 0, e), part(&rows, 2, e, e), part(&rows, 2, 2 * e, e));
         let tables = (part(&cos, 1, start, len), part(&sin, 1, start, len));
@@ -314,13 +320,19 @@ fn inference_softmax_matches_candles() {
 fn sigmoid_gates_match_candles_silu_and_quick_gelu() {
     // Across a chunk boundary and on several threads; values in [-12, 12].
     for n in [37, 3 * 4096 + 5] {
-        let x = Tensor::from_vec(values(n, 51), n, &Device::Cpu).unwrap().affine(12.0, 0.0).unwrap();
+        let x = Tensor::from_vec(values(n, 51), n, &Device::Cpu)
+            .unwrap()
+            .affine(12.0, 0.0)
+            .unwrap();
         let up = Tensor::from_vec(values(n, 52), n, &Device::Cpu).unwrap();
         let swiglu = sigmoid_gated(&x, 1.0, Some(&up)).unwrap();
         let d = max_rel_diff(&swiglu, &(x.silu().unwrap() * &up).unwrap());
         assert!(d < 1e-6, "silu(x) * up, {n} values: {d}");
         let quick = sigmoid_gated(&x, 1.702, None).unwrap();
-        let d = max_rel_diff(&quick, &(&x * candle_nn::ops::sigmoid(&(&x * 1.702).unwrap()).unwrap()).unwrap());
+        let d = max_rel_diff(
+            &quick,
+            &(&x * candle_nn::ops::sigmoid(&(&x * 1.702).unwrap()).unwrap()).unwrap(),
+        );
         assert!(d < 1e-6, "quick gelu, {n} values: {d}");
     }
 }

@@ -108,7 +108,9 @@ impl VisionBlock {
         let head_dim = e / heads;
         if !mode.differentiable && fused::supported(x) {
             let qkv = self.qkv.forward_mode(x, mode)?;
-            return self.proj.forward_mode(&fused::segment_attention(&qkv, (cos, sin), segments, heads)?, mode);
+            return self
+                .proj
+                .forward_mode(&fused::segment_attention(&qkv, (cos, sin), segments, heads)?, mode);
         }
         // [3, heads, n, head_dim]: one contiguous matrix per head, as attention and the rope kernel want.
         let qkv = self
