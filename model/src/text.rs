@@ -98,7 +98,7 @@ impl Attention {
         self.o.forward_mode(&out, mode)
     }
 
-    /// The attention between the projections, op by op (off the CPU in f32).
+    /// The attention between the projections, op by op: every dtype and device but f32 on the CPU.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
         let (b, l, _) = q.dims3()?;
         let (cos, sin) = &inputs.rope;
