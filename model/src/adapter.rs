@@ -92,7 +92,7 @@ impl Adapter {
         } else {
             None
         };
-        if fused::supported(&low_rank) && base.dtype() == DType::F32 {
+        if base.dtype() == DType::F32 {
             let bias32 = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
             return Ok(match weight_part {
                 None => {

@@ -88,7 +88,7 @@ impl Linear {
     }
 
     pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let base = if mode.differentiable && !self.weight.is_variable() && fused::supported(x) {
+        let base = if mode.differentiable && !self.weight.is_variable() {
             fused::frozen_linear(x, &self.weight, self.bias.as_ref())?
         } else {
             candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)?
@@ -167,7 +167,7 @@ impl RmsNorm {
                 self.eps as f32,
             )?);
         }
-        if fused::supported(x) {
+        if mode.differentiable {
             return fused::rms_norm(x, &self.weight, self.eps);
         }
         let dtype = x.dtype();
@@ -200,7 +200,7 @@ pub fn rotate_half(x: &Tensor) -> Result<Tensor> {
 /// kernel; training our fused op with its backward where it serves, else the composite form (candle's
 /// fused kernel records no backward).
 pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode) -> Result<Tensor> {
-    if mode.differentiable && fused::supported(x) {
+    if mode.differentiable {
         return fused::rope(x, cos, sin);
     }
     apply_rotary_composite(x, cos, sin, mode)

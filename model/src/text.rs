@@ -88,7 +88,7 @@ impl Attention {
             head_dim: self.head_dim,
         };
         let (cos, sin) = &inputs.rope;
-        let out = if mode.differentiable && fused::supported(&q) {
+        let out = if mode.differentiable {
             fused::self_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)?
         } else if fused::supported(&q) {
             fused::decoder_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)?
@@ -153,7 +153,7 @@ impl Mlp {
 
     pub(crate) fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let (gate, up) = (self.gate.forward_mode(x, mode)?, self.up.forward_mode(x, mode)?);
-        let activated = if mode.differentiable && fused::supported(&gate) {
+        let activated = if mode.differentiable {
             fused::swiglu(&gate, &up)?
         } else if fused::supported(&gate) {
             fused::sigmoid_gated(&gate, 1.0, Some(&up))?

@@ -4,12 +4,15 @@ use candle_core::Tensor;
 
 use super::attend::decoder_attention;
 use super::kernels::{masked_softmax_row, visible_len};
-use super::{attach, for_rows, with_values};
+use super::{any_device, attach, for_rows, supported, with_values};
 use crate::error::Result;
 
 /// NeoX rotary embedding of `x` `[batch, heads, len, head_dim]` with tables `[batch, len, head_dim / 2]`.
 /// A rotation's backward is the rotation by the opposite angle: `rope(grad, cos, −sin)`.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if !supported(x) {
+        return any_device::rope(x, cos, sin);
+    }
     let out = candle_nn::rotary_emb::rope(&x.detach().contiguous()?, cos, sin)?;
     let (cos, neg_sin) = (cos.detach(), sin.detach().neg()?);
     attach(
@@ -53,6 +56,9 @@ pub fn self_attention(
     mask: &Tensor,
     h: Heads,
 ) -> Result<Tensor> {
+    if !supported(q) {
+        return any_device::self_attention(q, k, v, (cos, sin), mask, h);
+    }
     let (b, len, _) = q.dims3()?;
     let group = h.heads / h.kv_heads;
     let scale = 1.0 / (h.head_dim as f64).sqrt();

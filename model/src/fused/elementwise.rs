@@ -3,13 +3,16 @@
 use candle_core::{Tensor, D};
 
 use super::kernels::sigmoid_gate;
-use super::{attach, column_sums, for_rows, for_rows2, with_values};
+use super::{any_device, attach, column_sums, for_rows, for_rows2, supported, with_values};
 use crate::error::Result;
 
 /// Qwen2's RMSNorm, `w ⊙ x / sqrt(mean(x²) + eps)` over the last dimension (candle's kernel forward),
 /// differentiable in `x` and, when it is trained, in `w`. Per row, with `r = 1 / sqrt(mean(x²) + eps)`
 /// and `g = w ⊙ grad`: `dx = r g − x r³ mean(g ⊙ x)`; `dw = Σ_rows grad ⊙ x r`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    if !supported(x) {
+        return any_device::rms_norm(x, weight, eps);
+    }
     let out = candle_nn::ops::rms_norm(&x.detach().contiguous()?, &weight.detach(), eps as f32)?;
     let weight_trained = weight.track_op();
     let eps = eps as f32;
@@ -71,6 +74,9 @@ pub fn sigmoid_gated(x: &Tensor, a: f32, up: Option<&Tensor>) -> Result<Tensor> 
 
 /// SwiGLU's product `silu(gate) ⊙ up`: `d gate = grad ⊙ up ⊙ σ(g)(1 + g(1 − σ(g)))`, `d up = grad ⊙ silu(g)`.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if !supported(gate) {
+        return any_device::swiglu(gate, up);
+    }
     let out = sigmoid_gated(&gate.detach(), 1.0, Some(&up.detach()))?;
     attach(
         "swiglu",

@@ -2,7 +2,7 @@
 
 use candle_core::{Tensor, D};
 
-use super::{attach, column_sums, for_rows, for_rows2, with_values};
+use super::{any_device, attach, column_sums, for_rows, for_rows2, supported, with_values};
 use crate::error::Result;
 
 /// `x @ Wᵀ + b` for a weight and bias that are not trained: the backward computes the input's gradient
@@ -43,6 +43,9 @@ pub fn dora_combine(
     scale: f64,
     q_is_base: bool,
 ) -> Result<Tensor> {
+    if !supported(q) {
+        return any_device::dora_combine(q, lr, ratio, bias, scale, q_is_base);
+    }
     let dim = ratio.dim(0)?;
     let bias = match bias {
         Some(b) => b.to_vec1::<f32>()?,

@@ -5,9 +5,14 @@
 //! until `backward` ends, every op's gradient costs a zeroed buffer and an add, and a matmul's backward
 //! also computes the gradient of a frozen weight. These ops run their forward outside the graph (on the
 //! fused inference kernels or one loop), keep only their inputs in the graph, and compute just the
-//! gradients that are needed. They serve f32 tensors on the CPU (the trainer's setting); `supported` says
-//! when a caller may use them.
+//! gradients that are needed. The training ops (frozen linear, RMSNorm, SwiGLU, DoRA, rotary embedding,
+//! self-attention) serve every device and dtype: f32 on the CPU runs kernels of its own, everything else
+//! (CUDA, bf16) the same structure built from candle's ops ([`any_device`]). The inference kernels serve
+//! f32 on the CPU; `supported` says when a caller may use them.
 
+pub mod any_device;
+#[cfg(test)]
+mod any_device_tests;
 mod attend;
 mod attention;
 mod elementwise;
@@ -18,7 +23,10 @@ mod tests;
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Storage, Tensor};
+use candle_core::backend::{BackendDevice, BackendStorage};
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp1, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Storage, Tensor,
+};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -54,16 +62,40 @@ struct Attached {
 }
 
 impl Attached {
-    fn forward(&self) -> candle_core::Result<(CpuStorage, Shape)> {
+    /// The output's values in a storage of their own, on the backend `S` the op runs on.
+    fn forward<S>(&self, storage: impl Fn(&Storage) -> Option<&S>) -> candle_core::Result<(S, Shape)>
+    where
+        S: BackendStorage,
+        S::Device: BackendDevice<Storage = S>,
+    {
         let output = self
             .output
             .lock()
             .expect("not poisoned")
             .take()
             .ok_or_else(|| candle_core::Error::Msg(format!("{}: forward ran twice", self.name)))?;
-        let shape = output.shape().clone();
-        let values = output.flatten_all()?.to_vec1::<f32>()?;
-        Ok((CpuStorage::F32(values), shape))
+        let (guard, layout) = output.storage_and_layout();
+        let source = storage(&guard)
+            .ok_or_else(|| candle_core::Error::Msg(format!("{}: output on another device", self.name)))?;
+        // A copy laid out contiguously from offset 0, whatever view `output` is.
+        // SAFETY: every element is written by the copy below before anyone reads it.
+        let mut copy = unsafe { source.device().alloc_uninit(layout.shape(), source.dtype())? };
+        source.copy_strided_src(&mut copy, 0, layout)?;
+        Ok((copy, layout.shape().clone()))
+    }
+
+    fn forward_cpu(&self) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.forward(|s| match s {
+            Storage::Cpu(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    fn forward_cuda(&self) -> candle_core::Result<(CudaStorage, Shape)> {
+        self.forward(|s| match s {
+            Storage::Cuda(s) => Some(s),
+            _ => None,
+        })
     }
 
     fn grads(&self, inputs: &[&Tensor], out: &Tensor, grad: &Tensor) -> candle_core::Result<Vec<Option<Tensor>>> {
@@ -79,7 +111,10 @@ impl CustomOp1 for Attached {
         self.name
     }
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.forward()
+        self.forward_cpu()
+    }
+    fn cuda_fwd(&self, _: &CudaStorage, _: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+        self.forward_cuda()
     }
     fn bwd(&self, a: &Tensor, out: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         Ok(self.grads(&[a], out, grad)?.remove(0))
@@ -97,7 +132,16 @@ impl CustomOp2 for Attached {
         _: &CpuStorage,
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.forward()
+        self.forward_cpu()
+    }
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        self.forward_cuda()
     }
     fn bwd(
         &self,
@@ -124,7 +168,18 @@ impl CustomOp3 for Attached {
         _: &CpuStorage,
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.forward()
+        self.forward_cpu()
+    }
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        self.forward_cuda()
     }
     fn bwd(
         &self,

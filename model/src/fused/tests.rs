@@ -5,30 +5,30 @@ use candle_core::Var;
 use candle_core::D;
 
 /// Deterministic values in [-1, 1].
-fn values(n: usize, seed: u64) -> Vec<f32> {
+pub(super) fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = saha_common::rng::Rng::new(seed);
     (0..n)
         .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
         .collect()
 }
 
-fn var(shape: &[usize], seed: u64) -> Var {
+pub(super) fn var(shape: &[usize], seed: u64) -> Var {
     let n = shape.iter().product();
     Var::from_tensor(&Tensor::from_vec(values(n, seed), shape, &Device::Cpu).unwrap()).unwrap()
 }
 
-fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
+pub(super) fn max_rel_diff(a: &Tensor, b: &Tensor) -> f32 {
     let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
     let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
     (diff.to_scalar::<f32>().unwrap()) / scale.to_scalar::<f32>().unwrap().max(1e-12)
 }
 
 /// Shapes are tried small (one thread) and above `PARALLEL_MIN` values (across threads).
-const LARGE: usize = 40;
+pub(super) const LARGE: usize = 40;
 
 /// The fused op and the composite expression agree on the output and on every input's gradient
 /// (for a random weighting of the output, so no gradient is trivially uniform).
-fn check(vars: &[&Var], fused: &Tensor, composite: &Tensor, seed: u64) {
+pub(super) fn check(vars: &[&Var], fused: &Tensor, composite: &Tensor, seed: u64) {
     assert!(max_rel_diff(fused, composite) < 1e-5, "forward");
     let weights = Tensor::from_vec(values(fused.elem_count(), seed), fused.shape(), &Device::Cpu).unwrap();
     let gf = (fused * &weights).unwrap().sum_all().unwrap().backward().unwrap();
@@ -148,7 +148,7 @@ fn rope_matches_the_composite_form() {
 }
 
 /// Random rotary tables `[batch, len, hd / 2]` (angles in [-3, 3]).
-fn rope_tables(b: usize, len: usize, hd: usize, seed: u64) -> (Tensor, Tensor) {
+pub(super) fn rope_tables(b: usize, len: usize, hd: usize, seed: u64) -> (Tensor, Tensor) {
     let angles = Tensor::from_vec(values(b * len * hd / 2, seed), (b, len, hd / 2), &Device::Cpu)
         .unwrap()
         .affine(3.0, 0.0)
@@ -158,7 +158,7 @@ fn rope_tables(b: usize, len: usize, hd: usize, seed: u64) -> (Tensor, Tensor) {
 
 /// Causal; the second row's last two positions are padding and its last query sees nothing (as a
 /// left-padding query does); the third row (if any) is left-padded by three.
-fn attention_mask(b: usize, len: usize) -> Tensor {
+pub(super) fn attention_mask(b: usize, len: usize) -> Tensor {
     let mut mask = vec![0f32; b * len * len];
     for r in 0..b {
         for i in 0..len {
@@ -178,7 +178,7 @@ fn attention_mask(b: usize, len: usize) -> Tensor {
 }
 
 /// Grouped-query attention written op by op with candle's composite (differentiable) ops.
-fn composite_attention(
+pub(super) fn composite_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
