@@ -1,0 +1,289 @@
+//! Safe calls into the CUDA kernels of `model/kernels/fused.cu`, compiled for the CPU with every CUDA
+//! thread an OS thread (`model/kernels/emulated.h`), so CI checks the kernels' arithmetic, indexing and
+//! synchronisation without a GPU. The same sources run on the GPU through `saha_model::fused` (CUDA
+//! builds), where `scripts/gpu/check.sh` compares them with the CPU ops again.
+
+use half::bf16;
+
+/// Blocks and threads per block of a one-dimensional launch.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch {
+    pub blocks: u32,
+    pub threads: u32,
+}
+
+mod ffi {
+    use half::bf16;
+
+    extern "C" {
+        pub fn emulated_swiglu_fwd_f32(g: u32, b: u32, gate: *const f32, up: *const f32, out: *mut f32, n: usize);
+        pub fn emulated_swiglu_fwd_bf16(g: u32, b: u32, gate: *const bf16, up: *const bf16, out: *mut bf16, n: usize);
+        pub fn emulated_swiglu_bwd_f32(
+            g: u32,
+            b: u32,
+            gate: *const f32,
+            up: *const f32,
+            grad: *const f32,
+            grads: *mut f32,
+            n: usize,
+        );
+        pub fn emulated_swiglu_bwd_bf16(
+            g: u32,
+            b: u32,
+            gate: *const bf16,
+            up: *const bf16,
+            grad: *const bf16,
+            grads: *mut bf16,
+            n: usize,
+        );
+        pub fn emulated_rms_norm_bwd_f32(
+            g: u32,
+            b: u32,
+            x: *const f32,
+            w: *const f32,
+            grad: *const f32,
+            dx: *mut f32,
+            dw_rows: *mut f32,
+            want_dw: i32,
+            rows: usize,
+            dim: i32,
+            eps: f32,
+        );
+        pub fn emulated_rms_norm_bwd_bf16(
+            g: u32,
+            b: u32,
+            x: *const bf16,
+            w: *const bf16,
+            grad: *const bf16,
+            dx: *mut bf16,
+            dw_rows: *mut f32,
+            want_dw: i32,
+            rows: usize,
+            dim: i32,
+            eps: f32,
+        );
+        pub fn emulated_dora_fwd_f32(
+            g: u32,
+            b: u32,
+            q: *const f32,
+            lr: *const f32,
+            ratio: *const f32,
+            bias: *const f32,
+            a: f32,
+            s: f32,
+            out: *mut f32,
+            rows: usize,
+            dim: i32,
+        );
+        pub fn emulated_dora_bwd_f32(
+            g: u32,
+            b: u32,
+            q: *const f32,
+            lr: *const f32,
+            ratio: *const f32,
+            bias: *const f32,
+            grad: *const f32,
+            a: f32,
+            s: f32,
+            grads: *mut f32,
+            rows: usize,
+            dim: i32,
+        );
+    }
+}
+
+/// An element type the row kernels are instantiated for.
+pub trait Element: Copy + Default {
+    #[doc(hidden)]
+    const SWIGLU_FWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *mut Self, usize);
+    #[doc(hidden)]
+    const SWIGLU_BWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *const Self, *mut Self, usize);
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    const RMS_NORM_BWD: unsafe extern "C" fn(
+        u32,
+        u32,
+        *const Self,
+        *const Self,
+        *const Self,
+        *mut Self,
+        *mut f32,
+        i32,
+        usize,
+        i32,
+        f32,
+    );
+}
+
+impl Element for f32 {
+    const SWIGLU_FWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *mut Self, usize) =
+        ffi::emulated_swiglu_fwd_f32;
+    const SWIGLU_BWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *const Self, *mut Self, usize) =
+        ffi::emulated_swiglu_bwd_f32;
+    const RMS_NORM_BWD: unsafe extern "C" fn(
+        u32,
+        u32,
+        *const Self,
+        *const Self,
+        *const Self,
+        *mut Self,
+        *mut f32,
+        i32,
+        usize,
+        i32,
+        f32,
+    ) = ffi::emulated_rms_norm_bwd_f32;
+}
+
+impl Element for bf16 {
+    const SWIGLU_FWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *mut Self, usize) =
+        ffi::emulated_swiglu_fwd_bf16;
+    const SWIGLU_BWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *const Self, *mut Self, usize) =
+        ffi::emulated_swiglu_bwd_bf16;
+    const RMS_NORM_BWD: unsafe extern "C" fn(
+        u32,
+        u32,
+        *const Self,
+        *const Self,
+        *const Self,
+        *mut Self,
+        *mut f32,
+        i32,
+        usize,
+        i32,
+        f32,
+    ) = ffi::emulated_rms_norm_bwd_bf16;
+}
+
+/// `silu(gate) ⊙ up`.
+pub fn swiglu_fwd<T: Element>(l: Launch, gate: &[T], up: &[T]) -> Vec<T> {
+    assert_eq!(gate.len(), up.len());
+    let mut out = vec![T::default(); gate.len()];
+    // SAFETY: every pointer covers the `n` elements the kernel reads or writes.
+    unsafe {
+        T::SWIGLU_FWD(
+            l.blocks,
+            l.threads,
+            gate.as_ptr(),
+            up.as_ptr(),
+            out.as_mut_ptr(),
+            gate.len(),
+        )
+    };
+    out
+}
+
+/// `(d gate, d up)`.
+pub fn swiglu_bwd<T: Element>(l: Launch, gate: &[T], up: &[T], grad: &[T]) -> (Vec<T>, Vec<T>) {
+    let n = gate.len();
+    assert!(up.len() == n && grad.len() == n);
+    let mut grads = vec![T::default(); 2 * n];
+    // SAFETY: as above; `grads` holds 2n.
+    unsafe {
+        T::SWIGLU_BWD(
+            l.blocks,
+            l.threads,
+            gate.as_ptr(),
+            up.as_ptr(),
+            grad.as_ptr(),
+            grads.as_mut_ptr(),
+            n,
+        )
+    };
+    let d_up = grads.split_off(n);
+    (grads, d_up)
+}
+
+/// `(dx, each row's share of dw)` (the second when `want_dw`); `l.threads` must be a power of two up to 256.
+pub fn rms_norm_bwd<T: Element>(
+    l: Launch,
+    x: &[T],
+    w: &[T],
+    grad: &[T],
+    eps: f32,
+    want_dw: bool,
+) -> (Vec<T>, Option<Vec<f32>>) {
+    let dim = w.len();
+    assert!(x.len() % dim == 0 && grad.len() == x.len());
+    assert!(l.threads.is_power_of_two() && l.threads <= 256);
+    let mut dx = vec![T::default(); x.len()];
+    let mut dw_rows = vec![0f32; if want_dw { x.len() } else { 1 }];
+    // SAFETY: as above; `dw_rows` is written only when `want_dw`.
+    unsafe {
+        T::RMS_NORM_BWD(
+            l.blocks,
+            l.threads,
+            x.as_ptr(),
+            w.as_ptr(),
+            grad.as_ptr(),
+            dx.as_mut_ptr(),
+            dw_rows.as_mut_ptr(),
+            want_dw as i32,
+            x.len() / dim,
+            dim as i32,
+            eps,
+        )
+    };
+    (dx, want_dw.then_some(dw_rows))
+}
+
+/// DoRA's `a q + (ratio − 1)(q − bias) + s ratio lr`.
+pub fn dora_fwd(l: Launch, q: &[f32], lr: &[f32], ratio: &[f32], bias: &[f32], a: f32, s: f32) -> Vec<f32> {
+    let dim = ratio.len();
+    assert!(bias.len() == dim && q.len() % dim == 0 && lr.len() == q.len());
+    let mut out = vec![0f32; q.len()];
+    // SAFETY: as above.
+    unsafe {
+        ffi::emulated_dora_fwd_f32(
+            l.blocks,
+            l.threads,
+            q.as_ptr(),
+            lr.as_ptr(),
+            ratio.as_ptr(),
+            bias.as_ptr(),
+            a,
+            s,
+            out.as_mut_ptr(),
+            q.len() / dim,
+            dim as i32,
+        )
+    };
+    out
+}
+
+/// DoRA's `(dq, dlr, each row's share of d ratio)`.
+#[allow(clippy::too_many_arguments)]
+pub fn dora_bwd(
+    l: Launch,
+    q: &[f32],
+    lr: &[f32],
+    ratio: &[f32],
+    bias: &[f32],
+    grad: &[f32],
+    a: f32,
+    s: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (dim, n) = (ratio.len(), q.len());
+    assert!(bias.len() == dim && n % dim == 0 && lr.len() == n && grad.len() == n);
+    let mut grads = vec![0f32; 3 * n];
+    // SAFETY: as above; `grads` holds 3n.
+    unsafe {
+        ffi::emulated_dora_bwd_f32(
+            l.blocks,
+            l.threads,
+            q.as_ptr(),
+            lr.as_ptr(),
+            ratio.as_ptr(),
+            bias.as_ptr(),
+            grad.as_ptr(),
+            a,
+            s,
+            grads.as_mut_ptr(),
+            n / dim,
+            dim as i32,
+        )
+    };
+    let d_ratio_rows = grads.split_off(2 * n);
+    let dl = grads.split_off(n);
+    (grads, dl, d_ratio_rows)
+}
