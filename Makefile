@@ -138,7 +138,8 @@ cuda:
 	@env=$$(bash scripts/fetch-cuda.sh) && . "$$env" && \
 	  CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) $(CARGO) build --release --bins -p saha-embed -p saha-train -p saha-tests \
 	    --features saha-embed/cuda,saha-train/cuda,saha-tests/cuda
-	@ls -l $(CUDA_BIN)/saha-embed $(CUDA_BIN)/saha-train $(CUDA_BIN)/saha-bench-embed $(CUDA_BIN)/saha-bench-train
+	@ls -l $(CUDA_BIN)/saha-embed $(CUDA_BIN)/saha-train $(CUDA_BIN)/saha-bench-embed $(CUDA_BIN)/saha-bench-train \
+	  $(CUDA_BIN)/saha-check-kernels
 
 # What the GPU machine needs in one folder under 60 MiB (it has no Rust and no network): the CUDA binaries
 # (xz-compressed), saha-init-model, the parity fixtures and scripts/gpu/. See scripts/gpu/README.md.

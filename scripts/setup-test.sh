@@ -4,6 +4,8 @@ set -euo pipefail
 need=()
 command -v make >/dev/null || need+=(make)
 command -v cc >/dev/null || need+=(gcc)
+# tests/kernels compiles the CUDA kernels as C++20 for the CPU.
+command -v c++ >/dev/null || need+=(g++)
 command -v unshare >/dev/null || need+=(util-linux)
 # The report test renders report.html in headless Chromium (Debian's `chromium`;
 # `chromium-headless-shell` does too) and needs a font for the page's text.

@@ -459,3 +459,22 @@ fn merged_adapters_embed_like_the_unmerged_ones() {
         }
     }
 }
+
+/// The GPU check's kernel comparison, run here on the CPU: the any-device ops (the CUDA path's structure,
+/// on candle's CPU ops) against the CPU kernels, in f32 and bf16, output and gradients.
+#[test]
+fn kernel_checker_passes_on_the_cpu() {
+    let out = std::process::Command::new(saha_tests::bin("saha-check-kernels"))
+        .args(["--device", "cpu"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 7 ops in f32, 6 in bf16 (DoRA's kernel is f32 only).
+    assert_eq!(stdout.lines().filter(|l| l.ends_with("| ok |")).count(), 13, "{stdout}");
+}

@@ -9,7 +9,7 @@ CUDA_BIN=${CUDA_BIN:?CUDA_BIN: the CUDA release folder (make cuda)}
 OUT=${OUT:-gpu-bundle}
 LIMIT_MIB=60
 die() { echo "gpu-bundle: error: $*" >&2; exit 1; }
-for b in saha-embed saha-train saha-bench-embed saha-bench-train; do
+for b in saha-embed saha-train saha-bench-embed saha-bench-train saha-check-kernels; do
   [[ -x $CUDA_BIN/$b ]] || die "$CUDA_BIN/$b missing: run make cuda"
 done
 # CPU_DRY_RUN=1 bundles CPU binaries, to try check.sh on a CPU (DEVICE=cpu QUICK=1).
@@ -20,7 +20,7 @@ fi
 stage="$OUT.tmp"
 rm -rf "$stage"
 mkdir -p "$stage/bin" "$stage/oracle" "$stage/parity"
-for b in saha-embed saha-train saha-bench-embed saha-bench-train; do
+for b in saha-embed saha-train saha-bench-embed saha-bench-train saha-check-kernels; do
   strip -o "$stage/bin/$b" "$CUDA_BIN/$b"
 done
 strip -o "$stage/bin/saha-init-model" "$BIN/saha-init-model"

@@ -4,6 +4,9 @@
 # That machine has an NVIDIA driver, CUDA 13, python3 with torch, transformers, peft, safetensors, numpy,
 # pillow, pyarrow; no Rust and no network. Everything it runs comes from the bundle.
 #
+# 0. kernels: saha-check-kernels runs each training op on the GPU (the CUDA kernels of model/kernels/fused.cu,
+#    candle's CUDA ops and cuBLAS) in f32 and bf16 against its CPU reference, output and gradients (bars in
+#    tests/bench/check_kernels.rs; CI runs the same program on the CPU).
 # 1. parity: the tiny random Qwen2-VL (saha-init-model --seed 0, the CI fixtures' snapshot) embeds the parity
 #    items with saha-embed on the GPU in f32 (against the CPU f32 embeddings computed when bundling, which CI
 #    holds within 1e-4 of transformers: max abs <= 1e-4) and in bf16 (cosine >= 0.999 per item with f32);
@@ -79,6 +82,9 @@ log "tiny snapshot (seed 0) ..."
 "$BIN/saha-init-model" --out "$tiny" --tokenizer "$here/tokenizer.json" --seed 0 >> "$OUT/check.log" 2>&1
 (cd "$tiny" && sha256sum -c "$here/parity/tiny.sha256" >> "$OUT/check.log" 2>&1) \
   || { log "the tiny snapshot differs from the one the parity embeddings were computed with"; failures=$((failures + 1)); }
+
+# 0. kernels
+timed kernels "$BIN/saha-check-kernels" --device "$DEVICE"
 
 # 1. parity
 for dtype in f32 bf16; do

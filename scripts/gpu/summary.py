@@ -33,6 +33,9 @@ def ratio(a, b):
 
 
 print((out / "env.txt").read_text() if (out / "env.txt").is_file() else "")
+print("## Training ops against their CPU references (saha-check-kernels)\n")
+k = out / "kernels.json"
+print(k.read_text() if k.is_file() and k.read_text().strip() else "saha-check-kernels: no output")
 print("## Parity\n")
 p = report("parity-compare")
 print(f"- saha-embed, tiny model, {p['items']} items: GPU f32 vs CPU f32 max abs {p['gpu_f32_vs_cpu_f32_max_abs']:.2e}; "

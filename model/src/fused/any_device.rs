@@ -18,6 +18,10 @@ const SCORE_BUDGET: usize = 1 << 25;
 /// before the weight), with `dx` from the f32 values: `dx = r gn − x r³ mean(gn ⊙ x)` where
 /// `gn = grad ⊙ w`, and `dw = Σ_rows grad ⊙ normed` when the weight is trained.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if super::cuda::serves(x) && x.dtype() == weight.dtype() {
+        return rms_norm_on_cuda_kernels(x, weight, eps);
+    }
     let dtype = x.dtype();
     let rms =
         move |x32: &Tensor| -> candle_core::Result<Tensor> { (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt() };
@@ -51,9 +55,44 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     )
 }
 
+/// [`rms_norm`] with its backward on the CUDA kernel (the forward is candle's RMSNorm kernel).
+#[cfg(feature = "cuda")]
+fn rms_norm_on_cuda_kernels(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x32 = x.detach().to_dtype(DType::F32)?;
+    let rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
+    let out = x32
+        .broadcast_div(&rms)?
+        .to_dtype(dtype)?
+        .broadcast_mul(&weight.detach())?;
+    let weight_trained = weight.track_op();
+    attach(
+        "rms-norm",
+        &[x, weight],
+        out,
+        Box::new(move |inputs, _, grad| {
+            let (dx, dw) = super::cuda::rms_norm_backward(&inputs[0], &inputs[1], grad, eps as f32, weight_trained)?;
+            Ok(vec![Some(dx), dw.map(|dw| dw.to_dtype(inputs[1].dtype())).transpose()?])
+        }),
+    )
+}
+
 /// SwiGLU's `silu(gate) ⊙ up` as the composite form computes it, with the gradients from f32 values:
 /// `d gate = grad ⊙ up ⊙ σ(g)(1 + g(1 − σ(g)))`, `d up = grad ⊙ silu(g)`.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if super::cuda::serves(gate) && gate.dtype() == up.dtype() {
+        let out = super::cuda::swiglu_forward(&gate.detach(), &up.detach())?;
+        return attach(
+            "swiglu",
+            &[gate, up],
+            out,
+            Box::new(|inputs, _, grad| {
+                let (d_gate, d_up) = super::cuda::swiglu_backward(&inputs[0], &inputs[1], grad)?;
+                Ok(vec![Some(d_gate), Some(d_up)])
+            }),
+        );
+    }
     let out = (gate.detach().silu()? * up.detach())?;
     attach(
         "swiglu",
@@ -83,6 +122,32 @@ pub fn dora_combine(
     q_is_base: bool,
 ) -> Result<Tensor> {
     let a = if q_is_base { 1.0 } else { 0.0 };
+    #[cfg(feature = "cuda")]
+    if super::cuda::serves(q) && q.dtype() == DType::F32 && q.rank() == 2 {
+        let bias = match bias {
+            Some(b) => b.detach(),
+            None => ratio.zeros_like()?,
+        };
+        let params = move |ratio: &Tensor| Tensor::stack(&[ratio, &bias], 0);
+        let out = super::cuda::dora_forward(
+            &q.detach(),
+            &lr.detach(),
+            &params(&ratio.detach())?,
+            a as f32,
+            scale as f32,
+        )?;
+        return attach(
+            "dora",
+            &[q, lr, ratio],
+            out,
+            Box::new(move |inputs, _, grad| {
+                let (q, lr) = (&inputs[0], &inputs[1]);
+                let (dq, dl, d_ratio) =
+                    super::cuda::dora_backward(q, lr, &params(&inputs[2])?, grad, a as f32, scale as f32)?;
+                Ok(vec![Some(dq), Some(dl), Some(d_ratio)])
+            }),
+        );
+    }
     let bias = bias.map(Tensor::detach);
     let less_bias = move |q: &Tensor| -> candle_core::Result<Tensor> {
         match &bias {

@@ -15,6 +15,8 @@ pub mod any_device;
 mod any_device_tests;
 mod attend;
 mod attention;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod elementwise;
 mod kernels;
 mod linear;

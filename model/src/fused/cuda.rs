@@ -1,0 +1,403 @@
+//! Launches of the kernels in model/kernels/fused.cu (compiled to PTX by build.rs) as candle custom
+//! ops, for the any-device training ops on CUDA: SwiGLU forward and backward, RMSNorm's backward and
+//! DoRA's combination. Each takes contiguous f32 or bf16 tensors (DoRA f32 only) and returns new ones;
+//! none records a backward (the callers attach theirs).
+
+use candle_core::backend::BackendStorage;
+use candle_core::cuda::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda::{CudaDType, WrapErr};
+use candle_core::{CpuStorage, CudaStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Storage, Tensor};
+use half::bf16;
+
+mod ptx {
+    include!(concat!(env!("OUT_DIR"), "/ptx.rs"));
+}
+
+/// Threads per block; rms_norm_bwd's reduction needs the RMS_THREADS of fused.cu.
+const THREADS: u32 = 256;
+/// Blocks of a grid-stride launch: enough to fill an H100 several times over.
+const MAX_BLOCKS: u32 = 4096;
+
+/// Whether the kernels here serve `x`.
+pub fn serves(x: &Tensor) -> bool {
+    x.device().is_cuda() && matches!(x.dtype(), DType::F32 | DType::BF16)
+}
+
+fn launch_for(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((n as u32).div_ceil(THREADS).clamp(1, MAX_BLOCKS), 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// The values of a contiguous storage, from its layout's offset.
+fn view<'a, T: CudaDType + DeviceRepr>(s: &'a CudaStorage, l: &Layout) -> candle_core::Result<CudaView<'a, T>> {
+    let (start, end) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("fused CUDA kernels take contiguous tensors".into()))?;
+    Ok(s.as_cuda_slice::<T>()?.slice(start..end))
+}
+
+/// `dev.get_or_load_custom_func` for a kernel of fused.cu.
+macro_rules! function {
+    ($dev:expr, $name:expr) => {
+        $dev.get_or_load_custom_func($name, "saha_fused", ptx::FUSED)
+    };
+}
+
+fn kernel_name(base: &str, dtype: DType) -> candle_core::Result<String> {
+    match dtype {
+        DType::F32 => Ok(format!("{base}_f32")),
+        DType::BF16 => Ok(format!("{base}_bf16")),
+        other => candle_core::bail!("{base}: no CUDA kernel for {other:?}"),
+    }
+}
+
+fn cpu_refused(name: &str) -> candle_core::Result<(CpuStorage, Shape)> {
+    candle_core::bail!("{name}: a CUDA kernel, called on the CPU")
+}
+
+/// Runs `body::<T>` for the storage's element type (f32 or bf16).
+macro_rules! per_dtype {
+    ($dtype:expr, $body:ident ( $($arg:expr),* )) => {
+        match $dtype {
+            DType::F32 => $body::<f32>($($arg),*),
+            DType::BF16 => $body::<bf16>($($arg),*),
+            other => candle_core::bail!("fused CUDA kernels: no kernel for {other:?}"),
+        }
+    };
+}
+
+struct SwigluForward;
+
+impl CustomOp2 for SwigluForward {
+    fn name(&self) -> &'static str {
+        "swiglu-forward"
+    }
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        cpu_refused(self.name())
+    }
+    fn cuda_fwd(
+        &self,
+        gate: &CudaStorage,
+        gl: &Layout,
+        up: &CudaStorage,
+        ul: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        fn run<T: CudaDType + DeviceRepr>(
+            gate: &CudaStorage,
+            gl: &Layout,
+            up: &CudaStorage,
+            ul: &Layout,
+        ) -> candle_core::Result<CudaStorage> {
+            let dev = gate.device();
+            let n = gl.shape().elem_count();
+            let (g, u) = (view::<T>(gate, gl)?, view::<T>(up, ul)?);
+            // SAFETY: the kernel writes every element.
+            let out: CudaSlice<T> = unsafe { dev.alloc::<T>(n)? };
+            let func = function!(dev, &kernel_name("swiglu_fwd", gate.dtype())?)?;
+            let mut b = func.builder();
+            b.arg(&g).arg(&u).arg(&out).arg(&n);
+            // SAFETY: argument types and counts match the kernel's signature.
+            unsafe { b.launch(launch_for(n)) }.w()?;
+            Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
+        }
+        Ok((per_dtype!(gate.dtype(), run(gate, gl, up, ul))?, gl.shape().clone()))
+    }
+}
+
+struct SwigluBackward;
+
+impl CustomOp3 for SwigluBackward {
+    fn name(&self) -> &'static str {
+        "swiglu-backward"
+    }
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        cpu_refused(self.name())
+    }
+    fn cuda_fwd(
+        &self,
+        gate: &CudaStorage,
+        gl: &Layout,
+        up: &CudaStorage,
+        ul: &Layout,
+        grad: &CudaStorage,
+        dl: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        fn run<T: CudaDType + DeviceRepr>(
+            gate: &CudaStorage,
+            gl: &Layout,
+            up: &CudaStorage,
+            ul: &Layout,
+            grad: &CudaStorage,
+            dl: &Layout,
+        ) -> candle_core::Result<CudaStorage> {
+            let dev = gate.device();
+            let n = gl.shape().elem_count();
+            let (g, u, d) = (view::<T>(gate, gl)?, view::<T>(up, ul)?, view::<T>(grad, dl)?);
+            // SAFETY: the kernel writes every element of both halves.
+            let grads: CudaSlice<T> = unsafe { dev.alloc::<T>(2 * n)? };
+            let func = function!(dev, &kernel_name("swiglu_bwd", gate.dtype())?)?;
+            let mut b = func.builder();
+            b.arg(&g).arg(&u).arg(&d).arg(&grads).arg(&n);
+            // SAFETY: as above.
+            unsafe { b.launch(launch_for(n)) }.w()?;
+            Ok(CudaStorage::wrap_cuda_slice(grads, dev.clone()))
+        }
+        let mut dims = vec![2];
+        dims.extend_from_slice(gl.dims());
+        Ok((
+            per_dtype!(gate.dtype(), run(gate, gl, up, ul, grad, dl))?,
+            Shape::from(dims),
+        ))
+    }
+}
+
+/// `silu(gate) ⊙ up`.
+pub fn swiglu_forward(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
+    gate.contiguous()?.apply_op2_no_bwd(&up.contiguous()?, &SwigluForward)
+}
+
+/// `(d gate, d up)` of SwiGLU for the output gradient `grad`.
+pub fn swiglu_backward(gate: &Tensor, up: &Tensor, grad: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+    let both = gate
+        .contiguous()?
+        .apply_op3_no_bwd(&up.contiguous()?, &grad.contiguous()?, &SwigluBackward)?;
+    Ok((both.get(0)?, both.get(1)?))
+}
+
+/// RMSNorm's backward for `x` `[rows, dim]`: `dx` (`want_dw` false) or each row's share of the
+/// weight's gradient, f32 (`want_dw` true). The weight travels inside the op (three inputs at most).
+struct RmsNormBackward {
+    weight: Tensor,
+    eps: f32,
+    want_dw: bool,
+}
+
+impl CustomOp2 for RmsNormBackward {
+    fn name(&self) -> &'static str {
+        "rms-norm-backward"
+    }
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        cpu_refused(self.name())
+    }
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        grad: &CudaStorage,
+        gl: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let (weight, wl) = self.weight.storage_and_layout();
+        let Storage::Cuda(weight) = &*weight else {
+            candle_core::bail!("rms-norm-backward: the weight is not on the GPU");
+        };
+        let op = self;
+        fn run<T: CudaDType + DeviceRepr>(
+            op: &RmsNormBackward,
+            x: &CudaStorage,
+            xl: &Layout,
+            w: &CudaStorage,
+            wl: &Layout,
+            grad: &CudaStorage,
+            gl: &Layout,
+        ) -> candle_core::Result<CudaStorage> {
+            let dev = x.device();
+            let n = xl.shape().elem_count();
+            let dim = wl.shape().elem_count();
+            let rows = n / dim;
+            let (xv, wv, gv) = (view::<T>(x, xl)?, view::<T>(w, wl)?, view::<T>(grad, gl)?);
+            // SAFETY: the kernel writes every element of dx, and of dw_rows when asked for it (else
+            // dw_rows is one element it never touches).
+            let dx: CudaSlice<T> = unsafe { dev.alloc::<T>(n)? };
+            let dw_rows: CudaSlice<f32> = unsafe { dev.alloc::<f32>(if op.want_dw { n } else { 1 })? };
+            let func = function!(dev, &kernel_name("rms_norm_bwd", x.dtype())?)?;
+            let (want, dim32) = (op.want_dw as i32, dim as i32);
+            let mut b = func.builder();
+            b.arg(&xv).arg(&wv).arg(&gv).arg(&dx);
+            b.arg(&dw_rows).arg(&want).arg(&rows).arg(&dim32).arg(&op.eps);
+            let cfg = LaunchConfig {
+                grid_dim: ((rows as u32).clamp(1, MAX_BLOCKS), 1, 1),
+                block_dim: (THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            // SAFETY: as above.
+            unsafe { b.launch(cfg) }.w()?;
+            Ok(if op.want_dw {
+                CudaStorage::wrap_cuda_slice(dw_rows, dev.clone())
+            } else {
+                CudaStorage::wrap_cuda_slice(dx, dev.clone())
+            })
+        }
+        let out = per_dtype!(x.dtype(), run(op, x, xl, weight, wl, grad, gl))?;
+        Ok((out, xl.shape().clone()))
+    }
+}
+
+/// RMSNorm's backward: `dx`, and when `want_dw` the weight's gradient (f32, `[dim]`).
+pub fn rms_norm_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    grad: &Tensor,
+    eps: f32,
+    want_dw: bool,
+) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+    let (x, grad, weight) = (x.contiguous()?, grad.contiguous()?, weight.contiguous()?);
+    let op = |want_dw| RmsNormBackward {
+        weight: weight.clone(),
+        eps,
+        want_dw,
+    };
+    let dx = x.apply_op2_no_bwd(&grad, &op(false))?;
+    let dw = if want_dw {
+        let dim = weight.elem_count();
+        Some(x.apply_op2_no_bwd(&grad, &op(true))?.reshape(((), dim))?.sum(0)?)
+    } else {
+        None
+    };
+    Ok((dx, dw))
+}
+
+/// DoRA's combination or its gradients (`grad` set), f32: inputs q, lr `[rows, dim]`; the op holds
+/// `params` `[2, dim]` (ratio, bias) and the output gradient.
+struct Dora {
+    params: Tensor,
+    grad: Option<Tensor>,
+    a: f32,
+    s: f32,
+}
+
+impl CustomOp2 for Dora {
+    fn name(&self) -> &'static str {
+        "dora"
+    }
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        cpu_refused(self.name())
+    }
+    fn cuda_fwd(
+        &self,
+        q: &CudaStorage,
+        ql: &Layout,
+        lr: &CudaStorage,
+        ll: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        let on_gpu = |t: &Tensor| -> candle_core::Result<()> {
+            if !t.device().is_cuda() || t.dtype() != DType::F32 || !t.is_contiguous() {
+                candle_core::bail!("dora: the CUDA kernel takes contiguous f32 tensors on the GPU");
+            }
+            Ok(())
+        };
+        on_gpu(&self.params)?;
+        let (params, pl) = self.params.storage_and_layout();
+        let Storage::Cuda(params) = &*params else {
+            unreachable!("checked above")
+        };
+        let dev = q.device();
+        let n = ql.shape().elem_count();
+        let dim = pl.shape().elem_count() / 2;
+        let rows = n / dim;
+        let (qv, lv) = (view::<f32>(q, ql)?, view::<f32>(lr, ll)?);
+        let all = view::<f32>(params, pl)?;
+        let (ratio, bias) = (all.slice(0..dim), all.slice(dim..2 * dim));
+        let dim32 = dim as i32;
+        let grad_guard = match &self.grad {
+            Some(g) => {
+                on_gpu(g)?;
+                Some(g.storage_and_layout())
+            }
+            None => None,
+        };
+        let (out, shape) = match &grad_guard {
+            None => {
+                // SAFETY: the kernel writes every element.
+                let out: CudaSlice<f32> = unsafe { dev.alloc::<f32>(n)? };
+                let func = function!(dev, "dora_fwd_f32")?;
+                let mut b = func.builder();
+                b.arg(&qv).arg(&lv).arg(&ratio).arg(&bias).arg(&self.a).arg(&self.s);
+                b.arg(&out).arg(&rows).arg(&dim32);
+                // SAFETY: argument types and counts match the kernel's signature.
+                unsafe { b.launch(launch_for(n)) }.w()?;
+                (out, ql.shape().clone())
+            }
+            Some((grad, gl)) => {
+                let Storage::Cuda(grad) = &**grad else {
+                    unreachable!("checked above")
+                };
+                let gv = view::<f32>(grad, gl)?;
+                // SAFETY: the kernel writes every element of the three parts.
+                let out: CudaSlice<f32> = unsafe { dev.alloc::<f32>(3 * n)? };
+                let func = function!(dev, "dora_bwd_f32")?;
+                let mut b = func.builder();
+                b.arg(&qv)
+                    .arg(&lv)
+                    .arg(&ratio)
+                    .arg(&bias)
+                    .arg(&gv)
+                    .arg(&self.a)
+                    .arg(&self.s);
+                b.arg(&out).arg(&rows).arg(&dim32);
+                // SAFETY: as above.
+                unsafe { b.launch(launch_for(n)) }.w()?;
+                (out, Shape::from((3, rows, dim)))
+            }
+        };
+        Ok((CudaStorage::wrap_cuda_slice(out, dev.clone()), shape))
+    }
+}
+
+/// DoRA's `a q + (ratio − 1)(q − bias) + s ratio lr` for `q`, `lr` `[rows, dim]`.
+pub fn dora_forward(q: &Tensor, lr: &Tensor, params: &Tensor, a: f32, s: f32) -> candle_core::Result<Tensor> {
+    let op = Dora {
+        params: params.contiguous()?,
+        grad: None,
+        a,
+        s,
+    };
+    q.contiguous()?.apply_op2_no_bwd(&lr.contiguous()?, &op)
+}
+
+/// DoRA's `(dq, dlr, d ratio)` for the output gradient `grad`.
+pub fn dora_backward(
+    q: &Tensor,
+    lr: &Tensor,
+    params: &Tensor,
+    grad: &Tensor,
+    a: f32,
+    s: f32,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let op = Dora {
+        params: params.contiguous()?,
+        grad: Some(grad.contiguous()?),
+        a,
+        s,
+    };
+    let parts = q.contiguous()?.apply_op2_no_bwd(&lr.contiguous()?, &op)?;
+    Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?.sum(0)?))
+}
