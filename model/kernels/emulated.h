@@ -48,25 +48,32 @@ inline __nv_bfloat16 __float2bfloat16(float f) {
     return {uint16_t(u >> 16)};
 }
 
-// Runs `kernel` once per thread of every block of a one-dimensional grid. One launch at a time: the
-// grid, the barrier and shared memory are global.
+// Runs `kernel` once per thread of every block of the grid (blocks of `block` threads along x). One
+// launch at a time: the grid, the barrier and shared memory are global.
+template <class Kernel>
+void emulated_launch(dim3 grid, unsigned block, Kernel kernel) {
+    std::lock_guard<std::mutex> lock(emulated_launch_lock);
+    gridDim = grid;
+    blockDim = {block, 1, 1};
+    for (unsigned z = 0; z < grid.z; ++z)
+        for (unsigned y = 0; y < grid.y; ++y)
+            for (unsigned x = 0; x < grid.x; ++x) {
+                std::barrier<> barrier(block);
+                emulated_barrier = &barrier;
+                std::vector<std::thread> threads;
+                threads.reserve(block);
+                for (unsigned t = 0; t < block; ++t) {
+                    threads.emplace_back([=] {
+                        blockIdx = {x, y, z};
+                        threadIdx = {t, 1, 1};
+                        kernel();
+                    });
+                }
+                for (auto& thread : threads) thread.join();
+            }
+}
+
 template <class Kernel>
 void emulated_launch(unsigned grid, unsigned block, Kernel kernel) {
-    std::lock_guard<std::mutex> lock(emulated_launch_lock);
-    gridDim = {grid, 1, 1};
-    blockDim = {block, 1, 1};
-    for (unsigned b = 0; b < grid; ++b) {
-        std::barrier<> barrier(block);
-        emulated_barrier = &barrier;
-        std::vector<std::thread> threads;
-        threads.reserve(block);
-        for (unsigned t = 0; t < block; ++t) {
-            threads.emplace_back([=] {
-                blockIdx = {b, 1, 1};
-                threadIdx = {t, 1, 1};
-                kernel();
-            });
-        }
-        for (auto& thread : threads) thread.join();
-    }
+    emulated_launch(dim3{grid, 1, 1}, block, kernel);
 }

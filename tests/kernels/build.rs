@@ -1,8 +1,8 @@
-//! Compiles model/kernels/fused.cu as C++ with the CUDA names emulated (model/kernels/emulated.h).
+//! Compiles model/kernels/{fused,attention}.cu as C++ with the CUDA names emulated (model/kernels/emulated.h).
 
 fn main() {
     let kernels = std::path::Path::new("../../model/kernels");
-    for file in ["fused.cu", "compat.cuh", "emulated.h"] {
+    for file in ["fused.cu", "attention.cu", "compat.cuh", "emulated.h"] {
         println!("cargo::rerun-if-changed={}", kernels.join(file).display());
     }
     println!("cargo::rerun-if-changed=src/emulated.cpp");

@@ -16,6 +16,7 @@ mod ffi {
     use half::bf16;
 
     extern "C" {
+        pub fn emulated_attn_visible(g: u32, b: u32, mask: *const f32, visible: *mut u32, rows: usize, len: i32);
         pub fn emulated_swiglu_fwd_f32(g: u32, b: u32, gate: *const f32, up: *const f32, out: *mut f32, n: usize);
         pub fn emulated_swiglu_fwd_bf16(g: u32, b: u32, gate: *const bf16, up: *const bf16, out: *mut bf16, n: usize);
         pub fn emulated_swiglu_bwd_f32(
@@ -92,6 +93,115 @@ mod ffi {
     }
 }
 
+/// `emulated_attn_fwd_*`: `(batch, q, k, v, mask, visible, out, lse, len, heads, kv_heads, d, scale)`.
+pub type AttentionForward<T> = unsafe extern "C" fn(
+    i32,
+    *const T,
+    *const T,
+    *const T,
+    *const f32,
+    *const u32,
+    *mut T,
+    *mut f32,
+    i32,
+    i32,
+    i32,
+    i32,
+    f32,
+);
+/// `emulated_attn_bwd_*`: `(batch, q, k, v, mask, visible, grad, lse, row_dot, dq, dk, dv, len, heads,
+/// kv_heads, d, scale)`.
+pub type AttentionBackward<T> = unsafe extern "C" fn(
+    i32,
+    *const T,
+    *const T,
+    *const T,
+    *const f32,
+    *const u32,
+    *const T,
+    *const f32,
+    *const f32,
+    *mut T,
+    *mut T,
+    *mut T,
+    i32,
+    i32,
+    i32,
+    i32,
+    f32,
+);
+
+extern "C" {
+    fn emulated_attn_fwd_f32(
+        batch: i32,
+        q: *const f32,
+        k: *const f32,
+        v: *const f32,
+        mask: *const f32,
+        visible: *const u32,
+        out: *mut f32,
+        lse: *mut f32,
+        len: i32,
+        heads: i32,
+        kv_heads: i32,
+        d: i32,
+        scale: f32,
+    );
+    fn emulated_attn_fwd_bf16(
+        batch: i32,
+        q: *const bf16,
+        k: *const bf16,
+        v: *const bf16,
+        mask: *const f32,
+        visible: *const u32,
+        out: *mut bf16,
+        lse: *mut f32,
+        len: i32,
+        heads: i32,
+        kv_heads: i32,
+        d: i32,
+        scale: f32,
+    );
+    fn emulated_attn_bwd_f32(
+        batch: i32,
+        q: *const f32,
+        k: *const f32,
+        v: *const f32,
+        mask: *const f32,
+        visible: *const u32,
+        grad: *const f32,
+        lse: *const f32,
+        row_dot: *const f32,
+        dq: *mut f32,
+        dk: *mut f32,
+        dv: *mut f32,
+        len: i32,
+        heads: i32,
+        kv_heads: i32,
+        d: i32,
+        scale: f32,
+    );
+    fn emulated_attn_bwd_bf16(
+        batch: i32,
+        q: *const bf16,
+        k: *const bf16,
+        v: *const bf16,
+        mask: *const f32,
+        visible: *const u32,
+        grad: *const bf16,
+        lse: *const f32,
+        row_dot: *const f32,
+        dq: *mut bf16,
+        dk: *mut bf16,
+        dv: *mut bf16,
+        len: i32,
+        heads: i32,
+        kv_heads: i32,
+        d: i32,
+        scale: f32,
+    );
+}
+
 /// An element type the row kernels are instantiated for.
 pub trait Element: Copy + Default {
     #[doc(hidden)]
@@ -113,9 +223,15 @@ pub trait Element: Copy + Default {
         i32,
         f32,
     );
+    #[doc(hidden)]
+    const ATTN_FWD: AttentionForward<Self>;
+    #[doc(hidden)]
+    const ATTN_BWD: AttentionBackward<Self>;
 }
 
 impl Element for f32 {
+    const ATTN_FWD: AttentionForward<Self> = emulated_attn_fwd_f32;
+    const ATTN_BWD: AttentionBackward<Self> = emulated_attn_bwd_f32;
     const SWIGLU_FWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *mut Self, usize) =
         ffi::emulated_swiglu_fwd_f32;
     const SWIGLU_BWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *const Self, *mut Self, usize) =
@@ -136,6 +252,8 @@ impl Element for f32 {
 }
 
 impl Element for bf16 {
+    const ATTN_FWD: AttentionForward<Self> = emulated_attn_fwd_bf16;
+    const ATTN_BWD: AttentionBackward<Self> = emulated_attn_bwd_bf16;
     const SWIGLU_FWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *mut Self, usize) =
         ffi::emulated_swiglu_fwd_bf16;
     const SWIGLU_BWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *const Self, *mut Self, usize) =
@@ -286,4 +404,111 @@ pub fn dora_bwd(
     let d_ratio_rows = grads.split_off(2 * n);
     let dl = grads.split_off(n);
     (grads, dl, d_ratio_rows)
+}
+
+/// Sizes of an attention problem: q `[batch, len, heads, d]`, k and v `[batch, len, kv_heads, d]`, mask
+/// `[batch, len, len]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Attention {
+    pub batch: usize,
+    pub len: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub d: usize,
+}
+
+impl Attention {
+    fn check<T>(&self, q: &[T], k: &[T], v: &[T], mask: &[f32]) {
+        let rows = self.batch * self.len;
+        assert!(q.len() == rows * self.heads * self.d && k.len() == rows * self.kv_heads * self.d);
+        assert!(v.len() == k.len() && mask.len() == rows * self.len && self.d <= 128);
+        assert!(self.heads % self.kv_heads == 0);
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / (self.d as f32).sqrt()
+    }
+
+    /// One past each query row's last unmasked key.
+    pub fn visible(&self, mask: &[f32]) -> Vec<u32> {
+        let rows = self.batch * self.len;
+        assert_eq!(mask.len(), rows * self.len);
+        let mut visible = vec![0u32; rows];
+        // SAFETY: `mask` holds rows x len values, `visible` rows.
+        unsafe { ffi::emulated_attn_visible(2, 64, mask.as_ptr(), visible.as_mut_ptr(), rows, self.len as i32) };
+        visible
+    }
+
+    /// `(out, lse)`: `[batch, len, heads, d]` and `[batch, len, heads]`.
+    pub fn forward<T: Element>(&self, q: &[T], k: &[T], v: &[T], mask: &[f32]) -> (Vec<T>, Vec<f32>) {
+        self.check(q, k, v, mask);
+        let visible = self.visible(mask);
+        let mut out = vec![T::default(); q.len()];
+        let mut lse = vec![0f32; self.batch * self.len * self.heads];
+        // SAFETY: every buffer has the size `check` asserts for the kernel's indexing.
+        unsafe {
+            T::ATTN_FWD(
+                self.batch as i32,
+                q.as_ptr(),
+                k.as_ptr(),
+                v.as_ptr(),
+                mask.as_ptr(),
+                visible.as_ptr(),
+                out.as_mut_ptr(),
+                lse.as_mut_ptr(),
+                self.len as i32,
+                self.heads as i32,
+                self.kv_heads as i32,
+                self.d as i32,
+                self.scale(),
+            )
+        };
+        (out, lse)
+    }
+
+    /// `(dq, dk, dv)` for the output gradient `grad`, from the forward's `lse` and `row_dot` =
+    /// rowsum(grad ⊙ out) `[batch, len, heads]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<T: Element>(
+        &self,
+        q: &[T],
+        k: &[T],
+        v: &[T],
+        mask: &[f32],
+        grad: &[T],
+        lse: &[f32],
+        row_dot: &[f32],
+    ) -> (Vec<T>, Vec<T>, Vec<T>) {
+        self.check(q, k, v, mask);
+        assert!(grad.len() == q.len() && lse.len() == q.len() / self.d && row_dot.len() == lse.len());
+        let visible = self.visible(mask);
+        let (mut dq, mut dk, mut dv) = (
+            vec![T::default(); q.len()],
+            vec![T::default(); k.len()],
+            vec![T::default(); v.len()],
+        );
+        // SAFETY: as above.
+        unsafe {
+            T::ATTN_BWD(
+                self.batch as i32,
+                q.as_ptr(),
+                k.as_ptr(),
+                v.as_ptr(),
+                mask.as_ptr(),
+                visible.as_ptr(),
+                grad.as_ptr(),
+                lse.as_ptr(),
+                row_dot.as_ptr(),
+                dq.as_mut_ptr(),
+                dk.as_mut_ptr(),
+                dv.as_mut_ptr(),
+                self.len as i32,
+                self.heads as i32,
+                self.kv_heads as i32,
+                self.d as i32,
+                self.scale(),
+            )
+        };
+        (dq, dk, dv)
+    }
 }
