@@ -15,7 +15,8 @@
 #    image + text (448x448) batches, saha-bench-embed against transformers (sdpa, bf16) in the same run.
 # 3. training: DoRA steps with GradCache (chunk 4) on that model, 16 pairs and the reference's step size
 #    (16 clusters x 16 pairs = 256 pairs, half with a 448x448 image), saha-bench-train against PyTorch + PEFT
-#    (sdpa, bf16) in the same run.
+#    (sdpa, bf16) in the same run; and saha-bench-train again with the tiled attention kernels
+#    (SAHA_ATTENTION=tiled), to measure which attention the CUDA default should be.
 # Peak GPU memory: the device's used memory sampled by nvidia-smi every 100 ms while each program runs, less
 # the memory used before it started (the same measure for both sides), plus PyTorch's own allocator peak.
 #
@@ -128,6 +129,10 @@ if [[ ${SKIP_TRAIN:-0} != 1 ]]; then
       --device "$DEVICE" --dtype bf16
     timed "train-torch-$pairs" python3 "$here/oracle/bench_train_torch.py" --model "$big" \
       --inputs "$W/train-inputs-$pairs.json" --steps 2 --attn sdpa --device "$DEVICE" --dtype bf16 --max-loss-diff 0.5
+    # The same step with the decoder's attention on the tiled kernels (model/kernels/attention.cu).
+    [[ $gpu == 1 ]] && timed "train-tiled-$pairs" env SAHA_ATTENTION=tiled "$BIN/saha-bench-train" --model "$big" \
+      --mode gradcache --chunk 4 --pairs "$pairs" --steps 2 --images "$W/images-448" --adapter "$W/adapter-tiled-$pairs" \
+      --device "$DEVICE" --dtype bf16
   done
 fi
 

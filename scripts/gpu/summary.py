@@ -61,19 +61,24 @@ def embed_cells(c, t, kind):
             f"{fmt(sampled_peak(f'embed-torch-{kind}'), 'd')} / {fmt(t and t.get('peak_gpu_mib'), 'd')}"]
 
 
-def train_cells(c, t, pairs):
-    ts = t["steps_per_s"] if t else None
-    return [f"{c['steps_per_s']:.3f}", fmt(ts, ".3f"), fmt(ratio(c["steps_per_s"], ts), ".2f"),
-            fmt(t and t["first_loss_diff_vs_candle"], ".2e"), fmt(sampled_peak(f"train-candle-{pairs}"), "d"),
-            f"{fmt(sampled_peak(f'train-torch-{pairs}'), 'd')} / {fmt(t and t.get('peak_gpu_mib'), 'd')}"]
+def train_cells_of(candle):
+    """Training cells for candle's runs named `candle-{pairs}` (the same PyTorch runs for every variant)."""
+    def cells(c, t, pairs):
+        ts = t["steps_per_s"] if t else None
+        return [f"{c['steps_per_s']:.3f}", fmt(ts, ".3f"), fmt(ratio(c["steps_per_s"], ts), ".2f"),
+                fmt(t and t["first_loss_diff_vs_candle"], ".2e"), fmt(sampled_peak(f"{candle}-{pairs}"), "d"),
+                f"{fmt(sampled_peak(f'train-torch-{pairs}'), 'd')} / {fmt(t and t.get('peak_gpu_mib'), 'd')}"]
+    return cells
 
 
 table("Embedding (Qwen2-VL-2B configuration, random bf16 weights)",
       ["items", "batch", "candle items/s", "candle tokens/s", "transformers (sdpa) items/s", "ratio", "candle peak MiB",
        "transformers peak MiB (sampled / allocator)"],
       ["text", "image"], "embed-candle-{}", "embed-torch-{}", embed_cells)
-table("Training step (DoRA r 8, GradCache chunk 4, bf16 base, f32 adapters)",
-      ["pairs", "candle steps/s", "PyTorch + PEFT steps/s", "ratio", "first-step loss diff", "candle peak MiB",
-       "PyTorch peak MiB (sampled / allocator)"],
-      sorted({p.stem.split("-")[-1] for p in out.glob("train-candle-*.json")}, key=int),
-      "train-candle-{}", "train-torch-{}", train_cells)
+for candle, attention in [("train-candle", "attention in blocks of cuBLAS products"),
+                          ("train-tiled", "attention on the tiled kernels, SAHA_ATTENTION=tiled")]:
+    table(f"Training step (DoRA r 8, GradCache chunk 4, bf16 base, f32 adapters; {attention})",
+          ["pairs", "candle steps/s", "PyTorch + PEFT steps/s", "ratio", "first-step loss diff", "candle peak MiB",
+           "PyTorch peak MiB (sampled / allocator)"],
+          sorted({p.stem.split("-")[-1] for p in out.glob(f"{candle}-*.json")}, key=int),
+          candle + "-{}", "train-torch-{}", train_cells_of(candle))

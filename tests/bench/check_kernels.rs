@@ -54,7 +54,7 @@ fn main() {
     println!("|---|---|---:|---:|---:|---|");
     for dtype in [DType::F32, DType::BF16] {
         for case in cases() {
-            if case.f32_only && dtype != DType::F32 {
+            if (case.f32_only && dtype != DType::F32) || (case.cuda_only && !device.is_cuda()) {
                 continue;
             }
             let result = run(&case, &device, dtype).unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -85,6 +85,8 @@ struct Case {
     name: &'static str,
     shapes: Vec<Vec<usize>>,
     f32_only: bool,
+    /// Only on CUDA (the tiled attention kernels).
+    cuda_only: bool,
     apply: fn(&[Tensor], Which) -> candle_core::Result<Tensor>,
 }
 
@@ -108,17 +110,26 @@ fn err(e: saha_model::ModelError) -> candle_core::Error {
 
 fn cases() -> Vec<Case> {
     let (q_width, kv_width) = (HEADS.heads * HEADS.head_dim, HEADS.kv_heads * HEADS.head_dim);
-    vec![
+    let attention_shapes = vec![
+        vec![B, LEN, q_width],
+        vec![B, LEN, kv_width],
+        vec![B, LEN, kv_width],
+        vec![B, LEN, HEADS.head_dim / 2],
+    ];
+    #[allow(unused_mut)]
+    let mut cases = vec![
         Case {
             name: "frozen-linear",
             shapes: vec![vec![B, LEN, 48], vec![40, 48], vec![40]],
             f32_only: false,
+            cuda_only: false,
             apply: |t, _| fused::frozen_linear(&t[0], &t[1], Some(&t[2])).map_err(err),
         },
         Case {
             name: "rms-norm",
             shapes: vec![vec![B, LEN, 300], vec![300]],
             f32_only: false,
+            cuda_only: false,
             apply: |t, w| {
                 match w {
                     Which::Device => any_device::rms_norm(&t[0], &t[1], 1e-6),
@@ -131,6 +142,7 @@ fn cases() -> Vec<Case> {
             name: "swiglu",
             shapes: vec![vec![B, LEN, 200], vec![B, LEN, 200]],
             f32_only: false,
+            cuda_only: false,
             apply: |t, w| {
                 let gate = (&t[0] * 6.0)?;
                 match w {
@@ -144,6 +156,7 @@ fn cases() -> Vec<Case> {
             name: "dora",
             shapes: vec![vec![B * LEN, 40], vec![B * LEN, 40], vec![40], vec![40]],
             f32_only: true,
+            cuda_only: false,
             apply: |t, w| {
                 let ratio = (t[2].affine(0.3, 1.0))?;
                 match w {
@@ -160,6 +173,7 @@ fn cases() -> Vec<Case> {
                 vec![B, LEN, HEADS.head_dim / 2],
             ],
             f32_only: false,
+            cuda_only: false,
             apply: |t, w| {
                 let angles = (t[1].to_dtype(DType::F32)?.detach() * 3.0)?;
                 let (cos, sin) = (angles.cos()?, angles.sin()?);
@@ -172,31 +186,43 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "self-attention",
-            shapes: vec![
-                vec![B, LEN, q_width],
-                vec![B, LEN, kv_width],
-                vec![B, LEN, kv_width],
-                vec![B, LEN, HEADS.head_dim / 2],
-            ],
+            shapes: attention_shapes.clone(),
             f32_only: false,
-            apply: |t, w| attention(t, w, None),
+            cuda_only: false,
+            apply: |t, w| attention(t, w, Attend::Default),
         },
         Case {
             name: "self-attention (blocks of 16 rows)",
-            shapes: vec![
-                vec![B, LEN, q_width],
-                vec![B, LEN, kv_width],
-                vec![B, LEN, kv_width],
-                vec![B, LEN, HEADS.head_dim / 2],
-            ],
+            shapes: attention_shapes.clone(),
             f32_only: false,
-            apply: |t, w| attention(t, w, Some(16)),
+            cuda_only: false,
+            apply: |t, w| attention(t, w, Attend::Blocks(16)),
         },
-    ]
+    ];
+    #[cfg(feature = "cuda")]
+    cases.push(Case {
+        name: "self-attention (tiled CUDA kernels)",
+        shapes: attention_shapes,
+        f32_only: false,
+        cuda_only: true,
+        apply: |t, w| attention(t, w, Attend::Tiled),
+    });
+    cases
+}
+
+/// How the device side attends.
+enum Attend {
+    /// As `any_device::self_attention` chooses.
+    Default,
+    /// Blocks of this many query rows.
+    Blocks(usize),
+    /// The tiled CUDA kernels.
+    #[cfg(feature = "cuda")]
+    Tiled,
 }
 
 /// Causal attention; the second sequence is left-padded by 5, so its first queries see nothing.
-fn attention(t: &[Tensor], w: Which, block: Option<usize>) -> candle_core::Result<Tensor> {
+fn attention(t: &[Tensor], w: Which, how: Attend) -> candle_core::Result<Tensor> {
     let device = t[0].device();
     let angles = (t[3].to_dtype(DType::F32)?.detach() * 3.0)?;
     let (cos, sin) = (angles.cos()?, angles.sin()?);
@@ -212,11 +238,15 @@ fn attention(t: &[Tensor], w: Which, block: Option<usize>) -> candle_core::Resul
     }
     let mask = Tensor::from_vec(mask, (B, 1, LEN, LEN), device)?;
     let qkv = (&t[0], &t[1], &t[2]);
-    match (w, block) {
+    match (w, how) {
         (Which::Reference, _) => fused::self_attention(qkv.0, qkv.1, qkv.2, (&cos, &sin), &mask, HEADS),
-        (Which::Device, None) => any_device::self_attention(qkv.0, qkv.1, qkv.2, (&cos, &sin), &mask, HEADS),
-        (Which::Device, Some(rows)) => {
+        (Which::Device, Attend::Default) => any_device::self_attention(qkv.0, qkv.1, qkv.2, (&cos, &sin), &mask, HEADS),
+        (Which::Device, Attend::Blocks(rows)) => {
             any_device::self_attention_in_blocks(qkv.0, qkv.1, qkv.2, (&cos, &sin), &mask, HEADS, rows)
+        }
+        #[cfg(feature = "cuda")]
+        (Which::Device, Attend::Tiled) => {
+            any_device::self_attention_tiled(qkv.0, qkv.1, qkv.2, (&cos, &sin), &mask, HEADS)
         }
     }
     .map_err(err)

@@ -202,9 +202,79 @@ pub fn self_attention(
     mask: &Tensor,
     h: Heads,
 ) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if super::cuda::serves(q) && h.head_dim <= super::cuda::ATTENTION_MAX_HEAD_DIM && tiled_attention_chosen() {
+        return self_attention_tiled(q, k, v, (cos, sin), mask, h);
+    }
     let (b, len, _) = q.dims3()?;
     let rows = (SCORE_BUDGET / (b * h.heads * len).max(1)).clamp(1, len);
     self_attention_in_blocks(q, k, v, (cos, sin), mask, h, rows)
+}
+
+/// Whether training on CUDA attends with the tiled kernels of model/kernels/attention.cu
+/// (`SAHA_ATTENTION=tiled`) rather than in blocks of candle's ops (cuBLAS products). Both keep no
+/// `len x len` tensor in the graph; the kernels keep none in memory at all but use CUDA cores only, so
+/// which is faster is for the GPU check (scripts/gpu/check.sh) to measure.
+#[cfg(feature = "cuda")]
+fn tiled_attention_chosen() -> bool {
+    std::env::var("SAHA_ATTENTION").is_ok_and(|v| v == "tiled")
+}
+
+/// [`self_attention`] on the tiled CUDA kernels: rotations with candle's kernel (in f32, as the
+/// composite form), the forward kernel's output and log-sum-exp, and a backward that recomputes the
+/// probabilities tile by tile. CUDA f32 or bf16, head size at most 128.
+#[cfg(feature = "cuda")]
+pub fn self_attention_tiled(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    (cos, sin): (&Tensor, &Tensor),
+    mask: &Tensor,
+    h: Heads,
+) -> Result<Tensor> {
+    use super::cuda;
+    let (b, len, _) = q.dims3()?;
+    let d = h.head_dim;
+    let as_heads = move |t: &Tensor, n: usize| t.reshape((b, len, n, d));
+    let merged = move |t: &Tensor, n: usize| t.reshape((b, len, n * d));
+    // Rotation of [batch, len, heads, d] in f32, cast back.
+    let rotate = |t: &Tensor, cos: &Tensor, sin: &Tensor| -> candle_core::Result<Tensor> {
+        let t32 = t.to_dtype(DType::F32)?.contiguous()?;
+        candle_nn::rotary_emb::rope_thd(&t32, cos, sin)?.to_dtype(t.dtype())
+    };
+    let (cos, sin) = (cos.detach(), sin.detach());
+    let neg_sin = sin.neg()?;
+    let mask = mask.detach().to_dtype(DType::F32)?.contiguous()?;
+    let visible = cuda::attention_visible(&mask)?;
+    let tables = (cos.clone(), sin);
+    let heads = move |q: &Tensor, k: &Tensor, v: &Tensor| -> candle_core::Result<[Tensor; 3]> {
+        let (cos, sin) = &tables;
+        Ok([
+            rotate(&as_heads(q, h.heads)?, cos, sin)?,
+            rotate(&as_heads(k, h.kv_heads)?, cos, sin)?,
+            as_heads(v, h.kv_heads)?,
+        ])
+    };
+    let [qh, kh, vh] = heads(&q.detach(), &k.detach(), &v.detach())?;
+    let (out, lse) = cuda::attention_forward(&qh, &kh, &vh, &mask, &visible)?;
+    let out = merged(&out, h.heads)?;
+    attach(
+        "self-attention",
+        &[q, k, v],
+        out,
+        Box::new(move |inputs, out, grad| {
+            let [qh, kh, vh] = heads(&inputs[0], &inputs[1], &inputs[2])?;
+            let grad_heads = as_heads(grad, h.heads)?;
+            let row_dot = (grad_heads.to_dtype(DType::F32)? * as_heads(out, h.heads)?.to_dtype(DType::F32)?)?.sum(3)?;
+            let (dq, dk, dv) = cuda::attention_backward(&qh, &kh, &vh, &mask, &visible, &grad_heads, &lse, &row_dot)?;
+            let (cos, neg_sin) = (&cos, &neg_sin);
+            Ok(vec![
+                Some(merged(&rotate(&dq, cos, neg_sin)?, h.heads)?),
+                Some(merged(&rotate(&dk, cos, neg_sin)?, h.kv_heads)?),
+                Some(merged(&dv, h.kv_heads)?),
+            ])
+        }),
+    )
 }
 
 /// [`self_attention`] with `block` query rows at a time (tests choose small blocks).

@@ -5,7 +5,7 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
-use candle_core::cuda::{CudaDType, WrapErr};
+use candle_core::cuda::{CudaDType, CudaDevice, WrapErr};
 use candle_core::{CpuStorage, CudaStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Storage, Tensor};
 use half::bf16;
 
@@ -400,4 +400,234 @@ pub fn dora_backward(
     };
     let parts = q.contiguous()?.apply_op2_no_bwd(&lr.contiguous()?, &op)?;
     Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?.sum(0)?))
+}
+
+/// The largest head size the tiled attention kernels take (ATT_DMAX in attention.cu).
+pub const ATTENTION_MAX_HEAD_DIM: usize = 128;
+/// Threads per block and rows per tile of the attention kernels (ATT_THREADS, ATT_BQ = ATT_BK).
+const ATTENTION_THREADS: u32 = 128;
+const ATTENTION_TILE: usize = 16;
+
+/// A read guard's CUDA storage with its layout, which must be contiguous.
+fn cuda_view<'a, T: CudaDType + DeviceRepr, G: std::ops::Deref<Target = Storage>>(
+    guard: &'a (G, &'a Layout),
+) -> candle_core::Result<CudaView<'a, T>> {
+    match &*guard.0 {
+        Storage::Cuda(s) => view::<T>(s, guard.1),
+        _ => candle_core::bail!("attention kernels: a tensor is not on the GPU"),
+    }
+}
+
+fn cuda_device(t: &Tensor) -> candle_core::Result<CudaDevice> {
+    match t.device() {
+        candle_core::Device::Cuda(d) => Ok(d.clone()),
+        _ => candle_core::bail!("attention kernels: a tensor is not on the GPU"),
+    }
+}
+
+/// A tensor over a fresh device buffer, outside any graph.
+fn wrap<T: CudaDType>(slice: CudaSlice<T>, dev: &CudaDevice, shape: impl Into<Shape>) -> Tensor {
+    Tensor::from_storage(
+        Storage::Cuda(CudaStorage::wrap_cuda_slice(slice, dev.clone())),
+        shape,
+        candle_core::op::BackpropOp::none(),
+        false,
+    )
+}
+
+/// One past each query row's last unmasked key, `[batch · len]` u32, for the additive mask
+/// `[batch, 1, len, len]` (f32).
+pub fn attention_visible(mask: &Tensor) -> candle_core::Result<Tensor> {
+    let mask = mask.contiguous()?;
+    let (b, _, len, _) = mask.dims4()?;
+    let dev = cuda_device(&mask)?;
+    let rows = b * len;
+    let guard = mask.storage_and_layout();
+    let m = cuda_view::<f32, _>(&guard)?;
+    // SAFETY: the kernel writes every row.
+    let visible: CudaSlice<u32> = unsafe { dev.alloc::<u32>(rows)? };
+    let func = function!(dev, "attn_visible_u32")?;
+    let len32 = len as i32;
+    let mut builder = func.builder();
+    builder.arg(&m).arg(&visible).arg(&rows).arg(&len32);
+    // SAFETY: argument types and counts match the kernel's signature.
+    unsafe { builder.launch(launch_for(rows)) }.w()?;
+    drop(guard);
+    Ok(wrap(visible, &dev, rows))
+}
+
+/// Sizes of one attention call, read from q `[batch, len, heads, d]` and k `[batch, len, kv_heads, d]`.
+struct AttentionDims {
+    batch: usize,
+    len: i32,
+    heads: i32,
+    kv_heads: i32,
+    d: i32,
+    scale: f32,
+}
+
+impl AttentionDims {
+    fn of(q: &Tensor, k: &Tensor) -> candle_core::Result<Self> {
+        let (batch, len, heads, d) = q.dims4()?;
+        let kv_heads = k.dim(2)?;
+        if d > ATTENTION_MAX_HEAD_DIM || heads % kv_heads != 0 {
+            candle_core::bail!("attention kernels: head size {d} (at most {ATTENTION_MAX_HEAD_DIM}), {heads} heads over {kv_heads} KV heads");
+        }
+        Ok(AttentionDims {
+            batch,
+            len: len as i32,
+            heads: heads as i32,
+            kv_heads: kv_heads as i32,
+            d: d as i32,
+            scale: 1.0 / (d as f32).sqrt(),
+        })
+    }
+
+    fn grid(&self, tiles_of: i32) -> LaunchConfig {
+        LaunchConfig {
+            grid_dim: (
+                (self.len as usize).div_ceil(ATTENTION_TILE) as u32,
+                tiles_of as u32,
+                self.batch as u32,
+            ),
+            block_dim: (ATTENTION_THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        }
+    }
+}
+
+/// `(out, lse)` of `softmax(q kᵀ / √d + mask) v` for rotated q `[batch, len, heads, d]`, k and v
+/// `[batch, len, kv_heads, d]`: out like q, lse `[batch, len, heads]` f32.
+pub fn attention_forward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    visible: &Tensor,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let (q, k, v, mask) = (q.contiguous()?, k.contiguous()?, v.contiguous()?, mask.contiguous()?);
+    let dims = AttentionDims::of(&q, &k)?;
+    let dev = cuda_device(&q)?;
+    fn run<T: CudaDType + DeviceRepr>(
+        dims: &AttentionDims,
+        dev: &CudaDevice,
+        t: [&Tensor; 5],
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let guards = t.map(|t| t.storage_and_layout());
+        let (q, k, v) = (
+            cuda_view::<T, _>(&guards[0])?,
+            cuda_view::<T, _>(&guards[1])?,
+            cuda_view::<T, _>(&guards[2])?,
+        );
+        let (mask, visible) = (cuda_view::<f32, _>(&guards[3])?, cuda_view::<u32, _>(&guards[4])?);
+        let n = t[0].elem_count();
+        let rows = n / dims.d as usize;
+        // SAFETY: the kernel writes every element of both.
+        let out: CudaSlice<T> = unsafe { dev.alloc::<T>(n)? };
+        let lse: CudaSlice<f32> = unsafe { dev.alloc::<f32>(rows)? };
+        let func = function!(dev, &kernel_name("attn_fwd", t[0].dtype())?)?;
+        let mut b = func.builder();
+        b.arg(&q).arg(&k).arg(&v).arg(&mask).arg(&visible).arg(&out).arg(&lse);
+        b.arg(&dims.len)
+            .arg(&dims.heads)
+            .arg(&dims.kv_heads)
+            .arg(&dims.d)
+            .arg(&dims.scale);
+        // SAFETY: argument types and counts match the kernel's signature.
+        unsafe { b.launch(dims.grid(dims.heads)) }.w()?;
+        let shape = t[0].shape().clone();
+        let lse_shape = (dims.batch, dims.len as usize, dims.heads as usize);
+        Ok((wrap(out, dev, shape), wrap(lse, dev, lse_shape)))
+    }
+    per_dtype!(q.dtype(), run(&dims, &dev, [&q, &k, &v, &mask, visible]))
+}
+
+/// `(dq, dk, dv)` of [`attention_forward`] for the output gradient `grad` (like q), from its `lse` and
+/// `row_dot` = rowsum(grad ⊙ out) `[batch, len, heads]` f32; the gradients are those of the rotated q
+/// and k.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    visible: &Tensor,
+    grad: &Tensor,
+    lse: &Tensor,
+    row_dot: &Tensor,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let (q, k, v, mask, grad) = (
+        q.contiguous()?,
+        k.contiguous()?,
+        v.contiguous()?,
+        mask.contiguous()?,
+        grad.contiguous()?,
+    );
+    let (lse, row_dot) = (lse.contiguous()?, row_dot.contiguous()?);
+    let dims = AttentionDims::of(&q, &k)?;
+    let dev = cuda_device(&q)?;
+    fn run<T: CudaDType + DeviceRepr>(
+        dims: &AttentionDims,
+        dev: &CudaDevice,
+        t: [&Tensor; 8],
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let guards = t.map(|t| t.storage_and_layout());
+        let (q, k, v) = (
+            cuda_view::<T, _>(&guards[0])?,
+            cuda_view::<T, _>(&guards[1])?,
+            cuda_view::<T, _>(&guards[2])?,
+        );
+        let (mask, visible) = (cuda_view::<f32, _>(&guards[3])?, cuda_view::<u32, _>(&guards[4])?);
+        let grad = cuda_view::<T, _>(&guards[5])?;
+        let (lse, row_dot) = (cuda_view::<f32, _>(&guards[6])?, cuda_view::<f32, _>(&guards[7])?);
+        let (nq, nk) = (t[0].elem_count(), t[1].elem_count());
+        // SAFETY: the kernels write every element.
+        let dq: CudaSlice<T> = unsafe { dev.alloc::<T>(nq)? };
+        let dk: CudaSlice<T> = unsafe { dev.alloc::<T>(nk)? };
+        let dv: CudaSlice<T> = unsafe { dev.alloc::<T>(nk)? };
+        let dtype = t[0].dtype();
+        let func = function!(dev, &kernel_name("attn_bwd_dq", dtype)?)?;
+        let mut b = func.builder();
+        b.arg(&q)
+            .arg(&k)
+            .arg(&v)
+            .arg(&mask)
+            .arg(&visible)
+            .arg(&grad)
+            .arg(&lse)
+            .arg(&row_dot)
+            .arg(&dq);
+        b.arg(&dims.len)
+            .arg(&dims.heads)
+            .arg(&dims.kv_heads)
+            .arg(&dims.d)
+            .arg(&dims.scale);
+        // SAFETY: argument types and counts match the kernel's signature.
+        unsafe { b.launch(dims.grid(dims.heads)) }.w()?;
+        let func = function!(dev, &kernel_name("attn_bwd_dkv", dtype)?)?;
+        let mut b = func.builder();
+        b.arg(&q)
+            .arg(&k)
+            .arg(&v)
+            .arg(&mask)
+            .arg(&visible)
+            .arg(&grad)
+            .arg(&lse)
+            .arg(&row_dot)
+            .arg(&dk)
+            .arg(&dv);
+        b.arg(&dims.len)
+            .arg(&dims.heads)
+            .arg(&dims.kv_heads)
+            .arg(&dims.d)
+            .arg(&dims.scale);
+        // SAFETY: as above.
+        unsafe { b.launch(dims.grid(dims.kv_heads)) }.w()?;
+        let (qs, ks) = (t[0].shape().clone(), t[1].shape().clone());
+        Ok((wrap(dq, dev, qs), wrap(dk, dev, ks.clone()), wrap(dv, dev, ks)))
+    }
+    per_dtype!(
+        q.dtype(),
+        run(&dims, &dev, [&q, &k, &v, &mask, visible, &grad, &lse, &row_dot])
+    )
 }

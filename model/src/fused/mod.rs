@@ -16,7 +16,7 @@ mod any_device_tests;
 mod attend;
 mod attention;
 #[cfg(feature = "cuda")]
-mod cuda;
+pub mod cuda;
 mod elementwise;
 mod kernels;
 mod linear;
