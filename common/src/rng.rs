@@ -42,9 +42,20 @@ impl Rng {
         ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
     }
 
+    /// Uniform in [-1, 1), on a grid of 2^-23.
+    pub fn symmetric(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
     /// Standard normal (Box-Muller).
     pub fn normal(&mut self) -> f32 {
         let (u1, u2) = (self.uniform_open(), self.uniform_open());
         ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
     }
+}
+
+/// `n` values uniform in [-1, 1) from `seed`: test inputs for the numeric kernels.
+pub fn symmetric_values(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| rng.symmetric()).collect()
 }

@@ -7,6 +7,7 @@
 //! Usage: saha-check-kernels [--device cpu|cuda:N]
 
 use candle_core::{DType, Device, Tensor, Var};
+use saha_common::rng::symmetric_values;
 use saha_model::fused::{self, any_device, Heads};
 
 /// Bars on the largest difference relative to the reference's largest magnitude. f32: the same
@@ -257,19 +258,6 @@ struct Differences {
     gradient: f32,
 }
 
-/// Deterministic values in [-1, 1).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
 fn rel_diff(got: &Tensor, want: &Tensor) -> candle_core::Result<f32> {
     let got = got.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
     let scale = want.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?.max(1e-12);
@@ -285,7 +273,7 @@ fn run(case: &Case, device: &Device, dtype: DType) -> candle_core::Result<Differ
         .enumerate()
         .map(|(i, s)| {
             let n = s.iter().product();
-            Tensor::from_vec(values(n, 100 + i as u64), s.as_slice(), &Device::Cpu)?
+            Tensor::from_vec(symmetric_values(n, 100 + i as u64), s.as_slice(), &Device::Cpu)?
                 .to_dtype(dtype)?
                 .to_dtype(DType::F32)
         })
@@ -301,7 +289,7 @@ fn run(case: &Case, device: &Device, dtype: DType) -> candle_core::Result<Differ
     let as_tensors = |vars: &[Var]| vars.iter().map(|v| v.as_tensor().clone()).collect::<Vec<_>>();
     let want = (case.apply)(&as_tensors(&reference), Which::Reference)?;
     let got = (case.apply)(&as_tensors(&on_device), Which::Device)?;
-    let weights = Tensor::from_vec(values(want.elem_count(), 7), want.shape(), &Device::Cpu)?;
+    let weights = Tensor::from_vec(symmetric_values(want.elem_count(), 7), want.shape(), &Device::Cpu)?;
     let want_grads = (&want * &weights)?.sum_all()?.backward()?;
     let device_weights = weights.to_device(device)?.to_dtype(dtype)?;
     let got_grads = (got.to_dtype(dtype)? * device_weights)?.sum_all()?.backward()?;

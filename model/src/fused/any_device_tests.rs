@@ -141,7 +141,7 @@ fn bf16_ops_are_as_close_to_the_exact_values_as_the_composite_form_in_bf16() {
     let ours = errors(&[&low[0], &low[1], &low[2]], &ours, &[&q, &k, &v], &exact, 55);
     let low2 = bf16(&[&q, &k, &v]);
     let t = |i: usize| low2[i].as_tensor();
-    let composite = bf16_composite_attention(t(0), t(1), t(2), (&cos, &sin), &mask, h);
+    let composite = composite_attention(t(0), t(1), t(2), (&cos, &sin), &mask, h);
     let composite = errors(&[&low2[0], &low2[1], &low2[2]], &composite, &[&q, &k, &v], &exact, 55);
     for (i, (o, c)) in ours.iter().zip(&composite).enumerate() {
         // bf16 keeps 8 significant bits: both lie within a few units of 2^-8 of the exact values.
@@ -180,57 +180,4 @@ fn bf16_ops_are_as_close_to_the_exact_values_as_the_composite_form_in_bf16() {
     for (i, (o, c)) in ours.iter().zip(&composite).enumerate() {
         assert!(*o <= 2.0 * c + 4e-3, "swiglu, part {i}: ours {o}, composite {c}");
     }
-}
-
-/// The model's composite attention in bf16: scores in bf16, softmax in f32, probabilities back in bf16.
-fn bf16_composite_attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    (cos, sin): (&Tensor, &Tensor),
-    mask: &Tensor,
-    h: Heads,
-) -> Tensor {
-    let (b, len, _) = q.dims3().unwrap();
-    let (heads, kv, hd) = (h.heads, h.kv_heads, h.head_dim);
-    let group = heads / kv;
-    let mode = crate::layers::Mode::training(0, 0);
-    let split = |t: &Tensor, n: usize| {
-        t.reshape((b, len, n, hd))
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .contiguous()
-            .unwrap()
-    };
-    let rotate = |t: &Tensor| crate::layers::apply_rotary_composite(t, cos, sin, mode).unwrap();
-    let (qh, kh, vh) = (rotate(&split(q, heads)), rotate(&split(k, kv)), split(v, kv));
-    let scores = (qh
-        .reshape((b, kv, group * len, hd))
-        .unwrap()
-        .matmul(&kh.t().unwrap())
-        .unwrap()
-        / (hd as f64).sqrt())
-    .unwrap()
-    .reshape((b, heads, len, len))
-    .unwrap()
-    .to_dtype(DType::F32)
-    .unwrap()
-    .broadcast_add(mask)
-    .unwrap();
-    let probs = crate::layers::softmax_f32(&scores, mode)
-        .unwrap()
-        .to_dtype(DType::BF16)
-        .unwrap()
-        .reshape((b, kv, group * len, len))
-        .unwrap();
-    probs
-        .matmul(&vh)
-        .unwrap()
-        .reshape((b, heads, len, hd))
-        .unwrap()
-        .transpose(1, 2)
-        .unwrap()
-        .reshape((b, len, heads * hd))
-        .unwrap()
 }

@@ -6,10 +6,7 @@ use candle_core::D;
 
 /// Deterministic values in [-1, 1].
 pub(super) fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = saha_common::rng::Rng::new(seed);
-    (0..n)
-        .map(|_| (rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
-        .collect()
+    saha_common::rng::symmetric_values(n, seed)
 }
 
 pub(super) fn var(shape: &[usize], seed: u64) -> Var {
@@ -177,7 +174,9 @@ pub(super) fn attention_mask(b: usize, len: usize) -> Tensor {
     Tensor::from_vec(mask, (b, 1, len, len), &Device::Cpu).unwrap()
 }
 
-/// Grouped-query attention written op by op with candle's composite (differentiable) ops.
+/// Grouped-query attention written op by op with candle's composite (differentiable) ops, as the model's
+/// composite path computes it in any dtype: scores in the input dtype, softmax in f32 with the mask,
+/// probabilities cast back for the product with V.
 pub(super) fn composite_attention(
     q: &Tensor,
     k: &Tensor,
@@ -200,19 +199,22 @@ pub(super) fn composite_attention(
     };
     let rotate = |t: &Tensor| crate::layers::apply_rotary_composite(t, cos, sin, mode).unwrap();
     let (qh, kh, vh) = (rotate(&split(q, heads)), rotate(&split(k, kv)), split(v, kv));
-    let scale = 1.0 / (hd as f64).sqrt();
     let scores = (qh
         .reshape((b, kv, group * len, hd))
         .unwrap()
         .matmul(&kh.t().unwrap())
         .unwrap()
-        * scale)
-        .unwrap()
-        .reshape((b, heads, len, len))
-        .unwrap()
-        .broadcast_add(mask)
-        .unwrap();
+        / (hd as f64).sqrt())
+    .unwrap()
+    .reshape((b, heads, len, len))
+    .unwrap()
+    .to_dtype(candle_core::DType::F32)
+    .unwrap()
+    .broadcast_add(mask)
+    .unwrap();
     let probs = candle_nn::ops::softmax(&scores, D::Minus1)
+        .unwrap()
+        .to_dtype(q.dtype())
         .unwrap()
         .reshape((b, kv, group * len, len))
         .unwrap();

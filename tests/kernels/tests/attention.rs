@@ -5,20 +5,9 @@
 
 use candle_core::{Device, Tensor, Var};
 use half::bf16;
+use saha_common::rng::symmetric_values;
 use saha_kernel_tests::{Attention, Element};
 use saha_model::fused::{self, Heads};
-
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
 
 /// Causal; sequence 1's last two keys are padding and its last query sees nothing; sequence 2 is
 /// left-padded by three (its first queries see nothing either).
@@ -146,11 +135,11 @@ fn cases() -> [Attention; 3] {
 fn inputs(a: Attention) -> [Vec<f32>; 5] {
     let rows = a.batch * a.len;
     [
-        values(rows * a.heads * a.d, 1),
-        values(rows * a.kv_heads * a.d, 2),
-        values(rows * a.kv_heads * a.d, 3),
+        symmetric_values(rows * a.heads * a.d, 1),
+        symmetric_values(rows * a.kv_heads * a.d, 2),
+        symmetric_values(rows * a.kv_heads * a.d, 3),
         mask(a.batch, a.len),
-        values(rows * a.heads * a.d, 4),
+        symmetric_values(rows * a.heads * a.d, 4),
     ]
 }
 

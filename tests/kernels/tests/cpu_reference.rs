@@ -12,14 +12,9 @@ const SMALL: Launch = Launch { blocks: 3, threads: 64 };
 
 /// Deterministic values in [-scale, scale).
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * scale
-        })
+    saha_common::rng::symmetric_values(n, seed)
+        .into_iter()
+        .map(|v| v * scale)
         .collect()
 }
 
