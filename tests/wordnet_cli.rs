@@ -174,6 +174,19 @@ fn a_missing_or_malformed_database_and_too_few_synsets_are_errors() {
         stderr(&res)
     );
 
+    // The default of 8 hard distractors shrinks to fit short candidate lists; an explicit count does not.
+    let wn8 = database(&d.path().join("wn8"), 8, 20);
+    let short = ["--eval-per-subset", "6", "--candidates", "4"];
+    let res = generate_with(&wn8, &d.path().join("short/data"), "1", &short);
+    assert!(res.status.success(), "{}", stderr(&res));
+    let res = generate_with(&wn8, &out, "1", &[&short[..], &["--hard-distractors", "4"]].concat());
+    assert_eq!(res.status.code(), Some(1));
+    assert!(
+        stderr(&res).contains("--hard-distractors (4) must be below --candidates (4)"),
+        "{}",
+        stderr(&res)
+    );
+
     let data = wn.join("data.noun");
     let mut text = std::fs::read_to_string(&data).unwrap();
     text.push_str("12345678 03 n 02 lonely 0\n");

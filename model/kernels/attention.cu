@@ -32,6 +32,16 @@ __device__ void attn_visible(const float* mask, unsigned* visible, size_t rows, 
 
 __device__ __forceinline__ int attn_keys(unsigned visible, int len) { return visible == 0 ? len : (int)visible; }
 
+// Keys the query tile from row q0 looks at: up to the furthest its rows see.
+__device__ __forceinline__ int attn_tile_keys(const unsigned* tile_visible, int q0, int len) {
+    int keys = 0;
+    for (int r = 0; r < ATT_BQ && q0 + r < len; ++r) {
+        const int kr = attn_keys(tile_visible[r], len);
+        keys = kr > keys ? kr : keys;
+    }
+    return keys;
+}
+
 // The score softmax sees for (row, key); -INFINITY: left out (probability 0).
 __device__ __forceinline__ float attn_score(float dot, float scale, const float* mask_row, int key, unsigned visible,
                                             int len) {
@@ -77,14 +87,7 @@ __device__ void attn_fwd(const T* q, const T* k, const T* v, const float* mask, 
         sSum[tid] = 0.0f;
     }
     __syncthreads();
-    if (tid == 0) {
-        int keys = 0;
-        for (int r = 0; r < ATT_BQ && q0 + r < len; ++r) {
-            const int kr = attn_keys(sVis[r], len);
-            keys = kr > keys ? kr : keys;
-        }
-        sKeys = keys;
-    }
+    if (tid == 0) sKeys = attn_tile_keys(sVis, q0, len);
     __syncthreads();
     const int keys = sKeys;
     float acc[ATT_PER_THREAD];
@@ -206,14 +209,7 @@ __device__ void attn_bwd_dq(const T* q, const T* k, const T* v, const float* mas
     attn_load_queries(sQ, sG, sLse, sDot, sVis, q + q_base, grad + q_base, q_stride, lse, row_dot, visible, b, h,
                       heads, q0, len, d);
     __syncthreads();
-    if (tid == 0) {
-        int keys = 0;
-        for (int r = 0; r < ATT_BQ && q0 + r < len; ++r) {
-            const int kr = attn_keys(sVis[r], len);
-            keys = kr > keys ? kr : keys;
-        }
-        sKeys = keys;
-    }
+    if (tid == 0) sKeys = attn_tile_keys(sVis, q0, len);
     __syncthreads();
     const int keys = sKeys;
     float acc[ATT_PER_THREAD];

@@ -52,10 +52,15 @@ pub struct Args {
     #[arg(long, default_value_t = 50)]
     pub candidates: usize,
     /// Hard distractors per evaluation query, at most: the positive's siblings under its hypernym, then
-    /// lemmas sharing a word with it (never a text WordNet also makes a right answer).
-    #[arg(long, default_value_t = 8)]
-    pub hard_distractors: usize,
+    /// lemmas sharing a word with it (never a text WordNet also makes a right answer). [default: 8, or
+    /// --candidates − 1 when that is fewer]
+    #[arg(long)]
+    pub hard_distractors: Option<usize>,
 }
+
+/// Hard distractors per evaluation query when `--hard-distractors` is not given (fewer when the
+/// candidate lists are shorter).
+const DEFAULT_HARD_DISTRACTORS: usize = 8;
 
 /// `train_per_subset` synsets, at most [`PER_CATEGORY`] of each category (hypernym) that has at least
 /// three, categories in seeded order; then `eval_per_subset` other synsets.
@@ -112,13 +117,14 @@ pub fn generate(args: &Args) -> Result<Summary> {
     if args.candidates < 2 {
         bail!("--candidates must be at least 2 (the positive and a distractor)");
     }
-    if args.hard_distractors >= args.candidates {
-        bail!(
-            "--hard-distractors ({}) must be below --candidates ({})",
-            args.hard_distractors,
+    let hard_distractors = match args.hard_distractors {
+        Some(hard) if hard >= args.candidates => bail!(
+            "--hard-distractors ({hard}) must be below --candidates ({})",
             args.candidates
-        );
-    }
+        ),
+        Some(hard) => hard,
+        None => DEFAULT_HARD_DISTRACTORS.min(args.candidates - 1),
+    };
     if args.train_per_subset == 0 {
         bail!("--train-per-subset must be at least 1");
     }
@@ -179,7 +185,7 @@ pub fn generate(args: &Args) -> Result<Summary> {
             let train = train_rows(subset, train, &lex, &mut rng);
             let sizes = Sizes {
                 candidates: args.candidates,
-                hard: args.hard_distractors,
+                hard: hard_distractors,
             };
             let eval = eval_rows(subset, eval, &lex, sizes, &mut rng);
             if let Some(short) = eval.iter().find(|r| r.targets.len() != args.candidates) {
