@@ -138,6 +138,9 @@ cuda:
 	@env=$$(bash scripts/fetch-cuda.sh) && . "$$env" && \
 	  CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) $(CARGO) build --release --bins -p saha-embed -p saha-train -p saha-tests \
 	    --features saha-embed/cuda,saha-train/cuda,saha-tests/cuda
+	@# The kernels the CUDA ops launch are in the PTX (the stub driver lets the test start; no GPU needed).
+	@env=$$(bash scripts/fetch-cuda.sh) && . "$$env" && LD_LIBRARY_PATH="$$(dirname "$$env")/link:$$LD_LIBRARY_PATH" \
+	  CARGO_TARGET_DIR=$(CUDA_TARGET_DIR) $(CARGO) test --release -p saha-model --features cuda --lib fused::cuda
 	@ls -l $(CUDA_BIN)/saha-embed $(CUDA_BIN)/saha-train $(CUDA_BIN)/saha-bench-embed $(CUDA_BIN)/saha-bench-train \
 	  $(CUDA_BIN)/saha-check-kernels
 

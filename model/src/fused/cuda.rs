@@ -39,11 +39,16 @@ fn view<'a, T: CudaDType + DeviceRepr>(s: &'a CudaStorage, l: &Layout) -> candle
     Ok(s.as_cuda_slice::<T>()?.slice(start..end))
 }
 
-/// `dev.get_or_load_custom_func` for a kernel of fused.cu.
+/// `dev.get_or_load_custom_func` for a kernel of fused.cu, or of attention.cu (names `attn_*`).
 macro_rules! function {
-    ($dev:expr, $name:expr) => {
-        $dev.get_or_load_custom_func($name, "saha_fused", ptx::FUSED)
-    };
+    ($dev:expr, $name:expr) => {{
+        let name: &str = $name;
+        if name.starts_with("attn_") {
+            $dev.get_or_load_custom_func(name, "saha_attention", ptx::ATTENTION)
+        } else {
+            $dev.get_or_load_custom_func(name, "saha_fused", ptx::FUSED)
+        }
+    }};
 }
 
 fn kernel_name(base: &str, dtype: DType) -> candle_core::Result<String> {
@@ -630,4 +635,38 @@ pub fn attention_backward(
         q.dtype(),
         run(&dims, &dev, [&q, &k, &v, &mask, visible, &grad, &lse, &row_dot])
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ptx;
+
+    /// Every kernel this file launches is in the PTX build.rs made (`make cuda` runs this).
+    #[test]
+    fn every_launched_kernel_is_in_the_ptx() {
+        let entries = |ptx: &str| -> Vec<String> {
+            ptx.lines()
+                .filter_map(|l| l.split(".entry ").nth(1))
+                .map(|name| name.trim_end_matches('(').trim().to_string())
+                .collect()
+        };
+        let (fused, attention) = (entries(ptx::FUSED), entries(ptx::ATTENTION));
+        let typed = [
+            "swiglu_fwd",
+            "swiglu_bwd",
+            "rms_norm_bwd",
+            "attn_fwd",
+            "attn_bwd_dq",
+            "attn_bwd_dkv",
+        ];
+        let mut names: Vec<String> = typed
+            .iter()
+            .flat_map(|base| [format!("{base}_f32"), format!("{base}_bf16")])
+            .collect();
+        names.extend(["dora_fwd_f32", "dora_bwd_f32", "attn_visible_u32"].map(String::from));
+        for name in names {
+            let module = if name.starts_with("attn_") { &attention } else { &fused };
+            assert!(module.contains(&name), "{name} is not in its PTX module: {module:?}");
+        }
+    }
 }
