@@ -21,13 +21,15 @@
 # the memory used before it started (the same measure for both sides), plus PyTorch's own allocator peak.
 #
 # Environment: DEVICE (default cuda:0), OUT (default <bundle>/results), QUICK=1 (tiny models only: a dry run,
-# also on a CPU with DEVICE=cpu), SKIP_TRAIN=1, BIN (default <bundle>/bin).
+# also on a CPU with DEVICE=cpu), SKIP_TRAIN=1, TILED=0 (no training steps on the tiled attention kernels),
+# BIN (default <bundle>/bin).
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DEVICE=${DEVICE:-cuda:0}
 OUT=${OUT:-$here/results}
 BIN=${BIN:-$here/bin}
 QUICK=${QUICK:-0}
+TILED=${TILED:-1}
 mkdir -p "$OUT"
 W="$OUT/work"
 mkdir -p "$W"
@@ -130,7 +132,7 @@ if [[ ${SKIP_TRAIN:-0} != 1 ]]; then
     timed "train-torch-$pairs" python3 "$here/oracle/bench_train_torch.py" --model "$big" \
       --inputs "$W/train-inputs-$pairs.json" --steps 2 --attn sdpa --device "$DEVICE" --dtype bf16 --max-loss-diff 0.5
     # The same step with the decoder's attention on the tiled kernels (model/kernels/attention.cu).
-    [[ $gpu == 1 ]] && timed "train-tiled-$pairs" env SAHA_ATTENTION=tiled "$BIN/saha-bench-train" --model "$big" \
+    [[ $gpu == 1 && $TILED == 1 ]] && timed "train-tiled-$pairs" env SAHA_ATTENTION=tiled "$BIN/saha-bench-train" --model "$big" \
       --mode gradcache --chunk 4 --pairs "$pairs" --steps 2 --images "$W/images-448" --adapter "$W/adapter-tiled-$pairs" \
       --device "$DEVICE" --dtype bf16
   done

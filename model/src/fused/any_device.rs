@@ -55,7 +55,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     )
 }
 
-/// [`rms_norm`] with its backward on the CUDA kernel (the forward is candle's RMSNorm kernel).
+/// [`rms_norm`] with its backward on the CUDA kernel (the forward is the composite form's arithmetic).
 #[cfg(feature = "cuda")]
 fn rms_norm_on_cuda_kernels(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let dtype = x.dtype();
