@@ -181,3 +181,21 @@ fn bf16_ops_are_as_close_to_the_exact_values_as_the_composite_form_in_bf16() {
         assert!(*o <= 2.0 * c + 4e-3, "swiglu, part {i}: ours {o}, composite {c}");
     }
 }
+
+/// The tiled CUDA attention rotates q and k in the `[batch, len, heads, d]` layout with candle's
+/// `rope_thd`; it must equal the `[batch, heads, len, d]` rotation the other paths use, with the same
+/// per-sequence tables.
+#[test]
+fn rotation_in_the_token_major_layout_equals_the_head_major_one() {
+    let (b, len, heads, d) = (2, 7, 3, 8);
+    let x = var(&[b, len, heads, d], 71).as_tensor().clone();
+    let (cos, sin) = rope_tables(b, len, d, 72);
+    let token_major = candle_nn::rotary_emb::rope_thd(&x, &cos, &sin).unwrap();
+    let head_major = candle_nn::rotary_emb::rope(&x.transpose(1, 2).unwrap().contiguous().unwrap(), &cos, &sin)
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    assert_eq!(max_rel_diff(&token_major, &head_major), 0.0);
+}
