@@ -220,9 +220,8 @@ fn tiled_attention_chosen() -> bool {
     std::env::var("SAHA_ATTENTION").is_ok_and(|v| v == "tiled")
 }
 
-/// [`self_attention`] on the tiled CUDA kernels: rotations with candle's kernel (in f32, as the
-/// composite form), the forward kernel's output and log-sum-exp, and a backward that recomputes the
-/// probabilities tile by tile. CUDA f32 or bf16, head size at most 128.
+/// [`self_attention`] on the tiled CUDA kernels (see [`self_attention_tiled_with`]). CUDA f32 or bf16,
+/// head size at most 128.
 #[cfg(feature = "cuda")]
 pub fn self_attention_tiled(
     q: &Tensor,
@@ -232,7 +231,42 @@ pub fn self_attention_tiled(
     mask: &Tensor,
     h: Heads,
 ) -> Result<Tensor> {
-    use super::cuda;
+    self_attention_tiled_with(super::cuda::TiledAttention, q, k, v, (cos, sin), mask, h)
+}
+
+/// The kernels of a tiled attention, over rotated q `[batch, len, heads, d]`, k and v `[batch, len,
+/// kv_heads, d]` and the additive mask `[batch, 1, len, len]` (f32): the CUDA kernels of
+/// model/kernels/attention.cu, or (in CI) the same sources compiled for the CPU.
+pub trait TiledAttentionKernels: Send + Sync + 'static {
+    /// `(out, lse)`: out like q, each row's log-sum-exp `[batch, len, heads]` f32.
+    fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> candle_core::Result<(Tensor, Tensor)>;
+    /// `(dq, dk, dv)` (of the rotated q and k) for the output gradient `grad` (like q), from the
+    /// forward's `lse` and `row_dot` = rowsum(grad ⊙ out) `[batch, len, heads]` f32.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &Tensor,
+        grad: &Tensor,
+        lse: &Tensor,
+        row_dot: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)>;
+}
+
+/// [`self_attention`] on tiled kernels: rotations with candle's kernel in the token-major layout (in
+/// f32, as the composite form), the forward kernel's output and log-sum-exp, and a backward that
+/// recomputes the probabilities tile by tile; the rotations are undone on dq and dk.
+pub fn self_attention_tiled_with<K: TiledAttentionKernels>(
+    kernels: K,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    (cos, sin): (&Tensor, &Tensor),
+    mask: &Tensor,
+    h: Heads,
+) -> Result<Tensor> {
     let (b, len, _) = q.dims3()?;
     let d = h.head_dim;
     let as_heads = move |t: &Tensor, n: usize| t.reshape((b, len, n, d));
@@ -245,7 +279,6 @@ pub fn self_attention_tiled(
     let (cos, sin) = (cos.detach(), sin.detach());
     let neg_sin = sin.neg()?;
     let mask = mask.detach().to_dtype(DType::F32)?.contiguous()?;
-    let visible = cuda::attention_visible(&mask)?;
     let tables = (cos.clone(), sin);
     let heads = move |q: &Tensor, k: &Tensor, v: &Tensor| -> candle_core::Result<[Tensor; 3]> {
         let (cos, sin) = &tables;
@@ -256,7 +289,7 @@ pub fn self_attention_tiled(
         ])
     };
     let [qh, kh, vh] = heads(&q.detach(), &k.detach(), &v.detach())?;
-    let (out, lse) = cuda::attention_forward(&qh, &kh, &vh, &mask, &visible)?;
+    let (out, lse) = kernels.forward(&qh, &kh, &vh, &mask)?;
     let out = merged(&out, h.heads)?;
     attach(
         "self-attention",
@@ -266,7 +299,7 @@ pub fn self_attention_tiled(
             let [qh, kh, vh] = heads(&inputs[0], &inputs[1], &inputs[2])?;
             let grad_heads = as_heads(grad, h.heads)?;
             let row_dot = (grad_heads.to_dtype(DType::F32)? * as_heads(out, h.heads)?.to_dtype(DType::F32)?)?.sum(3)?;
-            let (dq, dk, dv) = cuda::attention_backward(&qh, &kh, &vh, &mask, &visible, &grad_heads, &lse, &row_dot)?;
+            let (dq, dk, dv) = kernels.backward(&qh, &kh, &vh, &mask, &grad_heads, &lse, &row_dot)?;
             let (cos, neg_sin) = (&cos, &neg_sin);
             Ok(vec![
                 Some(merged(&rotate(&dq, cos, neg_sin)?, h.heads)?),

@@ -637,6 +637,28 @@ pub fn attention_backward(
     )
 }
 
+/// The tiled attention kernels of attention.cu for [`super::any_device::self_attention_tiled_with`].
+pub struct TiledAttention;
+
+impl super::any_device::TiledAttentionKernels for TiledAttention {
+    fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        attention_forward(q, k, v, mask, &attention_visible(mask)?)
+    }
+
+    fn backward(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &Tensor,
+        grad: &Tensor,
+        lse: &Tensor,
+        row_dot: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        attention_backward(q, k, v, mask, &attention_visible(mask)?, grad, lse, row_dot)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ptx;

@@ -3,10 +3,11 @@
 //! with the rotation switched off (cos 1, sin 0): output and the gradients of q, k and v, in f32 and
 //! bf16, over causal, padded and fully masked rows, grouped KV heads and lengths across tiles.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use half::bf16;
 use saha_common::rng::symmetric_values;
 use saha_kernel_tests::{Attention, Element};
+use saha_model::fused::any_device::{self, TiledAttentionKernels};
 use saha_model::fused::{self, Heads};
 
 /// Causal; sequence 1's last two keys are padding and its last query sees nothing; sequence 2 is
@@ -184,4 +185,166 @@ fn visible_lengths_follow_the_mask() {
     };
     let visible = a.visible(&mask(3, 6));
     assert_eq!(visible, [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 4, 0, 0, 0, 0, 4, 5, 6]);
+}
+
+/// The kernels above behind the model's tiled attention op (`self_attention_tiled_with`, the CUDA
+/// path's rotations, layouts and backward), on CPU tensors.
+struct Emulated;
+
+fn data<T: candle_core::WithDType>(t: &Tensor) -> candle_core::Result<Vec<T>> {
+    t.flatten_all()?.to_vec1::<T>()
+}
+
+fn wrap<T: candle_core::WithDType>(x: Vec<T>, like: &Tensor) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(x, like.shape(), &Device::Cpu)
+}
+
+fn shape_of(q: &Tensor, k: &Tensor) -> candle_core::Result<Attention> {
+    let (batch, len, heads, d) = q.dims4()?;
+    Ok(Attention {
+        batch,
+        len,
+        heads,
+        kv_heads: k.dim(2)?,
+        d,
+    })
+}
+
+impl TiledAttentionKernels for Emulated {
+    fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let a = shape_of(q, k)?;
+        let mask = data::<f32>(mask)?;
+        let lse_shape = (a.batch, a.len, a.heads);
+        match q.dtype() {
+            DType::F32 => {
+                let (out, lse) = a.forward(&data::<f32>(q)?, &data(k)?, &data(v)?, &mask);
+                Ok((
+                    Tensor::from_vec(out, q.shape(), &Device::Cpu)?,
+                    Tensor::from_vec(lse, lse_shape, &Device::Cpu)?,
+                ))
+            }
+            _ => {
+                let (out, lse) = a.forward(&data::<bf16>(q)?, &data(k)?, &data(v)?, &mask);
+                Ok((
+                    Tensor::from_vec(out, q.shape(), &Device::Cpu)?,
+                    Tensor::from_vec(lse, lse_shape, &Device::Cpu)?,
+                ))
+            }
+        }
+    }
+
+    fn backward(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &Tensor,
+        grad: &Tensor,
+        lse: &Tensor,
+        row_dot: &Tensor,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let a = shape_of(q, k)?;
+        let (mask, lse, row_dot) = (data::<f32>(mask)?, data::<f32>(lse)?, data::<f32>(row_dot)?);
+        match q.dtype() {
+            DType::F32 => {
+                let (dq, dk, dv) = a.backward(
+                    &data::<f32>(q)?,
+                    &data(k)?,
+                    &data(v)?,
+                    &mask,
+                    &data(grad)?,
+                    &lse,
+                    &row_dot,
+                );
+                Ok((wrap(dq, q)?, wrap(dk, k)?, wrap(dv, v)?))
+            }
+            _ => {
+                let (dq, dk, dv) = a.backward(
+                    &data::<bf16>(q)?,
+                    &data(k)?,
+                    &data(v)?,
+                    &mask,
+                    &data(grad)?,
+                    &lse,
+                    &row_dot,
+                );
+                Ok((wrap(dq, q)?, wrap(dk, k)?, wrap(dv, v)?))
+            }
+        }
+    }
+}
+
+#[test]
+fn the_tiled_attention_op_matches_the_cpu_op_with_rotations_in_f32_and_bf16() {
+    let a = Attention {
+        batch: 3,
+        len: 37,
+        heads: 6,
+        kv_heads: 2,
+        d: 16,
+    };
+    let (b, len) = (a.batch, a.len);
+    let [q, k, v, mask, grad] = inputs(a);
+    let angles: Vec<f32> = symmetric_values(b * len * a.d / 2, 9).iter().map(|x| x * 3.0).collect();
+    let angles = Tensor::from_vec(angles, (b, len, a.d / 2), &Device::Cpu).unwrap();
+    let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+    let mask = Tensor::from_vec(mask, (b, 1, len, len), &Device::Cpu).unwrap();
+    let heads = Heads {
+        heads: a.heads,
+        kv_heads: a.kv_heads,
+        head_dim: a.d,
+    };
+    for (dtype, bar) in [(DType::F32, 1e-5), (DType::BF16, 5e-2)] {
+        let make = |x: &[f32], width: usize, dtype: DType| {
+            let t = Tensor::from_vec(x.to_vec(), (b, len, width), &Device::Cpu).unwrap();
+            Var::from_tensor(&t.to_dtype(DType::BF16).unwrap().to_dtype(dtype).unwrap()).unwrap()
+        };
+        let inputs = |dtype| {
+            [
+                make(&q, a.heads * a.d, dtype),
+                make(&k, a.kv_heads * a.d, dtype),
+                make(&v, a.kv_heads * a.d, dtype),
+            ]
+        };
+        let (reference, ours) = (inputs(DType::F32), inputs(dtype));
+        let t = |vars: &[Var; 3], i: usize| vars[i].as_tensor().clone();
+        let want = fused::self_attention(
+            &t(&reference, 0),
+            &t(&reference, 1),
+            &t(&reference, 2),
+            (&cos, &sin),
+            &mask,
+            heads,
+        )
+        .unwrap();
+        let got = any_device::self_attention_tiled_with(
+            Emulated,
+            &t(&ours, 0),
+            &t(&ours, 1),
+            &t(&ours, 2),
+            (&cos, &sin),
+            &mask,
+            heads,
+        )
+        .unwrap();
+        let weights = Tensor::from_vec(grad.clone(), want.shape(), &Device::Cpu).unwrap();
+        let want_grads = (&want * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let got_grads = (got.to_dtype(DType::F32).unwrap() * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let f32s = |t: &Tensor| flat(&t.to_dtype(DType::F32).unwrap());
+        let mut diffs = vec![rel_diff(&f32s(&got), &flat(&want))];
+        for i in 0..3 {
+            diffs.push(rel_diff(
+                &f32s(got_grads.get(&ours[i]).unwrap()),
+                &flat(want_grads.get(&reference[i]).unwrap()),
+            ));
+        }
+        for (i, d) in diffs.iter().enumerate() {
+            assert!(*d < bar, "{dtype:?}: {} differs by {d}", NAMES[i]);
+        }
+    }
 }
