@@ -18,10 +18,9 @@ const SCORE_BUDGET: usize = 1 << 25;
 /// before the weight), with `dx` from the f32 values: `dx = r gn − x r³ mean(gn ⊙ x)` where
 /// `gn = grad ⊙ w`, and `dw = Σ_rows grad ⊙ normed` when the weight is trained.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    // On CUDA the backward is fused.cu's kernel.
     #[cfg(feature = "cuda")]
-    if super::cuda::serves(x) && x.dtype() == weight.dtype() {
-        return rms_norm_on_cuda_kernels(x, weight, eps);
-    }
+    let on_kernel = super::cuda::serves(x) && x.dtype() == weight.dtype();
     let dtype = x.dtype();
     let rms =
         move |x32: &Tensor| -> candle_core::Result<Tensor> { (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt() };
@@ -35,6 +34,11 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
         out,
         Box::new(move |inputs, _, grad| {
             let (x, w) = (&inputs[0], &inputs[1]);
+            #[cfg(feature = "cuda")]
+            if on_kernel {
+                let (dx, dw) = super::cuda::rms_norm_backward(x, w, grad, eps as f32, weight_trained)?;
+                return Ok(vec![Some(dx), dw.map(|dw| dw.to_dtype(w.dtype())).transpose()?]);
+            }
             let x32 = x.to_dtype(DType::F32)?;
             let rms = rms(&x32)?;
             let r = rms.recip()?;
@@ -51,28 +55,6 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
                 None
             };
             Ok(vec![Some(dx.to_dtype(x.dtype())?), dw])
-        }),
-    )
-}
-
-/// [`rms_norm`] with its backward on the CUDA kernel (the forward is the composite form's arithmetic).
-#[cfg(feature = "cuda")]
-fn rms_norm_on_cuda_kernels(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    let dtype = x.dtype();
-    let x32 = x.detach().to_dtype(DType::F32)?;
-    let rms = (x32.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?;
-    let out = x32
-        .broadcast_div(&rms)?
-        .to_dtype(dtype)?
-        .broadcast_mul(&weight.detach())?;
-    let weight_trained = weight.track_op();
-    attach(
-        "rms-norm",
-        &[x, weight],
-        out,
-        Box::new(move |inputs, _, grad| {
-            let (dx, dw) = super::cuda::rms_norm_backward(&inputs[0], &inputs[1], grad, eps as f32, weight_trained)?;
-            Ok(vec![Some(dx), dw.map(|dw| dw.to_dtype(inputs[1].dtype())).transpose()?])
         }),
     )
 }

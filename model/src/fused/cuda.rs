@@ -1,12 +1,11 @@
-//! Launches of the kernels in model/kernels/fused.cu (compiled to PTX by build.rs) as candle custom
-//! ops, for the any-device training ops on CUDA: SwiGLU forward and backward, RMSNorm's backward and
-//! DoRA's combination. Each takes contiguous f32 or bf16 tensors (DoRA f32 only) and returns new ones;
-//! none records a backward (the callers attach theirs).
+//! Launches of the kernels in model/kernels/ (compiled to PTX by build.rs) for the any-device training
+//! ops on CUDA: SwiGLU forward and backward, RMSNorm's backward, DoRA's combination, and the tiled
+//! attention. Each takes f32 or bf16 tensors (DoRA f32 only) and
+//! returns new ones outside any graph (the callers attach the backward).
 
-use candle_core::backend::BackendStorage;
 use candle_core::cuda::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda::{CudaDType, CudaDevice, WrapErr};
-use candle_core::{CpuStorage, CudaStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Storage, Tensor};
+use candle_core::{CudaStorage, DType, Layout, Shape, Storage, Tensor};
 use half::bf16;
 
 mod ptx {
@@ -59,10 +58,6 @@ fn kernel_name(base: &str, dtype: DType) -> candle_core::Result<String> {
     }
 }
 
-fn cpu_refused(name: &str) -> candle_core::Result<(CpuStorage, Shape)> {
-    candle_core::bail!("{name}: a CUDA kernel, called on the CPU")
-}
-
 /// Runs `body::<T>` for the storage's element type (f32 or bf16).
 macro_rules! per_dtype {
     ($dtype:expr, $body:ident ( $($arg:expr),* )) => {
@@ -74,193 +69,55 @@ macro_rules! per_dtype {
     };
 }
 
-struct SwigluForward;
-
-impl CustomOp2 for SwigluForward {
-    fn name(&self) -> &'static str {
-        "swiglu-forward"
-    }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
-    fn cuda_fwd(
-        &self,
-        gate: &CudaStorage,
-        gl: &Layout,
-        up: &CudaStorage,
-        ul: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        fn run<T: CudaDType + DeviceRepr>(
-            gate: &CudaStorage,
-            gl: &Layout,
-            up: &CudaStorage,
-            ul: &Layout,
-        ) -> candle_core::Result<CudaStorage> {
-            let dev = gate.device();
-            let n = gl.shape().elem_count();
-            let (g, u) = (view::<T>(gate, gl)?, view::<T>(up, ul)?);
-            // SAFETY: the kernel writes every element.
-            let out: CudaSlice<T> = unsafe { dev.alloc::<T>(n)? };
-            let func = function!(dev, &kernel_name("swiglu_fwd", gate.dtype())?)?;
-            let mut b = func.builder();
-            b.arg(&g).arg(&u).arg(&out).arg(&n);
-            // SAFETY: argument types and counts match the kernel's signature.
-            unsafe { b.launch(launch_for(n)) }.w()?;
-            Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
-        }
-        Ok((per_dtype!(gate.dtype(), run(gate, gl, up, ul))?, gl.shape().clone()))
-    }
-}
-
-struct SwigluBackward;
-
-impl CustomOp3 for SwigluBackward {
-    fn name(&self) -> &'static str {
-        "swiglu-backward"
-    }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
-    fn cuda_fwd(
-        &self,
-        gate: &CudaStorage,
-        gl: &Layout,
-        up: &CudaStorage,
-        ul: &Layout,
-        grad: &CudaStorage,
-        dl: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        fn run<T: CudaDType + DeviceRepr>(
-            gate: &CudaStorage,
-            gl: &Layout,
-            up: &CudaStorage,
-            ul: &Layout,
-            grad: &CudaStorage,
-            dl: &Layout,
-        ) -> candle_core::Result<CudaStorage> {
-            let dev = gate.device();
-            let n = gl.shape().elem_count();
-            let (g, u, d) = (view::<T>(gate, gl)?, view::<T>(up, ul)?, view::<T>(grad, dl)?);
-            // SAFETY: the kernel writes every element of both halves.
-            let grads: CudaSlice<T> = unsafe { dev.alloc::<T>(2 * n)? };
-            let func = function!(dev, &kernel_name("swiglu_bwd", gate.dtype())?)?;
-            let mut b = func.builder();
-            b.arg(&g).arg(&u).arg(&d).arg(&grads).arg(&n);
-            // SAFETY: as above.
-            unsafe { b.launch(launch_for(n)) }.w()?;
-            Ok(CudaStorage::wrap_cuda_slice(grads, dev.clone()))
-        }
-        let mut dims = vec![2];
-        dims.extend_from_slice(gl.dims());
-        Ok((
-            per_dtype!(gate.dtype(), run(gate, gl, up, ul, grad, dl))?,
-            Shape::from(dims),
-        ))
-    }
-}
-
 /// `silu(gate) ⊙ up`.
 pub fn swiglu_forward(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
-    gate.contiguous()?.apply_op2_no_bwd(&up.contiguous()?, &SwigluForward)
+    let (gate, up) = (gate.contiguous()?, up.contiguous()?);
+    let dev = cuda_device(&gate)?;
+    fn run<T: CudaDType + DeviceRepr>(dev: &CudaDevice, gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
+        let (g, u) = (gate.storage_and_layout(), up.storage_and_layout());
+        let (g, u) = (cuda_view::<T, _>(&g)?, cuda_view::<T, _>(&u)?);
+        let n = gate.elem_count();
+        // SAFETY: the kernel writes every element.
+        let out: CudaSlice<T> = unsafe { dev.alloc::<T>(n)? };
+        let func = function!(dev, &kernel_name("swiglu_fwd", gate.dtype())?)?;
+        let mut b = func.builder();
+        b.arg(&g).arg(&u).arg(&out).arg(&n);
+        // SAFETY: argument types and counts match the kernel's signature.
+        unsafe { b.launch(launch_for(n)) }.w()?;
+        Ok(wrap(out, dev, gate.shape()))
+    }
+    per_dtype!(gate.dtype(), run(&dev, &gate, &up))
 }
 
 /// `(d gate, d up)` of SwiGLU for the output gradient `grad`.
 pub fn swiglu_backward(gate: &Tensor, up: &Tensor, grad: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-    let both = gate
-        .contiguous()?
-        .apply_op3_no_bwd(&up.contiguous()?, &grad.contiguous()?, &SwigluBackward)?;
+    let (gate, up, grad) = (gate.contiguous()?, up.contiguous()?, grad.contiguous()?);
+    let dev = cuda_device(&gate)?;
+    fn run<T: CudaDType + DeviceRepr>(dev: &CudaDevice, t: [&Tensor; 3]) -> candle_core::Result<Tensor> {
+        let guards = t.map(|t| t.storage_and_layout());
+        let (g, u, d) = (
+            cuda_view::<T, _>(&guards[0])?,
+            cuda_view::<T, _>(&guards[1])?,
+            cuda_view::<T, _>(&guards[2])?,
+        );
+        let n = t[0].elem_count();
+        // SAFETY: the kernel writes every element of both halves.
+        let grads: CudaSlice<T> = unsafe { dev.alloc::<T>(2 * n)? };
+        let func = function!(dev, &kernel_name("swiglu_bwd", t[0].dtype())?)?;
+        let mut b = func.builder();
+        b.arg(&g).arg(&u).arg(&d).arg(&grads).arg(&n);
+        // SAFETY: as above.
+        unsafe { b.launch(launch_for(n)) }.w()?;
+        let mut dims = vec![2];
+        dims.extend_from_slice(t[0].dims());
+        Ok(wrap(grads, dev, dims))
+    }
+    let both = per_dtype!(gate.dtype(), run(&dev, [&gate, &up, &grad]))?;
     Ok((both.get(0)?, both.get(1)?))
 }
 
-/// RMSNorm's backward for `x` `[rows, dim]`: `dx` (`want_dw` false) or each row's share of the
-/// weight's gradient, f32 (`want_dw` true). The weight travels inside the op (three inputs at most).
-struct RmsNormBackward {
-    weight: Tensor,
-    eps: f32,
-    want_dw: bool,
-}
-
-impl CustomOp2 for RmsNormBackward {
-    fn name(&self) -> &'static str {
-        "rms-norm-backward"
-    }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
-    fn cuda_fwd(
-        &self,
-        x: &CudaStorage,
-        xl: &Layout,
-        grad: &CudaStorage,
-        gl: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        let (weight, wl) = self.weight.storage_and_layout();
-        let Storage::Cuda(weight) = &*weight else {
-            candle_core::bail!("rms-norm-backward: the weight is not on the GPU");
-        };
-        let op = self;
-        fn run<T: CudaDType + DeviceRepr>(
-            op: &RmsNormBackward,
-            x: &CudaStorage,
-            xl: &Layout,
-            w: &CudaStorage,
-            wl: &Layout,
-            grad: &CudaStorage,
-            gl: &Layout,
-        ) -> candle_core::Result<CudaStorage> {
-            let dev = x.device();
-            let n = xl.shape().elem_count();
-            let dim = wl.shape().elem_count();
-            let rows = n / dim;
-            let (xv, wv, gv) = (view::<T>(x, xl)?, view::<T>(w, wl)?, view::<T>(grad, gl)?);
-            // SAFETY: the kernel writes every element of dx, and of dw_rows when asked for it (else
-            // dw_rows is one element it never touches).
-            let dx: CudaSlice<T> = unsafe { dev.alloc::<T>(n)? };
-            let dw_rows: CudaSlice<f32> = unsafe { dev.alloc::<f32>(if op.want_dw { n } else { 1 })? };
-            let func = function!(dev, &kernel_name("rms_norm_bwd", x.dtype())?)?;
-            let (want, dim32) = (op.want_dw as i32, dim as i32);
-            let mut b = func.builder();
-            b.arg(&xv).arg(&wv).arg(&gv).arg(&dx);
-            b.arg(&dw_rows).arg(&want).arg(&rows).arg(&dim32).arg(&op.eps);
-            let cfg = LaunchConfig {
-                grid_dim: ((rows as u32).clamp(1, MAX_BLOCKS), 1, 1),
-                block_dim: (THREADS, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: as above.
-            unsafe { b.launch(cfg) }.w()?;
-            Ok(if op.want_dw {
-                CudaStorage::wrap_cuda_slice(dw_rows, dev.clone())
-            } else {
-                CudaStorage::wrap_cuda_slice(dx, dev.clone())
-            })
-        }
-        let out = per_dtype!(x.dtype(), run(op, x, xl, weight, wl, grad, gl))?;
-        Ok((out, xl.shape().clone()))
-    }
-}
-
-/// RMSNorm's backward: `dx`, and when `want_dw` the weight's gradient (f32, `[dim]`).
+/// RMSNorm's backward for `x` `[.., dim]`: `dx`, and when `want_dw` the weight's gradient (f32,
+/// `[dim]`), from one launch.
 pub fn rms_norm_backward(
     x: &Tensor,
     weight: &Tensor,
@@ -268,124 +125,104 @@ pub fn rms_norm_backward(
     eps: f32,
     want_dw: bool,
 ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
-    let (x, grad, weight) = (x.contiguous()?, grad.contiguous()?, weight.contiguous()?);
-    let op = |want_dw| RmsNormBackward {
-        weight: weight.clone(),
-        eps,
-        want_dw,
-    };
-    let dx = x.apply_op2_no_bwd(&grad, &op(false))?;
-    let dw = if want_dw {
-        let dim = weight.elem_count();
-        Some(x.apply_op2_no_bwd(&grad, &op(true))?.reshape(((), dim))?.sum(0)?)
-    } else {
-        None
-    };
-    Ok((dx, dw))
+    let (x, weight, grad) = (x.contiguous()?, weight.contiguous()?, grad.contiguous()?);
+    let dev = cuda_device(&x)?;
+    fn run<T: CudaDType + DeviceRepr>(
+        dev: &CudaDevice,
+        t: [&Tensor; 3],
+        eps: f32,
+        want_dw: bool,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let guards = t.map(|t| t.storage_and_layout());
+        let (x, w, g) = (
+            cuda_view::<T, _>(&guards[0])?,
+            cuda_view::<T, _>(&guards[1])?,
+            cuda_view::<T, _>(&guards[2])?,
+        );
+        let (n, dim) = (t[0].elem_count(), t[1].elem_count());
+        let rows = n / dim;
+        // SAFETY: the kernel writes every element of dx, and of dw_rows when asked for it (else dw_rows
+        // is one element it never touches).
+        let dx: CudaSlice<T> = unsafe { dev.alloc::<T>(n)? };
+        let dw_rows: CudaSlice<f32> = unsafe { dev.alloc::<f32>(if want_dw { n } else { 1 })? };
+        let func = function!(dev, &kernel_name("rms_norm_bwd", t[0].dtype())?)?;
+        let (want, dim32) = (want_dw as i32, dim as i32);
+        let mut b = func.builder();
+        b.arg(&x).arg(&w).arg(&g).arg(&dx);
+        b.arg(&dw_rows).arg(&want).arg(&rows).arg(&dim32).arg(&eps);
+        let cfg = LaunchConfig {
+            grid_dim: ((rows as u32).clamp(1, MAX_BLOCKS), 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: as above.
+        unsafe { b.launch(cfg) }.w()?;
+        let dw = want_dw.then(|| wrap(dw_rows, dev, (rows, dim)).sum(0)).transpose()?;
+        Ok((wrap(dx, dev, t[0].shape()), dw))
+    }
+    per_dtype!(x.dtype(), run(&dev, [&x, &weight, &grad], eps, want_dw))
 }
 
-/// DoRA's combination or its gradients (`grad` set), f32: inputs q, lr `[rows, dim]`; the op holds
-/// `params` `[2, dim]` (ratio, bias) and the output gradient.
-struct Dora {
-    params: Tensor,
-    grad: Option<Tensor>,
+/// DoRA's combination (`grad` None) or its gradients, f32: q, lr `[rows, dim]`, `params` `[2, dim]`
+/// (ratio, bias). The combination, or `[3, rows, dim]`: dq, dlr and each row's share of d ratio.
+fn dora(
+    q: &Tensor,
+    lr: &Tensor,
+    params: &Tensor,
+    grad: Option<&Tensor>,
     a: f32,
     s: f32,
-}
-
-impl CustomOp2 for Dora {
-    fn name(&self) -> &'static str {
-        "dora"
+) -> candle_core::Result<Tensor> {
+    let (q, lr, params) = (q.contiguous()?, lr.contiguous()?, params.contiguous()?);
+    let grad = grad.map(Tensor::contiguous).transpose()?;
+    for t in [&q, &lr, &params].into_iter().chain(grad.as_ref()) {
+        if t.dtype() != DType::F32 {
+            candle_core::bail!("dora: the CUDA kernel takes f32 tensors");
+        }
     }
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
-    fn cuda_fwd(
-        &self,
-        q: &CudaStorage,
-        ql: &Layout,
-        lr: &CudaStorage,
-        ll: &Layout,
-    ) -> candle_core::Result<(CudaStorage, Shape)> {
-        let on_gpu = |t: &Tensor| -> candle_core::Result<()> {
-            if !t.device().is_cuda() || t.dtype() != DType::F32 || !t.is_contiguous() {
-                candle_core::bail!("dora: the CUDA kernel takes contiguous f32 tensors on the GPU");
-            }
-            Ok(())
-        };
-        on_gpu(&self.params)?;
-        let (params, pl) = self.params.storage_and_layout();
-        let Storage::Cuda(params) = &*params else {
-            unreachable!("checked above")
-        };
-        let dev = q.device();
-        let n = ql.shape().elem_count();
-        let dim = pl.shape().elem_count() / 2;
-        let rows = n / dim;
-        let (qv, lv) = (view::<f32>(q, ql)?, view::<f32>(lr, ll)?);
-        let all = view::<f32>(params, pl)?;
-        let (ratio, bias) = (all.slice(0..dim), all.slice(dim..2 * dim));
-        let dim32 = dim as i32;
-        let grad_guard = match &self.grad {
-            Some(g) => {
-                on_gpu(g)?;
-                Some(g.storage_and_layout())
-            }
-            None => None,
-        };
-        let (out, shape) = match &grad_guard {
-            None => {
-                // SAFETY: the kernel writes every element.
-                let out: CudaSlice<f32> = unsafe { dev.alloc::<f32>(n)? };
-                let func = function!(dev, "dora_fwd_f32")?;
-                let mut b = func.builder();
-                b.arg(&qv).arg(&lv).arg(&ratio).arg(&bias).arg(&self.a).arg(&self.s);
-                b.arg(&out).arg(&rows).arg(&dim32);
-                // SAFETY: argument types and counts match the kernel's signature.
-                unsafe { b.launch(launch_for(n)) }.w()?;
-                (out, ql.shape().clone())
-            }
-            Some((grad, gl)) => {
-                let Storage::Cuda(grad) = &**grad else {
-                    unreachable!("checked above")
-                };
-                let gv = view::<f32>(grad, gl)?;
-                // SAFETY: the kernel writes every element of the three parts.
-                let out: CudaSlice<f32> = unsafe { dev.alloc::<f32>(3 * n)? };
-                let func = function!(dev, "dora_bwd_f32")?;
-                let mut b = func.builder();
-                b.arg(&qv)
-                    .arg(&lv)
-                    .arg(&ratio)
-                    .arg(&bias)
-                    .arg(&gv)
-                    .arg(&self.a)
-                    .arg(&self.s);
-                b.arg(&out).arg(&rows).arg(&dim32);
-                // SAFETY: as above.
-                unsafe { b.launch(launch_for(n)) }.w()?;
-                (out, Shape::from((3, rows, dim)))
-            }
-        };
-        Ok((CudaStorage::wrap_cuda_slice(out, dev.clone()), shape))
-    }
+    let dev = cuda_device(&q)?;
+    let (n, dim) = (q.elem_count(), params.elem_count() / 2);
+    let rows = n / dim;
+    let guards = [&q, &lr, &params].map(|t| t.storage_and_layout());
+    let (qv, lv, all) = (
+        cuda_view::<f32, _>(&guards[0])?,
+        cuda_view::<f32, _>(&guards[1])?,
+        cuda_view::<f32, _>(&guards[2])?,
+    );
+    let (ratio, bias) = (all.slice(0..dim), all.slice(dim..2 * dim));
+    let dim32 = dim as i32;
+    let out = match &grad {
+        None => {
+            // SAFETY: the kernel writes every element.
+            let out: CudaSlice<f32> = unsafe { dev.alloc::<f32>(n)? };
+            let func = function!(dev, "dora_fwd_f32")?;
+            let mut b = func.builder();
+            b.arg(&qv).arg(&lv).arg(&ratio).arg(&bias).arg(&a).arg(&s);
+            b.arg(&out).arg(&rows).arg(&dim32);
+            // SAFETY: argument types and counts match the kernel's signature.
+            unsafe { b.launch(launch_for(n)) }.w()?;
+            wrap(out, &dev, q.shape())
+        }
+        Some(grad) => {
+            let g = grad.storage_and_layout();
+            let gv = cuda_view::<f32, _>(&g)?;
+            // SAFETY: the kernel writes every element of the three parts.
+            let out: CudaSlice<f32> = unsafe { dev.alloc::<f32>(3 * n)? };
+            let func = function!(dev, "dora_bwd_f32")?;
+            let mut b = func.builder();
+            b.arg(&qv).arg(&lv).arg(&ratio).arg(&bias).arg(&gv).arg(&a).arg(&s);
+            b.arg(&out).arg(&rows).arg(&dim32);
+            // SAFETY: as above.
+            unsafe { b.launch(launch_for(n)) }.w()?;
+            wrap(out, &dev, (3, rows, dim))
+        }
+    };
+    Ok(out)
 }
 
 /// DoRA's `a q + (ratio − 1)(q − bias) + s ratio lr` for `q`, `lr` `[rows, dim]`.
 pub fn dora_forward(q: &Tensor, lr: &Tensor, params: &Tensor, a: f32, s: f32) -> candle_core::Result<Tensor> {
-    let op = Dora {
-        params: params.contiguous()?,
-        grad: None,
-        a,
-        s,
-    };
-    q.contiguous()?.apply_op2_no_bwd(&lr.contiguous()?, &op)
+    dora(q, lr, params, None, a, s)
 }
 
 /// DoRA's `(dq, dlr, d ratio)` for the output gradient `grad`.
@@ -397,13 +234,7 @@ pub fn dora_backward(
     a: f32,
     s: f32,
 ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-    let op = Dora {
-        params: params.contiguous()?,
-        grad: Some(grad.contiguous()?),
-        a,
-        s,
-    };
-    let parts = q.contiguous()?.apply_op2_no_bwd(&lr.contiguous()?, &op)?;
+    let parts = dora(q, lr, params, Some(grad), a, s)?;
     Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?.sum(0)?))
 }
 

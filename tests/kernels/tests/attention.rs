@@ -210,26 +210,40 @@ fn shape_of(q: &Tensor, k: &Tensor) -> candle_core::Result<Attention> {
     })
 }
 
+fn forward_as<T: Element + candle_core::WithDType>(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let a = shape_of(q, k)?;
+    let (out, lse) = a.forward(&data::<T>(q)?, &data(k)?, &data(v)?, &data(mask)?);
+    Ok((
+        wrap(out, q)?,
+        Tensor::from_vec(lse, (a.batch, a.len, a.heads), &Device::Cpu)?,
+    ))
+}
+
+fn backward_as<T: Element + candle_core::WithDType>(t: [&Tensor; 7]) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let [q, k, v, mask, grad, lse, row_dot] = t;
+    let a = shape_of(q, k)?;
+    let (dq, dk, dv) = a.backward(
+        &data::<T>(q)?,
+        &data(k)?,
+        &data(v)?,
+        &data(mask)?,
+        &data(grad)?,
+        &data(lse)?,
+        &data(row_dot)?,
+    );
+    Ok((wrap(dq, q)?, wrap(dk, k)?, wrap(dv, v)?))
+}
+
 impl TiledAttentionKernels for Emulated {
     fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let a = shape_of(q, k)?;
-        let mask = data::<f32>(mask)?;
-        let lse_shape = (a.batch, a.len, a.heads);
         match q.dtype() {
-            DType::F32 => {
-                let (out, lse) = a.forward(&data::<f32>(q)?, &data(k)?, &data(v)?, &mask);
-                Ok((
-                    Tensor::from_vec(out, q.shape(), &Device::Cpu)?,
-                    Tensor::from_vec(lse, lse_shape, &Device::Cpu)?,
-                ))
-            }
-            _ => {
-                let (out, lse) = a.forward(&data::<bf16>(q)?, &data(k)?, &data(v)?, &mask);
-                Ok((
-                    Tensor::from_vec(out, q.shape(), &Device::Cpu)?,
-                    Tensor::from_vec(lse, lse_shape, &Device::Cpu)?,
-                ))
-            }
+            DType::F32 => forward_as::<f32>(q, k, v, mask),
+            _ => forward_as::<bf16>(q, k, v, mask),
         }
     }
 
@@ -243,33 +257,10 @@ impl TiledAttentionKernels for Emulated {
         lse: &Tensor,
         row_dot: &Tensor,
     ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-        let a = shape_of(q, k)?;
-        let (mask, lse, row_dot) = (data::<f32>(mask)?, data::<f32>(lse)?, data::<f32>(row_dot)?);
+        let all = [q, k, v, mask, grad, lse, row_dot];
         match q.dtype() {
-            DType::F32 => {
-                let (dq, dk, dv) = a.backward(
-                    &data::<f32>(q)?,
-                    &data(k)?,
-                    &data(v)?,
-                    &mask,
-                    &data(grad)?,
-                    &lse,
-                    &row_dot,
-                );
-                Ok((wrap(dq, q)?, wrap(dk, k)?, wrap(dv, v)?))
-            }
-            _ => {
-                let (dq, dk, dv) = a.backward(
-                    &data::<bf16>(q)?,
-                    &data(k)?,
-                    &data(v)?,
-                    &mask,
-                    &data(grad)?,
-                    &lse,
-                    &row_dot,
-                );
-                Ok((wrap(dq, q)?, wrap(dk, k)?, wrap(dv, v)?))
-            }
+            DType::F32 => backward_as::<f32>(all),
+            _ => backward_as::<bf16>(all),
         }
     }
 }
