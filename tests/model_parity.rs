@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use saha_model::batch::pad_batch;
 use saha_model::image::PilImage;
+use saha_model::model::l2_normalize;
 use saha_model::{Embedder, EncodedInput, Padding};
 use saha_tests::{init_model, repo_root};
 use serde_json::Value;
@@ -86,6 +87,13 @@ fn case_of<'a>(fx: &'a Fixture, id: &str) -> &'a Value {
         .unwrap()
         .iter()
         .find(|c| c["id"] == id)
+        .unwrap()
+}
+
+fn first_image<'a>(fx: &'a Fixture, id: &str) -> &'a str {
+    items_of(case_of(fx, id))
+        .iter()
+        .find_map(|item| item["image"].as_str())
         .unwrap()
 }
 
@@ -232,6 +240,12 @@ fn all_cases_match(suite: Suite) {
             pooled_diff <= 1e-4 && embedding_diff <= 1e-4,
             "{id}: pooled {pooled_diff}, embedding {embedding_diff}"
         );
+        // The embedding runs the last layer on the pooled rows alone: the same values as the full forward's.
+        let own_diff = max_abs_diff(&embedding, &l2_normalize(&pooled).unwrap());
+        assert!(
+            own_diff <= 1e-6,
+            "{id}: embedding and the full forward's pooled rows differ by {own_diff}"
+        );
         worst = worst.max(hidden_diff).max(embedding_diff);
     }
     eprintln!("largest difference from transformers over all cases: {worst:e}");
@@ -353,6 +367,29 @@ fn nested_sharded_snapshot_gives_the_same_outputs(suite: Suite, id: &str) {
     let b = nested.model.embed(&inputs, Padding::Right, pad).unwrap();
     assert_eq!(max_abs_diff(&a, &b), 0.0);
     assert!(max_abs_diff(&b, &fx.expected[&format!("{id}.embedding")]) <= 1e-4);
+}
+
+/// The embedding's last layer runs only on each row's last token; with DeepStack reaching that layer too
+/// (Qwen3-VL, features on every layer), on a batch of images and texts of different lengths, both paddings.
+#[test]
+fn embedding_equals_the_full_forwards_last_tokens_with_deepstack_on_the_last_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fx = fixture(QWEN3_VL);
+    let flags = [fx.init_flags, &["--vision-depth", "3", "--deepstack", "0,1,2"]].concat();
+    let embedder = Embedder::load(&init_model(tmp.path(), 0, &flags), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(embedder.config.vision.deepstack_visual_indexes.len(), 3);
+    let mut inputs = encode_case(&embedder, &fx, case_of(&fx, "case07r"));
+    // DeepStack only adds at image tokens, and a chat prompt never ends on one: this input does, so the last
+    // layer's DeepStack addition reaches a pooled row.
+    let image = PilImage::open(fx.dir.join("images").join(first_image(&fx, "case07r"))).unwrap();
+    inputs.push(embedder.encode("<|vision_start|><|image_pad|>", &[image]).unwrap());
+    let pad = embedder.tokenizer.pad_token();
+    for padding in [Padding::Right, Padding::Left] {
+        let full = embedder.model.forward(&inputs, padding, pad).unwrap().pooled().unwrap();
+        let embedding = embedder.model.embed(&inputs, padding, pad).unwrap();
+        let diff = max_abs_diff(&embedding, &l2_normalize(&full).unwrap());
+        assert!(diff <= 1e-6, "{padding:?}: differs by {diff}");
+    }
 }
 
 #[test]

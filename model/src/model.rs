@@ -137,6 +137,22 @@ impl Qwen2Vl {
         pad_token: u32,
         mode: Mode,
     ) -> Result<BatchHidden> {
+        let (text_inputs, pooled) = self.text_inputs(inputs, padding, pad_token, mode)?;
+        let hidden = self.text.forward(&text_inputs)?;
+        let len = hidden.dim(1)?;
+        let pooled_columns = pooled.iter().map(|&flat| flat % len).collect();
+        Ok(BatchHidden { hidden, pooled_columns })
+    }
+
+    /// The padded batch as the decoder takes it (vision tower run, image rows in place), and the flattened
+    /// `[batch * len]` position of each row's last real token.
+    fn text_inputs(
+        &self,
+        inputs: &[EncodedInput],
+        padding: Padding,
+        pad_token: u32,
+        mode: Mode,
+    ) -> Result<(TextInputs, Vec<usize>)> {
         let tokens = &self.config.tokens;
         let merge = self.config.vision.spatial_merge_size;
         let batch = pad_batch(inputs, padding, pad_token, merge, tokens.image, tokens.vision_start)?;
@@ -185,9 +201,7 @@ impl Qwen2Vl {
             deepstack,
             mode,
         };
-        let hidden = self.text.forward(&inputs)?;
-        let pooled_columns = batch.pooled.iter().map(|&flat| flat % l).collect();
-        Ok(BatchHidden { hidden, pooled_columns })
+        Ok((inputs, batch.pooled))
     }
 
     /// L2-normalised last-token embeddings `[batch, hidden]` in f32.
@@ -196,8 +210,8 @@ impl Qwen2Vl {
     }
 
     pub fn embed_mode(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32, mode: Mode) -> Result<Tensor> {
-        let out = self.forward_mode(inputs, padding, pad_token, mode)?;
-        let pooled = out.pooled()?.to_dtype(DType::F32)?;
+        let (text_inputs, pooled) = self.text_inputs(inputs, padding, pad_token, mode)?;
+        let pooled = self.text.forward_rows(&text_inputs, &pooled)?.to_dtype(DType::F32)?;
         l2_normalize(&pooled)
     }
 }

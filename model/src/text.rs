@@ -67,6 +67,11 @@ impl Attention {
     }
 
     fn forward(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
+        self.o.forward_mode(&self.mixed(x, inputs)?, inputs.mode)
+    }
+
+    /// The attention's output before the output projection, `[batch, len, heads * head_dim]`.
+    fn mixed(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
         let mode = inputs.mode;
         let (mut q, mut k, v) = (
             self.q.forward_mode(x, mode)?,
@@ -88,14 +93,13 @@ impl Attention {
             head_dim: self.head_dim,
         };
         let (cos, sin) = &inputs.rope;
-        let out = if mode.differentiable {
-            fused::self_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)?
+        if mode.differentiable {
+            fused::self_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)
         } else if fused::supported(&q) {
-            fused::decoder_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)?
+            fused::decoder_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)
         } else {
-            self.attend(&q, &k, &v, inputs)?
-        };
-        self.o.forward_mode(&out, mode)
+            self.attend(&q, &k, &v, inputs)
+        }
     }
 
     /// The attention between the projections, op by op: every dtype and device but f32 on the CPU.
@@ -204,11 +208,30 @@ impl DecoderLayer {
         let x = (x + self
             .attention
             .forward(&self.input_norm.forward_mode(x, mode)?, inputs)?)?;
-        Ok((&x
-            + self
-                .mlp
-                .forward(&self.post_attention_norm.forward_mode(&x, mode)?, mode)?)?)
+        self.mlp_block(&x, mode)
     }
+
+    /// The layer's output at the flattened `[batch * len]` positions `rows` only, `[rows, hidden]`: attention
+    /// still reads every position's keys and values, but the output projection, the residuals and the MLP
+    /// run on those rows alone, each as [`Self::forward`] computes it (products over fewer rows may round
+    /// differently).
+    fn forward_rows(&self, x: &Tensor, inputs: &TextInputs, rows: &Tensor) -> Result<Tensor> {
+        let mode = inputs.mode;
+        let mixed = self.attention.mixed(&self.input_norm.forward_mode(x, mode)?, inputs)?;
+        let x = (pick_rows(x, rows)? + self.attention.o.forward_mode(&pick_rows(&mixed, rows)?, mode)?)?;
+        self.mlp_block(&x, mode)
+    }
+
+    fn mlp_block(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        Ok((x + self
+            .mlp
+            .forward(&self.post_attention_norm.forward_mode(x, mode)?, mode)?)?)
+    }
+}
+
+/// Rows `rows` of `x` flattened to `[batch * len, hidden]`.
+fn pick_rows(x: &Tensor, rows: &Tensor) -> Result<Tensor> {
+    Ok(x.flatten_to(1)?.index_select(rows, 0)?)
 }
 
 pub struct TextModel {
@@ -266,14 +289,40 @@ impl TextModel {
 
     /// Final-norm hidden states `[batch, len, hidden]`.
     pub fn forward(&self, inputs: &TextInputs) -> Result<Tensor> {
-        let mut x = inputs.embeds.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
+        let x = self.run_layers(inputs.embeds.clone(), &self.layers, inputs)?;
+        self.norm.forward_mode(&x, inputs.mode)
+    }
+
+    /// Final-norm hidden states at the flattened `[batch * len]` positions `rows` only, `[rows, hidden]`: the
+    /// same values as those rows of [`Self::forward`], without the last layer's output projection and MLP
+    /// for the positions nobody reads (the embedding reads one per sequence). Under adapter dropout the last
+    /// layer's adapters draw each row's mask as for a one-token row (position 0): independent masks as
+    /// before, though not the bits [`Self::forward`] draws for that position.
+    pub fn forward_rows(&self, inputs: &TextInputs, rows: &[usize]) -> Result<Tensor> {
+        let index = Tensor::from_iter(rows.iter().map(|&r| r as u32), inputs.embeds.device())?;
+        let x = match self.layers.split_last() {
+            Some((last, before)) => {
+                let x = self.run_layers(inputs.embeds.clone(), before, inputs)?;
+                let mut x = last.forward_rows(&x, inputs, &index)?;
+                if let Some(visual) = inputs.deepstack.get(before.len()) {
+                    x = (x + pick_rows(visual, &index)?)?;
+                }
+                x
+            }
+            None => pick_rows(&inputs.embeds, &index)?,
+        };
+        self.norm.forward_mode(&x, inputs.mode)
+    }
+
+    /// `x` through `layers`, the first layers of the decoder, with their DeepStack additions.
+    fn run_layers(&self, mut x: Tensor, layers: &[DecoderLayer], inputs: &TextInputs) -> Result<Tensor> {
+        for (i, layer) in layers.iter().enumerate() {
             x = layer.forward(&x, inputs)?;
             if let Some(visual) = inputs.deepstack.get(i) {
                 x = (x + visual)?;
             }
         }
-        self.norm.forward_mode(&x, inputs.mode)
+        Ok(x)
     }
 
     /// cos/sin `[batch, len, head_dim / 2]` for positions `[batch][3][len]`: each frequency of the rotary half
