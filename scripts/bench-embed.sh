@@ -96,7 +96,13 @@ print("| run | encode s/batch | forward s/batch | forward items/s | peak RSS loa
       "| min cosine vs candle |")
 print("|---|---|---|---|---|---|---|---|")
 for name, x in r.items():
-    extra = f" (vision tower {x['vision_s_per_batch']:.3f} s)" if "vision_s_per_batch" in x else ""
+    parts = []
+    if "every_row_s_per_batch" in x:
+        parts.append(f"last layer on every row {x['every_row_s_per_batch']:.3f} s, "
+                     f"on the last rows only {x['last_row_only_over_every_row']:.2f}x that")
+    if "vision_s_per_batch" in x:
+        parts.append(f"vision tower {x['vision_s_per_batch']:.3f} s")
+    extra = f" ({'; '.join(parts)})" if parts else ""
     cos = f"{x['min_cosine_vs_candle']:.7f}" if "min_cosine_vs_candle" in x else "-"
     print(f"| {name} | {x['encode_s_per_batch']:.4f} | {x['forward_s_per_batch']:.3f}{extra} "
           f"| {x['forward_items_per_s']:.2f} | {x['peak_rss_load_mib']} | {x['rss_after_load_mib']} | {x['peak_rss_inference_mib']} | {cos} |")
