@@ -97,9 +97,9 @@ print("| run | encode s/batch | forward s/batch | forward items/s | peak RSS loa
 print("|---|---|---|---|---|---|---|---|")
 for name, x in r.items():
     parts = []
-    if "every_row_s_per_batch" in x:
-        parts.append(f"last layer on every row {x['every_row_s_per_batch']:.3f} s, "
-                     f"on the last rows only {x['last_row_only_over_every_row']:.2f}x that")
+    if "padded_every_row_s_per_batch" in x:
+        parts.append(f"padded, last layer on every row {x['padded_every_row_s_per_batch']:.3f} s; "
+                     f"packed, last rows only {x['embedding_over_padded_every_row']:.2f}x that")
     if "vision_s_per_batch" in x:
         parts.append(f"vision tower {x['vision_s_per_batch']:.3f} s")
     extra = f" ({'; '.join(parts)})" if parts else ""

@@ -20,7 +20,7 @@ pub enum Padding {
     Left,
 }
 
-/// A padded batch, flattened row-major.
+/// A padded batch, flattened row-major; or, packed, one row holding every input after the other.
 pub struct PaddedBatch {
     pub batch: usize,
     pub len: usize,
@@ -28,8 +28,10 @@ pub struct PaddedBatch {
     pub real: Vec<bool>,
     /// `[batch][3][len]`; padding positions are 1, as in transformers.
     pub positions: Vec<[Vec<i64>; 3]>,
-    /// Flat index (row * len + column) of each row's last real token.
+    /// Flat index (row * len + column) of each input's last real token.
     pub pooled: Vec<usize>,
+    /// Packed: each input's (start, len) in the single row.
+    pub packed: Option<Vec<(usize, usize)>>,
 }
 
 pub fn pad_batch(
@@ -74,6 +76,37 @@ pub fn pad_batch(
         real,
         positions,
         pooled,
+        packed: None,
+    })
+}
+
+/// Every input after the other in one row, without padding: each input's positions as its own, and
+/// (start, len) for attention within each input.
+pub fn pack_batch(inputs: &[EncodedInput], merge: usize, image_token: u32, vision_start: u32) -> Result<PaddedBatch> {
+    if inputs.iter().any(|i| i.ids.is_empty()) {
+        return Err(ModelError::Input("an input has no tokens".into()));
+    }
+    let len: usize = inputs.iter().map(|i| i.ids.len()).sum();
+    let mut ids = Vec::with_capacity(len);
+    let mut positions: [Vec<i64>; 3] = std::array::from_fn(|_| Vec::with_capacity(len));
+    let mut sequences = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        sequences.push((ids.len(), input.ids.len()));
+        ids.extend_from_slice(&input.ids);
+        let grids: Vec<[usize; 3]> = input.images.iter().map(|i| i.grid_thw).collect();
+        let own = rope_positions(&input.ids, &grids, merge, image_token, vision_start)?;
+        for (all, own) in positions.iter_mut().zip(own) {
+            all.extend(own);
+        }
+    }
+    Ok(PaddedBatch {
+        batch: 1,
+        len,
+        ids,
+        real: vec![true; len],
+        positions: vec![positions],
+        pooled: sequences.iter().map(|&(start, n)| start + n - 1).collect(),
+        packed: Some(sequences),
     })
 }
 

@@ -3,11 +3,11 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
-use crate::batch::{pad_batch, EncodedInput, Padding};
+use crate::batch::{pack_batch, pad_batch, EncodedInput, PaddedBatch, Padding};
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::{Linear, Mode};
-use crate::text::{TextInputs, TextModel};
+use crate::text::{AttentionLayout, TextInputs, TextModel};
 use crate::vision::{VisionTower, VisionTrace};
 use crate::weights::Weights;
 
@@ -137,25 +137,28 @@ impl Qwen2Vl {
         pad_token: u32,
         mode: Mode,
     ) -> Result<BatchHidden> {
-        let (text_inputs, pooled) = self.text_inputs(inputs, padding, pad_token, mode)?;
+        let batch = self.pad(inputs, padding, pad_token)?;
+        let (text_inputs, pooled) = self.text_inputs(inputs, batch, mode)?;
         let hidden = self.text.forward(&text_inputs)?;
         let len = hidden.dim(1)?;
         let pooled_columns = pooled.iter().map(|&flat| flat % len).collect();
         Ok(BatchHidden { hidden, pooled_columns })
     }
 
-    /// The padded batch as the decoder takes it (vision tower run, image rows in place), and the flattened
-    /// `[batch * len]` position of each row's last real token.
+    fn pad(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32) -> Result<PaddedBatch> {
+        let (tokens, merge) = (&self.config.tokens, self.config.vision.spatial_merge_size);
+        pad_batch(inputs, padding, pad_token, merge, tokens.image, tokens.vision_start)
+    }
+
+    /// `batch` (of `inputs`) as the decoder takes it (vision tower run, image rows in place), and the
+    /// flattened `[batch * len]` position of each input's last token.
     fn text_inputs(
         &self,
         inputs: &[EncodedInput],
-        padding: Padding,
-        pad_token: u32,
+        mut batch: PaddedBatch,
         mode: Mode,
     ) -> Result<(TextInputs, Vec<usize>)> {
         let tokens = &self.config.tokens;
-        let merge = self.config.vision.spatial_merge_size;
-        let batch = pad_batch(inputs, padding, pad_token, merge, tokens.image, tokens.vision_start)?;
         let (b, l) = (batch.batch, batch.len);
         let ids = Tensor::from_slice(&batch.ids, b * l, &self.device)?;
         let mut embeds = self.text.embed(&ids)?;
@@ -191,13 +194,20 @@ impl Qwen2Vl {
         }
 
         let (cos, sin) = self.text.rope_tables(&batch.positions, &self.device)?;
-        let mask = Tensor::from_vec(batch.mask(crate::text::MASKED), (b, 1, l, l), &self.device)?;
+        let attention = match batch.packed.take() {
+            Some(sequences) => AttentionLayout::Packed(sequences),
+            None => AttentionLayout::Masked(Tensor::from_vec(
+                batch.mask(crate::text::MASKED),
+                (b, 1, l, l),
+                &self.device,
+            )?),
+        };
         let inputs = TextInputs {
             embeds: embeds
                 .reshape((b, l, self.config.text.hidden_size))?
                 .to_dtype(self.dtype)?,
             rope: (cos, sin),
-            mask,
+            attention,
             deepstack,
             mode,
         };
@@ -209,8 +219,17 @@ impl Qwen2Vl {
         self.embed_mode(inputs, padding, pad_token, Mode::INFERENCE)
     }
 
+    /// At inference on the CPU in f32 the inputs are packed rather than padded (`padding` plays no part):
+    /// the same values, without computing the padding.
     pub fn embed_mode(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32, mode: Mode) -> Result<Tensor> {
-        let (text_inputs, pooled) = self.text_inputs(inputs, padding, pad_token, mode)?;
+        let packs = !mode.differentiable && self.dtype == DType::F32 && self.device.is_cpu();
+        let batch = if packs {
+            let (tokens, merge) = (&self.config.tokens, self.config.vision.spatial_merge_size);
+            pack_batch(inputs, merge, tokens.image, tokens.vision_start)?
+        } else {
+            self.pad(inputs, padding, pad_token)?
+        };
+        let (text_inputs, pooled) = self.text_inputs(inputs, batch, mode)?;
         let pooled = self.text.forward_rows(&text_inputs, &pooled)?.to_dtype(DType::F32)?;
         l2_normalize(&pooled)
     }

@@ -20,11 +20,20 @@ pub struct TextInputs {
     pub embeds: Tensor,
     /// cos and sin `[batch, len, head_dim / 2]`, M-RoPE sections already selected.
     pub rope: (Tensor, Tensor),
-    /// `[batch, 1, len, len]` additive f32 mask: 0 where a query may attend, `f32::MIN` elsewhere.
-    pub mask: Tensor,
+    pub attention: AttentionLayout,
     /// DeepStack: `[batch, len, hidden]` added to the output of layer `i` (zero outside image tokens).
     pub deepstack: Vec<Tensor>,
     pub mode: Mode,
+}
+
+/// Which keys each query sees.
+pub enum AttentionLayout {
+    /// A padded batch: `[batch, 1, len, len]` additive f32 mask, 0 where a query may attend, `f32::MIN`
+    /// elsewhere.
+    Masked(Tensor),
+    /// One row of inputs packed one after the other, (start, len) each, causal within each: f32 on the CPU
+    /// at inference only, which [`fused::packed_decoder_attention`] serves.
+    Packed(Vec<(usize, usize)>),
 }
 
 struct Attention {
@@ -93,20 +102,32 @@ impl Attention {
             head_dim: self.head_dim,
         };
         let (cos, sin) = &inputs.rope;
+        let mask = match &inputs.attention {
+            AttentionLayout::Packed(sequences) => {
+                return fused::packed_decoder_attention(&q, &k, &v, (cos, sin), sequences, heads);
+            }
+            AttentionLayout::Masked(mask) => mask,
+        };
         if mode.differentiable {
-            fused::self_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)
+            fused::self_attention(&q, &k, &v, (cos, sin), mask, heads)
         } else if fused::supported(&q) {
-            fused::decoder_attention(&q, &k, &v, (cos, sin), &inputs.mask, heads)
+            fused::decoder_attention(&q, &k, &v, (cos, sin), mask, heads)
         } else {
-            self.attend(&q, &k, &v, inputs)
+            self.attend(&q, &k, &v, (cos, sin), mask, mode)
         }
     }
 
     /// The attention between the projections, op by op: every dtype and device but f32 on the CPU.
-    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        (cos, sin): (&Tensor, &Tensor),
+        mask: &Tensor,
+        mode: Mode,
+    ) -> Result<Tensor> {
         let (b, l, _) = q.dims3()?;
-        let (cos, sin) = &inputs.rope;
-        let mode = inputs.mode;
         let split = |t: &Tensor, heads: usize| -> Result<Tensor> {
             Ok(t.reshape((b, l, heads, self.head_dim))?.transpose(1, 2)?.contiguous()?)
         };
@@ -120,7 +141,7 @@ impl Attention {
         let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?
             .reshape((b, self.heads, l, l))?
             .to_dtype(DType::F32)?
-            .broadcast_add(&inputs.mask)?;
+            .broadcast_add(mask)?;
         let probs = softmax_f32(&scores, mode)?
             .to_dtype(v.dtype())?
             .reshape((b, self.kv_heads, group * l, l))?;

@@ -30,8 +30,8 @@ impl Rows<'_> {
 
 /// One attention problem over packed rows: sequences (`start`, `len`) of rows that attend within
 /// themselves; `q` `[rows, heads · d]`, `k` and `v` `[rows, kv_heads · d]` (any row stride); rotary
-/// tables `cos`, `sin` `[rows, d / 2]` (NeoX halves); an optional additive mask `[sequences, len, len]`
-/// for sequences of one length (`f32::MIN` where a query may not look). Returns `[rows, heads · d]`.
+/// tables `cos`, `sin` `[rows, d / 2]` (NeoX halves); which keys each query sees. Returns
+/// `[rows, heads · d]`.
 pub struct Problem<'a> {
     pub q: Rows<'a>,
     pub k: Rows<'a>,
@@ -39,8 +39,20 @@ pub struct Problem<'a> {
     pub cos: &'a [f32],
     pub sin: &'a [f32],
     pub sequences: &'a [(usize, usize)],
-    pub mask: Option<&'a [f32]>,
+    pub visibility: Visibility<'a>,
     pub heads: Heads,
+}
+
+/// Which keys of its sequence a query sees.
+#[derive(Clone, Copy)]
+pub enum Visibility<'a> {
+    /// Every key.
+    All,
+    /// The keys up to its own position.
+    Causal,
+    /// An additive mask `[sequences, len, len]` for sequences of one length (`f32::MIN` where a query may
+    /// not look).
+    Mask(&'a [f32]),
 }
 
 /// `softmax(rope(q) rope(k)ᵀ / √d + mask) v` per sequence and head, heads merged: the same values as
@@ -70,9 +82,18 @@ pub fn attend(p: &Problem) -> Vec<f32> {
     tasks.into_par_iter().for_each(|(s, h, first)| {
         let (start, len) = p.sequences[s];
         let block = QUERY_BLOCK.min(len - first);
-        let mask = p.mask.map(|m| &m[s * len * len..][..len * len]);
+        let mask = match p.visibility {
+            Visibility::Mask(m) => Some(&m[s * len * len..][..len * len]),
+            Visibility::All | Visibility::Causal => None,
+        };
         let mask_row = |i: usize| mask.map(|m| &m[(first + i) * len..][..len]);
-        let visible: Vec<usize> = (0..block).map(|i| mask_row(i).map_or(len, visible_len)).collect();
+        let visible: Vec<usize> = (0..block)
+            .map(|i| match (mask_row(i), p.visibility) {
+                (Some(row), _) => visible_len(row),
+                (None, Visibility::Causal) => first + i + 1,
+                (None, _) => len,
+            })
+            .collect();
         // Keys past the last one any row of the block sees get probability 0 and are left out, unless a
         // row sees none (it comes out uniform over every key, as the plain formula gives).
         let keys = if visible.contains(&0) {
@@ -205,11 +226,44 @@ pub fn decoder_attention(
             cos: t[3],
             sin: t[4],
             sequences: &sequences,
-            mask: Some(t[5]),
+            visibility: Visibility::Mask(t[5]),
             heads,
         })
     })?;
     Ok(Tensor::from_vec(out, (batch, len, width), &Device::Cpu)?)
+}
+
+/// The decoder's attention over packed sequences: `q` `[1, rows, heads · d]`, `k`, `v`
+/// `[1, rows, kv_heads · d]`, tables `[1, rows, d / 2]`, each sequence (`start`, `len`) causal within
+/// itself; returns `[1, rows, heads · d]`.
+pub fn packed_decoder_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    (cos, sin): (&Tensor, &Tensor),
+    sequences: &[(usize, usize)],
+    heads: Heads,
+) -> Result<Tensor> {
+    let (one, rows, width) = q.dims3()?;
+    let kv_width = heads.kv_heads * heads.head_dim;
+    let out = with_values(&[q, k, v, cos, sin], |t| {
+        let rows = |values, stride| Rows {
+            values,
+            offset: 0,
+            stride,
+        };
+        attend(&Problem {
+            q: rows(t[0], width),
+            k: rows(t[1], kv_width),
+            v: rows(t[2], kv_width),
+            cos: t[3],
+            sin: t[4],
+            sequences,
+            visibility: Visibility::Causal,
+            heads,
+        })
+    })?;
+    Ok(Tensor::from_vec(out, (one, rows, width), &Device::Cpu)?)
 }
 
 /// The vision blocks' attention: `qkv` `[n, 3 · heads · d]` (queries, keys, values side by side), tables
@@ -247,7 +301,7 @@ pub fn segment_attention(
             cos: t[1],
             sin: t[2],
             sequences: &sequences,
-            mask: None,
+            visibility: Visibility::All,
             heads: h,
         })
     })?;

@@ -33,7 +33,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 
-pub use attend::{decoder_attention, segment_attention};
+pub use attend::{decoder_attention, packed_decoder_attention, segment_attention};
 pub use attention::{rope, self_attention, Heads};
 pub use elementwise::{rms_norm, sigmoid_gated, swiglu};
 pub use linear::{dora_combine, frozen_linear};

@@ -301,6 +301,44 @@ fn segment_attention_matches_the_composite_form_per_segment() {
 }
 
 #[test]
+fn packed_decoder_attention_matches_the_composite_form_per_sequence() {
+    // Sequences below, across and past a block of query rows, one of a single token; grouped heads.
+    let (kv, group, hd) = (2, 3, 8);
+    let heads = Heads {
+        heads: kv * group,
+        kv_heads: kv,
+        head_dim: hd,
+    };
+    let lengths = [3, 70, 1, 130];
+    let n: usize = lengths.iter().sum();
+    let t = |width: usize, seed: u64| var(&[1, n, width], seed).as_tensor().clone();
+    let (q, k, v) = (t(kv * group * hd, 51), t(kv * hd, 52), t(kv * hd, 53));
+    let (cos, sin) = rope_tables(1, n, hd, 54);
+    let sequences: Vec<(usize, usize)> = lengths
+        .iter()
+        .scan(0, |start, &len| {
+            *start += len;
+            Some((*start - len, len))
+        })
+        .collect();
+    let ours = packed_decoder_attention(&q, &k, &v, (&cos, &sin), &sequences, heads).unwrap();
+    for &(start, len) in &sequences {
+        let part = |t: &Tensor| t.narrow(1, start, len).unwrap().contiguous().unwrap();
+        let causal = attention_mask(1, len);
+        let composite = composite_attention(
+            &part(&q),
+            &part(&k),
+            &part(&v),
+            (&part(&cos), &part(&sin)),
+            &causal,
+            heads,
+        );
+        let diff = max_rel_diff(&part(&ours), &composite);
+        assert!(diff < 1e-5, "sequence at {start} of {len}: {diff}");
+    }
+}
+
+#[test]
 fn inference_softmax_matches_candles() {
     for shape in [[3, 5, 37], [2, LARGE, 1024]] {
         let n: usize = shape.iter().product();
