@@ -96,6 +96,7 @@ pub struct EmbedArgs {
     pub skipped: Option<PathBuf>,
     /// Padding side inside a batch (left is how Qwen2-VL's processor pads); pooling uses each row's last
     /// real token and positions ignore padding, so both sides give the same embeddings up to rounding.
+    /// f32 on the CPU packs a batch's inputs one after the other instead, with no padding at all.
     #[arg(long, value_enum, default_value_t = PaddingArg::Right)]
     pub padding: PaddingArg,
     /// Embed only shard i of n (1-based): every n-th part of the plan, for splitting over machines.
