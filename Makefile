@@ -72,6 +72,7 @@ help:
 	@echo "  bench-mining  mining stages vs GEMM peak and numpy (N=100000 DIM=1536 by default), then"
 	@echo "                few-label subsets (LABELS=\"24 2\": N pairs sharing 24, then 2 targets); FAST=0 / NUMPY=0 skip parts"
 	@echo "  bench-embed   candle Qwen2-VL embedding items/s and peak memory vs transformers on this CPU"
+	@echo "                (ROUNDS=3 runs of each side, alternating; the ratio is the rounds' median)"
 	@echo "  bench-train   candle DoRA training steps/s and peak memory vs PyTorch + PEFT (tiny and small config)"
 	@echo "  cuda          CUDA saha-embed/saha-train/benches into CUDA_TARGET_DIR (pinned PyPI CUDA 13.0, no GPU needed)"
 	@echo "  gpu-bundle    gpu-bundle/: what the GPU check needs (< 60 MiB); on the GPU machine: bash check.sh"
@@ -122,7 +123,7 @@ bench-mining: build
 # A small but non-trivial random Qwen2-VL (hidden 512, 8 layers, vision depth 4): text-only and image+text
 # batches in candle and in transformers (sdpa, and eager unless EAGER=0), same inputs, THREADS threads each.
 bench-embed: build
-	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-embed$(if $(BACKBONE),-$(BACKBONE)) THREADS=$(or $(THREADS),$(shell nproc)) ITERS=$(or $(ITERS),5) EAGER=$(or $(EAGER),1) BACKBONE=$(or $(BACKBONE),qwen2-vl) bash scripts/bench-embed.sh
+	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-embed$(if $(BACKBONE),-$(BACKBONE)) THREADS=$(or $(THREADS),$(shell nproc)) ITERS=$(or $(ITERS),5) ROUNDS=$(or $(ROUNDS),3) EAGER=$(or $(EAGER),1) BACKBONE=$(or $(BACKBONE),qwen2-vl) bash scripts/bench-embed.sh
 
 # DoRA training steps (GradCache chunk 4, and plain backprop) on the tiny and a small random Qwen2-VL, in candle
 # and in PyTorch + PEFT, same batch, same adapter tensors, THREADS threads each; 2-3 minutes on 2 idle cores.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make bench-embed: embedding throughput of the candle Qwen2-VL (saha-model) next to transformers on
 # the same CPU, the same random snapshot, the same prompts and PNG files, the same thread count, in one run.
-# Usage: BIN=target/release OUT=runs/bench-embed [THREADS=2] [ITERS=5] [TEXT_BATCH=16] [IMAGE_BATCH=8]
+# Usage: BIN=target/release OUT=runs/bench-embed [THREADS=2] [ITERS=5] [ROUNDS=3] [TEXT_BATCH=16] [IMAGE_BATCH=8]
 #        [EAGER=1] [BACKBONE=qwen2-vl|qwen2.5-vl] scripts/bench-embed.sh
+# Each side runs ROUNDS times, candle and transformers alternating, because a shared machine's speed
+# drifts from one minute to the next: the ratio is the median of the rounds' ratios.
 # The model: hidden 512, 8 layers (8 heads, 2 KV heads), intermediate 1536, vision depth 4 x 256 dims;
 # texts of about 60 tokens (about 96 with the system prompt and chat markers); images 448x448 (1024
 # patches, 256 image tokens). EAGER=1 also runs transformers with eager attention.
@@ -11,6 +13,7 @@ BIN=${BIN:-target/release}
 OUT=${OUT:-runs/bench-embed}
 THREADS=${THREADS:-$(nproc)}
 ITERS=${ITERS:-5}
+ROUNDS=${ROUNDS:-3}
 TEXT_BATCH=${TEXT_BATCH:-16}
 IMAGE_BATCH=${IMAGE_BATCH:-8}
 EAGER=${EAGER:-1}
@@ -51,32 +54,56 @@ load_start=$(cut -d' ' -f1 /proc/loadavg)
 busy_start=$(busy_s)
 for kind in text image; do
   batch=$TEXT_BATCH; [[ $kind == image ]] && batch=$IMAGE_BATCH
-  echo "$kind: candle, batch $batch x $ITERS ..." >&2
-  timed "candle-$kind" "$BIN/saha-bench-embed" --model "$OUT/model" --kind "$kind" --batch "$batch" \
-    --iters "$ITERS" --images "$OUT/images" --dump "$OUT/inputs-$kind.json" --components
-  attns=(sdpa)
-  if [[ $EAGER == 1 ]]; then attns+=(eager); fi
-  for attn in "${attns[@]}"; do
-    echo "$kind: transformers ($attn) ..." >&2
-    timed "torch-$attn-$kind" python3 tests/oracle/bench_embed_torch.py --model "$OUT/model" \
-      --inputs "$OUT/inputs-$kind.json" --iters "$ITERS" --threads "$THREADS" --attn "$attn"
+  for round in $(seq "$ROUNDS"); do
+    # The first round also times the components and writes the inputs transformers reads.
+    extra=(); [[ $round == 1 ]] && extra=(--dump "$OUT/inputs-$kind.json" --components)
+    echo "$kind, round $round of $ROUNDS: candle, batch $batch x $ITERS ..." >&2
+    timed "candle-$kind@$round" "$BIN/saha-bench-embed" --model "$OUT/model" --kind "$kind" --batch "$batch" \
+      --iters "$ITERS" --images "$OUT/images" "${extra[@]}"
+    attns=(sdpa)
+    if [[ $EAGER == 1 ]]; then attns+=(eager); fi
+    for attn in "${attns[@]}"; do
+      echo "$kind, round $round of $ROUNDS: transformers ($attn) ..." >&2
+      timed "torch-$attn-$kind@$round" python3 tests/oracle/bench_embed_torch.py --model "$OUT/model" \
+        --inputs "$OUT/inputs-$kind.json" --iters "$ITERS" --threads "$THREADS" --attn "$attn"
+    done
   done
 done
 
 busy_end=$(busy_s)
 python3 - "$OUT" "$EAGER" "$(awk -v a="$busy_start" -v b="$busy_end" 'BEGIN{print b - a}')" "$(bash scripts/cpu-line.sh "$load_start")" <<'EOF'
-import json, sys
+import json, statistics, sys
 from pathlib import Path
 out, eager, cpu = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[4]
 times = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in (out / "times").read_text().splitlines()}
-r = {name: json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1]) for name in times}
+# Every run's report, by name without its round: rounds[name][i] is round i + 1.
+rounds = {}
+for name in times:
+    rounds.setdefault(name.split("@")[0], []).append(json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1]))
 # Whole-process peak: both benches reset the kernel's high-water mark after loading (to measure inference
 # alone), which also resets what `time` sees, so take the larger of it and the load's own peak.
-peak = {name: max(times[name][1], r[name].get("peak_rss_load_mib") or 0) for name in times}
+peak = {base: max(max(times[f"{base}@{i + 1}"][1], x.get("peak_rss_load_mib") or 0) for i, x in enumerate(runs))
+        for base, runs in rounds.items()}
+# One report per name: medians over the rounds of what varies, the first round's components.
+r = {}
+for base, runs in rounds.items():
+    x = dict(runs[0])
+    for key in ("items_per_s", "forward_items_per_s", "encode_s_per_batch", "forward_s_per_batch"):
+        x[key] = statistics.median(run[key] for run in runs)
+    for key in ("peak_rss_inference_mib", "rss_after_load_mib", "peak_rss_load_mib"):
+        x[key] = max(run[key] for run in runs)
+    if "min_cosine_vs_candle" in x:
+        x["min_cosine_vs_candle"] = min(run["min_cosine_vs_candle"] for run in runs)
+    r[base] = x
+ratio = {kind: statistics.median(c["items_per_s"] / t["items_per_s"]
+                                 for c, t in zip(rounds[f"candle-{kind}"], rounds[f"torch-sdpa-{kind}"]))
+         for kind in ("text", "image")}
 c0, t0 = r["candle-text"], r["torch-sdpa-text"]
 arch = json.loads((out / "model" / "config.json").read_text())["model_type"]
+n = len(rounds["candle-text"])
 print(f"\nEmbedding benchmark: {arch} random snapshot (hidden 512, 8 layers, vision 4 x 256), f32 on CPU, "
-      f"{c0['threads']} threads both sides; median of {c0['iters']} timed batches after one warm-up.")
+      f"{c0['threads']} threads both sides; each run times {c0['iters']} batches after one warm-up (median); "
+      f"{n} rounds, candle and transformers alternating; items/s are medians over the rounds.")
 print(f"text items: {c0['mean_text_tokens']:.0f}-token texts, {c0['mean_tokens']:.0f} tokens with the template; "
       f"image items: 448x448 PNG + text, {r['candle-image']['mean_tokens']:.0f} tokens (256 image tokens).\n")
 print(cpu + "\n")
@@ -87,9 +114,9 @@ for kind in ("text", "image"):
     c, t = r[f"candle-{kind}"], r[f"torch-sdpa-{kind}"]
     label = f"{c['batch']} text-only" if kind == "text" else f"{c['batch']} image + text"
     eager_cell = f" {r[f'torch-eager-{kind}']['items_per_s']:#.3g} |" if eager else ""
-    print(f"| {label} | {c['items_per_s']:#.3g} | {t['items_per_s']:#.3g} | {c['items_per_s'] / t['items_per_s']:.2f} |"
+    print(f"| {label} | {c['items_per_s']:#.3g} | {t['items_per_s']:#.3g} | {ratio[kind]:.2f} |"
           f"{eager_cell} {peak[f'candle-{kind}']} | {peak[f'torch-sdpa-{kind}']} |")
-print("\nratio = candle / transformers (sdpa) items/s, preprocessing + forward; > 1 means candle is faster. "
+print("\nratio = median over the rounds of candle / transformers (sdpa) items/s, preprocessing + forward; > 1 means candle is faster. "
       "Peak = whole-process max RSS, loading included.\n")
 print("| run | encode s/batch | forward s/batch | forward items/s | peak RSS loading MiB | RSS after load MiB "
       "| peak RSS in inference MiB "
