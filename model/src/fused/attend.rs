@@ -206,31 +206,13 @@ pub fn decoder_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    (cos, sin): (&Tensor, &Tensor),
+    tables: (&Tensor, &Tensor),
     mask: &Tensor,
     heads: Heads,
 ) -> Result<Tensor> {
-    let (batch, len, width) = q.dims3()?;
+    let (batch, len, _) = q.dims3()?;
     let sequences: Vec<(usize, usize)> = (0..batch).map(|b| (b * len, len)).collect();
-    let kv_width = heads.kv_heads * heads.head_dim;
-    let out = with_values(&[q, k, v, cos, sin, mask], |t| {
-        let rows = |values, stride| Rows {
-            values,
-            offset: 0,
-            stride,
-        };
-        attend(&Problem {
-            q: rows(t[0], width),
-            k: rows(t[1], kv_width),
-            v: rows(t[2], kv_width),
-            cos: t[3],
-            sin: t[4],
-            sequences: &sequences,
-            visibility: Visibility::Mask(t[5]),
-            heads,
-        })
-    })?;
-    Ok(Tensor::from_vec(out, (batch, len, width), &Device::Cpu)?)
+    decoder_rows(q, k, v, tables, &sequences, Some(mask), heads)
 }
 
 /// The decoder's attention over packed sequences: `q` `[1, rows, heads · d]`, `k`, `v`
@@ -240,13 +222,29 @@ pub fn packed_decoder_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    (cos, sin): (&Tensor, &Tensor),
+    tables: (&Tensor, &Tensor),
     sequences: &[(usize, usize)],
     heads: Heads,
 ) -> Result<Tensor> {
-    let (one, rows, width) = q.dims3()?;
+    decoder_rows(q, k, v, tables, sequences, None, heads)
+}
+
+/// Both decoder forms: `sequences` over the rows of `q`, `k`, `v` `[batch, len, ·]`, under `mask` if given
+/// (sequences of one length) or causal within each.
+fn decoder_rows(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    (cos, sin): (&Tensor, &Tensor),
+    sequences: &[(usize, usize)],
+    mask: Option<&Tensor>,
+    heads: Heads,
+) -> Result<Tensor> {
+    let (batch, len, width) = q.dims3()?;
     let kv_width = heads.kv_heads * heads.head_dim;
-    let out = with_values(&[q, k, v, cos, sin], |t| {
+    let mut tensors = vec![q, k, v, cos, sin];
+    tensors.extend(mask);
+    let out = with_values(&tensors, |t| {
         let rows = |values, stride| Rows {
             values,
             offset: 0,
@@ -259,11 +257,11 @@ pub fn packed_decoder_attention(
             cos: t[3],
             sin: t[4],
             sequences,
-            visibility: Visibility::Causal,
+            visibility: t.get(5).map_or(Visibility::Causal, |m| Visibility::Mask(m)),
             heads,
         })
     })?;
-    Ok(Tensor::from_vec(out, (one, rows, width), &Device::Cpu)?)
+    Ok(Tensor::from_vec(out, (batch, len, width), &Device::Cpu)?)
 }
 
 /// The vision blocks' attention: `qkv` `[n, 3 · heads · d]` (queries, keys, values side by side), tables
