@@ -73,7 +73,8 @@ help:
 	@echo "                few-label subsets (LABELS=\"24 2\": N pairs sharing 24, then 2 targets); FAST=0 / NUMPY=0 skip parts"
 	@echo "  bench-embed   candle Qwen2-VL embedding items/s and peak memory vs transformers on this CPU"
 	@echo "                (ROUNDS=3 runs of each side, alternating; the ratio is the rounds' median)"
-	@echo "  bench-train   candle DoRA training steps/s and peak memory vs PyTorch + PEFT (tiny and small config)"
+	@echo "  bench-train   candle DoRA training steps/s and peak memory vs PyTorch + PEFT (tiny and small config;"
+	@echo "                ROUNDS=3 runs of each side, alternating)"
 	@echo "  cuda          CUDA saha-embed/saha-train/benches into CUDA_TARGET_DIR (pinned PyPI CUDA 13.0, no GPU needed)"
 	@echo "  gpu-bundle    gpu-bundle/: what the GPU check needs (< 60 MiB); on the GPU machine: bash check.sh"
 	@echo "  help        this text"
@@ -126,9 +127,10 @@ bench-embed: build
 	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-embed$(if $(BACKBONE),-$(BACKBONE)) THREADS=$(or $(THREADS),$(shell nproc)) ITERS=$(or $(ITERS),5) ROUNDS=$(or $(ROUNDS),3) EAGER=$(or $(EAGER),1) BACKBONE=$(or $(BACKBONE),qwen2-vl) bash scripts/bench-embed.sh
 
 # DoRA training steps (GradCache chunk 4, and plain backprop) on the tiny and a small random Qwen2-VL, in candle
-# and in PyTorch + PEFT, same batch, same adapter tensors, THREADS threads each; 2-3 minutes on 2 idle cores.
+# and in PyTorch + PEFT, same batch, same adapter tensors, THREADS threads each, ROUNDS (3) alternating runs
+# of each side; 2-3 minutes a round on 2 idle cores.
 bench-train: build
-	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-train THREADS=$(or $(THREADS),$(shell nproc)) EAGER=$(or $(EAGER),0) bash scripts/bench-train.sh
+	BIN=$(BIN) OUT=$(RUNS_DIR)/bench-train THREADS=$(or $(THREADS),$(shell nproc)) EAGER=$(or $(EAGER),0) ROUNDS=$(or $(ROUNDS),3) bash scripts/bench-train.sh
 
 # CUDA-enabled saha-embed and saha-train, built here with no GPU and no system CUDA toolkit: a pinned CUDA 13.0
 # toolchain from PyPI (scripts/fetch-cuda.sh), a stub libcuda.so.1, kernels for CUDA_COMPUTE_CAP (90: H100/H200).
