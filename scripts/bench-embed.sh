@@ -74,16 +74,10 @@ busy_end=$(busy_s)
 python3 - "$OUT" "$EAGER" "$(awk -v a="$busy_start" -v b="$busy_end" 'BEGIN{print b - a}')" "$(bash scripts/cpu-line.sh "$load_start")" <<'EOF'
 import json, statistics, sys
 from pathlib import Path
+sys.path.insert(0, "scripts/lib")
+import bench_rounds
 out, eager, cpu = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[4]
-times = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in (out / "times").read_text().splitlines()}
-# Every run's report, by name without its round: rounds[name][i] is round i + 1.
-rounds = {}
-for name in times:
-    rounds.setdefault(name.split("@")[0], []).append(json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1]))
-# Whole-process peak: both benches reset the kernel's high-water mark after loading (to measure inference
-# alone), which also resets what `time` sees, so take the larger of it and the load's own peak.
-peak = {base: max(max(times[f"{base}@{i + 1}"][1], x.get("peak_rss_load_mib") or 0) for i, x in enumerate(runs))
-        for base, runs in rounds.items()}
+times, rounds, peak = bench_rounds.load(out)
 # One report per name: medians over the rounds of what varies, the first round's components.
 r = {}
 for base, runs in rounds.items():
