@@ -240,7 +240,8 @@ fn all_cases_match(suite: Suite) {
             pooled_diff <= 1e-4 && embedding_diff <= 1e-4,
             "{id}: pooled {pooled_diff}, embedding {embedding_diff}"
         );
-        // The embedding runs the last layer on the pooled rows alone: the same values as the full forward's.
+        // The embedding packs the inputs and runs the last layer on the pooled rows alone: the same values as
+        // the padded full forward's.
         let own_diff = max_abs_diff(&embedding, &l2_normalize(&pooled).unwrap());
         assert!(
             own_diff <= 1e-6,
@@ -369,8 +370,9 @@ fn nested_sharded_snapshot_gives_the_same_outputs(suite: Suite, id: &str) {
     assert!(max_abs_diff(&b, &fx.expected[&format!("{id}.embedding")]) <= 1e-4);
 }
 
-/// The embedding's last layer runs only on each row's last token; with DeepStack reaching that layer too
-/// (Qwen3-VL, features on every layer), on a batch of images and texts of different lengths, both paddings.
+/// The embedding (inputs packed, the last layer on each input's last token only) equals the padded full
+/// forward's last tokens, with DeepStack reaching the last layer too (Qwen3-VL, features on every layer), on
+/// a batch of images and texts of different lengths, both paddings.
 #[test]
 fn embedding_equals_the_full_forwards_last_tokens_with_deepstack_on_the_last_layer() {
     let tmp = tempfile::tempdir().unwrap();
