@@ -93,6 +93,14 @@ mod ffi {
     }
 }
 
+/// An emulated SwiGLU forward launch: grid, block, gate, up, out, elements.
+pub type SwigluForward<T> = unsafe extern "C" fn(u32, u32, *const T, *const T, *mut T, usize);
+/// An emulated SwiGLU backward launch: grid, block, gate, up, output gradient, gate-and-up gradient, elements.
+pub type SwigluBackward<T> = unsafe extern "C" fn(u32, u32, *const T, *const T, *const T, *mut T, usize);
+/// An emulated RMSNorm backward launch (see `rms_norm_bwd` in fused.cu for the arguments).
+pub type RmsNormBackward<T> =
+    unsafe extern "C" fn(u32, u32, *const T, *const T, *const T, *mut T, *mut f32, i32, usize, i32, f32);
+
 /// `emulated_attn_fwd_*`: `(batch, q, k, v, mask, visible, out, lse, len, heads, kv_heads, d, scale)`.
 pub type AttentionForward<T> = unsafe extern "C" fn(
     i32,
@@ -205,24 +213,11 @@ extern "C" {
 /// An element type the row kernels are instantiated for.
 pub trait Element: Copy + Default {
     #[doc(hidden)]
-    const SWIGLU_FWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *mut Self, usize);
+    const SWIGLU_FWD: SwigluForward<Self>;
     #[doc(hidden)]
-    const SWIGLU_BWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *const Self, *mut Self, usize);
+    const SWIGLU_BWD: SwigluBackward<Self>;
     #[doc(hidden)]
-    #[allow(clippy::type_complexity)]
-    const RMS_NORM_BWD: unsafe extern "C" fn(
-        u32,
-        u32,
-        *const Self,
-        *const Self,
-        *const Self,
-        *mut Self,
-        *mut f32,
-        i32,
-        usize,
-        i32,
-        f32,
-    );
+    const RMS_NORM_BWD: RmsNormBackward<Self>;
     #[doc(hidden)]
     const ATTN_FWD: AttentionForward<Self>;
     #[doc(hidden)]
@@ -232,45 +227,17 @@ pub trait Element: Copy + Default {
 impl Element for f32 {
     const ATTN_FWD: AttentionForward<Self> = emulated_attn_fwd_f32;
     const ATTN_BWD: AttentionBackward<Self> = emulated_attn_bwd_f32;
-    const SWIGLU_FWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *mut Self, usize) =
-        ffi::emulated_swiglu_fwd_f32;
-    const SWIGLU_BWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *const Self, *mut Self, usize) =
-        ffi::emulated_swiglu_bwd_f32;
-    const RMS_NORM_BWD: unsafe extern "C" fn(
-        u32,
-        u32,
-        *const Self,
-        *const Self,
-        *const Self,
-        *mut Self,
-        *mut f32,
-        i32,
-        usize,
-        i32,
-        f32,
-    ) = ffi::emulated_rms_norm_bwd_f32;
+    const SWIGLU_FWD: SwigluForward<Self> = ffi::emulated_swiglu_fwd_f32;
+    const SWIGLU_BWD: SwigluBackward<Self> = ffi::emulated_swiglu_bwd_f32;
+    const RMS_NORM_BWD: RmsNormBackward<Self> = ffi::emulated_rms_norm_bwd_f32;
 }
 
 impl Element for bf16 {
     const ATTN_FWD: AttentionForward<Self> = emulated_attn_fwd_bf16;
     const ATTN_BWD: AttentionBackward<Self> = emulated_attn_bwd_bf16;
-    const SWIGLU_FWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *mut Self, usize) =
-        ffi::emulated_swiglu_fwd_bf16;
-    const SWIGLU_BWD: unsafe extern "C" fn(u32, u32, *const Self, *const Self, *const Self, *mut Self, usize) =
-        ffi::emulated_swiglu_bwd_bf16;
-    const RMS_NORM_BWD: unsafe extern "C" fn(
-        u32,
-        u32,
-        *const Self,
-        *const Self,
-        *const Self,
-        *mut Self,
-        *mut f32,
-        i32,
-        usize,
-        i32,
-        f32,
-    ) = ffi::emulated_rms_norm_bwd_bf16;
+    const SWIGLU_FWD: SwigluForward<Self> = ffi::emulated_swiglu_fwd_bf16;
+    const SWIGLU_BWD: SwigluBackward<Self> = ffi::emulated_swiglu_bwd_bf16;
+    const RMS_NORM_BWD: RmsNormBackward<Self> = ffi::emulated_rms_norm_bwd_bf16;
 }
 
 /// `silu(gate) ⊙ up`.
