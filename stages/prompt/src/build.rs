@@ -147,6 +147,8 @@ fn load(subsets: &[SubsetSource]) -> Result<Loaded> {
     let read: Vec<(Layout, Vec<RawRow>)> = files
         .par_iter()
         .map(|(_, f)| read_file(f).map_err(anyhow::Error::from))
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect::<Result<_>>()?;
     let layout = read[0].0;
     if let Some(((_, f), _)) = files.iter().zip(&read).find(|(_, (l, _))| *l != layout) {
@@ -378,6 +380,10 @@ fn render_items(
             };
             Ok((item, r.escaped, r.image_token_prepended))
         })
+        // Collected in order first, so that of several bad rows the first is reported, whichever
+        // thread reached its error first (rayon's collect into a Result keeps any one).
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect::<Result<_>>()?;
     bar.finish_and_clear();
     let mut items = Vec::with_capacity(rendered.len());

@@ -442,6 +442,9 @@ impl Trainer {
                     .map(|(input, _)| input)
                     .with_context(|| format!("item {}", item.item_id))
             })
+            // In order first, so that the first bad item is the one reported.
+            .collect::<Vec<_>>()
+            .into_iter()
             .collect()
     }
 
