@@ -2,16 +2,30 @@
 //! times deeper than asked, which is then re-scored exactly in f32. The answer equals exact
 //! retrieval whenever the true top `p` lie inside the int8 pool; the tests and the benchmark
 //! check that it does.
+//!
+//! The int8 product is laid out as a GEMM micro-kernel, so no score needs a horizontal sum:
+//! targets are packed in panels of `PANEL_TARGETS`, four bytes of each target side by side per
+//! 4-value step, so one 64-byte register holds 16 targets' next four values; each query's four
+//! values are broadcast, and `vpdpbusd` adds 16 four-term products per instruction, one per
+//! target, into `PANEL_QUERIES x PANEL_TARGETS` accumulators held in registers.
 
 use rayon::prelude::*;
 
 use crate::retrieve::{rescore, TopK};
 
+/// Quantised rows are padded with zeros to a multiple of this many values.
 const LANES: usize = 64;
-const QUERY_BLOCK: usize = 64;
-const TARGET_BLOCK: usize = 256;
+/// Queries scored at once by the micro-kernel (its accumulator rows).
+const PANEL_QUERIES: usize = 8;
+/// Targets in one packed panel (two 16-lane registers per accumulator row).
+const PANEL_TARGETS: usize = 32;
+/// Queries one task ranks: each task streams every target panel once, so this sets how often the
+/// packed targets are read from memory (about 154 MB at 100k x 1536) against the task's queries
+/// held in L2 (`QUERY_BLOCK x width` bytes).
+const QUERY_BLOCK: usize = 256;
 
-/// Rows quantised symmetrically to int8 (`x ~ scale * q`), padded to a multiple of 64 values.
+/// Rows quantised symmetrically to int8 (`x ~ scale * q`), padded to a multiple of 64 values;
+/// `sum` is each row's sum of quantised values.
 struct Quantised {
     data: Vec<i8>,
     scale: Vec<f32>,
@@ -48,6 +62,30 @@ fn quantise(m: &[f32], dim: usize) -> Quantised {
     }
 }
 
+/// Quantised target rows (`[rows, width]`) as panels of `PANEL_TARGETS`: within a panel, for each
+/// step of 4 values, every target's 4 bytes in turn, offset by 128 to u8 (`vpdpbusd` multiplies
+/// unsigned by signed bytes). Rows past the end are zero values (128).
+fn pack_targets(data: &[i8], width: usize) -> Vec<u8> {
+    let rows = data.len() / width;
+    let panel_len = PANEL_TARGETS * width;
+    let mut packed = vec![128u8; rows.div_ceil(PANEL_TARGETS) * panel_len];
+    packed.par_chunks_mut(panel_len).enumerate().for_each(|(p, panel)| {
+        for (j, row) in data[p * panel_len..]
+            .chunks_exact(width)
+            .take(PANEL_TARGETS)
+            .enumerate()
+        {
+            for (step, four) in row.chunks_exact(4).enumerate() {
+                let at = step * PANEL_TARGETS * 4 + j * 4;
+                for (o, &x) in panel[at..at + 4].iter_mut().zip(four) {
+                    *o = (x as u8) ^ 0x80;
+                }
+            }
+        }
+    });
+    packed
+}
+
 /// Whether this CPU scores int8 faster than f32: only with AVX-512 VNNI (`vpdpbusd`). Elsewhere
 /// int8 products need several instructions per lane and lose to the f32 matrix product.
 pub fn int8_is_faster() -> bool {
@@ -61,24 +99,37 @@ pub fn int8_is_faster() -> bool {
     }
 }
 
-/// Raw `sum_k (q[k] + 128) * t[k]` for every (query, target) of the blocks: queries as u8
-/// offset by 128 (VNNI multiplies unsigned by signed bytes), targets as i8.
-fn raw_scores(q: &[u8], t: &[i8], width: usize, out: &mut [i32]) {
+/// Raw `sum_k q[k] * (t[k] + 128)` for `PANEL_QUERIES` query rows (i8, `[8, width]`) against one
+/// packed target panel, into `out[query * PANEL_TARGETS + target]`.
+type PanelKernel = fn(&[i8], &[u8], usize, &mut [i32; PANEL_QUERIES * PANEL_TARGETS]);
+
+fn panel_kernel() -> PanelKernel {
     #[cfg(target_arch = "x86_64")]
     {
         if int8_is_faster() {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { vnni::raw_scores(q, t, width, out) };
+            return |q, t, width, out| {
+                // SAFETY: the CPU supports the features the kernel is compiled for (checked above).
+                unsafe { vnni::panel_scores(q, t, width, out) }
+            };
         }
     }
-    portable_raw_scores(q, t, width, out)
+    portable_panel_scores
 }
 
-fn portable_raw_scores(q: &[u8], t: &[i8], width: usize, out: &mut [i32]) {
-    let nt = t.len() / width;
-    for (i, qr) in q.chunks_exact(width).enumerate() {
-        for (j, tr) in t.chunks_exact(width).enumerate() {
-            out[i * nt + j] = qr.iter().zip(tr).map(|(&a, &b)| a as i32 * b as i32).sum();
+fn portable_panel_scores(q: &[i8], t: &[u8], width: usize, out: &mut [i32; PANEL_QUERIES * PANEL_TARGETS]) {
+    for (i, row) in q.chunks_exact(width).take(PANEL_QUERIES).enumerate() {
+        for j in 0..PANEL_TARGETS {
+            out[i * PANEL_TARGETS + j] = row
+                .chunks_exact(4)
+                .enumerate()
+                .map(|(step, four)| {
+                    let at = step * PANEL_TARGETS * 4 + j * 4;
+                    four.iter()
+                        .zip(&t[at..at + 4])
+                        .map(|(&a, &b)| a as i32 * b as i32)
+                        .sum::<i32>()
+                })
+                .sum();
         }
     }
 }
@@ -87,43 +138,28 @@ fn portable_raw_scores(q: &[u8], t: &[i8], width: usize, out: &mut [i32]) {
 mod vnni {
     use std::arch::x86_64::*;
 
-    /// 4 x 4 register tiles of `vpdpbusd`; edge rows and columns fall back to the portable loop.
+    use super::{PANEL_QUERIES, PANEL_TARGETS};
+
+    /// 8 x 2 accumulators of 16 targets each; per 4-value step two panel loads and eight query
+    /// broadcasts feed 16 `vpdpbusd`.
     #[allow(clippy::needless_range_loop)] // fixed-size register tiles read best indexed
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn raw_scores(q: &[u8], t: &[i8], width: usize, out: &mut [i32]) {
-        let nq = q.len() / width;
-        let nt = t.len() / width;
-        let (q4, t4) = (nq / 4 * 4, nt / 4 * 4);
-        for i in (0..q4).step_by(4) {
-            for j in (0..t4).step_by(4) {
-                let mut acc = [[_mm512_setzero_si512(); 4]; 4];
-                for k in (0..width).step_by(64) {
-                    let qv: [__m512i; 4] =
-                        std::array::from_fn(|a| _mm512_loadu_si512(q.as_ptr().add((i + a) * width + k) as *const _));
-                    for b in 0..4 {
-                        let tv = _mm512_loadu_si512(t.as_ptr().add((j + b) * width + k) as *const _);
-                        for a in 0..4 {
-                            acc[a][b] = _mm512_dpbusd_epi32(acc[a][b], qv[a], tv);
-                        }
-                    }
-                }
-                for a in 0..4 {
-                    for b in 0..4 {
-                        out[(i + a) * nt + j + b] = _mm512_reduce_add_epi32(acc[a][b]);
-                    }
-                }
+    pub unsafe fn panel_scores(q: &[i8], t: &[u8], width: usize, out: &mut [i32; PANEL_QUERIES * PANEL_TARGETS]) {
+        assert!(width % 4 == 0 && q.len() >= PANEL_QUERIES * width && t.len() >= PANEL_TARGETS * width);
+        let mut acc = [[_mm512_setzero_si512(); 2]; PANEL_QUERIES];
+        let (q, t) = (q.as_ptr(), t.as_ptr());
+        for step in 0..width / 4 {
+            let lo = _mm512_loadu_si512(t.add(step * PANEL_TARGETS * 4) as *const _);
+            let hi = _mm512_loadu_si512(t.add(step * PANEL_TARGETS * 4 + 64) as *const _);
+            for i in 0..PANEL_QUERIES {
+                let four = _mm512_set1_epi32((q.add(i * width + step * 4) as *const i32).read_unaligned());
+                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], lo, four);
+                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], hi, four);
             }
         }
-        let edge = |i: usize, j: usize| -> i32 {
-            let qr = &q[i * width..(i + 1) * width];
-            let tr = &t[j * width..(j + 1) * width];
-            qr.iter().zip(tr).map(|(&a, &b)| a as i32 * b as i32).sum()
-        };
-        for i in 0..nq {
-            let cols: Box<dyn Iterator<Item = usize>> = if i < q4 { Box::new(t4..nt) } else { Box::new(0..nt) };
-            for j in cols {
-                out[i * nt + j] = edge(i, j);
-            }
+        for i in 0..PANEL_QUERIES {
+            _mm512_storeu_si512(out.as_mut_ptr().add(i * PANEL_TARGETS) as *mut _, acc[i][0]);
+            _mm512_storeu_si512(out.as_mut_ptr().add(i * PANEL_TARGETS + 16) as *mut _, acc[i][1]);
         }
     }
 }
@@ -141,33 +177,40 @@ pub fn top_p_fast(
     let nt = targets.len() / dim;
     let p = p.min(nt);
     let deep = p.saturating_mul(oversample.max(1)).min(nt);
-    let tq = quantise(targets, dim);
+    let (packed, target_scale) = {
+        let tq = quantise(targets, dim);
+        (pack_targets(&tq.data, tq.width), tq.scale)
+    };
     let qq = quantise(queries, dim);
     let width = qq.width;
-    let q_u8: Vec<u8> = qq.data.iter().map(|&x| (x as i16 + 128) as u8).collect();
-    q_u8.par_chunks(QUERY_BLOCK * width)
+    let kernel = panel_kernel();
+    qq.data
+        .par_chunks(QUERY_BLOCK * width)
         .enumerate()
         .flat_map_iter(|(block, qblock)| {
             let q0 = block * QUERY_BLOCK;
             let bq = qblock.len() / width;
             let mut best: Vec<TopK> = (0..bq).map(|_| TopK::new(deep)).collect();
-            let mut raw = vec![0i32; bq * TARGET_BLOCK];
-            let mut approx = vec![0f32; TARGET_BLOCK];
-            for t0 in (0..nt).step_by(TARGET_BLOCK) {
-                let bt = TARGET_BLOCK.min(nt - t0);
-                raw_scores(
-                    qblock,
-                    &tq.data[t0 * width..(t0 + bt) * width],
-                    width,
-                    &mut raw[..bq * bt],
-                );
-                for (i, top) in best.iter_mut().enumerate() {
-                    let sq = qq.scale[q0 + i];
-                    for j in 0..bt {
-                        let t = t0 + j;
-                        approx[j] = sq * tq.scale[t] * (raw[i * bt + j] - 128 * tq.sum[t]) as f32;
+            let mut rows = qblock.to_vec();
+            rows.resize(bq.div_ceil(PANEL_QUERIES) * PANEL_QUERIES * width, 0);
+            let mut raw = [0i32; PANEL_QUERIES * PANEL_TARGETS];
+            let mut approx = [0f32; PANEL_TARGETS];
+            for (panel, tpanel) in packed.chunks_exact(PANEL_TARGETS * width).enumerate() {
+                let t0 = panel * PANEL_TARGETS;
+                let bt = PANEL_TARGETS.min(nt - t0);
+                for (m, qpanel) in rows.chunks_exact(PANEL_QUERIES * width).enumerate() {
+                    kernel(qpanel, tpanel, width, &mut raw);
+                    for (r, scores) in raw.chunks_exact(PANEL_TARGETS).enumerate() {
+                        let i = m * PANEL_QUERIES + r;
+                        if i >= bq {
+                            break;
+                        }
+                        let (sq, offset) = (qq.scale[q0 + i], 128 * qq.sum[q0 + i]);
+                        for ((a, &s), &st) in approx.iter_mut().zip(scores).zip(&target_scale[t0..t0 + bt]) {
+                            *a = sq * st * (s - offset) as f32;
+                        }
+                        best[i].offer(&approx[..bt], t0 as u32);
                     }
-                    top.offer(&approx[..bt], t0 as u32);
                 }
             }
             on_block(bq);
@@ -188,14 +231,17 @@ pub fn top_p_fast(
 mod tests {
     use super::*;
 
-    /// Queries and targets whose counts are not multiples of the 4 x 4 tile, so that both the
-    /// register tiles and the edge rows / columns run; extreme bytes included.
-    fn kernel_inputs(width: usize) -> (Vec<u8>, Vec<i8>) {
+    /// One micro-kernel's inputs: `PANEL_QUERIES` query rows and the target rows of one panel (29 of
+    /// 32, so the panel's padding runs), random bytes with the extremes included.
+    fn kernel_inputs(width: usize) -> (Vec<i8>, Vec<i8>) {
         let mut rng = saha_common::rng::Rng::new(9);
-        let mut q: Vec<u8> = (0..7 * width).map(|_| rng.below(256) as u8).collect();
-        let mut t: Vec<i8> = (0..10 * width).map(|_| (rng.below(255) as i32 - 127) as i8).collect();
-        q[..width].fill(255);
-        t[..width].fill(-128);
+        let mut byte = || (rng.below(256) as i32 - 128) as i8;
+        let mut q: Vec<i8> = (0..PANEL_QUERIES * width).map(|_| byte()).collect();
+        let mut t: Vec<i8> = (0..29 * width).map(|_| byte()).collect();
+        q[..width].fill(-128);
+        q[width..2 * width].fill(127);
+        t[..width].fill(127);
+        t[width..2 * width].fill(-128);
         (q, t)
     }
 
@@ -231,35 +277,41 @@ mod tests {
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        for width in [64, 128, 192] {
+        for width in [4, 64, 192, 1536] {
             let (q, t) = kernel_inputs(width);
-            let mut a = vec![i32::MIN; 70];
-            let mut b = vec![0; 70];
+            let panel = pack_targets(&t, width);
+            let mut a = [i32::MIN; PANEL_QUERIES * PANEL_TARGETS];
+            let mut b = [0; PANEL_QUERIES * PANEL_TARGETS];
             // SAFETY: the features the kernel is compiled for were detected above.
-            unsafe { vnni::raw_scores(&q, &t, width, &mut a) };
-            portable_raw_scores(&q, &t, width, &mut b);
+            unsafe { vnni::panel_scores(&q, &panel, width, &mut a) };
+            portable_panel_scores(&q, &panel, width, &mut b);
             assert_eq!(a, b, "width {width}: the VNNI kernel differs from the portable loop");
             eprintln!("vnni_kernel_matches_portable: the AVX-512 VNNI kernel checked at width {width}");
         }
     }
 
-    /// The portable loop against a plain i64 dot product per pair, so that the reference the kernel is
-    /// compared with is itself checked (and runs on every CPU).
+    /// Packing and the portable loop against a plain i64 dot product per pair, so that the
+    /// reference the kernel is compared with is itself checked (and runs on every CPU).
     #[test]
-    fn portable_raw_scores_are_the_offset_dot_products() {
+    fn portable_panel_scores_are_the_offset_dot_products() {
         let width = 128;
         let (q, t) = kernel_inputs(width);
-        let mut got = vec![i32::MIN; 70];
-        portable_raw_scores(&q, &t, width, &mut got);
-        for i in 0..7 {
-            for j in 0..10 {
+        let panel = pack_targets(&t, width);
+        assert_eq!(panel.len(), PANEL_TARGETS * width);
+        let mut got = [i32::MIN; PANEL_QUERIES * PANEL_TARGETS];
+        portable_panel_scores(&q, &panel, width, &mut got);
+        for i in 0..PANEL_QUERIES {
+            let qi = &q[i * width..(i + 1) * width];
+            for j in 0..PANEL_TARGETS {
+                // Padded targets are zero vectors: 128 after the offset.
                 let want: i64 = (0..width)
-                    .map(|k| q[i * width + k] as i64 * t[j * width + k] as i64)
+                    .map(|k| qi[k] as i64 * (t.get(j * width + k).map_or(0, |&x| x as i64) + 128))
                     .sum();
-                assert_eq!(got[i * 10 + j] as i64, want, "query {i}, target {j}");
+                assert_eq!(got[i * PANEL_TARGETS + j] as i64, want, "query {i}, target {j}");
             }
         }
         assert_eq!(got[0], -128 * 255 * width as i32);
+        assert_eq!(got[PANEL_TARGETS + 1], 0);
     }
 
     #[test]
@@ -277,6 +329,8 @@ mod tests {
                 })
                 .collect()
         };
+        // 300 queries: one full block of 256 and one whose last micro-panel is padded; 2000
+        // targets: the last panel holds 16.
         let q = make(300);
         let t = make(2000);
         let exact = crate::retrieve::top_p(&q, &t, dim, 12, &|_| {});

@@ -1,9 +1,6 @@
 //! Exact top-`P` inner-product search: blocked matrix products with a fused partial top-k, so
 //! the full query x target score matrix never exists; memory is bounded by the block size.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use rayon::prelude::*;
 
 use crate::vectors::dot;
@@ -103,12 +100,16 @@ pub fn matmul_transposed(a: &[f32], b: &[f32], k: usize, out: &mut [f32]) {
     }
 }
 
-/// A bounded best-`p` set: a min-heap whose root is the current worst, so most scores cost one
-/// comparison and an insertion costs `log p`. Targets are offered in ascending index order and a
-/// score must beat the worst strictly, so among equal scores the lower index stays.
+/// A bounded best-`p` set. Scores that beat the current threshold are appended to a buffer of up to
+/// `2p`; when it fills, the best `p` are kept (a linear-time selection) and the `p`-th best becomes
+/// the threshold. Most scores are rejected by one vectorised comparison per slice, and a kept score
+/// costs O(1) amortised. Targets are offered in ascending index order and a score must beat the
+/// threshold strictly, so among equal scores the lower index stays, as with a heap of the best `p`.
 pub(crate) struct TopK {
     p: usize,
-    heap: BinaryHeap<Reverse<Scored>>,
+    kept: Vec<Scored>,
+    /// The worst kept score after the last cut; none before the first.
+    threshold: Option<f32>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -133,7 +134,8 @@ impl TopK {
     pub(crate) fn new(p: usize) -> Self {
         Self {
             p,
-            heap: BinaryHeap::with_capacity(p + 1),
+            kept: Vec::with_capacity(2 * p),
+            threshold: None,
         }
     }
 
@@ -141,29 +143,62 @@ impl TopK {
         if self.p == 0 {
             return;
         }
-        for (j, &s) in scores.iter().enumerate() {
-            if self.heap.len() == self.p {
-                let worst = self.heap.peek().expect("full heap").0;
-                if s <= worst.0 {
-                    continue;
-                }
-                self.heap.pop();
+        // Branch-free, so it vectorises: most slices hold no score above the threshold.
+        if let Some(t) = self.threshold {
+            if !scores.iter().fold(false, |any, &s| any | !(s <= t)) {
+                return;
             }
-            self.heap.push(Reverse(Scored(s, base + j as u32)));
+        }
+        for (j, &s) in scores.iter().enumerate() {
+            if self.threshold.is_some_and(|t| s <= t) {
+                continue;
+            }
+            self.kept.push(Scored(s, base + j as u32));
+            if self.kept.len() == 2 * self.p {
+                self.keep_best();
+            }
         }
     }
 
+    /// Cuts the buffer to the best `p` and raises the threshold to the worst of them.
+    fn keep_best(&mut self) {
+        self.kept.select_nth_unstable_by(self.p - 1, |a, b| b.cmp(a));
+        self.kept.truncate(self.p);
+        self.threshold = Some(self.kept[self.p - 1].0);
+    }
+
     /// Best first.
-    pub(crate) fn into_sorted(self) -> Vec<(u32, f32)> {
-        let mut v: Vec<Scored> = self.heap.into_iter().map(|r| r.0).collect();
-        v.sort_by(|a, b| b.cmp(a));
-        v.into_iter().map(|s| (s.1, s.0)).collect()
+    pub(crate) fn into_sorted(mut self) -> Vec<(u32, f32)> {
+        self.kept.sort_by(|a, b| b.cmp(a));
+        self.kept.truncate(self.p);
+        self.kept.into_iter().map(|s| (s.1, s.0)).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Offered in slices, with many equal scores: the best `p` by (score, lower index) of all
+    /// offered, whatever the slicing and however often the buffer is cut.
+    #[test]
+    fn top_k_keeps_the_best_and_the_lower_index_among_ties() {
+        let mut rng = saha_common::rng::Rng::new(11);
+        let scores: Vec<f32> = (0..5000).map(|_| rng.below(40) as f32 / 8.0 - 2.0).collect();
+        for p in [1, 3, 45, 4999, 6000] {
+            for slice in [1, 7, 256, 5000] {
+                let mut top = TopK::new(p);
+                for (c, chunk) in scores.chunks(slice).enumerate() {
+                    top.offer(chunk, (c * slice) as u32);
+                }
+                let mut want: Vec<(u32, f32)> = scores.iter().enumerate().map(|(j, &s)| (j as u32, s)).collect();
+                want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                want.truncate(p);
+                assert_eq!(top.into_sorted(), want, "p {p}, slices of {slice}");
+            }
+        }
+        assert!(TopK::new(0).into_sorted().is_empty());
+    }
 
     #[test]
     fn matches_brute_force() {
