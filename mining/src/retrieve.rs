@@ -5,9 +5,11 @@ use rayon::prelude::*;
 
 use crate::vectors::dot;
 
-/// Queries per block: one block's scores are `QUERY_BLOCK x TARGET_BLOCK` floats.
-const QUERY_BLOCK: usize = 128;
-const TARGET_BLOCK: usize = 8192;
+/// Queries per block: one block's scores are `QUERY_BLOCK x TARGET_BLOCK` floats (4 MiB). Each block
+/// reads every target once, so larger query blocks read the targets from memory less often: 512
+/// rather than 128 took 15-20% off exact retrieval of 20k x 20k x 1536 on a 2-core Xeon.
+const QUERY_BLOCK: usize = 512;
+const TARGET_BLOCK: usize = 2048;
 
 /// Extra candidates the matrix product selects beyond `p`, so that re-scoring cannot lose a
 /// target to rounding differences between the product and the canonical dot product.
