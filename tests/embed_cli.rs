@@ -417,12 +417,7 @@ fn sharded_and_nested_layout_snapshots_load_like_the_single_file() {
         assert_eq!(b.dim, a.dim, "{extra:?}: dimension");
         assert_eq!(b.values.len(), a.values.len(), "{extra:?}: value count");
         assert!(!a.values.is_empty());
-        let worst = a
-            .values
-            .iter()
-            .zip(&b.values)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
+        let worst = max_abs_difference(&a.values, &b.values);
         // bf16 weights (8-bit mantissa, relative rounding up to 2^-9) measured 1.29e-3 here (max abs
         // over the unit-vector components, CPU, float32 compute); 4e-3 leaves about 3x for other summation
         // orders and thread counts while catching errors the earlier 5e-2 let through.
@@ -453,12 +448,7 @@ fn left_padding_gives_the_embeddings_of_right_padding_and_is_recorded() {
         let (right, left) = (read("right"), read("left"));
         assert_eq!(right.item_ids, left.item_ids);
         assert_eq!(right.values.len(), left.values.len());
-        let worst = right
-            .values
-            .iter()
-            .zip(&left.values)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
+        let worst = max_abs_difference(&right.values, &left.values);
         // Same tokens and positions; only the order of padded rows inside the attention sums moves.
         eprintln!("{dtype}: left and right padding differ by {worst}");
         assert!(worst <= bound, "{dtype}: left and right padding differ by {worst}");
@@ -737,4 +727,10 @@ fn images_corrupt_inside_are_skipped_when_computed_and_a_resumed_run_skips_alike
         std::fs::read(s.dir.join("merged.parquet")).unwrap() == first,
         "merged shards differ"
     );
+}
+
+/// The largest absolute difference between two equally long value lists.
+fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "value counts differ");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
 }
