@@ -144,7 +144,7 @@ fn check_suite_kind(suite: Suite, kind: &str) {
     let mode = saha_model::layers::Mode::training(inputs.seed, 0);
     let pad = embedder.tokenizer.pad_token();
     for (side, items) in [("q", &queries), ("t", &targets)] {
-        let ours = embedder.model.embed_mode(items, Padding::Right, pad, mode).unwrap();
+        let ours = embedder.model.embed_mode(items, Padding::Right, pad, &mode).unwrap();
         let diff = max_abs(&(&ours - &expected[side]).unwrap());
         assert!(diff <= 1e-6, "{kind}: embeddings {side} differ from PEFT's by {diff:e}");
         eprintln!("{kind}: training-mode embeddings {side} within {diff:e} of PEFT's");
@@ -317,7 +317,7 @@ fn check_kind_bf16(kind: &str) {
     let mode = saha_model::layers::Mode::training(inputs.seed, 0);
     let pad = embedder.tokenizer.pad_token();
     for (side, items) in [("q", &queries), ("t", &targets)] {
-        let ours = embedder.model.embed_mode(items, Padding::Right, pad, mode).unwrap();
+        let ours = embedder.model.embed_mode(items, Padding::Right, pad, &mode).unwrap();
         let diff = |want: &Tensor| max_abs(&(&ours - want).unwrap());
         check(
             &format!("embeddings {side}"),
@@ -434,6 +434,94 @@ fn with_dropout_grad_cache_replays_the_masks_of_plain_backprop() {
         assert!(
             max_abs(&(a - c).unwrap()) > 0.0,
             "tensor {i}: dropout leaves its gradient unchanged"
+        );
+    }
+}
+
+/// Training pads inputs in groups of similar length (`length_groups`): a batch that mixes short and long
+/// inputs, under adapter dropout, must embed and backpropagate as its inputs do one at a time, each
+/// keeping the dropout masks of its index in the step.
+#[test]
+fn a_batch_regrouped_by_length_trains_like_its_inputs_one_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut embedder, cases) = load(tmp.path());
+    peft::load(&fixture_dir().join("dora").join("initial"), &mut embedder.model).unwrap();
+    embedder
+        .model
+        .for_each_linear_mut(&mut |_, linear| {
+            let mut adapter = linear.adapter().cloned();
+            if let Some(a) = adapter.as_mut() {
+                a.dropout = 0.1;
+            }
+            linear.set_adapter(adapter);
+            Ok(())
+        })
+        .unwrap();
+    let vars: Vec<_> = peft::named_vars(&embedder.model).into_iter().map(|(_, v)| v).collect();
+    // The fixture's queries and targets, with two long texts among them.
+    let mut batch = encode(&embedder, &cases, "query");
+    let long = cases["pairs"][0]["query"]["prompt"].as_str().unwrap().repeat(6);
+    batch.insert(1, embedder.encode(&long, &[]).unwrap());
+    batch.extend(encode(&embedder, &cases, "target"));
+    batch.insert(6, embedder.encode(&long[..long.len() * 5 / 6], &[]).unwrap());
+    let lengths: Vec<usize> = batch.iter().map(|i| i.ids.len()).collect();
+    let groups = saha_model::batch::length_groups(&lengths);
+    assert!(groups.len() > 1, "lengths {lengths:?} should be padded in groups");
+    assert!(
+        groups.iter().any(|g| g.windows(2).any(|w| w[1] > w[0] + 1)),
+        "groups {groups:?}: some group's rows should not follow each other in the batch"
+    );
+
+    let pad = embedder.tokenizer.pad_token();
+    let (seed, first_row) = (11, 3);
+    let hidden = embedder.model.config().text.hidden_size;
+    let weights = Tensor::arange(0f32, (batch.len() * hidden) as f32, &Device::Cpu)
+        .unwrap()
+        .sin()
+        .unwrap()
+        .reshape((batch.len(), hidden))
+        .unwrap();
+    let grouped_mode = saha_model::layers::Mode::training(seed, first_row);
+    let grouped = embedder
+        .model
+        .embed_mode(&batch, Padding::Right, pad, &grouped_mode)
+        .unwrap();
+    let grouped_grads = (&grouped * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+    let mut singles = Vec::new();
+    let mut single_grads: Vec<Option<Tensor>> = vec![None; vars.len()];
+    for (i, input) in batch.iter().enumerate() {
+        let mode = saha_model::layers::Mode::training(seed, first_row + i);
+        let one = embedder
+            .model
+            .embed_mode(std::slice::from_ref(input), Padding::Right, pad, &mode)
+            .unwrap();
+        let grads = (&one * &weights.narrow(0, i, 1).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (sum, var) in single_grads.iter_mut().zip(&vars) {
+            let g = grads.get(var).unwrap().clone();
+            *sum = Some(match sum.take() {
+                None => g,
+                Some(s) => (s + g).unwrap(),
+            });
+        }
+        singles.push(one);
+    }
+    let singles = Tensor::cat(&singles, 0).unwrap();
+    let diff = max_abs(&(&grouped - &singles).unwrap());
+    assert!(
+        diff <= 1e-6,
+        "grouped embeddings differ from one-at-a-time ones by {diff:e}"
+    );
+    for (i, (var, single)) in vars.iter().zip(&single_grads).enumerate() {
+        let (a, b) = (grouped_grads.get(var).unwrap(), single.as_ref().unwrap());
+        let diff = max_abs(&(a - b).unwrap()) / max_abs(b).max(1e-30);
+        assert!(
+            diff <= 1e-5,
+            "tensor {i}: grouped gradient differs from one-at-a-time by {diff:e}"
         );
     }
 }

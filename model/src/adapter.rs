@@ -6,6 +6,8 @@
 //! and `m` is a trained magnitude per output row, initialised to `n`. With no dropout this is
 //! `(m / n) (W + s B A) x + b`, which is also how an adapter is merged for inference.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Tensor, Var, D};
 
 use saha_common::rng::Rng;
@@ -50,13 +52,26 @@ pub struct Adapter {
 /// the index of the batch's first row among the step's inputs. A token's mask depends only on the seed,
 /// its row index, its position and the layer, never on which rows share its batch: GradCache's chunks
 /// (and their replay) draw exactly the masks of plain backprop over the whole batch.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DropoutSeed(pub Option<DropoutRows>);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DropoutRows {
     pub seed: u64,
     pub first_row: u64,
+    /// The step's index of each batch row, where the batch is not the step's inputs from `first_row` on
+    /// in order (a batch regrouped by length); `None`: row `i` is input `first_row + i`.
+    pub rows: Option<Arc<[u64]>>,
+}
+
+impl DropoutRows {
+    /// The step's index of batch row `row`.
+    pub fn row(&self, row: usize) -> u64 {
+        match self.rows.as_deref().and_then(|rows| rows.get(row)) {
+            Some(&mapped) => mapped,
+            None => self.first_row + row as u64,
+        }
+    }
 }
 
 impl Adapter {
@@ -68,7 +83,7 @@ impl Adapter {
         base: &Tensor,
         weight: &Tensor,
         bias: Option<&Tensor>,
-        seed: DropoutSeed,
+        seed: &DropoutSeed,
     ) -> Result<Tensor> {
         let dropout_active = seed.0.is_some() && self.dropout > 0.0;
         let dropped = self.drop(&x.to_dtype(DType::F32)?, seed)?;
@@ -138,8 +153,8 @@ impl Adapter {
         Ok(merged.to_dtype(weight.dtype())?.detach())
     }
 
-    fn drop(&self, x: &Tensor, seed: DropoutSeed) -> Result<Tensor> {
-        let Some(rows) = seed.0 else { return Ok(x.clone()) };
+    fn drop(&self, x: &Tensor, seed: &DropoutSeed) -> Result<Tensor> {
+        let Some(rows) = &seed.0 else { return Ok(x.clone()) };
         if self.dropout <= 0.0 {
             return Ok(x.clone());
         }
@@ -148,11 +163,11 @@ impl Adapter {
         let (batch, width) = (x.dim(0)?, x.dim(D::Minus1)?);
         let tokens = x.elem_count() / (batch * width);
         let mut mask = Vec::with_capacity(x.elem_count());
-        for row in 0..batch as u64 {
+        for row in 0..batch {
             for position in 0..tokens as u64 {
                 let token = TokenKey {
                     seed: rows.seed,
-                    row: rows.first_row + row,
+                    row: rows.row(row),
                     position,
                     layer: self.index as u64,
                 };

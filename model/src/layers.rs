@@ -9,7 +9,7 @@ use crate::weights::Weights;
 
 /// How a forward pass runs: inference (fused kernels, no dropout) or training (every op records its
 /// backward; candle's fused softmax does not, so it would silently cut the graph).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Mode {
     pub differentiable: bool,
     pub dropout: DropoutSeed,
@@ -27,7 +27,34 @@ impl Mode {
             dropout: DropoutSeed(Some(DropoutRows {
                 seed: dropout_seed,
                 first_row: first_row as u64,
+                rows: None,
             })),
+        }
+    }
+
+    /// This mode for a batch made of the rows `rows` (indices into the batch this mode was made for), so
+    /// each row keeps its dropout masks.
+    pub fn for_rows(&self, rows: &[usize]) -> Mode {
+        let dropout = self.dropout.0.as_ref().map(|d| DropoutRows {
+            rows: Some(rows.iter().map(|&r| d.row(r)).collect()),
+            ..d.clone()
+        });
+        Mode {
+            differentiable: self.differentiable,
+            dropout: DropoutSeed(dropout),
+        }
+    }
+
+    /// This mode for a tensor whose rows are not the batch's inputs (a vision tower's patches): rows
+    /// numbered from the batch's first row, as without [`Mode::for_rows`].
+    pub fn without_row_map(&self) -> Mode {
+        let dropout = self.dropout.0.as_ref().map(|d| DropoutRows {
+            rows: None,
+            ..d.clone()
+        });
+        Mode {
+            differentiable: self.differentiable,
+            dropout: DropoutSeed(dropout),
         }
     }
 }
@@ -84,10 +111,10 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_mode(x, Mode::INFERENCE)
+        self.forward_mode(x, &Mode::INFERENCE)
     }
 
-    pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    pub fn forward_mode(&self, x: &Tensor, mode: &Mode) -> Result<Tensor> {
         let base = if mode.differentiable && !self.weight.is_variable() {
             fused::frozen_linear(x, &self.weight, self.bias.as_ref())?
         } else {
@@ -95,7 +122,7 @@ impl Linear {
         };
         match &self.adapter {
             None => Ok(base),
-            Some(adapter) => adapter.forward(x, &base, &self.weight, self.bias.as_ref(), mode.dropout),
+            Some(adapter) => adapter.forward(x, &base, &self.weight, self.bias.as_ref(), &mode.dropout),
         }
     }
 }
@@ -118,10 +145,10 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_mode(x, Mode::INFERENCE)
+        self.forward_mode(x, &Mode::INFERENCE)
     }
 
-    pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    pub fn forward_mode(&self, x: &Tensor, mode: &Mode) -> Result<Tensor> {
         if !mode.differentiable && x.dtype() == DType::F32 {
             return Ok(candle_nn::ops::layer_norm(
                 &x.contiguous()?,
@@ -156,10 +183,10 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_mode(x, Mode::INFERENCE)
+        self.forward_mode(x, &Mode::INFERENCE)
     }
 
-    pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    pub fn forward_mode(&self, x: &Tensor, mode: &Mode) -> Result<Tensor> {
         if !mode.differentiable && x.dtype() == DType::F32 {
             return Ok(candle_nn::ops::rms_norm(
                 &x.contiguous()?,
@@ -180,7 +207,7 @@ impl RmsNorm {
 
 /// CLIP's QuickGELU, `x * sigmoid(1.702 x)`, which candle's activations do not include: one fused pass
 /// at inference, candle's ops (with their backward) when training.
-pub fn quick_gelu(x: &Tensor, mode: Mode) -> Result<Tensor> {
+pub fn quick_gelu(x: &Tensor, mode: &Mode) -> Result<Tensor> {
     if !mode.differentiable && fused::supported(x) {
         return fused::sigmoid_gated(x, 1.702, None);
     }
@@ -199,7 +226,7 @@ pub fn rotate_half(x: &Tensor) -> Result<Tensor> {
 /// `[batch, len, head_dim / 2]`: `x * cos + rotate_half(x) * sin`, in f32. Inference uses candle's fused
 /// kernel; training our fused op with its backward where it serves, else the composite form (candle's
 /// fused kernel records no backward).
-pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode) -> Result<Tensor> {
+pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: &Mode) -> Result<Tensor> {
     if mode.differentiable {
         return fused::rope(x, cos, sin);
     }
@@ -207,7 +234,7 @@ pub fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode) -> Resul
 }
 
 /// [`apply_rotary`] without the training op: candle's kernel at inference, the composite form in training.
-pub fn apply_rotary_composite(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode) -> Result<Tensor> {
+pub fn apply_rotary_composite(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: &Mode) -> Result<Tensor> {
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let rotated = if mode.differentiable {
@@ -221,7 +248,7 @@ pub fn apply_rotary_composite(x: &Tensor, cos: &Tensor, sin: &Tensor, mode: Mode
 
 /// Softmax over the last dimension, in f32; the composite (differentiable) form when training, our
 /// vectorised kernel at inference on the CPU.
-pub fn softmax_f32(x: &Tensor, mode: Mode) -> Result<Tensor> {
+pub fn softmax_f32(x: &Tensor, mode: &Mode) -> Result<Tensor> {
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let probs = if mode.differentiable {

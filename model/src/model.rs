@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
-use crate::batch::{pack_batch, pad_batch, EncodedInput, PaddedBatch, Padding};
+use crate::batch::{length_groups, pack_batch, pad_batch, EncodedInput, PaddedBatch, Padding};
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::{Linear, Mode};
@@ -28,11 +28,11 @@ impl Vision {
 
     /// The merged image tokens `[n / merge_unit, hidden]` for `patches` `[n, patch_values]`.
     pub fn forward(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<Tensor> {
-        Ok(self.forward_mode(patches, grids, Mode::INFERENCE)?.0)
+        Ok(self.forward_mode(patches, grids, &Mode::INFERENCE)?.0)
     }
 
     /// The merged image tokens and the DeepStack features (none but for Qwen3-VL).
-    pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: Mode) -> Result<(Tensor, Vec<Tensor>)> {
+    pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: &Mode) -> Result<(Tensor, Vec<Tensor>)> {
         match self {
             Vision::Qwen2(tower) => Ok((tower.forward_mode(patches, grids, mode)?, Vec::new())),
             Vision::Qwen3(tower) => tower.forward_mode(patches, grids, mode),
@@ -127,7 +127,7 @@ impl Qwen2Vl {
 
     /// Final-norm hidden states for a padded batch of inputs.
     pub fn forward(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32) -> Result<BatchHidden> {
-        self.forward_mode(inputs, padding, pad_token, Mode::INFERENCE)
+        self.forward_mode(inputs, padding, pad_token, &Mode::INFERENCE)
     }
 
     pub fn forward_mode(
@@ -135,17 +135,23 @@ impl Qwen2Vl {
         inputs: &[EncodedInput],
         padding: Padding,
         pad_token: u32,
-        mode: Mode,
+        mode: &Mode,
     ) -> Result<BatchHidden> {
         let batch = self.pad(inputs, padding, pad_token)?;
-        let (text_inputs, pooled) = self.text_inputs(inputs, batch, mode)?;
+        let all: Vec<&EncodedInput> = inputs.iter().collect();
+        let (text_inputs, pooled) = self.text_inputs(&all, batch, mode)?;
         let hidden = self.text.forward(&text_inputs)?;
         let len = hidden.dim(1)?;
         let pooled_columns = pooled.iter().map(|&flat| flat % len).collect();
         Ok(BatchHidden { hidden, pooled_columns })
     }
 
-    fn pad(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32) -> Result<PaddedBatch> {
+    fn pad<I: std::borrow::Borrow<EncodedInput>>(
+        &self,
+        inputs: &[I],
+        padding: Padding,
+        pad_token: u32,
+    ) -> Result<PaddedBatch> {
         let (tokens, merge) = (&self.config.tokens, self.config.vision.spatial_merge_size);
         pad_batch(inputs, padding, pad_token, merge, tokens.image, tokens.vision_start)
     }
@@ -154,9 +160,9 @@ impl Qwen2Vl {
     /// flattened `[batch * len]` position of each input's last token.
     fn text_inputs(
         &self,
-        inputs: &[EncodedInput],
+        inputs: &[&EncodedInput],
         mut batch: PaddedBatch,
-        mode: Mode,
+        mode: &Mode,
     ) -> Result<(TextInputs, Vec<usize>)> {
         let tokens = &self.config.tokens;
         let (b, l) = (batch.batch, batch.len);
@@ -209,26 +215,48 @@ impl Qwen2Vl {
             rope: (cos, sin),
             attention,
             deepstack,
-            mode,
+            mode: mode.clone(),
         };
         Ok((inputs, batch.pooled))
     }
 
     /// L2-normalised last-token embeddings `[batch, hidden]` in f32.
     pub fn embed(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32) -> Result<Tensor> {
-        self.embed_mode(inputs, padding, pad_token, Mode::INFERENCE)
+        self.embed_mode(inputs, padding, pad_token, &Mode::INFERENCE)
     }
 
     /// At inference on the CPU in f32 the inputs are packed rather than padded (`padding` plays no part):
-    /// the same values, without computing the padding.
-    pub fn embed_mode(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32, mode: Mode) -> Result<Tensor> {
-        let packs = !mode.differentiable && self.dtype == DType::F32 && self.device.is_cpu();
-        let batch = if packs {
+    /// the same values, without computing the padding. In training they are padded in groups of similar
+    /// length ([`length_groups`]), each group keeping its rows' dropout masks.
+    pub fn embed_mode(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32, mode: &Mode) -> Result<Tensor> {
+        let all: Vec<&EncodedInput> = inputs.iter().collect();
+        if !mode.differentiable && self.dtype == DType::F32 && self.device.is_cpu() {
             let (tokens, merge) = (&self.config.tokens, self.config.vision.spatial_merge_size);
-            pack_batch(inputs, merge, tokens.image, tokens.vision_start)?
-        } else {
-            self.pad(inputs, padding, pad_token)?
-        };
+            let batch = pack_batch(inputs, merge, tokens.image, tokens.vision_start)?;
+            return self.embed_batch(&all, batch, mode);
+        }
+        let lengths: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
+        let groups = length_groups(&lengths);
+        if groups.len() <= 1 {
+            return self.embed_batch(&all, self.pad(&all, padding, pad_token)?, mode);
+        }
+        let mut parts = Vec::with_capacity(groups.len());
+        let mut place = vec![0u32; inputs.len()];
+        let mut next = 0u32;
+        for group in &groups {
+            let members: Vec<&EncodedInput> = group.iter().map(|&i| &inputs[i]).collect();
+            let batch = self.pad(&members, padding, pad_token)?;
+            parts.push(self.embed_batch(&members, batch, &mode.for_rows(group))?);
+            for &i in group {
+                place[i] = next;
+                next += 1;
+            }
+        }
+        let place = Tensor::from_vec(place, inputs.len(), &self.device)?;
+        Ok(Tensor::cat(&parts, 0)?.index_select(&place, 0)?)
+    }
+
+    fn embed_batch(&self, inputs: &[&EncodedInput], batch: PaddedBatch, mode: &Mode) -> Result<Tensor> {
         let (text_inputs, pooled) = self.text_inputs(inputs, batch, mode)?;
         let pooled = self.text.forward_rows(&text_inputs, &pooled)?.to_dtype(DType::F32)?;
         l2_normalize(&pooled)

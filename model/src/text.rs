@@ -76,12 +76,12 @@ impl Attention {
     }
 
     fn forward(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
-        self.o.forward_mode(&self.mixed(x, inputs)?, inputs.mode)
+        self.o.forward_mode(&self.mixed(x, inputs)?, &inputs.mode)
     }
 
     /// The attention's output before the output projection, `[batch, len, heads * head_dim]`.
     fn mixed(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
-        let mode = inputs.mode;
+        let mode = &inputs.mode;
         let (mut q, mut k, v) = (
             self.q.forward_mode(x, mode)?,
             self.k.forward_mode(x, mode)?,
@@ -125,7 +125,7 @@ impl Attention {
         v: &Tensor,
         (cos, sin): (&Tensor, &Tensor),
         mask: &Tensor,
-        mode: Mode,
+        mode: &Mode,
     ) -> Result<Tensor> {
         let (b, l, _) = q.dims3()?;
         let split = |t: &Tensor, heads: usize| -> Result<Tensor> {
@@ -176,7 +176,7 @@ impl Mlp {
         })
     }
 
-    pub(crate) fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, mode: &Mode) -> Result<Tensor> {
         let (gate, up) = (self.gate.forward_mode(x, mode)?, self.up.forward_mode(x, mode)?);
         let activated = if mode.differentiable {
             fused::swiglu(&gate, &up)?
@@ -225,7 +225,7 @@ impl DecoderLayer {
     }
 
     fn forward(&self, x: &Tensor, inputs: &TextInputs) -> Result<Tensor> {
-        let mode = inputs.mode;
+        let mode = &inputs.mode;
         let x = (x + self
             .attention
             .forward(&self.input_norm.forward_mode(x, mode)?, inputs)?)?;
@@ -237,13 +237,13 @@ impl DecoderLayer {
     /// run on those rows alone, each as [`Self::forward`] computes it (products over fewer rows may round
     /// differently).
     fn forward_rows(&self, x: &Tensor, inputs: &TextInputs, rows: &Tensor) -> Result<Tensor> {
-        let mode = inputs.mode;
+        let mode = &inputs.mode;
         let mixed = self.attention.mixed(&self.input_norm.forward_mode(x, mode)?, inputs)?;
         let x = (pick_rows(x, rows)? + self.attention.o.forward_mode(&pick_rows(&mixed, rows)?, mode)?)?;
         self.mlp_block(&x, mode)
     }
 
-    fn mlp_block(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    fn mlp_block(&self, x: &Tensor, mode: &Mode) -> Result<Tensor> {
         Ok((x + self
             .mlp
             .forward(&self.post_attention_norm.forward_mode(x, mode)?, mode)?)?)
@@ -311,7 +311,7 @@ impl TextModel {
     /// Final-norm hidden states `[batch, len, hidden]`.
     pub fn forward(&self, inputs: &TextInputs) -> Result<Tensor> {
         let x = self.run_layers(inputs.embeds.clone(), &self.layers, inputs)?;
-        self.norm.forward_mode(&x, inputs.mode)
+        self.norm.forward_mode(&x, &inputs.mode)
     }
 
     /// Final-norm hidden states at the flattened `[batch * len]` positions `rows` only, `[rows, hidden]`: the
@@ -332,7 +332,7 @@ impl TextModel {
             }
             None => pick_rows(&inputs.embeds, &index)?,
         };
-        self.norm.forward_mode(&x, inputs.mode)
+        self.norm.forward_mode(&x, &inputs.mode)
     }
 
     /// `x` through `layers`, the first layers of the decoder, with their DeepStack additions.

@@ -81,7 +81,7 @@ fn elementwise_ops_match_the_composite_form() {
     let x = var(&[2, 3, 5, 8], 8);
     let (cos, sin) = rope_tables(2, 5, 8, 9);
     let mode = crate::layers::Mode::training(0, 0);
-    let composite = crate::layers::apply_rotary_composite(x.as_tensor(), &cos, &sin, mode).unwrap();
+    let composite = crate::layers::apply_rotary_composite(x.as_tensor(), &cos, &sin, &mode).unwrap();
     check(
         &[&x],
         &any_device::rope(x.as_tensor(), &cos, &sin).unwrap(),

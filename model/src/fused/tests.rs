@@ -140,7 +140,7 @@ fn rope_matches_the_composite_form() {
     let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
     let fused = rope(x.as_tensor(), &cos, &sin).unwrap();
     let mode = crate::layers::Mode::training(0, 0);
-    let composite = crate::layers::apply_rotary_composite(x.as_tensor(), &cos, &sin, mode).unwrap();
+    let composite = crate::layers::apply_rotary_composite(x.as_tensor(), &cos, &sin, &mode).unwrap();
     check(&[&x], &fused, &composite, 10);
 }
 
@@ -197,7 +197,7 @@ pub(super) fn composite_attention(
             .contiguous()
             .unwrap()
     };
-    let rotate = |t: &Tensor| crate::layers::apply_rotary_composite(t, cos, sin, mode).unwrap();
+    let rotate = |t: &Tensor| crate::layers::apply_rotary_composite(t, cos, sin, &mode).unwrap();
     let (qh, kh, vh) = (rotate(&split(q, heads)), rotate(&split(k, kv)), split(v, kv));
     let scores = (qh
         .reshape((b, kv, group * len, hd))

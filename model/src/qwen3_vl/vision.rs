@@ -35,7 +35,7 @@ impl Merger {
         })
     }
 
-    fn forward(&self, x: &Tensor, merge_unit: usize, mode: Mode) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, merge_unit: usize, mode: &Mode) -> Result<Tensor> {
         let (n, e) = x.dims2()?;
         let grouped = if self.postshuffle {
             self.norm
@@ -77,25 +77,25 @@ impl VisionTower {
 
     /// The merged image tokens `[n / merge_unit, hidden_size]` and the DeepStack features (same shape), one
     /// per text layer they are added to.
-    pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: Mode) -> Result<(Tensor, Vec<Tensor>)> {
+    pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: &Mode) -> Result<(Tensor, Vec<Tensor>)> {
         self.run(patches, grids, mode, |_, _| {})
     }
 
     /// As [`VisionTower::forward_mode`] at inference, also returning the patch embedding (position
     /// embeddings added) and every block's output.
     pub fn forward_traced(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<VisionTrace> {
-        traced(|stage| self.run(patches, grids, Mode::INFERENCE, stage))
+        traced(|stage| self.run(patches, grids, &Mode::INFERENCE, stage))
     }
 
     fn run(
         &self,
         patches: &Tensor,
         grids: &[[usize; 3]],
-        mode: Mode,
+        mode: &Mode,
         mut stage: impl FnMut(Option<usize>, &Tensor),
     ) -> Result<(Tensor, Vec<Tensor>)> {
         check_patches(patches, grids, &self.cfg)?;
-        let mode = block::tower_mode(&self.patch_embed, &self.blocks, mode);
+        let mode = &block::tower_mode(&self.patch_embed, &self.blocks, mode);
         let dtype = self.patch_embed.weight().dtype();
         let rope = rotary_tables(&self.cfg, grids, patches.device())?;
         let blocks = frames(grids);

@@ -29,7 +29,7 @@ impl Norm {
         })
     }
 
-    pub fn forward_mode(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+    pub fn forward_mode(&self, x: &Tensor, mode: &Mode) -> Result<Tensor> {
         match self {
             Norm::Layer(norm) => norm.forward_mode(x, mode),
             Norm::Rms(norm) => norm.forward_mode(x, mode),
@@ -82,7 +82,7 @@ impl VisionBlock {
         rope: &(Tensor, Tensor),
         segments: &[usize],
         heads: usize,
-        mode: Mode,
+        mode: &Mode,
     ) -> Result<Tensor> {
         let x = (x + self.attention(&self.norm1.forward_mode(x, mode)?, rope, segments, heads, mode)?)?;
         let normed = self.norm2.forward_mode(&x, mode)?;
@@ -102,7 +102,7 @@ impl VisionBlock {
         (cos, sin): &(Tensor, Tensor),
         segments: &[usize],
         heads: usize,
-        mode: Mode,
+        mode: &Mode,
     ) -> Result<Tensor> {
         let (n, e) = x.dims2()?;
         let head_dim = e / heads;
@@ -199,14 +199,15 @@ pub fn for_each_linear(blocks: &[VisionBlock], f: &mut dyn FnMut(&str, &Linear))
 }
 
 /// The mode a tower runs in: a frozen tower needs no graph, so it runs as at inference, on the fused
-/// kernels. It trains when all its weights do (full fine-tuning) or when adapters sit on some of its layers.
-pub fn tower_mode(patch_embed: &Linear, blocks: &[VisionBlock], mode: Mode) -> Mode {
+/// kernels. It trains when all its weights do (full fine-tuning) or when adapters sit on some of its layers;
+/// its rows are patches, not the batch's inputs, so a regrouped batch's row map does not apply.
+pub fn tower_mode(patch_embed: &Linear, blocks: &[VisionBlock], mode: &Mode) -> Mode {
     let trainable = patch_embed.weight().is_variable()
         || blocks
             .iter()
             .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()));
     if trainable {
-        mode
+        mode.without_row_map()
     } else {
         Mode::INFERENCE
     }

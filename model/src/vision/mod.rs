@@ -61,17 +61,17 @@ impl VisionTower {
 
     /// `patches`: `[sum(t*h*w), patch_values]` for every image in order; returns one row per merged token.
     pub fn forward(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<Tensor> {
-        self.forward_mode(patches, grids, Mode::INFERENCE)
+        self.forward_mode(patches, grids, &Mode::INFERENCE)
     }
 
-    pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: Mode) -> Result<Tensor> {
+    pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: &Mode) -> Result<Tensor> {
         self.run(patches, grids, mode, |_, _| {})
     }
 
     /// As [`VisionTower::forward`], also returning the patch embedding and every block's output (to compare
     /// the tower with a reference stage by stage).
     pub fn forward_traced(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<VisionTrace> {
-        traced(|stage| Ok((self.run(patches, grids, Mode::INFERENCE, stage)?, Vec::new())))
+        traced(|stage| Ok((self.run(patches, grids, &Mode::INFERENCE, stage)?, Vec::new())))
     }
 
     /// The forward pass; `stage(None, x)` sees the patch embedding, `stage(Some(i), x)` block `i`'s output.
@@ -79,11 +79,11 @@ impl VisionTower {
         &self,
         patches: &Tensor,
         grids: &[[usize; 3]],
-        mode: Mode,
+        mode: &Mode,
         mut stage: impl FnMut(Option<usize>, &Tensor),
     ) -> Result<Tensor> {
         let n = check_patches(patches, grids, &self.cfg)?;
-        let mode = block::tower_mode(&self.patch_embed, &self.blocks, mode);
+        let mode = &block::tower_mode(&self.patch_embed, &self.blocks, mode);
         let frames = frames(grids);
         let unit = self.cfg.merge_unit();
         let layout = self

@@ -4,10 +4,11 @@
 //! graph; the loss is computed on those detached embeddings and differentiated once, giving a cached
 //! gradient per embedding; pass 2 re-runs each chunk with its graph (and the same dropout masks) and
 //! backpropagates `sum(embedding · cached gradient)`. The parameter gradients equal plain backprop while
-//! memory holds one chunk's graph at a time.
+//! memory holds one chunk's graph at a time (two on the CPU, which runs two chunks side by side).
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result as CandleResult, Tensor, Var};
+use rayon::prelude::*;
 use saha_model::layers::Mode;
 use saha_model::{EncodedInput, Padding, Qwen2Vl};
 
@@ -45,39 +46,61 @@ fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 }
 
 /// Plain backpropagation through the whole batch at once (queries as one padded batch, targets as one).
+/// The loss's gradient is taken with respect to the embeddings first, then carried through each side's
+/// graph (`sum(embedding · gradient)`): the chain rule split in two, so that on the CPU the two sides
+/// embed and backpropagate side by side (see [`side_by_side`]); the gradients are the sums of the two.
 pub fn plain(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs) -> anyhow::Result<StepResult> {
     on_pool(|| plain_here(model, trainable, s))
 }
 
 fn plain_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs) -> anyhow::Result<StepResult> {
-    let q = model.embed_mode(s.queries, s.padding, s.pad_token, rows_mode(s.seed, 0, 0))?;
-    let t = model.embed_mode(s.targets, s.padding, s.pad_token, rows_mode(s.seed, 0, 1))?;
-    let loss = info_nce(&q, &t, s.loss, s.same_target)?;
-    let grads = loss.backward()?;
+    let at_once = side_by_side(model);
+    let sides = [(s.queries, 0u64), (s.targets, 1u64)];
+    let reps = in_turns(&sides, at_once, |&(inputs, side)| {
+        Ok(model.embed_mode(inputs, s.padding, s.pad_token, &rows_mode(s.seed, 0, side))?)
+    })?;
+    let q = Var::from_tensor(&reps[0].detach())?;
+    let t = Var::from_tensor(&reps[1].detach())?;
+    let loss = info_nce(q.as_tensor(), t.as_tensor(), s.loss, s.same_target)?;
+    let rep_grads = loss.backward()?;
+    let paths = [(&reps[0], rep_grads.get(&q)), (&reps[1], rep_grads.get(&t))];
+    let stores = in_turns(&paths, at_once, |&(reps, grad)| match grad {
+        Some(grad) => Ok(Some((reps * grad)?.sum_all()?.backward()?)),
+        None => Ok(None),
+    })?;
+    let mut total: Vec<Option<Tensor>> = vec![None; trainable.len()];
+    for grads in stores.iter().flatten() {
+        accumulate(&mut total, grads, trainable)?;
+    }
     Ok(StepResult {
         loss: loss.to_scalar::<f32>()?,
-        grads: collect(&grads, trainable),
+        grads: total,
     })
 }
 
-/// GradCache with chunks of `chunk` inputs per tower.
+/// GradCache with chunks of `chunk` inputs per tower; on the CPU two chunks at a time (see
+/// [`side_by_side`]), so memory holds two chunks' graphs.
 pub fn grad_cache(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: usize) -> anyhow::Result<StepResult> {
     on_pool(|| grad_cache_here(model, trainable, s, chunk))
 }
 
 fn grad_cache_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: usize) -> anyhow::Result<StepResult> {
     let chunk = chunk.max(1);
+    let at_once = side_by_side(model);
     let embed = |inputs: &[EncodedInput], k: usize, side: u64| {
-        model.embed_mode(inputs, s.padding, s.pad_token, rows_mode(s.seed, k * chunk, side))
+        model.embed_mode(inputs, s.padding, s.pad_token, &rows_mode(s.seed, k * chunk, side))
     };
-    let mut q_parts = Vec::new();
-    for (k, part) in s.queries.chunks(chunk).enumerate() {
-        q_parts.push(embed(part, k, 0)?.detach());
-    }
-    let mut t_parts = Vec::new();
-    for (k, part) in s.targets.chunks(chunk).enumerate() {
-        t_parts.push(embed(part, k, 1)?.detach());
-    }
+    let chunks = |inputs| numbered_chunks(inputs, chunk);
+    let q_parts = in_turns(
+        &chunks(s.queries),
+        at_once,
+        |&(k, part)| Ok(embed(part, k, 0)?.detach()),
+    )?;
+    let t_parts = in_turns(
+        &chunks(s.targets),
+        at_once,
+        |&(k, part)| Ok(embed(part, k, 1)?.detach()),
+    )?;
     let q = Var::from_tensor(&Tensor::cat(&q_parts, 0)?)?;
     let t = Var::from_tensor(&Tensor::cat(&t_parts, 0)?)?;
     let loss = info_nce(q.as_tensor(), t.as_tensor(), s.loss, s.same_target)?;
@@ -87,12 +110,16 @@ fn grad_cache_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: us
     let mut total: Vec<Option<Tensor>> = vec![None; trainable.len()];
     for (side, inputs, cached) in [(0u64, s.queries, gq), (1u64, s.targets, gt)] {
         let Some(cached) = cached else { continue };
-        for (k, part) in inputs.chunks(chunk).enumerate() {
-            let reps = embed(part, k, side)?;
-            let g = cached.narrow(0, k * chunk, part.len())?;
-            let surrogate = (reps * g)?.sum_all()?;
-            let grads = surrogate.backward()?;
-            accumulate(&mut total, &grads, trainable)?;
+        // Two chunks' graphs at a time, their gradients added in chunk order before the next two.
+        for turn in chunks(inputs).chunks(at_once) {
+            let stores = in_turns(turn, at_once, |&(k, part)| {
+                let reps = embed(part, k, side)?;
+                let g = cached.narrow(0, k * chunk, part.len())?;
+                Ok((reps * g)?.sum_all()?.backward()?)
+            })?;
+            for grads in &stores {
+                accumulate(&mut total, grads, trainable)?;
+            }
         }
     }
     Ok(StepResult {
@@ -101,8 +128,37 @@ fn grad_cache_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: us
     })
 }
 
-fn collect(grads: &GradStore, trainable: &[Var]) -> Vec<Option<Tensor>> {
-    trainable.iter().map(|v| grads.get(v).cloned()).collect()
+fn numbered_chunks(inputs: &[EncodedInput], chunk: usize) -> Vec<(usize, &[EncodedInput])> {
+    inputs.chunks(chunk).enumerate().collect()
+}
+
+/// How many independent pieces of a step (the two sides, GradCache's chunks) run at a time. On the CPU
+/// two: a piece alone leaves a core idle through its serial stretches (candle's element-wise ops run on
+/// the calling thread, the backward walks its graph on one), which the other piece then fills; the
+/// matmuls and fused ops of both still split across the whole pool. On a GPU, one.
+fn side_by_side(model: &Qwen2Vl) -> usize {
+    if model.device().is_cpu() {
+        2
+    } else {
+        1
+    }
+}
+
+/// `work` on every item, `at_once` items at a time on rayon's pool, results in item order (the first
+/// error in item order if any fails).
+fn in_turns<T: Sync, R: Send>(
+    items: &[T],
+    at_once: usize,
+    work: impl Fn(&T) -> anyhow::Result<R> + Sync,
+) -> anyhow::Result<Vec<R>> {
+    let mut out = Vec::with_capacity(items.len());
+    for turn in items.chunks(at_once.max(1)) {
+        let results: Vec<anyhow::Result<R>> = turn.par_iter().map(&work).collect();
+        for result in results {
+            out.push(result?);
+        }
+    }
+    Ok(out)
 }
 
 fn accumulate(total: &mut [Option<Tensor>], grads: &GradStore, trainable: &[Var]) -> CandleResult<()> {
