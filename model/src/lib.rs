@@ -12,6 +12,7 @@ pub mod embedder;
 pub mod error;
 pub mod fused;
 pub mod image;
+pub mod image_memo;
 pub mod inputs;
 pub mod layers;
 pub mod model;

@@ -6,6 +6,8 @@ use candle_core::{DType, Device, Tensor, D};
 use crate::batch::{length_groups, pack_batch, pad_batch, EncodedInput, PaddedBatch, Padding};
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
+use crate::image::PixelPatches;
+use crate::image_memo::{ImageMemo, VisionOutput};
 use crate::layers::{Linear, Mode};
 use crate::text::{AttentionLayout, TextInputs, TextModel};
 use crate::vision::{VisionTower, VisionTrace};
@@ -29,6 +31,14 @@ impl Vision {
     /// The merged image tokens `[n / merge_unit, hidden]` for `patches` `[n, patch_values]`.
     pub fn forward(&self, patches: &Tensor, grids: &[[usize; 3]]) -> Result<Tensor> {
         Ok(self.forward_mode(patches, grids, &Mode::INFERENCE)?.0)
+    }
+
+    /// Whether the tower trains; if not, its output needs no graph.
+    pub fn trains(&self) -> bool {
+        match self {
+            Vision::Qwen2(tower) => tower.trains(),
+            Vision::Qwen3(tower) => tower.trains(),
+        }
     }
 
     /// The merged image tokens and the DeepStack features (none but for Qwen3-VL).
@@ -139,7 +149,7 @@ impl Qwen2Vl {
     ) -> Result<BatchHidden> {
         let batch = self.pad(inputs, padding, pad_token)?;
         let all: Vec<&EncodedInput> = inputs.iter().collect();
-        let (text_inputs, pooled) = self.text_inputs(&all, batch, mode)?;
+        let (text_inputs, pooled) = self.text_inputs(&all, batch, mode, None)?;
         let hidden = self.text.forward(&text_inputs)?;
         let len = hidden.dim(1)?;
         let pooled_columns = pooled.iter().map(|&flat| flat % len).collect();
@@ -156,13 +166,28 @@ impl Qwen2Vl {
         pad_batch(inputs, padding, pad_token, merge, tokens.image, tokens.vision_start)
     }
 
+    /// The vision tower on `images`, one after the other.
+    fn run_vision(&self, images: &[&PixelPatches], mode: &Mode) -> Result<VisionOutput> {
+        let grids: Vec<[usize; 3]> = images.iter().map(|p| p.grid_thw).collect();
+        let patch_values = self.config.vision.patch_values();
+        let rows: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
+        let mut values = Vec::with_capacity(rows * patch_values);
+        for image in images {
+            values.extend_from_slice(&image.values);
+        }
+        let patches = Tensor::from_vec(values, (rows, patch_values), &self.device)?;
+        self.vision.forward_mode(&patches, &grids, mode)
+    }
+
     /// `batch` (of `inputs`) as the decoder takes it (vision tower run, image rows in place), and the
-    /// flattened `[batch * len]` position of each input's last token.
-    fn text_inputs(
+    /// flattened `[batch * len]` position of each input's last token. A frozen tower's output is taken
+    /// from `memo` where it holds one for these images, and kept there otherwise.
+    fn text_inputs<'a>(
         &self,
-        inputs: &[&EncodedInput],
+        inputs: &[&'a EncodedInput],
         mut batch: PaddedBatch,
         mode: &Mode,
+        memo: Option<&ImageMemo<'a>>,
     ) -> Result<(TextInputs, Vec<usize>)> {
         let tokens = &self.config.tokens;
         let (b, l) = (batch.batch, batch.len);
@@ -170,17 +195,19 @@ impl Qwen2Vl {
         let mut embeds = self.text.embed(&ids)?;
         let mut deepstack = Vec::new();
 
-        let images: Vec<&crate::image::PixelPatches> = inputs.iter().flat_map(|i| &i.images).collect();
+        let images: Vec<&'a PixelPatches> = inputs.iter().flat_map(|i| &i.images).collect();
         if !images.is_empty() {
-            let grids: Vec<[usize; 3]> = images.iter().map(|p| p.grid_thw).collect();
-            let patch_values = self.config.vision.patch_values();
-            let rows: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
-            let mut values = Vec::with_capacity(rows * patch_values);
-            for image in &images {
-                values.extend_from_slice(&image.values);
-            }
-            let patches = Tensor::from_vec(values, (rows, patch_values), &self.device)?;
-            let (image_embeds, features) = self.vision.forward_mode(&patches, &grids, mode)?;
+            let memo = memo.filter(|_| !self.vision.trains());
+            let (image_embeds, features) = match memo.and_then(|m| m.get(&images)) {
+                Some(kept) => kept,
+                None => {
+                    let output = self.run_vision(&images, mode)?;
+                    if let Some(memo) = memo {
+                        memo.keep(images, output.clone());
+                    }
+                    output
+                }
+            };
             embeds = scatter_image_rows(
                 &embeds,
                 &image_embeds.to_dtype(embeds.dtype())?,
@@ -229,16 +256,29 @@ impl Qwen2Vl {
     /// the same values, without computing the padding. In training they are padded in groups of similar
     /// length ([`length_groups`]), each group keeping its rows' dropout masks.
     pub fn embed_mode(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32, mode: &Mode) -> Result<Tensor> {
+        self.embed_with_memo(inputs, padding, pad_token, mode, None)
+    }
+
+    /// [`Self::embed_mode`], with a frozen vision tower's outputs taken from (or kept in) `memo`: GradCache
+    /// embeds each chunk twice, and its images need the tower once.
+    pub fn embed_with_memo<'a>(
+        &self,
+        inputs: &'a [EncodedInput],
+        padding: Padding,
+        pad_token: u32,
+        mode: &Mode,
+        memo: Option<&ImageMemo<'a>>,
+    ) -> Result<Tensor> {
         let all: Vec<&EncodedInput> = inputs.iter().collect();
         if !mode.differentiable && self.dtype == DType::F32 && self.device.is_cpu() {
             let (tokens, merge) = (&self.config.tokens, self.config.vision.spatial_merge_size);
             let batch = pack_batch(inputs, merge, tokens.image, tokens.vision_start)?;
-            return self.embed_batch(&all, batch, mode);
+            return self.embed_batch(&all, batch, mode, memo);
         }
         let lengths: Vec<usize> = inputs.iter().map(|i| i.ids.len()).collect();
         let groups = length_groups(&lengths);
         if groups.len() <= 1 {
-            return self.embed_batch(&all, self.pad(&all, padding, pad_token)?, mode);
+            return self.embed_batch(&all, self.pad(&all, padding, pad_token)?, mode, memo);
         }
         let mut parts = Vec::with_capacity(groups.len());
         let mut place = vec![0u32; inputs.len()];
@@ -246,7 +286,7 @@ impl Qwen2Vl {
         for group in &groups {
             let members: Vec<&EncodedInput> = group.iter().map(|&i| &inputs[i]).collect();
             let batch = self.pad(&members, padding, pad_token)?;
-            parts.push(self.embed_batch(&members, batch, &mode.for_rows(group))?);
+            parts.push(self.embed_batch(&members, batch, &mode.for_rows(group), memo)?);
             for &i in group {
                 place[i] = next;
                 next += 1;
@@ -256,8 +296,14 @@ impl Qwen2Vl {
         Ok(Tensor::cat(&parts, 0)?.index_select(&place, 0)?)
     }
 
-    fn embed_batch(&self, inputs: &[&EncodedInput], batch: PaddedBatch, mode: &Mode) -> Result<Tensor> {
-        let (text_inputs, pooled) = self.text_inputs(inputs, batch, mode)?;
+    fn embed_batch<'a>(
+        &self,
+        inputs: &[&'a EncodedInput],
+        batch: PaddedBatch,
+        mode: &Mode,
+        memo: Option<&ImageMemo<'a>>,
+    ) -> Result<Tensor> {
+        let (text_inputs, pooled) = self.text_inputs(inputs, batch, mode, memo)?;
         let pooled = self.text.forward_rows(&text_inputs, &pooled)?.to_dtype(DType::F32)?;
         l2_normalize(&pooled)
     }

@@ -75,6 +75,11 @@ impl VisionTower {
         })
     }
 
+    /// Whether the tower trains (see [`block::tower_trains`]): if not, its output needs no graph.
+    pub fn trains(&self) -> bool {
+        block::tower_trains(&self.patch_embed, &self.blocks)
+    }
+
     /// The merged image tokens `[n / merge_unit, hidden_size]` and the DeepStack features (same shape), one
     /// per text layer they are added to.
     pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: &Mode) -> Result<(Tensor, Vec<Tensor>)> {

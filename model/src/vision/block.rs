@@ -198,15 +198,19 @@ pub fn for_each_linear(blocks: &[VisionBlock], f: &mut dyn FnMut(&str, &Linear))
     }
 }
 
-/// The mode a tower runs in: a frozen tower needs no graph, so it runs as at inference, on the fused
-/// kernels. It trains when all its weights do (full fine-tuning) or when adapters sit on some of its layers;
-/// its rows are patches, not the batch's inputs, so a regrouped batch's row map does not apply.
-pub fn tower_mode(patch_embed: &Linear, blocks: &[VisionBlock], mode: &Mode) -> Mode {
-    let trainable = patch_embed.weight().is_variable()
+/// Whether a tower trains: when all its weights do (full fine-tuning) or when adapters sit on some of its
+/// layers. A frozen tower needs no graph.
+pub fn tower_trains(patch_embed: &Linear, blocks: &[VisionBlock]) -> bool {
+    patch_embed.weight().is_variable()
         || blocks
             .iter()
-            .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()));
-    if trainable {
+            .any(|b| b.linears().iter().any(|(_, l)| l.adapter().is_some()))
+}
+
+/// The mode a tower runs in: a frozen tower runs as at inference, on the fused kernels. A training tower's
+/// rows are patches, not the batch's inputs, so a regrouped batch's row map does not apply.
+pub fn tower_mode(patch_embed: &Linear, blocks: &[VisionBlock], mode: &Mode) -> Mode {
+    if tower_trains(patch_embed, blocks) {
         mode.without_row_map()
     } else {
         Mode::INFERENCE

@@ -64,6 +64,11 @@ impl VisionTower {
         self.forward_mode(patches, grids, &Mode::INFERENCE)
     }
 
+    /// Whether the tower trains (see [`block::tower_trains`]): if not, its output needs no graph.
+    pub fn trains(&self) -> bool {
+        block::tower_trains(&self.patch_embed, &self.blocks)
+    }
+
     pub fn forward_mode(&self, patches: &Tensor, grids: &[[usize; 3]], mode: &Mode) -> Result<Tensor> {
         self.run(patches, grids, mode, |_, _| {})
     }

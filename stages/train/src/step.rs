@@ -4,11 +4,13 @@
 //! graph; the loss is computed on those detached embeddings and differentiated once, giving a cached
 //! gradient per embedding; pass 2 re-runs each chunk with its graph (and the same dropout masks) and
 //! backpropagates `sum(embedding · cached gradient)`. The parameter gradients equal plain backprop while
-//! memory holds one chunk's graph at a time (two on the CPU, which runs two chunks side by side).
+//! memory holds one chunk's graph at a time (two on the CPU, which runs two chunks side by side). A frozen
+//! vision tower gives the same image tokens in both passes: pass 2 reuses pass 1's.
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result as CandleResult, Tensor, Var};
 use rayon::prelude::*;
+use saha_model::image_memo::ImageMemo;
 use saha_model::layers::Mode;
 use saha_model::{EncodedInput, Padding, Qwen2Vl};
 
@@ -87,8 +89,11 @@ pub fn grad_cache(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: usi
 fn grad_cache_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: usize) -> anyhow::Result<StepResult> {
     let chunk = chunk.max(1);
     let at_once = side_by_side(model);
-    let embed = |inputs: &[EncodedInput], k: usize, side: u64| {
-        model.embed_mode(inputs, s.padding, s.pad_token, &rows_mode(s.seed, k * chunk, side))
+    // A frozen vision tower's outputs from pass 1, for pass 2.
+    let memo = ImageMemo::new();
+    let embed = |inputs, k: usize, side: u64| {
+        let mode = rows_mode(s.seed, k * chunk, side);
+        model.embed_with_memo(inputs, s.padding, s.pad_token, &mode, Some(&memo))
     };
     let chunks = |inputs| numbered_chunks(inputs, chunk);
     let q_parts = in_turns(
