@@ -253,8 +253,9 @@ impl Qwen2Vl {
     }
 
     /// At inference on the CPU in f32 the inputs are packed rather than padded (`padding` plays no part):
-    /// the same values, without computing the padding. In training they are padded in groups of similar
-    /// length ([`length_groups`]), each group keeping its rows' dropout masks.
+    /// the same values, without computing the padding. Otherwise (training, another dtype or device) they
+    /// are padded in groups of similar length ([`length_groups`]), each group keeping its rows' dropout
+    /// masks.
     pub fn embed_mode(&self, inputs: &[EncodedInput], padding: Padding, pad_token: u32, mode: &Mode) -> Result<Tensor> {
         self.embed_with_memo(inputs, padding, pad_token, mode, None)
     }

@@ -13,7 +13,8 @@ pub fn exp(x: f32) -> f32 {
     // Round to nearest by adding and subtracting 1.5 · 2^23: pure SSE2, no `roundps` needed.
     const ROUNDER: f32 = 12_582_912.0;
     let xc = x.clamp(LOWEST, 88.0);
-    let n = (xc * LOG2E + ROUNDER) - ROUNDER;
+    let shifted = xc * LOG2E + ROUNDER;
+    let n = shifted - ROUNDER;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
@@ -22,7 +23,10 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let y = p * r * r + r + 1.0;
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n as an integer, read from the mantissa of `shifted` (1.5 · 2^23 + n, where one unit is the last
+    // bit): `n as i32` saturates and maps NaN to 0, which costs a scalar conversion per lane.
+    let n_int = shifted.to_bits().wrapping_sub(ROUNDER.to_bits()) as i32;
+    let two_n = f32::from_bits((n_int.wrapping_add(127) as u32) << 23);
     if x < LOWEST {
         0.0
     } else {
@@ -186,6 +190,23 @@ mod tests {
         assert_eq!(exp(0.0), 1.0);
         assert_eq!(exp(-100.0), 0.0);
         assert_eq!(exp(f32::MIN), 0.0);
+    }
+
+    #[test]
+    fn exp_reads_the_same_power_of_two_as_a_cast_would() {
+        // Every reachable n (the clamped range times log2 e), and the values around each rounding point.
+        let rounder = 12_582_912f32;
+        let mut x = -87.336_55f32 * std::f32::consts::LOG2_E;
+        while x <= 88.0 * std::f32::consts::LOG2_E {
+            let shifted = x + rounder;
+            let n = shifted - rounder;
+            assert_eq!(
+                shifted.to_bits().wrapping_sub(rounder.to_bits()) as i32,
+                n as i32,
+                "at {x}"
+            );
+            x += 0.001;
+        }
     }
 
     #[test]
