@@ -391,6 +391,21 @@ fn dora_bf16_step_matches_peft_bf16() {
     check_kind_bf16("dora");
 }
 
+/// Sets every adapter's dropout.
+fn set_dropout(embedder: &mut Embedder, dropout: f32) {
+    embedder
+        .model
+        .for_each_linear_mut(&mut |_, linear| {
+            let mut adapter = linear.adapter().cloned();
+            if let Some(a) = adapter.as_mut() {
+                a.dropout = dropout;
+            }
+            linear.set_adapter(adapter);
+            Ok(())
+        })
+        .unwrap();
+}
+
 /// The reference trains with adapter dropout 0.1. PEFT's masks cannot be reproduced, so this path is
 /// checked for consistency: GradCache (whose second pass must replay the first pass's masks) equals plain
 /// backprop, and the dropout does change the gradients.
@@ -404,17 +419,7 @@ fn with_dropout_grad_cache_replays_the_masks_of_plain_backprop() {
     let vars: Vec<_> = peft::named_vars(&embedder.model).into_iter().map(|(_, v)| v).collect();
     let inputs = step_inputs(&embedder, &queries, &targets);
     let without = plain(&embedder.model, &vars, &inputs).unwrap();
-    embedder
-        .model
-        .for_each_linear_mut(&mut |_, linear| {
-            let mut adapter = linear.adapter().cloned();
-            if let Some(a) = adapter.as_mut() {
-                a.dropout = 0.1;
-            }
-            linear.set_adapter(adapter);
-            Ok(())
-        })
-        .unwrap();
+    set_dropout(&mut embedder, 0.1);
     let step = plain(&embedder.model, &vars, &inputs).unwrap();
     let cached = grad_cache(&embedder.model, &vars, &inputs, 2).unwrap();
     assert!(
@@ -446,17 +451,7 @@ fn a_batch_regrouped_by_length_trains_like_its_inputs_one_at_a_time() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut embedder, cases) = load(tmp.path());
     peft::load(&fixture_dir().join("dora").join("initial"), &mut embedder.model).unwrap();
-    embedder
-        .model
-        .for_each_linear_mut(&mut |_, linear| {
-            let mut adapter = linear.adapter().cloned();
-            if let Some(a) = adapter.as_mut() {
-                a.dropout = 0.1;
-            }
-            linear.set_adapter(adapter);
-            Ok(())
-        })
-        .unwrap();
+    set_dropout(&mut embedder, 0.1);
     let vars: Vec<_> = peft::named_vars(&embedder.model).into_iter().map(|(_, v)| v).collect();
     // The fixture's queries and targets, with two long texts among them.
     let mut batch = encode(&embedder, &cases, "query");
