@@ -1,5 +1,7 @@
 //! The small building blocks both towers share.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Module, Tensor, D};
 
 use crate::adapter::{Adapter, DropoutRows, DropoutSeed};
@@ -35,21 +37,18 @@ impl Mode {
     /// This mode for a batch made of the rows `rows` (indices into the batch this mode was made for), so
     /// each row keeps its dropout masks.
     pub fn for_rows(&self, rows: &[usize]) -> Mode {
-        let dropout = self.dropout.0.as_ref().map(|d| DropoutRows {
-            rows: Some(rows.iter().map(|&r| d.row(r)).collect()),
-            ..d.clone()
-        });
-        Mode {
-            differentiable: self.differentiable,
-            dropout: DropoutSeed(dropout),
-        }
+        self.with_row_map(|d| Some(rows.iter().map(|&r| d.row(r)).collect()))
     }
 
     /// This mode for a tensor whose rows are not the batch's inputs (a vision tower's patches): rows
     /// numbered from the batch's first row, as without [`Mode::for_rows`].
     pub fn without_row_map(&self) -> Mode {
+        self.with_row_map(|_| None)
+    }
+
+    fn with_row_map(&self, map: impl FnOnce(&DropoutRows) -> Option<Arc<[u64]>>) -> Mode {
         let dropout = self.dropout.0.as_ref().map(|d| DropoutRows {
-            rows: None,
+            rows: map(d),
             ..d.clone()
         });
         Mode {

@@ -66,14 +66,19 @@ fn plain_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs) -> anyhow::Res
     let loss = info_nce(q.as_tensor(), t.as_tensor(), s.loss, s.same_target)?;
     let rep_grads = loss.backward()?;
     let paths = [(&reps[0], rep_grads.get(&q)), (&reps[1], rep_grads.get(&t))];
-    let stores = in_turns(&paths, at_once, |&(reps, grad)| match grad {
-        Some(grad) => Ok(Some((reps * grad)?.sum_all()?.backward()?)),
-        None => Ok(None),
-    })?;
     let mut total: Vec<Option<Tensor>> = vec![None; trainable.len()];
-    for grads in stores.iter().flatten() {
-        accumulate(&mut total, grads, trainable)?;
-    }
+    each_in_turns(
+        &paths,
+        at_once,
+        |&(reps, grad)| match grad {
+            Some(grad) => Ok(Some((reps * grad)?.sum_all()?.backward()?)),
+            None => Ok(None),
+        },
+        |grads| match grads {
+            Some(grads) => Ok(accumulate(&mut total, &grads, trainable)?),
+            None => Ok(()),
+        },
+    )?;
     Ok(StepResult {
         loss: loss.to_scalar::<f32>()?,
         grads: total,
@@ -115,17 +120,18 @@ fn grad_cache_here(model: &Qwen2Vl, trainable: &[Var], s: &StepInputs, chunk: us
     let mut total: Vec<Option<Tensor>> = vec![None; trainable.len()];
     for (side, inputs, cached) in [(0u64, s.queries, gq), (1u64, s.targets, gt)] {
         let Some(cached) = cached else { continue };
-        // Two chunks' graphs at a time, their gradients added in chunk order before the next two.
-        for turn in chunks(inputs).chunks(at_once) {
-            let stores = in_turns(turn, at_once, |&(k, part)| {
+        // Two chunks' graphs at a time, their gradients added in chunk order before the next two (with
+        // `--full` a chunk's gradients are as large as the model).
+        each_in_turns(
+            &chunks(inputs),
+            at_once,
+            |&(k, part)| {
                 let reps = embed(part, k, side)?;
                 let g = cached.narrow(0, k * chunk, part.len())?;
                 Ok((reps * g)?.sum_all()?.backward()?)
-            })?;
-            for grads in &stores {
-                accumulate(&mut total, grads, trainable)?;
-            }
-        }
+            },
+            |grads| Ok(accumulate(&mut total, &grads, trainable)?),
+        )?;
     }
     Ok(StepResult {
         loss: loss.to_scalar::<f32>()?,
@@ -149,20 +155,34 @@ fn side_by_side(model: &Qwen2Vl) -> usize {
     }
 }
 
-/// `work` on every item, `at_once` items at a time on rayon's pool, results in item order (the first
-/// error in item order if any fails).
+/// `work` on every item, `at_once` items at a time on rayon's pool; `take` gets the results in item
+/// order, a turn's before the next turn starts. The first error in item order stops it.
+fn each_in_turns<T: Sync, R: Send>(
+    items: &[T],
+    at_once: usize,
+    work: impl Fn(&T) -> anyhow::Result<R> + Sync,
+    mut take: impl FnMut(R) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for turn in items.chunks(at_once.max(1)) {
+        let results: Vec<anyhow::Result<R>> = turn.par_iter().map(&work).collect();
+        for result in results {
+            take(result?)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`each_in_turns`], the results collected in item order.
 fn in_turns<T: Sync, R: Send>(
     items: &[T],
     at_once: usize,
     work: impl Fn(&T) -> anyhow::Result<R> + Sync,
 ) -> anyhow::Result<Vec<R>> {
     let mut out = Vec::with_capacity(items.len());
-    for turn in items.chunks(at_once.max(1)) {
-        let results: Vec<anyhow::Result<R>> = turn.par_iter().map(&work).collect();
-        for result in results {
-            out.push(result?);
-        }
-    }
+    each_in_turns(items, at_once, work, |r| {
+        out.push(r);
+        Ok(())
+    })?;
     Ok(out)
 }
 
