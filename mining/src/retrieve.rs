@@ -3,13 +3,15 @@
 
 use rayon::prelude::*;
 
-use crate::vectors::dot;
+use crate::vectors::{dot, dots};
 
-/// Queries per block: one block's scores are `QUERY_BLOCK x TARGET_BLOCK` floats (4 MiB). Each block
-/// reads every target once, so larger query blocks read the targets from memory less often: 512
-/// rather than 128 took 15-20% off exact retrieval of 20k x 20k x 1536 on a 2-core Xeon.
-const QUERY_BLOCK: usize = 512;
-const TARGET_BLOCK: usize = 2048;
+/// The most queries in one block. A block's scores are `queries x TARGET_BLOCK` floats (8 MiB at
+/// most), written by the matrix product and read once by the top-k. The matrix product repacks each
+/// target block for every query block (a gather of one value per target row), so larger query
+/// blocks pack the targets less often: at 512, packing took a tenth of exact retrieval of 20k x 20k
+/// x 1536 on a 2-core Xeon, at 2048 a thirtieth.
+const MAX_QUERY_BLOCK: usize = 2048;
+const TARGET_BLOCK: usize = 1024;
 
 /// Extra candidates the matrix product selects beyond `p`, so that re-scoring cannot lose a
 /// target to rounding differences between the product and the canonical dot product.
@@ -25,10 +27,15 @@ pub(crate) fn rescore(
     selected: Vec<(u32, f32)>,
     p: usize,
 ) -> Vec<(u32, f32)> {
-    let mut exact: Vec<(u32, f32)> = selected
-        .into_iter()
-        .map(|(t, _)| (t, dot(query, &targets[t as usize * dim..(t as usize + 1) * dim])))
-        .collect();
+    let row = |t: u32| &targets[t as usize * dim..(t as usize + 1) * dim];
+    let mut exact: Vec<(u32, f32)> = Vec::with_capacity(selected.len());
+    let mut fours = selected.chunks_exact(4);
+    for four in &mut fours {
+        let ids = [four[0].0, four[1].0, four[2].0, four[3].0];
+        let scores = dots(query, ids.map(row));
+        exact.extend(ids.into_iter().zip(scores));
+    }
+    exact.extend(fours.remainder().iter().map(|&(t, _)| (t, dot(query, row(t)))));
     exact.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     exact.truncate(p);
     exact
@@ -47,7 +54,7 @@ pub fn top_p(
     let p = p.min(nt);
     let deep = (p + RESCORE_MARGIN).min(nt);
     queries
-        .par_chunks(QUERY_BLOCK * dim)
+        .par_chunks(query_block(queries.len() / dim.max(1), rayon::current_num_threads()) * dim)
         .flat_map_iter(|qblock| {
             let bq = qblock.len() / dim;
             let mut best: Vec<TopK> = (0..bq).map(|_| TopK::new(deep)).collect();
@@ -66,6 +73,13 @@ pub fn top_p(
                 .map(move |(i, top)| rescore(&qblock[i * dim..(i + 1) * dim], targets, dim, top.into_sorted(), p))
         })
         .collect()
+}
+
+/// Queries per block: at most `MAX_QUERY_BLOCK`, in a number of blocks that the threads share
+/// evenly, so that no thread is left with one block more than the others.
+fn query_block(queries: usize, threads: usize) -> usize {
+    let per_thread = queries.div_ceil(threads.max(1));
+    per_thread.div_ceil(per_thread.div_ceil(MAX_QUERY_BLOCK).max(1)).max(1)
 }
 
 /// `out[i, j] = <a_i, b_j>` for row-major `a: [m, k]`, `b: [n, k]`, `out: [m, n]`.
@@ -114,6 +128,9 @@ pub(crate) struct TopK {
     threshold: Option<f32>,
 }
 
+/// Scores checked against the threshold at once before any is looked at singly.
+const SCAN_RUN: usize = 16;
+
 #[derive(Clone, Copy, PartialEq)]
 struct Scored(f32, u32);
 
@@ -145,19 +162,23 @@ impl TopK {
         if self.p == 0 {
             return;
         }
-        // Branch-free, so it vectorises: most slices hold no score above the threshold.
-        if let Some(t) = self.threshold {
-            if !scores.iter().fold(false, |any, &s| any | !(s <= t)) {
-                return;
+        for (c, run) in scores.chunks(SCAN_RUN).enumerate() {
+            // Branch-free, so it vectorises: most runs hold no score above the threshold, and only
+            // a run that does is walked one score at a time.
+            if let Some(t) = self.threshold {
+                if !run.iter().fold(false, |any, &s| any | !(s <= t)) {
+                    continue;
+                }
             }
-        }
-        for (j, &s) in scores.iter().enumerate() {
-            if self.threshold.is_some_and(|t| s <= t) {
-                continue;
-            }
-            self.kept.push(Scored(s, base + j as u32));
-            if self.kept.len() == 2 * self.p {
-                self.keep_best();
+            let base = base + (c * SCAN_RUN) as u32;
+            for (j, &s) in run.iter().enumerate() {
+                if self.threshold.is_some_and(|t| s <= t) {
+                    continue;
+                }
+                self.kept.push(Scored(s, base + j as u32));
+                if self.kept.len() == 2 * self.p {
+                    self.keep_best();
+                }
             }
         }
     }
@@ -200,6 +221,22 @@ mod tests {
             }
         }
         assert!(TopK::new(0).into_sorted().is_empty());
+    }
+
+    #[test]
+    fn query_blocks_are_capped_and_shared_evenly() {
+        for threads in [1, 2, 3, 16] {
+            for queries in [1, 2, 3, 5, 300, 2047, 2048, 4097, 20_000, 100_000, 1_000_003] {
+                let block = query_block(queries, threads);
+                let rounds = queries.div_ceil(block).div_ceil(threads);
+                let context = format!("{queries} queries, {threads} threads: block {block}");
+                assert!(block <= MAX_QUERY_BLOCK, "{context}");
+                // The busiest thread's queries exceed an even share by less than one per block.
+                assert!(rounds * block < queries.div_ceil(threads) + rounds, "{context}");
+            }
+        }
+        assert_eq!(query_block(100_000, 2), 2000);
+        assert_eq!(query_block(0, 2), 1);
     }
 
     #[test]

@@ -145,13 +145,55 @@ impl Vectors {
 /// Inner product with eight independent partial sums, so the compiler can vectorise it (a plain
 /// `sum()` must add in order and runs one lane at a time).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+    dots(a, [b])[0]
+}
+
+/// `dot(a, b)` for `R` rows `b` at once, bit for bit: the rows' loads do not wait for each other, so
+/// rows scattered through a large matrix come from memory side by side rather than one at a time.
+pub fn dots<const R: usize>(a: &[f32], rows: [&[f32]; R]) -> [f32; R] {
+    let mut acc = [[0f32; 8]; R];
+    let mut row_chunks = rows.map(|b| b.chunks_exact(8));
+    let a_chunks = a.chunks_exact(8);
+    let a_tail = a_chunks.remainder();
+    for x in a_chunks {
+        for (acc, y) in acc.iter_mut().zip(&mut row_chunks) {
+            let Some(y) = y.next() else { break };
+            for i in 0..8 {
+                acc[i] += x[i] * y[i];
+            }
         }
     }
-    acc.iter().sum::<f32>() + tail
+    std::array::from_fn(|r| {
+        let tail: f32 = a_tail.iter().zip(row_chunks[r].remainder()).map(|(x, y)| x * y).sum();
+        acc[r].iter().sum::<f32>() + tail
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dots_of_several_rows_are_each_rows_dot_bit_for_bit() {
+        let mut rng = saha_common::rng::Rng::new(5);
+        for len in [0, 1, 7, 8, 9, 1536, 1541] {
+            let mut rand = || -> Vec<f32> { (0..len).map(|_| rng.below(20001) as f32 / 7919.0 - 1.3).collect() };
+            let (a, rows) = (rand(), [rand(), rand(), rand(), rand()]);
+            let one_by_one = rows.each_ref().map(|b| {
+                let (mut acc, mut tail) = ([0f32; 8], 0f32);
+                for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+                    for i in 0..8 {
+                        acc[i] += x[i] * y[i];
+                    }
+                }
+                for i in len / 8 * 8..len {
+                    tail += a[i] * b[i];
+                }
+                acc.iter().sum::<f32>() + tail
+            });
+            let together = dots(&a, rows.each_ref().map(|b| b.as_slice()));
+            assert_eq!(together.map(f32::to_bits), one_by_one.map(f32::to_bits), "length {len}");
+            assert_eq!(dot(&a, &rows[2]).to_bits(), one_by_one[2].to_bits(), "length {len}");
+        }
+    }
 }
