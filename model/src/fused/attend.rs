@@ -65,7 +65,7 @@ pub fn attend(p: &Problem) -> Vec<f32> {
     } = p.heads;
     let rows = p.cos.len() / (d / 2);
     let q = rotated(p.q, p.cos, p.sin, rows, heads, d);
-    let k = rotated(p.k, p.cos, p.sin, rows, kv_heads, d);
+    let k_columns = rotated_columns(p.k, p.cos, p.sin, rows, kv_heads, d);
     let group = heads / kv_heads;
     let scale = 1.0 / (d as f32).sqrt();
     let width = heads * d;
@@ -110,7 +110,7 @@ pub fn attend(p: &Problem) -> Vec<f32> {
                 (block, keys, d),
                 (scores.as_mut_ptr(), keys),
                 (q.as_ptr().add((start + first) * width + h * d), width, 1),
-                (k.as_ptr().add(start * kv_heads * d + kv * d), 1, kv_heads * d),
+                (k_columns.as_ptr().add(kv * d * rows + start), rows, 1),
             );
         }
         let no_mask = if mask.is_none() { vec![0f32; keys] } else { Vec::new() };
@@ -194,6 +194,26 @@ fn rotated(x: Rows, cos: &[f32], sin: &[f32], rows: usize, heads: usize, d: usiz
             for i in 0..half {
                 o[i] = s[i] * cos[i] - s[i + half] * sin[i];
                 o[i + half] = s[i] * sin[i] + s[i + half] * cos[i];
+            }
+        }
+    });
+    out
+}
+
+/// `x` rotated as [`rotated`] does it, laid out by columns: `[heads, d, rows]`. The scores' product reads
+/// the keys as its right operand, and the GEMM packs that operand again for every task: from columns
+/// the packing copies runs of keys, from rows it gathers one value per key (5% of an image batch).
+fn rotated_columns(x: Rows, cos: &[f32], sin: &[f32], rows: usize, heads: usize, d: usize) -> Vec<f32> {
+    let half = d / 2;
+    let mut out = vec![0f32; heads * d * rows];
+    out.par_chunks_mut(d * rows).enumerate().for_each(|(h, dst)| {
+        let (lo, hi) = dst.split_at_mut(half * rows);
+        for r in 0..rows {
+            let s = &x.row(r, heads * d)[h * d..][..d];
+            let (cos, sin) = (&cos[r * half..][..half], &sin[r * half..][..half]);
+            for i in 0..half {
+                lo[i * rows + r] = s[i] * cos[i] - s[i + half] * sin[i];
+                hi[i * rows + r] = s[i] * sin[i] + s[i + half] * cos[i];
             }
         }
     });
