@@ -116,6 +116,8 @@ impl Linear {
     pub fn forward_mode(&self, x: &Tensor, mode: &Mode) -> Result<Tensor> {
         let base = if mode.differentiable && !self.weight.is_variable() {
             fused::frozen_linear(x, &self.weight, self.bias.as_ref())?
+        } else if !mode.differentiable {
+            fused::linear(x, &self.weight, self.bias.as_ref())?
         } else {
             candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)?
         };

@@ -36,7 +36,7 @@ use crate::error::Result;
 pub use attend::{decoder_attention, packed_decoder_attention, segment_attention};
 pub use attention::{rope, self_attention, Heads};
 pub use elementwise::{rms_norm, sigmoid_gated, swiglu};
-pub use linear::{dora_combine, frozen_linear};
+pub use linear::{dora_combine, frozen_linear, linear};
 
 /// Whether the ops here serve `x`.
 pub fn supported(x: &Tensor) -> bool {

@@ -1,8 +1,8 @@
 //! Each fused op against the composite candle expression it replaces: output and every input's gradient.
 
 use super::*;
-use candle_core::Var;
 use candle_core::D;
+use candle_core::{Module, Var};
 
 /// Deterministic values in [-1, 1].
 pub(super) fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -71,6 +71,51 @@ fn frozen_linear_matches_matmul_and_skips_the_weight() {
         gf.get(&b).is_none(),
         "frozen_linear computed a gradient for the frozen bias"
     );
+}
+
+/// `linear` gives candle's `x @ Wᵀ + b` to the bit (the embeddings stay those of the candle path), for
+/// leading dimensions, no bias, and products large enough for gemm to split across threads.
+#[test]
+fn linear_is_candles_matmul_and_bias_to_the_bit() {
+    let bits = |t: &Tensor| {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect::<Vec<_>>()
+    };
+    for (shape, out, bias) in [
+        (vec![2, 5, 8], 6, true),
+        (vec![3, 7], 4, false),
+        (vec![2, 300, 520], 700, true),
+        (vec![1, 1, 1536], 4096, true),
+    ] {
+        let in_dim = *shape.last().unwrap();
+        let x = var(&shape, 1);
+        let w = var(&[out, in_dim], 2);
+        let b = var(&[out], 3);
+        let b = bias.then(|| b.as_tensor());
+        let ours = linear(x.as_tensor(), w.as_tensor(), b).unwrap();
+        let candle = candle_nn::Linear::new(w.as_tensor().clone(), b.cloned())
+            .forward(x.as_tensor())
+            .unwrap();
+        assert_eq!(ours.dims(), candle.dims(), "{shape:?} x {out}");
+        assert!(
+            bits(&ours) == bits(&candle),
+            "{shape:?} x {out}: values differ from candle's"
+        );
+        // The frozen layer's input gradient is candle's `grad @ W` to the bit as well.
+        let g = Tensor::from_vec(values(ours.elem_count(), 4), ours.shape(), &Device::Cpu).unwrap();
+        let fused = frozen_linear(x.as_tensor(), w.as_tensor(), b).unwrap();
+        let grad = (fused * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let want = g.broadcast_matmul(w.as_tensor()).unwrap();
+        assert!(
+            bits(grad.get(&x).unwrap()) == bits(&want),
+            "{shape:?} x {out}: input gradient differs"
+        );
+    }
 }
 
 #[test]
