@@ -2,6 +2,7 @@
 //! the full query x target score matrix never exists; memory is bounded by the block size.
 
 use rayon::prelude::*;
+use saha_common::product::{overwritten, product_into};
 
 use crate::vectors::{dot, dots};
 
@@ -84,36 +85,9 @@ fn query_block(queries: usize, threads: usize) -> usize {
 
 /// `out[i, j] = <a_i, b_j>` for row-major `a: [m, k]`, `b: [n, k]`, `out: [m, n]`.
 pub fn matmul_transposed(a: &[f32], b: &[f32], k: usize, out: &mut [f32]) {
-    let m = a.len() / k;
-    let n = b.len() / k;
-    assert_eq!(out.len(), m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    // SAFETY: the strides describe exactly the three buffers, whose lengths were checked above.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            k as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    let (m, n) = (a.len() / k, b.len() / k);
+    // `bᵀ` `[k, n]` read in place from `b`'s rows.
+    product_into(overwritten(out), a, (m, k, n), b, (1, k), gemm::Parallelism::None);
 }
 
 /// A bounded best-`p` set. Scores that beat the current threshold are appended to a buffer of up to

@@ -93,6 +93,13 @@ impl Linear {
         &self.weight
     }
 
+    /// Whether a gradient can flow through this layer for `x`: from a trained weight or bias, or back to
+    /// whatever `x` came from. Even at `Mode::INFERENCE` the output must then stay in candle's graph (a
+    /// trained patch embedding is called that way under `--full`).
+    fn needs_graph(&self, x: &Tensor) -> bool {
+        x.track_op() || self.weight.track_op() || self.bias.as_ref().is_some_and(|b| b.track_op())
+    }
+
     pub fn adapter(&self) -> Option<&Adapter> {
         self.adapter.as_ref()
     }
@@ -116,7 +123,7 @@ impl Linear {
     pub fn forward_mode(&self, x: &Tensor, mode: &Mode) -> Result<Tensor> {
         let base = if mode.differentiable && !self.weight.is_variable() {
             fused::frozen_linear(x, &self.weight, self.bias.as_ref())?
-        } else if !mode.differentiable {
+        } else if !mode.differentiable && !self.needs_graph(x) {
             fused::linear(x, &self.weight, self.bias.as_ref())?
         } else {
             candle_nn::Linear::new(self.weight.clone(), self.bias.clone()).forward(x)?
@@ -260,4 +267,44 @@ pub fn softmax_f32(x: &Tensor, mode: &Mode) -> Result<Tensor> {
         candle_nn::ops::softmax_last_dim(&x)?
     };
     Ok(probs.to_dtype(dtype)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Called as at inference, a layer whose weight trains (or whose input carries a gradient) still
+    /// passes gradients: only a layer where nothing trains leaves candle's graph.
+    #[test]
+    fn inference_calls_keep_the_graph_where_something_trains() {
+        let values = |n: usize, seed: u64| saha_common::rng::symmetric_values(n, seed);
+        let tensor = |shape: &[usize], seed: u64| {
+            Tensor::from_vec(values(shape.iter().product(), seed), shape, &Device::Cpu).unwrap()
+        };
+        let weight = Var::from_tensor(&tensor(&[4, 3], 1)).unwrap();
+        let layer = Linear::from_tensors(weight.as_tensor().clone(), Some(tensor(&[4], 2)));
+        let grads = layer
+            .forward(&tensor(&[5, 3], 3))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(grads.get(&weight).is_some(), "a trained weight lost its gradient");
+
+        let x = Var::from_tensor(&tensor(&[5, 3], 4)).unwrap();
+        let frozen = Linear::from_tensors(tensor(&[4, 3], 5), None);
+        let grads = frozen
+            .forward(x.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(grads.get(&x).is_some(), "the input lost its gradient");
+
+        let out = frozen.forward(&tensor(&[5, 3], 6)).unwrap();
+        assert!(!out.track_op(), "nothing trains here, yet the output is in the graph");
+    }
 }

@@ -1,6 +1,7 @@
 //! Linear layers: a frozen projection, and DoRA's combination of base and low-rank outputs.
 
 use candle_core::{Tensor, D};
+use saha_common::product::product_into;
 
 use super::{any_device, attach, column_sums, for_rows, for_rows2, supported, with_values};
 use crate::error::Result;
@@ -42,46 +43,18 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
 
 /// `a @ b` into a new buffer: `a` `[m, k]` row-major, `b` `[k, n]` by its (row, column) strides.
 /// Threaded as candle threads its matmul, so the values are candle's to the bit.
-fn product(a: &[f32], (m, k, n): (usize, usize, usize), b: &[f32], (b_rs, b_cs): (usize, usize)) -> Vec<f32> {
-    assert!(a.len() == m * k && (k == 0 || n == 0 || (k - 1) * b_rs + (n - 1) * b_cs < b.len()));
-    let mut out: Vec<f32> = Vec::with_capacity(m * n);
-    if k == 0 {
-        out.resize(m * n, 0.0);
-        return out;
-    }
+fn product(a: &[f32], mkn: (usize, usize, usize), b: &[f32], b_strides: (usize, usize)) -> Vec<f32> {
+    let len = mkn.0 * mkn.2;
     let threads = candle_core::utils::get_num_threads();
     let parallelism = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the strides describe the three buffers, whose extents were checked above; with `read_dst`
-    // false the product writes every element of `out` without reading it, so `set_len` after it exposes
-    // only written values.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-        out.set_len(m * n);
-    }
+    let mut out = Vec::with_capacity(len);
+    product_into(&mut out.spare_capacity_mut()[..len], a, mkn, b, b_strides, parallelism);
+    // SAFETY: `product_into` wrote all `len` elements.
+    unsafe { out.set_len(len) };
     out
 }
 
