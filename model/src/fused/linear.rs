@@ -6,7 +6,8 @@ use saha_common::product::product_into;
 use super::{any_device, attach, column_sums, for_rows, for_rows2, supported, with_values};
 use crate::error::Result;
 
-/// `x @ Wᵀ + b` outside the graph (inference, or a frozen layer's forward). On the CPU in f32 the
+/// `x @ Wᵀ + b` outside the graph: the output is detached, for callers through which no gradient flows
+/// (`Linear::needs_graph`) or that attach their own backward (`frozen_linear`). On the CPU in f32 the
 /// product goes straight into a fresh buffer and the bias is added in place: candle's matmul zero-fills
 /// its output on the calling thread first (5% of an image batch) and adds the bias as a broadcast op.
 /// Same products, same threads, same bits.
