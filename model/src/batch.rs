@@ -189,16 +189,9 @@ mod tests {
 
     #[test]
     fn groups_cover_every_input_once_and_never_cost_more_than_one_batch() {
-        let mut state = 7u64;
+        let mut rng = saha_common::rng::Rng::new(7);
         for n in 1..40 {
-            let lengths: Vec<usize> = (0..n)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    1 + (state >> 33) as usize % 500
-                })
-                .collect();
+            let lengths: Vec<usize> = (0..n).map(|_| 1 + rng.below(500)).collect();
             let groups = length_groups(&lengths);
             let mut seen: Vec<usize> = groups.iter().flatten().copied().collect();
             seen.sort_unstable();
