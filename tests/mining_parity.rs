@@ -258,9 +258,10 @@ fn fast_mode_gives_the_exact_clusters() {
     let exact_candidates = std::fs::read(dir.path().join("candidates.parquet")).unwrap();
     let fast = mine_with(dir.path(), "fast", 5, 3, "ImageNet_1K", &[]);
     assert_eq!(exact, fast);
-    // Without AVX-512 VNNI fast mode runs exact retrieval and records that it did.
+    // Where int8 is not faster (neither VNNI nor AVX2 without AVX-512) fast mode runs exact retrieval
+    // and records that it did.
     let (_, prov) = read_records::<saha_schemas::Candidate>(&dir.path().join("candidates.parquet")).unwrap();
-    let used = if saha_mining::quantized::int8_is_faster() {
+    let used = if saha_mining::quantized::Int8Kernel::fastest_here().is_some() {
         "fast"
     } else {
         "exact"
@@ -271,6 +272,43 @@ fn fast_mode_gives_the_exact_clusters() {
     let (b, _) = read_records::<saha_schemas::Candidate>(&dir.path().join("exact.parquet")).unwrap();
     assert_eq!(a, b, "same candidates, ranks and scores");
     assert_eq!(exact, oracle(&d, dir.path(), 5, 3, &["ImageNet_1K"]));
+    // Each int8 kernel this CPU runs, named: the same candidates again; one it cannot run is refused.
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    for kernel in ["vnni", "avx2"] {
+        let out = p(&format!("candidates-{kernel}.parquet"));
+        let res = run(
+            "saha-retrieve",
+            &[
+                "--mode",
+                "fast",
+                "--int8-kernel",
+                kernel,
+                "--pairs",
+                &p("pairs.parquet"),
+                "--embeddings",
+                &p("embeddings.parquet"),
+                "--out",
+                &out,
+                "--pool",
+                "30",
+            ],
+        );
+        let runs = match kernel {
+            "vnni" => saha_mining::quantized::Int8Kernel::Vnni.runs_here(),
+            _ => saha_mining::quantized::Int8Kernel::Avx2.runs_here(),
+        };
+        if !runs {
+            assert!(!res.status.success(), "{kernel}: accepted on a CPU that cannot run it");
+            assert!(stderr(&res).contains("cannot run"), "{}", stderr(&res));
+            assert!(!Path::new(&out).exists());
+            eprintln!("fast_mode_gives_the_exact_clusters: the {kernel} kernel cannot run here");
+            continue;
+        }
+        assert!(res.status.success(), "{}", stderr(&res));
+        let (c, prov) = read_records::<saha_schemas::Candidate>(Path::new(&out)).unwrap();
+        assert_eq!(prov.unwrap().stats["int8_kernel"], kernel);
+        assert_eq!(c, b, "{kernel}: same candidates, ranks and scores as exact retrieval");
+    }
 }
 
 /// The positive-aware and range baselines against their definitions (`saha-filter --help`,

@@ -1,13 +1,13 @@
-//! Fast retrieval: int8 scores (AVX-512 VNNI where the CPU has it) pick a pool `oversample`
-//! times deeper than asked, which is then re-scored exactly in f32. The answer equals exact
-//! retrieval whenever the true top `p` lie inside the int8 pool; the tests and the benchmark
-//! check that it does.
+//! Fast retrieval: int8 scores pick a pool `oversample` times deeper than asked, which is then
+//! re-scored exactly in f32. The answer equals exact retrieval whenever the true top `p` lie inside
+//! the int8 pool; the tests and the benchmark check that it does.
 //!
 //! The int8 product is laid out as a GEMM micro-kernel, so no score needs a horizontal sum:
 //! targets are packed in panels of `PANEL_TARGETS`, four bytes of each target side by side per
-//! 4-value step, so one 64-byte register holds 16 targets' next four values; each query's four
-//! values are broadcast, and `vpdpbusd` adds 16 four-term products per instruction, one per
-//! target, into `PANEL_QUERIES x PANEL_TARGETS` accumulators held in registers.
+//! 4-value step, so one register holds 8 (AVX2) or 16 (AVX-512) targets' next four values; each
+//! query's four values are broadcast and multiplied with every target's four at once, into
+//! `PANEL_QUERIES x PANEL_TARGETS` accumulators held in registers. Both kernels give the same
+//! integers, so the pre-selection does not depend on the CPU.
 
 use rayon::prelude::*;
 
@@ -17,15 +17,15 @@ use crate::retrieve::{rescore, TopK};
 const LANES: usize = 64;
 /// Queries scored at once by the micro-kernel (its accumulator rows).
 const PANEL_QUERIES: usize = 8;
-/// Targets in one packed panel (two 16-lane registers per accumulator row).
+/// Targets in one packed panel (two AVX-512 or four AVX2 registers per accumulator row).
 const PANEL_TARGETS: usize = 32;
 /// Queries one task ranks: each task streams every target panel once, so this sets how often the
 /// packed targets are read from memory (about 154 MB at 100k x 1536) against the task's queries
 /// held in L2 (`QUERY_BLOCK x width` bytes).
 const QUERY_BLOCK: usize = 256;
 
-/// Rows quantised symmetrically to int8 (`x ~ scale * q`), padded to a multiple of 64 values;
-/// `sum` is each row's sum of quantised values.
+/// Rows quantised symmetrically to int8 (`x ~ scale * q`, `q` in -127..=127), padded to a multiple
+/// of 64 values; `sum` is each row's sum of quantised values.
 struct Quantised {
     data: Vec<i8>,
     scale: Vec<f32>,
@@ -62,13 +62,93 @@ fn quantise(m: &[f32], dim: usize) -> Quantised {
     }
 }
 
+/// The int8 micro-kernels fast mode has. Each computes, for 8 query rows against one packed panel of
+/// 32 targets, `sum_k q[k] * stored[k]`, where a target value is stored as `t + offset()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Int8Kernel {
+    /// AVX-512 VNNI: one `vpdpbusd` multiplies 16 targets' four unsigned bytes by the query's four
+    /// signed ones and adds them up; targets are stored offset by 128 to make them unsigned.
+    Vnni,
+    /// AVX2: `vpsignb` moves the query's signs onto the targets, `vpmaddubsw` multiplies by the
+    /// query's magnitudes and adds pairs (at most 2 x 127 x 127, so never saturating), `vpmaddwd`
+    /// adds the pairs into 32-bit lanes: four instructions per 32 products, targets stored as is.
+    Avx2,
+}
+
+impl Int8Kernel {
+    /// Whether this CPU can run the kernel.
+    pub fn runs_here(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Int8Kernel::Vnni => has!("avx512f") && has!("avx512bw") && has!("avx512vnni"),
+                Int8Kernel::Avx2 => has!("avx2"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// The kernel that scores faster than the f32 matrix product on this CPU, if one does: VNNI where
+    /// the CPU has it; AVX2 where it has no AVX-512 (there int8 does 32 products in four
+    /// instructions, of which two multiply, against eight per f32 FMA). With AVX-512 but no VNNI the
+    /// f32 product's 16-lane FMAs win, and fast mode runs exact retrieval.
+    pub fn fastest_here() -> Option<Self> {
+        if Int8Kernel::Vnni.runs_here() {
+            return Some(Int8Kernel::Vnni);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if Int8Kernel::Avx2.runs_here() && !std::arch::is_x86_feature_detected!("avx512f") {
+            return Some(Int8Kernel::Avx2);
+        }
+        None
+    }
+
+    /// What each target value is stored as, less the value itself.
+    fn offset(self) -> i32 {
+        match self {
+            Int8Kernel::Vnni => 128,
+            Int8Kernel::Avx2 => 0,
+        }
+    }
+
+    /// Whether the kernel reads the magnitudes of the query rows next to the rows themselves.
+    fn needs_magnitudes(self) -> bool {
+        self == Int8Kernel::Avx2
+    }
+
+    /// Raw scores of 8 query rows (`q`, and their magnitudes where the kernel reads them) against one
+    /// packed panel. Panics if the CPU lacks the kernel's features.
+    fn panel_scores(self, q: &[i8], magnitudes: &[u8], t: &[u8], width: usize, out: &mut PanelScores) {
+        assert!(self.runs_here(), "the {self:?} int8 kernel does not run on this CPU");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports the features each kernel is compiled for (asserted above).
+        unsafe {
+            match self {
+                Int8Kernel::Vnni => vnni::panel_scores(q, t, width, out),
+                Int8Kernel::Avx2 => avx2::panel_scores(q, magnitudes, t, width, out),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (q, magnitudes, t, width, out);
+    }
+}
+
+/// `out[query * PANEL_TARGETS + target]`: one micro-kernel call's raw scores.
+type PanelScores = [i32; PANEL_QUERIES * PANEL_TARGETS];
+
 /// Quantised target rows (`[rows, width]`) as panels of `PANEL_TARGETS`: within a panel, for each
-/// step of 4 values, every target's 4 bytes in turn, offset by 128 to u8 (`vpdpbusd` multiplies
-/// unsigned by signed bytes). Rows past the end are zero values (128).
-fn pack_targets(data: &[i8], width: usize) -> Vec<u8> {
+/// step of 4 values, every target's 4 bytes in turn, each `value + offset` as a byte (`offset` 128
+/// or 0). Rows past the end are zero values.
+fn pack_targets(data: &[i8], width: usize, offset: i32) -> Vec<u8> {
     let rows = data.len() / width;
     let panel_len = PANEL_TARGETS * width;
-    let mut packed = vec![128u8; rows.div_ceil(PANEL_TARGETS) * panel_len];
+    let stored = |x: i8| (x as i32 + offset) as u8;
+    let mut packed = vec![stored(0); rows.div_ceil(PANEL_TARGETS) * panel_len];
     packed.par_chunks_mut(panel_len).enumerate().for_each(|(p, panel)| {
         for (j, row) in data[p * panel_len..]
             .chunks_exact(width)
@@ -78,7 +158,7 @@ fn pack_targets(data: &[i8], width: usize) -> Vec<u8> {
             for (step, four) in row.chunks_exact(4).enumerate() {
                 let at = step * PANEL_TARGETS * 4 + j * 4;
                 for (o, &x) in panel[at..at + 4].iter_mut().zip(four) {
-                    *o = (x as u8) ^ 0x80;
+                    *o = stored(x);
                 }
             }
         }
@@ -86,37 +166,11 @@ fn pack_targets(data: &[i8], width: usize) -> Vec<u8> {
     packed
 }
 
-/// Whether this CPU scores int8 faster than f32: only with AVX-512 VNNI (`vpdpbusd`). Elsewhere
-/// int8 products need several instructions per lane and lose to the f32 matrix product.
-pub fn int8_is_faster() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512bw")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Raw `sum_k q[k] * (t[k] + 128)` for `PANEL_QUERIES` query rows (i8, `[8, width]`) against one
-/// packed target panel, into `out[query * PANEL_TARGETS + target]`.
-type PanelKernel = fn(&[i8], &[u8], usize, &mut [i32; PANEL_QUERIES * PANEL_TARGETS]);
-
-fn panel_kernel() -> PanelKernel {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if int8_is_faster() {
-            return |q, t, width, out| {
-                // SAFETY: the CPU supports the features the kernel is compiled for (checked above).
-                unsafe { vnni::panel_scores(q, t, width, out) }
-            };
-        }
-    }
-    portable_panel_scores
-}
-
-fn portable_panel_scores(q: &[i8], t: &[u8], width: usize, out: &mut [i32; PANEL_QUERIES * PANEL_TARGETS]) {
+/// What the kernels compute, one product at a time: the reference they are tested against. Stored
+/// bytes are read as unsigned where targets are offset, as signed where they are not.
+#[cfg(test)]
+fn portable_panel_scores(q: &[i8], t: &[u8], width: usize, offset: i32, out: &mut PanelScores) {
+    let value = |b: u8| if offset == 0 { b as i8 as i32 } else { b as i32 };
     for (i, row) in q.chunks_exact(width).take(PANEL_QUERIES).enumerate() {
         for j in 0..PANEL_TARGETS {
             out[i * PANEL_TARGETS + j] = row
@@ -126,7 +180,7 @@ fn portable_panel_scores(q: &[i8], t: &[u8], width: usize, out: &mut [i32; PANEL
                     let at = step * PANEL_TARGETS * 4 + j * 4;
                     four.iter()
                         .zip(&t[at..at + 4])
-                        .map(|(&a, &b)| a as i32 * b as i32)
+                        .map(|(&a, &b)| a as i32 * value(b))
                         .sum::<i32>()
                 })
                 .sum();
@@ -138,13 +192,13 @@ fn portable_panel_scores(q: &[i8], t: &[u8], width: usize, out: &mut [i32; PANEL
 mod vnni {
     use std::arch::x86_64::*;
 
-    use super::{PANEL_QUERIES, PANEL_TARGETS};
+    use super::{PanelScores, PANEL_QUERIES, PANEL_TARGETS};
 
     /// 8 x 2 accumulators of 16 targets each; per 4-value step two panel loads and eight query
     /// broadcasts feed 16 `vpdpbusd`.
     #[allow(clippy::needless_range_loop)] // fixed-size register tiles read best indexed
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn panel_scores(q: &[i8], t: &[u8], width: usize, out: &mut [i32; PANEL_QUERIES * PANEL_TARGETS]) {
+    pub unsafe fn panel_scores(q: &[i8], t: &[u8], width: usize, out: &mut PanelScores) {
         assert!(width % 4 == 0 && q.len() >= PANEL_QUERIES * width && t.len() >= PANEL_TARGETS * width);
         let mut acc = [[_mm512_setzero_si512(); 2]; PANEL_QUERIES];
         let (q, t) = (q.as_ptr(), t.as_ptr());
@@ -164,14 +218,63 @@ mod vnni {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{PanelScores, PANEL_QUERIES, PANEL_TARGETS};
+
+    /// Two queries at a time (16 registers hold no more): 2 x 4 accumulators of 8 targets each; per
+    /// 4-value step four panel loads and two pairs of query broadcasts (signs, magnitudes) feed 8
+    /// sign / multiply-add / widen / add sequences.
+    #[allow(clippy::needless_range_loop)] // fixed-size register tiles read best indexed
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn panel_scores(q: &[i8], magnitudes: &[u8], t: &[u8], width: usize, out: &mut PanelScores) {
+        assert!(
+            width % 4 == 0
+                && q.len() >= PANEL_QUERIES * width
+                && magnitudes.len() >= PANEL_QUERIES * width
+                && t.len() >= PANEL_TARGETS * width
+        );
+        let ones = _mm256_set1_epi16(1);
+        let four = |rows: *const u8, at: usize| _mm256_set1_epi32((rows.add(at) as *const i32).read_unaligned());
+        for pair in 0..PANEL_QUERIES / 2 {
+            let mut acc = [[_mm256_setzero_si256(); 4]; 2];
+            let (signs, sizes) = (
+                q.as_ptr().add(pair * 2 * width) as *const u8,
+                magnitudes.as_ptr().add(pair * 2 * width),
+            );
+            for step in 0..width / 4 {
+                let panel = t.as_ptr().add(step * PANEL_TARGETS * 4);
+                let targets = [0, 1, 2, 3].map(|j| _mm256_loadu_si256(panel.add(32 * j) as *const _));
+                for i in 0..2 {
+                    let (sign, size) = (four(signs, i * width + step * 4), four(sizes, i * width + step * 4));
+                    for j in 0..4 {
+                        let pairs = _mm256_maddubs_epi16(size, _mm256_sign_epi8(targets[j], sign));
+                        acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            for i in 0..2 {
+                for j in 0..4 {
+                    let at = (pair * 2 + i) * PANEL_TARGETS + 8 * j;
+                    _mm256_storeu_si256(out.as_mut_ptr().add(at) as *mut _, acc[i][j]);
+                }
+            }
+        }
+    }
+}
+
 /// The `p` best (target index, exact f32 score) per query, like [`crate::retrieve::top_p`],
-/// chosen from an int8 pre-selection `oversample * p` deep.
+/// chosen from an int8 pre-selection `oversample * p` deep scored by `kernel` (which must run on
+/// this CPU: [`Int8Kernel::runs_here`]).
 pub fn top_p_fast(
     queries: &[f32],
     targets: &[f32],
     dim: usize,
     p: usize,
     oversample: usize,
+    kernel: Int8Kernel,
     on_block: &(dyn Fn(usize) + Sync),
 ) -> Vec<Vec<(u32, f32)>> {
     let nt = targets.len() / dim;
@@ -179,11 +282,10 @@ pub fn top_p_fast(
     let deep = p.saturating_mul(oversample.max(1)).min(nt);
     let (packed, target_scale) = {
         let tq = quantise(targets, dim);
-        (pack_targets(&tq.data, tq.width), tq.scale)
+        (pack_targets(&tq.data, tq.width, kernel.offset()), tq.scale)
     };
     let qq = quantise(queries, dim);
     let width = qq.width;
-    let kernel = panel_kernel();
     qq.data
         .par_chunks(QUERY_BLOCK * width)
         .enumerate()
@@ -193,19 +295,25 @@ pub fn top_p_fast(
             let mut best: Vec<TopK> = (0..bq).map(|_| TopK::new(deep)).collect();
             let mut rows = qblock.to_vec();
             rows.resize(bq.div_ceil(PANEL_QUERIES) * PANEL_QUERIES * width, 0);
+            let magnitudes: Vec<u8> = if kernel.needs_magnitudes() {
+                rows.iter().map(|x| x.unsigned_abs()).collect()
+            } else {
+                Vec::new()
+            };
             let mut raw = [0i32; PANEL_QUERIES * PANEL_TARGETS];
             let mut approx = [0f32; PANEL_TARGETS];
             for (panel, tpanel) in packed.chunks_exact(PANEL_TARGETS * width).enumerate() {
                 let t0 = panel * PANEL_TARGETS;
                 let bt = PANEL_TARGETS.min(nt - t0);
                 for (m, qpanel) in rows.chunks_exact(PANEL_QUERIES * width).enumerate() {
-                    kernel(qpanel, tpanel, width, &mut raw);
+                    let sizes = magnitudes.get(m * PANEL_QUERIES * width..).unwrap_or(&[]);
+                    kernel.panel_scores(qpanel, sizes, tpanel, width, &mut raw);
                     for (r, scores) in raw.chunks_exact(PANEL_TARGETS).enumerate() {
                         let i = m * PANEL_QUERIES + r;
                         if i >= bq {
                             break;
                         }
-                        let (sq, offset) = (qq.scale[q0 + i], 128 * qq.sum[q0 + i]);
+                        let (sq, offset) = (qq.scale[q0 + i], kernel.offset() * qq.sum[q0 + i]);
                         for ((a, &s), &st) in approx.iter_mut().zip(scores).zip(&target_scale[t0..t0 + bt]) {
                             *a = sq * st * (s - offset) as f32;
                         }
@@ -231,87 +339,83 @@ pub fn top_p_fast(
 mod tests {
     use super::*;
 
+    const KERNELS: [Int8Kernel; 2] = [Int8Kernel::Vnni, Int8Kernel::Avx2];
+
     /// One micro-kernel's inputs: `PANEL_QUERIES` query rows and the target rows of one panel (29 of
-    /// 32, so the panel's padding runs), random bytes with the extremes included.
+    /// 32, so the panel's padding runs), random values in `quantise`'s range -127..=127 with the
+    /// extremes included.
     fn kernel_inputs(width: usize) -> (Vec<i8>, Vec<i8>) {
         let mut rng = saha_common::rng::Rng::new(9);
-        let mut byte = || (rng.below(256) as i32 - 128) as i8;
+        let mut byte = || (rng.below(255) as i32 - 127) as i8;
         let mut q: Vec<i8> = (0..PANEL_QUERIES * width).map(|_| byte()).collect();
         let mut t: Vec<i8> = (0..29 * width).map(|_| byte()).collect();
-        q[..width].fill(-128);
+        q[..width].fill(-127);
         q[width..2 * width].fill(127);
         t[..width].fill(127);
-        t[width..2 * width].fill(-128);
+        t[width..2 * width].fill(-127);
         (q, t)
     }
 
-    /// The AVX-512 VNNI kernel itself (not the dispatcher, which falls back to the portable loop
-    /// on a CPU without it) against the portable loop. On a CPU that lacks the features the kernel
-    /// cannot run: the test says so on stderr and checks nothing about the kernel; set
-    /// `SAHA_REQUIRE_VNNI=1` to make that a failure instead.
+    /// Each SIMD kernel against the portable loop. A kernel the CPU cannot run is not checked: the
+    /// test says so on stderr; set `SAHA_REQUIRE_INT8_KERNELS=vnni,avx2` (or one of them) to make
+    /// that a failure instead.
     #[test]
-    fn vnni_kernel_matches_portable() {
-        #[cfg(target_arch = "x86_64")]
-        let missing: Vec<&str> = [
-            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
-            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
-            ("avx512vnni", std::arch::is_x86_feature_detected!("avx512vnni")),
-        ]
-        .into_iter()
-        .filter(|(_, has)| !has)
-        .map(|(name, _)| name)
-        .collect();
-        #[cfg(not(target_arch = "x86_64"))]
-        let missing = vec!["x86_64 (the kernel is x86-64 only)"];
-        if !missing.is_empty() {
-            let message = format!(
-                "vnni_kernel_matches_portable: NOT CHECKED: this CPU lacks {}, so the AVX-512 VNNI kernel \
-                 cannot run here and top_p_fast uses the portable loop",
-                missing.join(", ")
-            );
-            assert!(
-                std::env::var_os("SAHA_REQUIRE_VNNI").is_none(),
-                "{message} (SAHA_REQUIRE_VNNI is set)"
-            );
-            eprintln!("{message}");
-            return;
-        }
-        #[cfg(target_arch = "x86_64")]
-        for width in [4, 64, 192, 1536] {
-            let (q, t) = kernel_inputs(width);
-            let panel = pack_targets(&t, width);
-            let mut a = [i32::MIN; PANEL_QUERIES * PANEL_TARGETS];
-            let mut b = [0; PANEL_QUERIES * PANEL_TARGETS];
-            // SAFETY: the features the kernel is compiled for were detected above.
-            unsafe { vnni::panel_scores(&q, &panel, width, &mut a) };
-            portable_panel_scores(&q, &panel, width, &mut b);
-            assert_eq!(a, b, "width {width}: the VNNI kernel differs from the portable loop");
-            eprintln!("vnni_kernel_matches_portable: the AVX-512 VNNI kernel checked at width {width}");
+    fn simd_kernels_match_the_portable_loop() {
+        let required = std::env::var("SAHA_REQUIRE_INT8_KERNELS").unwrap_or_default();
+        for kernel in KERNELS {
+            let name = format!("{kernel:?}").to_lowercase();
+            if !kernel.runs_here() {
+                assert!(
+                    !required.split(',').any(|r| r.trim() == name),
+                    "the {name} int8 kernel cannot run on this CPU, and SAHA_REQUIRE_INT8_KERNELS names it"
+                );
+                eprintln!(
+                    "simd_kernels_match_the_portable_loop: NOT CHECKED: the {name} kernel cannot run on this CPU"
+                );
+                continue;
+            }
+            for width in [4, 64, 192, 1536] {
+                let (q, t) = kernel_inputs(width);
+                let magnitudes: Vec<u8> = q.iter().map(|x| x.unsigned_abs()).collect();
+                let panel = pack_targets(&t, width, kernel.offset());
+                let mut a = [i32::MIN; PANEL_QUERIES * PANEL_TARGETS];
+                let mut b = [0; PANEL_QUERIES * PANEL_TARGETS];
+                kernel.panel_scores(&q, &magnitudes, &panel, width, &mut a);
+                portable_panel_scores(&q, &panel, width, kernel.offset(), &mut b);
+                assert_eq!(a, b, "width {width}: the {name} kernel differs from the portable loop");
+            }
+            eprintln!("simd_kernels_match_the_portable_loop: the {name} kernel checked");
         }
     }
 
-    /// Packing and the portable loop against a plain i64 dot product per pair, so that the
-    /// reference the kernel is compared with is itself checked (and runs on every CPU).
+    /// Packing and the portable loop against a plain i64 dot product per pair, for both packings, so
+    /// that the reference the kernels are compared with is itself checked (and runs on every CPU).
     #[test]
     fn portable_panel_scores_are_the_offset_dot_products() {
         let width = 128;
         let (q, t) = kernel_inputs(width);
-        let panel = pack_targets(&t, width);
-        assert_eq!(panel.len(), PANEL_TARGETS * width);
-        let mut got = [i32::MIN; PANEL_QUERIES * PANEL_TARGETS];
-        portable_panel_scores(&q, &panel, width, &mut got);
-        for i in 0..PANEL_QUERIES {
-            let qi = &q[i * width..(i + 1) * width];
-            for j in 0..PANEL_TARGETS {
-                // Padded targets are zero vectors: 128 after the offset.
-                let want: i64 = (0..width)
-                    .map(|k| qi[k] as i64 * (t.get(j * width + k).map_or(0, |&x| x as i64) + 128))
-                    .sum();
-                assert_eq!(got[i * PANEL_TARGETS + j] as i64, want, "query {i}, target {j}");
+        for offset in [128, 0] {
+            let panel = pack_targets(&t, width, offset);
+            assert_eq!(panel.len(), PANEL_TARGETS * width);
+            let mut got = [i32::MIN; PANEL_QUERIES * PANEL_TARGETS];
+            portable_panel_scores(&q, &panel, width, offset, &mut got);
+            for i in 0..PANEL_QUERIES {
+                let qi = &q[i * width..(i + 1) * width];
+                for j in 0..PANEL_TARGETS {
+                    // Padded targets are zero vectors: `offset` once stored.
+                    let want: i64 = (0..width)
+                        .map(|k| qi[k] as i64 * (t.get(j * width + k).map_or(0, |&x| x as i64) + offset as i64))
+                        .sum();
+                    assert_eq!(
+                        got[i * PANEL_TARGETS + j] as i64,
+                        want,
+                        "offset {offset}: query {i}, target {j}"
+                    );
+                }
             }
+            assert_eq!(got[0], -127 * (127 + offset) * width as i32);
+            assert_eq!(got[PANEL_TARGETS + 1], 127 * (offset - 127) * width as i32);
         }
-        assert_eq!(got[0], -128 * 255 * width as i32);
-        assert_eq!(got[PANEL_TARGETS + 1], 0);
     }
 
     #[test]
@@ -334,10 +438,12 @@ mod tests {
         let q = make(300);
         let t = make(2000);
         let exact = crate::retrieve::top_p(&q, &t, dim, 12, &|_| {});
-        let fast = top_p_fast(&q, &t, dim, 12, 4, &|_| {});
-        for (i, (e, f)) in exact.iter().zip(&fast).enumerate() {
-            let ids = |v: &Vec<(u32, f32)>| v.iter().map(|x| x.0).collect::<Vec<_>>();
-            assert_eq!(ids(e), ids(f), "query {i}");
+        let ids = |v: &Vec<(u32, f32)>| v.iter().map(|x| x.0).collect::<Vec<_>>();
+        for kernel in KERNELS.into_iter().filter(|k| k.runs_here()) {
+            let fast = top_p_fast(&q, &t, dim, 12, 4, kernel, &|_| {});
+            for (i, (e, f)) in exact.iter().zip(&fast).enumerate() {
+                assert_eq!(ids(e), ids(f), "{kernel:?}: query {i}");
+            }
         }
     }
 }

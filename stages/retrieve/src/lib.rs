@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Parser;
 use saha_common::progress;
 use saha_mining::depth::MiningDepth;
-use saha_mining::quantized::{int8_is_faster, top_p_fast};
+use saha_mining::quantized::{top_p_fast, Int8Kernel};
 use saha_mining::retrieve::top_p;
 use saha_mining::EmbeddedPairs;
 use saha_schemas::provenance::RETRIEVAL_DEPTH;
@@ -42,12 +42,18 @@ pub struct Args {
     /// Retrieval depth P [default: 2 * top_k * pool_mult, the reference's 2 * 15 * 3 = 90].
     #[arg(long, value_parser = saha_common::numbers::count)]
     pub pool: Option<usize>,
-    /// exact: f32 scores for every pair. fast: int8 scores (AVX-512 VNNI) pick an
+    /// exact: f32 scores for every pair. fast: int8 scores (AVX-512 VNNI or AVX2) pick an
     /// `--oversample` times deeper pool, re-scored exactly in f32; equal to exact whenever the
-    /// true top P lie in that pool (checked by the tests and `make bench-mining`). On a CPU
-    /// without AVX-512 VNNI fast mode runs exact retrieval (recorded as mode_used).
+    /// true top P lie in that pool (checked by the tests and `make bench-mining`). On a CPU where
+    /// int8 is not faster than f32 (no x86-64 AVX2, or AVX-512 without VNNI) fast mode runs exact
+    /// retrieval (recorded as mode_used).
     #[arg(long, value_enum, default_value_t = Mode::Exact)]
     pub mode: Mode,
+    /// fast mode: the int8 kernel, for benchmarks and tests [default: VNNI where the CPU has it,
+    /// else AVX2 on CPUs without AVX-512, else none (exact retrieval)]. Both give the same
+    /// integers, so the same candidates; naming one the CPU cannot run is an error.
+    #[arg(long, value_enum)]
+    pub int8_kernel: Option<Int8Kernel>,
     /// fast mode: depth of the int8 pre-selection, in multiples of --pool (2 gave clusters
     /// identical to exact mode on the 100k x 1536 benchmark; raise it if in doubt).
     #[arg(long, default_value_t = 2, value_parser = saha_common::numbers::count)]
@@ -97,18 +103,32 @@ pub fn run(args: &Args) -> Result<Summary> {
         }
     }
     prov.stat("renormalised_vectors", vectors.renormalised);
-    let mode = match args.mode {
-        Mode::Fast if !int8_is_faster() => {
+    let kernel = match args.int8_kernel {
+        Some(k) if !k.runs_here() => {
+            bail!("--int8-kernel {k:?}: this CPU cannot run it (it lacks the instructions the kernel needs)")
+        }
+        Some(k) => Some(k),
+        None => Int8Kernel::fastest_here(),
+    };
+    let fast_kernel = match (args.mode, kernel) {
+        (Mode::Exact, _) => None,
+        (Mode::Fast, None) => {
             warnings.push(
-                "--mode fast: this CPU has no AVX-512 VNNI, where int8 scoring is slower than exact f32 \
-retrieval; running exact retrieval (the same candidates)"
+                "--mode fast: on this CPU int8 scoring is not faster than exact f32 retrieval (it has no \
+AVX-512 VNNI, and AVX-512 or no AVX2); running exact retrieval (the same candidates)"
                     .to_string(),
             );
-            Mode::Exact
+            None
         }
-        m => m,
+        (Mode::Fast, Some(k)) => Some(k),
     };
-    prov.stat("mode_used", mode);
+    prov.stat(
+        "mode_used",
+        if fast_kernel.is_some() { Mode::Fast } else { Mode::Exact },
+    );
+    if let Some(k) = fast_kernel {
+        prov.stat("int8_kernel", k);
+    }
     let mut sink = sink_for::<Candidate>(&args.out, &prov)?;
     let total: usize = subsets.iter().map(|s| s.queries.len()).sum();
     let bar = progress::bar(total as u64, "retrieve");
@@ -117,9 +137,9 @@ retrieval; running exact retrieval (the same candidates)"
         let q = vectors.matrix(&s.queries);
         let t = vectors.matrix(&s.targets);
         let on_block = |n: usize| bar.inc(n as u64);
-        let best = match mode {
-            Mode::Exact => top_p(&q, &t, vectors.dim, pool, &on_block),
-            Mode::Fast => top_p_fast(&q, &t, vectors.dim, pool, args.oversample, &on_block),
+        let best = match fast_kernel {
+            None => top_p(&q, &t, vectors.dim, pool, &on_block),
+            Some(k) => top_p_fast(&q, &t, vectors.dim, pool, args.oversample, k, &on_block),
         };
         let mut out = Vec::with_capacity(best.iter().map(Vec::len).sum());
         for (&query_id, list) in s.queries.iter().zip(&best) {
