@@ -70,7 +70,8 @@ help:
 	@echo "  sql         run Q=\"SQL\" over every Parquet file of the run (tables named by file stem)"
 	@echo "  build       build the stage binaries into $(BIN)"
 	@echo "  bench-mining  mining stages vs GEMM peak and numpy (N=100000 DIM=1536 by default), then"
-	@echo "                few-label subsets (LABELS=\"24 2\": N pairs sharing 24, then 2 targets); FAST=0 / NUMPY=0 skip parts"
+	@echo "                few-label subsets (LABELS=\"24 2\": N pairs sharing 24, then 2 targets); FAST=0 / NUMPY=0 skip parts;"
+	@echo "                INT8_KERNEL=vnni|avx2 names fast mode's int8 kernel (default: the fastest this CPU has)"
 	@echo "  bench-embed   candle Qwen2-VL embedding items/s and peak memory vs transformers on this CPU"
 	@echo "                (ROUNDS=3 runs of each side, alternating; the ratio is the rounds' median)"
 	@echo "  bench-train   candle DoRA training steps/s and peak memory vs PyTorch + PEFT (tiny and small config;"
@@ -119,7 +120,7 @@ build:
 # few-label cases (N pairs sharing that many targets); LABELS= skips them.
 bench-mining: build
 	BIN=$(BIN) N=$(or $(N),100000) DIM=$(or $(DIM),1536) OUT=$(RUNS_DIR)/bench-mining \
-	  FAST=$(or $(FAST),1) NUMPY=$(or $(NUMPY),1) LABELS="$(if $(filter undefined,$(origin LABELS)),24 2,$(LABELS))" bash scripts/bench-mining.sh
+	  FAST=$(or $(FAST),1) NUMPY=$(or $(NUMPY),1) INT8_KERNEL=$(INT8_KERNEL) LABELS="$(if $(filter undefined,$(origin LABELS)),24 2,$(LABELS))" bash scripts/bench-mining.sh
 
 # A small but non-trivial random Qwen2-VL (hidden 512, 8 layers, vision depth 4): text-only and image+text
 # batches in candle and in transformers (sdpa, and eager unless EAGER=0), same inputs, THREADS threads each.

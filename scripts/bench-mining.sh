@@ -4,7 +4,8 @@
 # few-label subsets (N pairs sharing each of LABELS targets), whose clusters are checked against
 # the numpy reference sampler on N_CHECK pairs of the same shape.
 # Usage: BIN=target/release N=100000 DIM=1536 OUT=runs/bench-mining scripts/bench-mining.sh
-# FAST=0 skips fast mode, NUMPY=0 the numpy timings, LABELS="" the few-label cases.
+# FAST=0 skips fast mode, NUMPY=0 the numpy timings, LABELS="" the few-label cases; INT8_KERNEL=vnni|avx2
+# names fast mode's int8 kernel (default: the fastest this CPU has).
 set -euo pipefail
 BIN=${BIN:-target/release}
 N=${N:-100000}
@@ -24,6 +25,7 @@ timed() { # name command...: appends "name seconds peak_rss_mib" to $OUT/times
   local name=$1; shift
   /usr/bin/time -f "%e %M" -o "$OUT/.time" "$@" > "$OUT/.out" 2>&1 || { cat "$OUT/.out" >&2; exit 1; }
   read -r secs kib < "$OUT/.time"
+  cp "$OUT/.out" "$OUT/.out-$name"
   echo "$name $secs $((kib / 1024))" >> "$OUT/times"
 }
 
@@ -43,8 +45,11 @@ mine() { # prefix data-folder out-folder [retrieve flags...]: the three stages, 
 }
 mine saha- "$OUT" "$OUT"
 differing=-
+fast_scoring=
+INT8_KERNEL_FLAG=${INT8_KERNEL:+--int8-kernel $INT8_KERNEL}
 if [ "$FAST" = 1 ]; then
-  mine fast- "$OUT" "$OUT/fast" --mode fast
+  mine fast- "$OUT" "$OUT/fast" --mode fast $INT8_KERNEL_FLAG
+  fast_scoring=$(grep -o 'int8 pre-selection by the [a-z0-9]* kernel' "$OUT/.out-fast-retrieve" || echo "exact f32 scores: no int8 kernel on this CPU")
   differing=$("$BIN/saha-sql" --run "$OUT" -e "select count(*) as n from clusters a full outer join fast_clusters b on a.cluster_id = b.cluster_id and a.position = b.position and a.pair_id = b.pair_id and a.phase = b.phase where a.pair_id is null or b.pair_id is null" | sed -n 3p | tr -dc '0-9')
 fi
 per_anchor=-
@@ -80,7 +85,7 @@ for k in $LABELS; do
 done
 
 matrices_mib=$((2 * N * DIM * 4 / 1024 / 1024))
-awk -v cpu="$(bash scripts/cpu-line.sh "$load_start")" -v n="$N" -v dim="$DIM" -v peak="$peak_ours" -v np_peak="$peak_numpy" -v pa="$per_anchor" -v mat="$matrices_mib" -v diff="$differing" -v labels="$OUT/labels" -v n_check="$N_CHECK" '
+awk -v cpu="$(bash scripts/cpu-line.sh "$load_start")" -v n="$N" -v dim="$DIM" -v peak="$peak_ours" -v np_peak="$peak_numpy" -v pa="$per_anchor" -v mat="$matrices_mib" -v diff="$differing" -v fast_scoring="$fast_scoring" -v labels="$OUT/labels" -v n_check="$N_CHECK" '
   function max3(a, b, c) { return a > b ? (a > c ? a : c) : (b > c ? b : c) }
   { secs[$1] = $2; rss[$1] = $3 }
   END {
@@ -98,7 +103,7 @@ awk -v cpu="$(bash scripts/cpu-line.sh "$load_start")" -v n="$N" -v dim="$DIM" -
     if ("fast-retrieve" in secs) {
       fast = secs["fast-retrieve"] + secs["fast-remap"] + secs["fast-filter"]
       fast_rss = max3(rss["fast-retrieve"], rss["fast-remap"], rss["fast-filter"])
-      printf "| saha-retrieve --mode fast | %.1f | %d | int8 pre-selection (2x the pool), exact f32 re-score |\n", secs["fast-retrieve"], rss["fast-retrieve"]
+      printf "| saha-retrieve --mode fast | %.1f | %d | %s (2x the pool), exact f32 re-score |\n", secs["fast-retrieve"], rss["fast-retrieve"], fast_scoring
       same = (diff == 0) ? "clusters identical to exact mode (0 differing rows)" : ("clusters differ from exact mode in " diff " rows")
       printf "| **fast, end to end** | **%.1f** | %d | %s |\n", fast, fast_rss, same
     }

@@ -108,6 +108,14 @@ impl Int8Kernel {
         None
     }
 
+    /// The name `--int8-kernel` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Int8Kernel::Vnni => "vnni",
+            Int8Kernel::Avx2 => "avx2",
+        }
+    }
+
     /// What each target value is stored as, less the value itself.
     fn offset(self) -> i32 {
         match self {
@@ -363,7 +371,7 @@ mod tests {
     fn simd_kernels_match_the_portable_loop() {
         let required = std::env::var("SAHA_REQUIRE_INT8_KERNELS").unwrap_or_default();
         for kernel in KERNELS {
-            let name = format!("{kernel:?}").to_lowercase();
+            let name = kernel.name();
             if !kernel.runs_here() {
                 assert!(
                     !required.split(',').any(|r| r.trim() == name),

@@ -74,6 +74,8 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Pairs left out because saha-embed skipped their query or positive.
     pub left_out: saha_mining::skips::LeftOut,
+    /// The int8 kernel that pre-selected the pool; `None` where exact retrieval ran.
+    pub int8_kernel: Option<Int8Kernel>,
 }
 
 pub fn run(args: &Args) -> Result<Summary> {
@@ -105,7 +107,10 @@ pub fn run(args: &Args) -> Result<Summary> {
     prov.stat("renormalised_vectors", vectors.renormalised);
     let kernel = match args.int8_kernel {
         Some(k) if !k.runs_here() => {
-            bail!("--int8-kernel {k:?}: this CPU cannot run it (it lacks the instructions the kernel needs)")
+            bail!(
+                "--int8-kernel {}: this CPU cannot run it (it lacks the instructions the kernel needs)",
+                k.name()
+            )
         }
         Some(k) => Some(k),
         None => Int8Kernel::fastest_here(),
@@ -161,5 +166,6 @@ AVX-512 VNNI, and AVX-512 or no AVX2); running exact retrieval (the same candida
         renormalised: vectors.renormalised,
         warnings,
         left_out,
+        int8_kernel: fast_kernel,
     })
 }

@@ -11,8 +11,12 @@ fn main() {
     if let Some(note) = s.left_out.note() {
         eprintln!("{STAGE}: {note}");
     }
+    let scoring = match s.int8_kernel {
+        Some(k) => format!("int8 pre-selection by the {} kernel, exact f32 re-score", k.name()),
+        None => "exact f32 scores".to_string(),
+    };
     eprintln!(
-        "{STAGE}: {} candidates for {} queries -> {}",
+        "{STAGE}: {} candidates for {} queries ({scoring}) -> {}",
         s.rows,
         s.queries,
         args.out.display()
