@@ -42,15 +42,15 @@ pub struct Args {
     /// Retrieval depth P [default: 2 * top_k * pool_mult, the reference's 2 * 15 * 3 = 90].
     #[arg(long, value_parser = saha_common::numbers::count)]
     pub pool: Option<usize>,
-    /// exact: f32 scores for every pair. fast: int8 scores (AVX-512 VNNI or AVX2) pick an
-    /// `--oversample` times deeper pool, re-scored exactly in f32; equal to exact whenever the
-    /// true top P lie in that pool (checked by the tests and `make bench-mining`). On a CPU where
-    /// int8 is not faster than f32 (no x86-64 AVX2, or AVX-512 without VNNI) fast mode runs exact
-    /// retrieval (recorded as mode_used).
+    /// exact: f32 scores for every pair. fast: int8 scores pick an `--oversample` times deeper
+    /// pool, re-scored exactly in f32; equal to exact whenever the true top P lie in that pool
+    /// (checked by the tests and `make bench-mining`). Without AVX-512 VNNI, unless
+    /// `--int8-kernel avx2` is given, fast mode runs exact retrieval (recorded as mode_used).
     #[arg(long, value_enum, default_value_t = Mode::Exact)]
     pub mode: Mode,
-    /// fast mode: the int8 kernel, for benchmarks and tests [default: VNNI where the CPU has it,
-    /// else AVX2 on CPUs without AVX-512, else none (exact retrieval)]. Both give the same
+    /// fast mode: the int8 kernel [default: vnni where the CPU has AVX-512 VNNI, else none: exact
+    /// retrieval]. avx2 runs on any x86-64 CPU with AVX2; it measured 1.2x-1.4x the f32 product on
+    /// an Intel core but is unmeasured on AMD CPUs without AVX-512. Both kernels give the same
     /// integers, so the same candidates; naming one the CPU cannot run is an error.
     #[arg(long, value_enum)]
     pub int8_kernel: Option<Int8Kernel>,
@@ -119,8 +119,8 @@ pub fn run(args: &Args) -> Result<Summary> {
         (Mode::Exact, _) => None,
         (Mode::Fast, None) => {
             warnings.push(
-                "--mode fast: on this CPU int8 scoring is not faster than exact f32 retrieval (it has no \
-AVX-512 VNNI, and AVX-512 or no AVX2); running exact retrieval (the same candidates)"
+                "--mode fast: this CPU has no AVX-512 VNNI; running exact retrieval (the same candidates). \
+--int8-kernel avx2 asks for the AVX2 int8 kernel, which may or may not beat the f32 product here"
                     .to_string(),
             );
             None
