@@ -116,7 +116,12 @@ pub fn run(args: &Args) -> Result<Summary> {
         None => Int8Kernel::fastest_here(),
     };
     let fast_kernel = match (args.mode, kernel) {
-        (Mode::Exact, _) => None,
+        (Mode::Exact, _) => {
+            if args.int8_kernel.is_some() {
+                warnings.push("--int8-kernel has no effect without --mode fast".to_string());
+            }
+            None
+        }
         (Mode::Fast, None) => {
             warnings.push(
                 "--mode fast: this CPU has no AVX-512 VNNI; running exact retrieval (the same candidates). \
