@@ -49,8 +49,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Mode::Exact)]
     pub mode: Mode,
     /// fast mode: the int8 kernel [default: vnni where the CPU has AVX-512 VNNI, else none: exact
-    /// retrieval]. avx2 runs on any x86-64 CPU with AVX2; it measured 1.2x-1.4x the f32 product on
-    /// an Intel core but is unmeasured on AMD CPUs without AVX-512. Both kernels give the same
+    /// retrieval]. avx2 runs on any x86-64 CPU with AVX2; on an Intel Xeon's AVX2 code paths it
+    /// measured 1.2x-1.4x the f32 product, but no AVX2-only CPU (AMD Zen 2/3) has measured it. Both kernels give the same
     /// integers, so the same candidates; naming one the CPU cannot run is an error.
     #[arg(long, value_enum)]
     pub int8_kernel: Option<Int8Kernel>,
