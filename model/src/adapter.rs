@@ -6,9 +6,9 @@
 //! and `m` is a trained magnitude per output row, initialised to `n`. With no dropout this is
 //! `(m / n) (W + s B A) x + b`, which is also how an adapter is merged for inference.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Tensor, Var, D};
+use candle_core::{DType, Tensor, TensorId, Var, D};
 
 use saha_common::rng::Rng;
 
@@ -46,6 +46,25 @@ pub struct Adapter {
     pub dropout: f32,
     /// Position among the model's adapters, which seeds this layer's dropout masks.
     pub index: usize,
+    /// DoRA's last weight norm, shared by the adapter's clones.
+    pub norm_memo: NormMemo,
+}
+
+/// The last `‖W + s·B·A‖` an adapter computed on the CPU, with the weight and the exact A and B values
+/// it came from. The norm is detached, so within a training step (GradCache runs every chunk twice)
+/// and across inference calls it is the same until the optimiser changes A or B, and recomputing it
+/// means a full `[out, in]` product, sum and square per call. Comparing A and B reads `r x (in + out)`
+/// values, a small fraction of that. The weight is compared by tensor id: it is frozen while an adapter
+/// trains (`--full` trains no adapter).
+#[derive(Debug, Clone, Default)]
+pub struct NormMemo(Arc<Mutex<Option<MemoisedNorm>>>);
+
+#[derive(Debug)]
+struct MemoisedNorm {
+    weight: TensorId,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    norm: Tensor,
 }
 
 /// Where one forward pass takes its dropout masks from: none (inference, or dropout 0), or a seed and
@@ -99,7 +118,7 @@ impl Adapter {
         };
         let ratio = magnitude
             .as_tensor()
-            .broadcast_div(&self.weight_norm(weight)?.detach())?;
+            .broadcast_div(&self.detached_weight_norm(weight)?)?;
         // W·drop(x): without dropout that is the base output less its bias, which PEFT reuses rather
         // than recomputing (and so do we).
         let weight_part = if dropout_active {
@@ -137,6 +156,32 @@ impl Adapter {
         let delta = (self.b.as_tensor().matmul(self.a.as_tensor())? * self.scale)?;
         let full = (weight.to_dtype(DType::F32)? + delta)?;
         Ok(full.sqr()?.sum(D::Minus1)?.sqrt()?)
+    }
+
+    /// [`Self::weight_norm`], detached, and on the CPU memoised: the same bits as computing it afresh.
+    fn detached_weight_norm(&self, weight: &Tensor) -> Result<Tensor> {
+        if !weight.device().is_cpu() {
+            return Ok(self.weight_norm(weight)?.detach());
+        }
+        let values = |v: &Var| v.as_tensor().flatten_all()?.to_vec1::<f32>();
+        let (a, b) = (values(&self.a)?, values(&self.b)?);
+        let same =
+            |x: &[f32], y: &[f32]| x.len() == y.len() && x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits());
+        let mut memo = self.norm_memo.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(m) = memo
+            .as_ref()
+            .filter(|m| m.weight == weight.id() && same(&m.a, &a) && same(&m.b, &b))
+        {
+            return Ok(m.norm.clone());
+        }
+        let norm = self.weight_norm(weight)?.detach();
+        *memo = Some(MemoisedNorm {
+            weight: weight.id(),
+            a,
+            b,
+            norm: norm.clone(),
+        });
+        Ok(norm)
     }
 
     /// The merged weight `W'` such that `W' x + b` equals the adapted layer without dropout.
@@ -233,9 +278,54 @@ pub fn init_adapter(
         scale: alpha / rank as f64,
         dropout,
         index,
+        norm_memo: NormMemo::default(),
     };
     if kind == AdapterKind::Dora {
         adapter.magnitude = Some(Var::from_tensor(&adapter.weight_norm(weight)?)?);
     }
     Ok(adapter)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
+    }
+
+    /// The memoised norm has the bits of a fresh one, and follows every change of A or B (as an
+    /// optimiser step makes them, in place) and of the weight, rather than returning a stale norm.
+    #[test]
+    fn memoised_weight_norm_is_the_fresh_one_after_every_change() {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(3);
+        let mut normal = || rng.normal();
+        let (out, inp, rank) = (24, 40, 4);
+        let w: Vec<f32> = (0..out * inp).map(|_| normal()).collect();
+        let weight = Tensor::from_vec(w, (out, inp), &dev).unwrap();
+        let adapter = init_adapter(AdapterKind::Dora, &weight, rank, 16.0, 0.0, 0, &mut normal).unwrap();
+        let check = |weight: &Tensor, what: &str| {
+            let fresh = bits(&adapter.weight_norm(weight).unwrap());
+            assert_eq!(bits(&adapter.detached_weight_norm(weight).unwrap()), fresh, "{what}");
+            assert_eq!(
+                bits(&adapter.detached_weight_norm(weight).unwrap()),
+                fresh,
+                "{what}, memoised"
+            );
+        };
+        check(&weight, "initial");
+        let b: Vec<f32> = (0..out * rank).map(|_| normal() * 0.1).collect();
+        adapter.b.set(&Tensor::from_vec(b, (out, rank), &dev).unwrap()).unwrap();
+        check(&weight, "B changed");
+        let mut a = adapter.a.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        a[inp + 7] += 0.25; // one value of A
+        adapter.a.set(&Tensor::from_vec(a, (rank, inp), &dev).unwrap()).unwrap();
+        check(&weight, "one value of A changed");
+        let other = (&weight * 1.5).unwrap();
+        check(&other, "another weight");
+        check(&weight, "the first weight again");
+    }
 }

@@ -213,6 +213,7 @@ pub fn load(dir: &Path, model: &mut Qwen2Vl) -> Result<AdapterConfig> {
             scale: cfg.alpha / cfg.rank as f64,
             dropout: cfg.dropout,
             index,
+            norm_memo: Default::default(),
         }));
         index += 1;
         Ok(())
