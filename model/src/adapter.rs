@@ -47,7 +47,7 @@ pub struct Adapter {
     /// Position among the model's adapters, which seeds this layer's dropout masks.
     pub index: usize,
     /// DoRA's last weight norm, shared by the adapter's clones.
-    pub norm_memo: NormMemo,
+    pub(crate) norm_memo: NormMemo,
 }
 
 /// The last `‖W + s·B·A‖` an adapter computed on the CPU, with the weight and the exact A and B values
@@ -57,7 +57,7 @@ pub struct Adapter {
 /// values, a small fraction of that. The weight is compared by tensor id: it is frozen while an adapter
 /// trains (`--full` trains no adapter).
 #[derive(Debug, Clone, Default)]
-pub struct NormMemo(Arc<Mutex<Option<MemoisedNorm>>>);
+pub(crate) struct NormMemo(Arc<Mutex<Option<MemoisedNorm>>>);
 
 #[derive(Debug)]
 struct MemoisedNorm {
