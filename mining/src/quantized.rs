@@ -125,19 +125,22 @@ impl Int8Kernel {
     }
 
     /// Raw scores of 8 query rows (`q`, and their magnitudes where the kernel reads them) against one
-    /// packed panel. Panics if the CPU lacks the kernel's features.
-    fn panel_scores(self, q: &[i8], magnitudes: &[u8], t: &[u8], width: usize, out: &mut PanelScores) {
-        assert!(self.runs_here(), "the {self:?} int8 kernel does not run on this CPU");
+    /// packed panel.
+    ///
+    /// # Safety
+    /// The CPU runs the kernel ([`Self::runs_here`]); it is checked once per search, not per panel.
+    unsafe fn panel_scores(self, q: &[i8], magnitudes: &[u8], t: &[u8], width: usize, out: &mut PanelScores) {
+        // SAFETY: the caller guarantees that the CPU has the kernel's features.
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU supports the features each kernel is compiled for (asserted above).
-        unsafe {
-            match self {
-                Int8Kernel::Vnni => vnni::panel_scores(q, t, width, out),
-                Int8Kernel::Avx2 => avx2::panel_scores(q, magnitudes, t, width, out),
-            }
+        match self {
+            Int8Kernel::Vnni => vnni::panel_scores(q, t, width, out),
+            Int8Kernel::Avx2 => avx2::panel_scores(q, magnitudes, t, width, out),
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (q, magnitudes, t, width, out);
+        {
+            let _ = (q, magnitudes, t, width, out);
+            unreachable!("{self:?}: no int8 kernel runs on this CPU")
+        }
     }
 }
 
@@ -280,6 +283,11 @@ pub fn top_p_fast(
     kernel: Int8Kernel,
     on_block: &(dyn Fn(usize) + Sync),
 ) -> Vec<Vec<(u32, f32)>> {
+    assert!(
+        kernel.runs_here(),
+        "the {} int8 kernel does not run on this CPU",
+        kernel.name()
+    );
     let nt = targets.len() / dim;
     let p = p.min(nt);
     let deep = p.saturating_mul(oversample.max(1)).min(nt);
@@ -310,7 +318,8 @@ pub fn top_p_fast(
                 let bt = PANEL_TARGETS.min(nt - t0);
                 for (m, qpanel) in rows.chunks_exact(PANEL_QUERIES * width).enumerate() {
                     let sizes = magnitudes.get(m * PANEL_QUERIES * width..).unwrap_or(&[]);
-                    kernel.panel_scores(qpanel, sizes, tpanel, width, &mut raw);
+                    // SAFETY: the CPU runs the kernel (asserted above).
+                    unsafe { kernel.panel_scores(qpanel, sizes, tpanel, width, &mut raw) };
                     for (r, scores) in raw.chunks_exact(PANEL_TARGETS).enumerate() {
                         let i = m * PANEL_QUERIES + r;
                         if i >= bq {
@@ -383,7 +392,8 @@ mod tests {
                 let panel = pack_targets(&t, width, kernel.offset());
                 let mut a = [i32::MIN; PANEL_QUERIES * PANEL_TARGETS];
                 let mut b = [0; PANEL_QUERIES * PANEL_TARGETS];
-                kernel.panel_scores(&q, &magnitudes, &panel, width, &mut a);
+                // SAFETY: the kernel runs here (checked above).
+                unsafe { kernel.panel_scores(&q, &magnitudes, &panel, width, &mut a) };
                 portable_panel_scores(&q, &panel, width, kernel.offset(), &mut b);
                 assert_eq!(a, b, "width {width}: the {name} kernel differs from the portable loop");
             }
