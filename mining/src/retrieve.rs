@@ -137,15 +137,22 @@ impl TopK {
             return;
         }
         for (c, run) in scores.chunks(SCAN_RUN).enumerate() {
-            // Branch-free, so it vectorises: most runs hold no score above the threshold, and only
-            // a run that does is walked one score at a time.
-            if let Some(t) = self.threshold {
-                if !run.iter().fold(false, |any, &s| any | !(s <= t)) {
-                    continue;
-                }
-            }
+            // Branch-free, so it vectorises: one bit per score above the threshold. Most runs have
+            // none; in one that has, only those scores are looked at. The threshold only rises, so a
+            // score below the old one stays out; one above it is checked again, since a cut on the way
+            // may have raised it.
+            let mut above = match self.threshold {
+                Some(t) => run
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |bits, (j, &s)| bits | (u32::from(!(s <= t)) << j)),
+                None => (1u32 << run.len()) - 1,
+            };
             let base = base + (c * SCAN_RUN) as u32;
-            for (j, &s) in run.iter().enumerate() {
+            while above != 0 {
+                let j = above.trailing_zeros() as usize;
+                above &= above - 1;
+                let s = run[j];
                 if self.threshold.is_some_and(|t| s <= t) {
                     continue;
                 }
