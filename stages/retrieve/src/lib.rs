@@ -78,6 +78,35 @@ pub struct Summary {
     pub int8_kernel: Option<Int8Kernel>,
 }
 
+/// The int8 kernel fast mode pre-selects with, or `None` where exact retrieval runs (exact mode, or no
+/// kernel chosen on this CPU); a named kernel the CPU cannot run is refused before any input is read.
+fn int8_kernel(args: &Args, warnings: &mut Vec<String>) -> Result<Option<Int8Kernel>> {
+    match (args.mode, args.int8_kernel) {
+        (Mode::Exact, named) => {
+            if named.is_some() {
+                warnings.push("--int8-kernel has no effect without --mode fast".to_string());
+            }
+            Ok(None)
+        }
+        (Mode::Fast, Some(k)) if !k.runs_here() => bail!(
+            "--int8-kernel {}: this CPU cannot run it (it lacks the instructions the kernel needs)",
+            k.name()
+        ),
+        (Mode::Fast, Some(k)) => Ok(Some(k)),
+        (Mode::Fast, None) => {
+            let k = Int8Kernel::fastest_here();
+            if k.is_none() {
+                warnings.push(
+                    "--mode fast: this CPU has no AVX-512 VNNI; running exact retrieval (the same candidates). \
+--int8-kernel avx2 asks for the AVX2 int8 kernel, which may or may not beat the f32 product here"
+                        .to_string(),
+                );
+            }
+            Ok(k)
+        }
+    }
+}
+
 pub fn run(args: &Args) -> Result<Summary> {
     let pool = match args.pool {
         Some(pool) => pool,
@@ -87,12 +116,13 @@ pub fn run(args: &Args) -> Result<Summary> {
     if pool > 1 << 16 {
         bail!("retrieval depth {pool} (--pool, or 2 * --top-k * --pool-mult) is above the 65536 ranks candidates.parquet holds");
     }
+    let mut warnings = Vec::new();
+    let fast_kernel = int8_kernel(args, &mut warnings)?;
     let mut prov = Provenance::new(STAGE, env!("CARGO_PKG_VERSION"));
     prov.allow_mixed_runs = args.mixed.allow_mixed_runs;
     prov.param("args", args);
     prov.set(&RETRIEVAL_DEPTH, pool);
     let (subsets, vectors, left_out) = args.input.load(&mut prov)?;
-    let mut warnings = Vec::new();
     for s in &subsets {
         vectors.require(s.queries.iter().copied(), &format!("subset {} query", s.name))?;
         vectors.require(s.targets.iter().copied(), &format!("subset {} target", s.name))?;
@@ -105,33 +135,6 @@ pub fn run(args: &Args) -> Result<Summary> {
         }
     }
     prov.stat("renormalised_vectors", vectors.renormalised);
-    let kernel = match args.int8_kernel {
-        Some(k) if !k.runs_here() => {
-            bail!(
-                "--int8-kernel {}: this CPU cannot run it (it lacks the instructions the kernel needs)",
-                k.name()
-            )
-        }
-        Some(k) => Some(k),
-        None => Int8Kernel::fastest_here(),
-    };
-    let fast_kernel = match (args.mode, kernel) {
-        (Mode::Exact, _) => {
-            if args.int8_kernel.is_some() {
-                warnings.push("--int8-kernel has no effect without --mode fast".to_string());
-            }
-            None
-        }
-        (Mode::Fast, None) => {
-            warnings.push(
-                "--mode fast: this CPU has no AVX-512 VNNI; running exact retrieval (the same candidates). \
---int8-kernel avx2 asks for the AVX2 int8 kernel, which may or may not beat the f32 product here"
-                    .to_string(),
-            );
-            None
-        }
-        (Mode::Fast, Some(k)) => Some(k),
-    };
     prov.stat(
         "mode_used",
         if fast_kernel.is_some() { Mode::Fast } else { Mode::Exact },
