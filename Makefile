@@ -71,7 +71,7 @@ help:
 	@echo "  build       build the stage binaries into $(BIN)"
 	@echo "  bench-mining  mining stages vs GEMM peak and numpy (N=100000 DIM=1536 by default), then"
 	@echo "                few-label subsets (LABELS=\"24 2\": N pairs sharing 24, then 2 targets); FAST=0 / NUMPY=0 skip parts;"
-	@echo "                INT8_KERNEL=vnni|avx2 names fast mode's int8 kernel (default: vnni if the CPU has it, else exact)"
+	@echo "                INT8_KERNEL=vnni|avx2 names fast mode's int8 kernel (default: vnni if the CPU has it, else avx2)"
 	@echo "  bench-embed   candle Qwen2-VL embedding items/s and peak memory vs transformers on this CPU"
 	@echo "                (ROUNDS=3 runs of each side, alternating; the ratio is the rounds' median)"
 	@echo "  bench-train   candle DoRA training steps/s and peak memory vs PyTorch + PEFT (tiny and small config;"

@@ -5,7 +5,7 @@
 # the numpy reference sampler on N_CHECK pairs of the same shape.
 # Usage: BIN=target/release N=100000 DIM=1536 OUT=runs/bench-mining scripts/bench-mining.sh
 # FAST=0 skips fast mode, NUMPY=0 the numpy timings, LABELS="" the few-label cases; INT8_KERNEL=vnni|avx2
-# names fast mode's int8 kernel (default: vnni if the CPU has it, else fast mode runs exact retrieval).
+# names fast mode's int8 kernel (default: vnni if the CPU has it, else avx2, else fast mode runs exact retrieval).
 set -euo pipefail
 BIN=${BIN:-target/release}
 N=${N:-100000}
@@ -49,7 +49,7 @@ fast_scoring=
 INT8_KERNEL_FLAG=${INT8_KERNEL:+--int8-kernel $INT8_KERNEL}
 if [ "$FAST" = 1 ]; then
   mine fast- "$OUT" "$OUT/fast" --mode fast $INT8_KERNEL_FLAG
-  fast_scoring=$(grep -o 'int8 pre-selection by the [a-z0-9]* kernel' "$OUT/.out-fast-retrieve" || echo "no int8 kernel: ran exact retrieval (no AVX-512 VNNI; INT8_KERNEL=avx2 asks for the AVX2 one)")
+  fast_scoring=$(grep -o 'int8 pre-selection by the [a-z0-9]* kernel' "$OUT/.out-fast-retrieve" || echo "no int8 kernel: ran exact retrieval (neither AVX-512 VNNI nor AVX2)")
   differing=$("$BIN/saha-sql" --run "$OUT" -e "select count(*) as n from clusters a full outer join fast_clusters b on a.cluster_id = b.cluster_id and a.position = b.position and a.pair_id = b.pair_id and a.phase = b.phase where a.pair_id is null or b.pair_id is null" | sed -n 3p | tr -dc '0-9')
 fi
 per_anchor=-

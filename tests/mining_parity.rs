@@ -258,7 +258,7 @@ fn fast_mode_gives_the_exact_clusters() {
     let exact_candidates = std::fs::read(dir.path().join("candidates.parquet")).unwrap();
     let fast = mine_with(dir.path(), "fast", 5, 3, "ImageNet_1K", &[]);
     assert_eq!(exact, fast);
-    // Without AVX-512 VNNI (and no --int8-kernel) fast mode runs exact retrieval and records that it did.
+    // With neither AVX-512 VNNI nor AVX2 (and no --int8-kernel) fast mode runs exact retrieval and records that it did.
     let (_, prov) = read_records::<saha_schemas::Candidate>(&dir.path().join("candidates.parquet")).unwrap();
     let used = if saha_mining::quantized::Int8Kernel::fastest_here().is_some() {
         "fast"

@@ -6,8 +6,9 @@
 //! targets are packed in panels of `PANEL_TARGETS`, four bytes of each target side by side per
 //! 4-value step, so one register holds 8 (AVX2) or 16 (AVX-512) targets' next four values; each
 //! query's four values are broadcast and multiplied with every target's four at once, into
-//! `PANEL_QUERIES x PANEL_TARGETS` accumulators held in registers. Both kernels give the same
-//! integers, so the pre-selection does not depend on the CPU.
+//! `PANEL_QUERIES x PANEL_TARGETS` accumulators held in registers. Each kernel has its own
+//! precision (8 bits for VNNI, 7 for AVX2), so the pool may differ between them; the candidates do
+//! not wherever each pool holds the true top `p`.
 
 use rayon::prelude::*;
 
@@ -24,8 +25,8 @@ const PANEL_TARGETS: usize = 32;
 /// held in L2 (`QUERY_BLOCK x width` bytes).
 const QUERY_BLOCK: usize = 256;
 
-/// Rows quantised symmetrically to int8 (`x ~ scale * q`, `q` in -127..=127), padded to a multiple
-/// of 64 values; `sum` is each row's sum of quantised values.
+/// Rows quantised symmetrically (`x ~ scale * q`, `q` in `-levels..=levels`), padded with zeros to a
+/// multiple of 64 values; `sum` is each row's sum of quantised values.
 struct Quantised {
     data: Vec<i8>,
     scale: Vec<f32>,
@@ -33,7 +34,7 @@ struct Quantised {
     width: usize,
 }
 
-fn quantise(m: &[f32], dim: usize) -> Quantised {
+fn quantise(m: &[f32], dim: usize, levels: i32) -> Quantised {
     let rows = m.len() / dim;
     let width = dim.div_ceil(LANES) * LANES;
     let mut data = vec![0i8; rows * width];
@@ -46,10 +47,11 @@ fn quantise(m: &[f32], dim: usize) -> Quantised {
         .for_each(|(r, ((out, s), total))| {
             let row = &m[r * dim..(r + 1) * dim];
             let max = row.iter().fold(0f32, |a, x| a.max(x.abs()));
-            *s = if max > 0.0 { max / 127.0 } else { 1.0 };
+            let levels = levels as f32;
+            *s = if max > 0.0 { max / levels } else { 1.0 };
             let mut acc = 0i32;
             for (o, x) in out.iter_mut().zip(row) {
-                *o = (x / *s).round().clamp(-127.0, 127.0) as i8;
+                *o = (x / *s).round().clamp(-levels, levels) as i8;
                 acc += *o as i32;
             }
             *total = acc;
@@ -63,16 +65,19 @@ fn quantise(m: &[f32], dim: usize) -> Quantised {
 }
 
 /// The int8 micro-kernels fast mode has. Each computes, for 8 query rows against one packed panel of
-/// 32 targets, `sum_k q[k] * stored[k]`, where a target value is stored as `t + offset()`.
+/// 32 targets, `sum_k (q[k] + query_offset()) * (t[k] + target_offset())`: values are stored as
+/// bytes shifted by the offset (at most one of the two is not zero), read as unsigned where the
+/// offset is not zero and as signed where it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Int8Kernel {
     /// AVX-512 VNNI: one `vpdpbusd` multiplies 16 targets' four unsigned bytes by the query's four
     /// signed ones and adds them up; targets are stored offset by 128 to make them unsigned.
     Vnni,
-    /// AVX2: `vpsignb` moves the query's signs onto the targets, `vpmaddubsw` multiplies by the
-    /// query's magnitudes and adds pairs (at most 2 x 127 x 127, so never saturating), `vpmaddwd`
-    /// adds the pairs into 32-bit lanes: four instructions per 32 products, targets stored as is.
+    /// AVX2, at 7 bits (values in -63..=63): `vpmaddubsw` multiplies the query's bytes, stored
+    /// offset by 64 (1..=127, unsigned), by the targets' and adds pairs (at most 2 x 127 x 63), two
+    /// 4-value steps are added in 16 bits (at most 32004, so never saturating), and `vpmaddwd` adds
+    /// the pairs into 32-bit lanes: five instructions per 64 products, three of them multiplies.
     Avx2,
 }
 
@@ -93,14 +98,14 @@ impl Int8Kernel {
         }
     }
 
-    /// The kernel fast mode uses unless told otherwise: VNNI where the CPU has it, else none (fast
-    /// mode then runs exact retrieval). The AVX2 kernel is not chosen on its own: it does 32 products
-    /// in four instructions, two of them multiplies, against eight per f32 FMA, which measured 1.2x
-    /// to 1.4x the f32 product on an Intel core's AVX2 paths, but on a core with a single 256-bit
-    /// integer multiplier (AMD Zen 2) it can be no faster; until an AVX2-only CPU has measured it,
-    /// `--int8-kernel avx2` asks for it.
+    /// The kernel fast mode uses unless told otherwise: VNNI where the CPU has it (8 bits, one
+    /// instruction per 64 products), else AVX2 (7 bits), else none (fast mode then runs exact
+    /// retrieval). The AVX2 kernel issues three multiplies per 64 products where the f32 product
+    /// issues eight FMAs; a core with two FMA pipes and one 256-bit integer multiplier (AMD Zen 2,
+    /// Intel Haswell) thus still runs it in at most 3/4 of the FMA product's cycles, and cores with two
+    /// integer multipliers in 3/8.
     pub fn fastest_here() -> Option<Self> {
-        Some(Int8Kernel::Vnni).filter(|k| k.runs_here())
+        [Int8Kernel::Vnni, Int8Kernel::Avx2].into_iter().find(|k| k.runs_here())
     }
 
     /// The name `--int8-kernel` takes.
@@ -111,34 +116,44 @@ impl Int8Kernel {
         }
     }
 
+    /// The largest quantised magnitude: values lie in `-levels..=levels`.
+    fn levels(self) -> i32 {
+        match self {
+            Int8Kernel::Vnni => 127,
+            Int8Kernel::Avx2 => 63,
+        }
+    }
+
+    /// What each query value is stored as, less the value itself.
+    fn query_offset(self) -> i32 {
+        match self {
+            Int8Kernel::Vnni => 0,
+            Int8Kernel::Avx2 => 64,
+        }
+    }
+
     /// What each target value is stored as, less the value itself.
-    fn offset(self) -> i32 {
+    fn target_offset(self) -> i32 {
         match self {
             Int8Kernel::Vnni => 128,
             Int8Kernel::Avx2 => 0,
         }
     }
 
-    /// Whether the kernel reads the magnitudes of the query rows next to the rows themselves.
-    fn needs_magnitudes(self) -> bool {
-        self == Int8Kernel::Avx2
-    }
-
-    /// Raw scores of 8 query rows (`q`, and their magnitudes where the kernel reads them) against one
-    /// packed panel.
+    /// Raw scores of 8 stored query rows against one packed panel.
     ///
     /// # Safety
     /// The CPU runs the kernel ([`Self::runs_here`]); it is checked once per search, not per panel.
-    unsafe fn panel_scores(self, q: &[i8], magnitudes: &[u8], t: &[u8], width: usize, out: &mut PanelScores) {
+    unsafe fn panel_scores(self, q: &[u8], t: &[u8], width: usize, out: &mut PanelScores) {
         // SAFETY: the caller guarantees that the CPU has the kernel's features.
         #[cfg(target_arch = "x86_64")]
         match self {
             Int8Kernel::Vnni => vnni::panel_scores(q, t, width, out),
-            Int8Kernel::Avx2 => avx2::panel_scores(q, magnitudes, t, width, out),
+            Int8Kernel::Avx2 => avx2::panel_scores(q, t, width, out),
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (q, magnitudes, t, width, out);
+            let _ = (q, t, width, out);
             unreachable!("{self:?}: no int8 kernel runs on this CPU")
         }
     }
@@ -147,13 +162,18 @@ impl Int8Kernel {
 /// `out[query * PANEL_TARGETS + target]`: one micro-kernel call's raw scores.
 type PanelScores = [i32; PANEL_QUERIES * PANEL_TARGETS];
 
+/// A quantised value as the kernels read it: `x + offset` as a byte.
+fn stored(x: i8, offset: i32) -> u8 {
+    (x as i32 + offset) as u8
+}
+
 /// Quantised target rows (`[rows, width]`) as panels of `PANEL_TARGETS`: within a panel, for each
-/// step of 4 values, every target's 4 bytes in turn, each `value + offset` as a byte (`offset` 128
-/// or 0). Rows past the end are zero values.
+/// step of 4 values, every target's 4 bytes in turn, each stored with `offset`. Rows past the end
+/// are zero values.
 fn pack_targets(data: &[i8], width: usize, offset: i32) -> Vec<u8> {
     let rows = data.len() / width;
     let panel_len = PANEL_TARGETS * width;
-    let stored = |x: i8| (x as i32 + offset) as u8;
+    let stored = |x: i8| stored(x, offset);
     let mut packed = vec![stored(0); rows.div_ceil(PANEL_TARGETS) * panel_len];
     packed.par_chunks_mut(panel_len).enumerate().for_each(|(p, panel)| {
         for (j, row) in data[p * panel_len..]
@@ -173,10 +193,11 @@ fn pack_targets(data: &[i8], width: usize, offset: i32) -> Vec<u8> {
 }
 
 /// What the kernels compute, one product at a time: the reference they are tested against. Stored
-/// bytes are read as unsigned where targets are offset, as signed where they are not.
+/// bytes are read as unsigned where their side is offset, as signed where it is not.
 #[cfg(test)]
-fn portable_panel_scores(q: &[i8], t: &[u8], width: usize, offset: i32, out: &mut PanelScores) {
-    let value = |b: u8| if offset == 0 { b as i8 as i32 } else { b as i32 };
+fn portable_panel_scores(q: &[u8], t: &[u8], width: usize, kernel: Int8Kernel, out: &mut PanelScores) {
+    let read = |offset: i32| move |b: u8| if offset == 0 { b as i8 as i32 } else { b as i32 };
+    let (query, value) = (read(kernel.query_offset()), read(kernel.target_offset()));
     for (i, row) in q.chunks_exact(width).take(PANEL_QUERIES).enumerate() {
         for j in 0..PANEL_TARGETS {
             out[i * PANEL_TARGETS + j] = row
@@ -186,7 +207,7 @@ fn portable_panel_scores(q: &[i8], t: &[u8], width: usize, offset: i32, out: &mu
                     let at = step * PANEL_TARGETS * 4 + j * 4;
                     four.iter()
                         .zip(&t[at..at + 4])
-                        .map(|(&a, &b)| a as i32 * value(b))
+                        .map(|(&a, &b)| query(a) * value(b))
                         .sum::<i32>()
                 })
                 .sum();
@@ -204,7 +225,7 @@ mod vnni {
     /// broadcasts feed 16 `vpdpbusd`.
     #[allow(clippy::needless_range_loop)] // fixed-size register tiles read best indexed
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn panel_scores(q: &[i8], t: &[u8], width: usize, out: &mut PanelScores) {
+    pub unsafe fn panel_scores(q: &[u8], t: &[u8], width: usize, out: &mut PanelScores) {
         assert!(width % 4 == 0 && q.len() >= PANEL_QUERIES * width && t.len() >= PANEL_TARGETS * width);
         let mut acc = [[_mm512_setzero_si512(); 2]; PANEL_QUERIES];
         let (q, t) = (q.as_ptr(), t.as_ptr());
@@ -230,34 +251,35 @@ mod avx2 {
 
     use super::{PanelScores, PANEL_QUERIES, PANEL_TARGETS};
 
-    /// Two queries at a time (16 registers hold no more): 2 x 4 accumulators of 8 targets each; per
-    /// 4-value step four panel loads and two pairs of query broadcasts (signs, magnitudes) feed 8
-    /// sign / multiply-add / widen / add sequences.
+    /// Two queries at a time: 2 x 4 accumulators of 8 targets each; per two 4-value steps, four query
+    /// broadcasts and eight panel loads feed 8 multiply-add / multiply-add / add / widen / add
+    /// sequences. Queries are the unsigned operand (stored 1..=127), targets the signed one
+    /// (-63..=63), so each 16-bit lane of one step is at most 2 x 127 x 63 = 16002 in magnitude and
+    /// two steps' lanes add up without saturating.
     #[allow(clippy::needless_range_loop)] // fixed-size register tiles read best indexed
     #[target_feature(enable = "avx2")]
-    pub unsafe fn panel_scores(q: &[i8], magnitudes: &[u8], t: &[u8], width: usize, out: &mut PanelScores) {
-        assert!(
-            width % 4 == 0
-                && q.len() >= PANEL_QUERIES * width
-                && magnitudes.len() >= PANEL_QUERIES * width
-                && t.len() >= PANEL_TARGETS * width
-        );
+    pub unsafe fn panel_scores(q: &[u8], t: &[u8], width: usize, out: &mut PanelScores) {
+        assert!(width % 8 == 0 && q.len() >= PANEL_QUERIES * width && t.len() >= PANEL_TARGETS * width);
         let ones = _mm256_set1_epi16(1);
-        let four = |rows: *const u8, at: usize| _mm256_set1_epi32((rows.add(at) as *const i32).read_unaligned());
+        let four = |at: *const u8| _mm256_set1_epi32((at as *const i32).read_unaligned());
         for pair in 0..PANEL_QUERIES / 2 {
             let mut acc = [[_mm256_setzero_si256(); 4]; 2];
-            let (signs, sizes) = (
-                q.as_ptr().add(pair * 2 * width) as *const u8,
-                magnitudes.as_ptr().add(pair * 2 * width),
-            );
-            for step in 0..width / 4 {
+            let rows = q.as_ptr().add(pair * 2 * width);
+            for step in (0..width / 4).step_by(2) {
                 let panel = t.as_ptr().add(step * PANEL_TARGETS * 4);
-                let targets = [0, 1, 2, 3].map(|j| _mm256_loadu_si256(panel.add(32 * j) as *const _));
-                for i in 0..2 {
-                    let (sign, size) = (four(signs, i * width + step * 4), four(sizes, i * width + step * 4));
-                    for j in 0..4 {
-                        let pairs = _mm256_maddubs_epi16(size, _mm256_sign_epi8(targets[j], sign));
-                        acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(pairs, ones));
+                let query = [0, 1].map(|i| {
+                    let at = rows.add(i * width + step * 4);
+                    [four(at), four(at.add(4))]
+                });
+                for j in 0..4 {
+                    let now = _mm256_loadu_si256(panel.add(32 * j) as *const _);
+                    let next = _mm256_loadu_si256(panel.add(PANEL_TARGETS * 4 + 32 * j) as *const _);
+                    for i in 0..2 {
+                        let sums = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(query[i][0], now),
+                            _mm256_maddubs_epi16(query[i][1], next),
+                        );
+                        acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(sums, ones));
                     }
                 }
             }
@@ -291,11 +313,12 @@ pub fn top_p_fast(
     let nt = targets.len() / dim;
     let p = p.min(nt);
     let deep = p.saturating_mul(oversample.max(1)).min(nt);
-    let (packed, target_scale) = {
-        let tq = quantise(targets, dim);
-        (pack_targets(&tq.data, tq.width, kernel.offset()), tq.scale)
+    let (levels, query_offset, target_offset) = (kernel.levels(), kernel.query_offset(), kernel.target_offset());
+    let (packed, target_scale, target_sum) = {
+        let tq = quantise(targets, dim, levels);
+        (pack_targets(&tq.data, tq.width, target_offset), tq.scale, tq.sum)
     };
-    let qq = quantise(queries, dim);
+    let qq = quantise(queries, dim, levels);
     let width = qq.width;
     qq.data
         .par_chunks(QUERY_BLOCK * width)
@@ -304,30 +327,26 @@ pub fn top_p_fast(
             let q0 = block * QUERY_BLOCK;
             let bq = qblock.len() / width;
             let mut best: Vec<TopK> = (0..bq).map(|_| TopK::new(deep)).collect();
-            let mut rows = qblock.to_vec();
+            let mut rows: Vec<u8> = qblock.iter().map(|&x| stored(x, query_offset)).collect();
             rows.resize(bq.div_ceil(PANEL_QUERIES) * PANEL_QUERIES * width, 0);
-            let magnitudes: Vec<u8> = if kernel.needs_magnitudes() {
-                rows.iter().map(|x| x.unsigned_abs()).collect()
-            } else {
-                Vec::new()
-            };
             let mut raw = [0i32; PANEL_QUERIES * PANEL_TARGETS];
             let mut approx = [0f32; PANEL_TARGETS];
             for (panel, tpanel) in packed.chunks_exact(PANEL_TARGETS * width).enumerate() {
                 let t0 = panel * PANEL_TARGETS;
                 let bt = PANEL_TARGETS.min(nt - t0);
                 for (m, qpanel) in rows.chunks_exact(PANEL_QUERIES * width).enumerate() {
-                    let sizes = magnitudes.get(m * PANEL_QUERIES * width..).unwrap_or(&[]);
                     // SAFETY: the CPU runs the kernel (asserted above).
-                    unsafe { kernel.panel_scores(qpanel, sizes, tpanel, width, &mut raw) };
+                    unsafe { kernel.panel_scores(qpanel, tpanel, width, &mut raw) };
                     for (r, scores) in raw.chunks_exact(PANEL_TARGETS).enumerate() {
                         let i = m * PANEL_QUERIES + r;
                         if i >= bq {
                             break;
                         }
-                        let (sq, offset) = (qq.scale[q0 + i], kernel.offset() * qq.sum[q0 + i]);
-                        for ((a, &s), &st) in approx.iter_mut().zip(scores).zip(&target_scale[t0..t0 + bt]) {
-                            *a = sq * st * (s - offset) as f32;
+                        // The offsets' share of the raw score: one side's offset times the other's sum.
+                        let (sq, from_targets) = (qq.scale[q0 + i], target_offset * qq.sum[q0 + i]);
+                        let target_rows = target_scale[t0..t0 + bt].iter().zip(&target_sum[t0..t0 + bt]);
+                        for ((a, &s), (&st, &ts)) in approx.iter_mut().zip(scores).zip(target_rows) {
+                            *a = sq * st * (s - from_targets - query_offset * ts) as f32;
                         }
                         best[i].offer(&approx[..bt], t0 as u32);
                     }
@@ -354,18 +373,24 @@ mod tests {
     const KERNELS: [Int8Kernel; 2] = [Int8Kernel::Vnni, Int8Kernel::Avx2];
 
     /// One micro-kernel's inputs: `PANEL_QUERIES` query rows and the target rows of one panel (29 of
-    /// 32, so the panel's padding runs), random values in `quantise`'s range -127..=127 with the
-    /// extremes included.
-    fn kernel_inputs(width: usize) -> (Vec<i8>, Vec<i8>) {
+    /// 32, so the panel's padding runs), random values in `quantise`'s range `-levels..=levels` with
+    /// the extremes included (every sign of the largest products, row after row).
+    fn kernel_inputs(width: usize, levels: i32) -> (Vec<i8>, Vec<i8>) {
         let mut rng = saha_common::rng::Rng::new(9);
-        let mut byte = || (rng.below(255) as i32 - 127) as i8;
+        let mut byte = || (rng.below(2 * levels as usize + 1) as i32 - levels) as i8;
         let mut q: Vec<i8> = (0..PANEL_QUERIES * width).map(|_| byte()).collect();
         let mut t: Vec<i8> = (0..29 * width).map(|_| byte()).collect();
-        q[..width].fill(-127);
-        q[width..2 * width].fill(127);
-        t[..width].fill(127);
-        t[width..2 * width].fill(-127);
+        let extreme = levels as i8;
+        q[..width].fill(-extreme);
+        q[width..2 * width].fill(extreme);
+        t[..width].fill(extreme);
+        t[width..2 * width].fill(-extreme);
         (q, t)
+    }
+
+    /// Query rows as the kernel reads them.
+    fn stored_rows(q: &[i8], kernel: Int8Kernel) -> Vec<u8> {
+        q.iter().map(|&x| stored(x, kernel.query_offset())).collect()
     }
 
     /// Each SIMD kernel against the portable loop. A kernel the CPU cannot run is not checked: the
@@ -386,48 +411,51 @@ mod tests {
                 );
                 continue;
             }
-            for width in [4, 64, 192, 1536] {
-                let (q, t) = kernel_inputs(width);
-                let magnitudes: Vec<u8> = q.iter().map(|x| x.unsigned_abs()).collect();
-                let panel = pack_targets(&t, width, kernel.offset());
+            for width in [8, 64, 192, 1536] {
+                let (q, t) = kernel_inputs(width, kernel.levels());
+                let q = stored_rows(&q, kernel);
+                let panel = pack_targets(&t, width, kernel.target_offset());
                 let mut a = [i32::MIN; PANEL_QUERIES * PANEL_TARGETS];
                 let mut b = [0; PANEL_QUERIES * PANEL_TARGETS];
                 // SAFETY: the kernel runs here (checked above).
-                unsafe { kernel.panel_scores(&q, &magnitudes, &panel, width, &mut a) };
-                portable_panel_scores(&q, &panel, width, kernel.offset(), &mut b);
+                unsafe { kernel.panel_scores(&q, &panel, width, &mut a) };
+                portable_panel_scores(&q, &panel, width, kernel, &mut b);
                 assert_eq!(a, b, "width {width}: the {name} kernel differs from the portable loop");
             }
             eprintln!("simd_kernels_match_the_portable_loop: the {name} kernel checked");
         }
     }
 
-    /// Packing and the portable loop against a plain i64 dot product per pair, for both packings, so
-    /// that the reference the kernels are compared with is itself checked (and runs on every CPU).
+    /// Storing, packing and the portable loop against a plain i64 dot product per pair, for every
+    /// kernel's layout, so that the reference the kernels are compared with is itself checked (and
+    /// runs on every CPU).
     #[test]
     fn portable_panel_scores_are_the_offset_dot_products() {
         let width = 128;
-        let (q, t) = kernel_inputs(width);
-        for offset in [128, 0] {
-            let panel = pack_targets(&t, width, offset);
+        for kernel in KERNELS {
+            let (q, t) = kernel_inputs(width, kernel.levels());
+            let (qo, to) = (kernel.query_offset() as i64, kernel.target_offset() as i64);
+            let panel = pack_targets(&t, width, kernel.target_offset());
             assert_eq!(panel.len(), PANEL_TARGETS * width);
             let mut got = [i32::MIN; PANEL_QUERIES * PANEL_TARGETS];
-            portable_panel_scores(&q, &panel, width, offset, &mut got);
+            portable_panel_scores(&stored_rows(&q, kernel), &panel, width, kernel, &mut got);
             for i in 0..PANEL_QUERIES {
                 let qi = &q[i * width..(i + 1) * width];
                 for j in 0..PANEL_TARGETS {
                     // Padded targets are zero vectors: `offset` once stored.
                     let want: i64 = (0..width)
-                        .map(|k| qi[k] as i64 * (t.get(j * width + k).map_or(0, |&x| x as i64) + offset as i64))
+                        .map(|k| (qi[k] as i64 + qo) * (t.get(j * width + k).map_or(0, |&x| x as i64) + to))
                         .sum();
                     assert_eq!(
                         got[i * PANEL_TARGETS + j] as i64,
                         want,
-                        "offset {offset}: query {i}, target {j}"
+                        "{kernel:?}: query {i}, target {j}"
                     );
                 }
             }
-            assert_eq!(got[0], -127 * (127 + offset) * width as i32);
-            assert_eq!(got[PANEL_TARGETS + 1], 127 * (offset - 127) * width as i32);
+            let (l, w) = (kernel.levels() as i64, width as i64);
+            assert_eq!(got[0] as i64, (qo - l) * (l + to) * w);
+            assert_eq!(got[PANEL_TARGETS + 1] as i64, (qo + l) * (to - l) * w);
         }
     }
 

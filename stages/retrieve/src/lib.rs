@@ -44,14 +44,14 @@ pub struct Args {
     pub pool: Option<usize>,
     /// exact: f32 scores for every pair. fast: int8 scores pick an `--oversample` times deeper
     /// pool, re-scored exactly in f32; equal to exact whenever the true top P lie in that pool
-    /// (checked by the tests and `make bench-mining`). Without AVX-512 VNNI, unless
-    /// `--int8-kernel avx2` is given, fast mode runs exact retrieval (recorded as mode_used).
+    /// (checked by the tests and `make bench-mining`). On a CPU with neither AVX-512 VNNI nor AVX2
+    /// fast mode runs exact retrieval (recorded as mode_used).
     #[arg(long, value_enum, default_value_t = Mode::Exact)]
     pub mode: Mode,
-    /// fast mode: the int8 kernel [default: vnni where the CPU has AVX-512 VNNI, else none: exact
-    /// retrieval]. avx2 runs on any x86-64 CPU with AVX2; on an Intel Xeon's AVX2 code paths it
-    /// measured 1.2x-1.4x the f32 product, but no AVX2-only CPU (AMD Zen 2/3) has measured it. Both kernels give the same
-    /// integers, so the same candidates; naming one the CPU cannot run is an error.
+    /// fast mode: the int8 kernel [default: vnni where the CPU has AVX-512 VNNI, else avx2 where it
+    /// has AVX2, else none: exact retrieval]. vnni scores at 8 bits, avx2 at 7 (a little coarser,
+    /// so its pool may differ; the re-scored candidates do not wherever the pool holds the true top
+    /// P). Naming one the CPU cannot run is an error.
     #[arg(long, value_enum)]
     pub int8_kernel: Option<Int8Kernel>,
     /// fast mode: depth of the int8 pre-selection, in multiples of --pool (2 gave clusters
@@ -97,8 +97,8 @@ fn int8_kernel(args: &Args, warnings: &mut Vec<String>) -> Result<Option<Int8Ker
             let k = Int8Kernel::fastest_here();
             if k.is_none() {
                 warnings.push(
-                    "--mode fast: this CPU has no AVX-512 VNNI; running exact retrieval (the same candidates). \
---int8-kernel avx2 asks for the AVX2 int8 kernel, which may or may not beat the f32 product here"
+                    "--mode fast: this CPU has neither AVX-512 VNNI nor AVX2 for the int8 pre-selection; running \
+exact retrieval (the same candidates)"
                         .to_string(),
                 );
             }
