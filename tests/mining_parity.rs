@@ -305,8 +305,23 @@ fn fast_mode_gives_the_exact_clusters() {
         }
         assert!(res.status.success(), "{}", stderr(&res));
         let (c, prov) = read_records::<saha_schemas::Candidate>(Path::new(&out)).unwrap();
-        assert_eq!(prov.unwrap().stats["int8_kernel"], kernel);
+        let stats = prov.unwrap().stats;
+        assert_eq!(stats["int8_kernel"], kernel);
         assert_eq!(c, b, "{kernel}: same candidates, ranks and scores as exact retrieval");
+        // The default check: every query of a subset, at most 256 in all, spread evenly.
+        let queries = a.iter().filter(|x| x.rank == 0).count();
+        let stride = queries.div_ceil(256);
+        let checked = stats["fast_check"]["queries"].as_u64().unwrap() as usize;
+        assert!(
+            stride > 1 && (queries / stride..=256).contains(&checked),
+            "{checked} of {queries}"
+        );
+        assert_eq!(
+            stats["fast_check"]["differing"], 0,
+            "{kernel}: {:?}",
+            stats["fast_check"]
+        );
+        assert!(stderr(&res).contains("queries searched exactly as well got other candidates"));
     }
 }
 

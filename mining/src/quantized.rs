@@ -293,77 +293,142 @@ mod avx2 {
     }
 }
 
-/// The `p` best (target index, exact f32 score) per query, like [`crate::retrieve::top_p`],
-/// chosen from an int8 pre-selection `oversample * p` deep scored by `kernel` (which must run on
-/// this CPU: [`Int8Kernel::runs_here`]).
-pub fn top_p_fast(
-    queries: &[f32],
-    targets: &[f32],
+/// One subset's targets made ready for fast search by one kernel: quantised and packed, next to the
+/// f32 rows the pre-selection is re-scored against.
+pub struct FastTargets<'a> {
+    targets: &'a [f32],
     dim: usize,
-    p: usize,
-    oversample: usize,
     kernel: Int8Kernel,
-    on_block: &(dyn Fn(usize) + Sync),
-) -> Vec<Vec<(u32, f32)>> {
-    assert!(
-        kernel.runs_here(),
-        "the {} int8 kernel does not run on this CPU",
-        kernel.name()
-    );
-    let nt = targets.len() / dim;
-    let p = p.min(nt);
-    let deep = p.saturating_mul(oversample.max(1)).min(nt);
-    let (levels, query_offset, target_offset) = (kernel.levels(), kernel.query_offset(), kernel.target_offset());
-    let (packed, target_scale, target_sum) = {
-        let tq = quantise(targets, dim, levels);
-        (pack_targets(&tq.data, tq.width, target_offset), tq.scale, tq.sum)
-    };
-    let qq = quantise(queries, dim, levels);
-    let width = qq.width;
-    qq.data
-        .par_chunks(QUERY_BLOCK * width)
-        .enumerate()
-        .flat_map_iter(|(block, qblock)| {
-            let q0 = block * QUERY_BLOCK;
-            let bq = qblock.len() / width;
-            let mut best: Vec<TopK> = (0..bq).map(|_| TopK::new(deep)).collect();
-            let mut rows: Vec<u8> = qblock.iter().map(|&x| stored(x, query_offset)).collect();
-            rows.resize(bq.div_ceil(PANEL_QUERIES) * PANEL_QUERIES * width, 0);
-            let mut raw = [0i32; PANEL_QUERIES * PANEL_TARGETS];
-            let mut approx = [0f32; PANEL_TARGETS];
-            for (panel, tpanel) in packed.chunks_exact(PANEL_TARGETS * width).enumerate() {
-                let t0 = panel * PANEL_TARGETS;
-                let bt = PANEL_TARGETS.min(nt - t0);
-                for (m, qpanel) in rows.chunks_exact(PANEL_QUERIES * width).enumerate() {
-                    // SAFETY: the CPU runs the kernel (asserted above).
-                    unsafe { kernel.panel_scores(qpanel, tpanel, width, &mut raw) };
-                    for (r, scores) in raw.chunks_exact(PANEL_TARGETS).enumerate() {
-                        let i = m * PANEL_QUERIES + r;
-                        if i >= bq {
-                            break;
+    packed: Vec<u8>,
+    scale: Vec<f32>,
+    sum: Vec<i32>,
+}
+
+/// Fast search against exact search on a sample of queries.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FastCheck {
+    /// Queries searched both ways.
+    pub queries: usize,
+    /// Of those, queries whose candidates (targets, order or scores) differ.
+    pub differing: usize,
+    /// Targets of the exact top `p` missing from the fast one, summed over the queries.
+    pub missed: usize,
+}
+
+impl std::ops::AddAssign for FastCheck {
+    fn add_assign(&mut self, other: Self) {
+        self.queries += other.queries;
+        self.differing += other.differing;
+        self.missed += other.missed;
+    }
+}
+
+impl<'a> FastTargets<'a> {
+    /// `targets` is `[nt, dim]`, row-major; `kernel` must run on this CPU ([`Int8Kernel::runs_here`]).
+    pub fn new(targets: &'a [f32], dim: usize, kernel: Int8Kernel) -> Self {
+        assert!(
+            kernel.runs_here(),
+            "the {} int8 kernel does not run on this CPU",
+            kernel.name()
+        );
+        let tq = quantise(targets, dim, kernel.levels());
+        Self {
+            targets,
+            dim,
+            kernel,
+            packed: pack_targets(&tq.data, tq.width, kernel.target_offset()),
+            scale: tq.scale,
+            sum: tq.sum,
+        }
+    }
+
+    /// The `p` best (target index, exact f32 score) per query, like [`crate::retrieve::top_p`],
+    /// chosen from an int8 pre-selection `oversample * p` deep. Each query's answer depends on that
+    /// query alone.
+    pub fn top_p(
+        &self,
+        queries: &[f32],
+        p: usize,
+        oversample: usize,
+        on_block: &(dyn Fn(usize) + Sync),
+    ) -> Vec<Vec<(u32, f32)>> {
+        let (dim, kernel) = (self.dim, self.kernel);
+        let nt = self.scale.len();
+        let p = p.min(nt);
+        let deep = p.saturating_mul(oversample.max(1)).min(nt);
+        let (query_offset, target_offset) = (kernel.query_offset(), kernel.target_offset());
+        let qq = quantise(queries, dim, kernel.levels());
+        let width = qq.width;
+        qq.data
+            .par_chunks(QUERY_BLOCK * width)
+            .enumerate()
+            .flat_map_iter(|(block, qblock)| {
+                let q0 = block * QUERY_BLOCK;
+                let bq = qblock.len() / width;
+                let mut best: Vec<TopK> = (0..bq).map(|_| TopK::new(deep)).collect();
+                let mut rows: Vec<u8> = qblock.iter().map(|&x| stored(x, query_offset)).collect();
+                rows.resize(bq.div_ceil(PANEL_QUERIES) * PANEL_QUERIES * width, 0);
+                let mut raw = [0i32; PANEL_QUERIES * PANEL_TARGETS];
+                let mut approx = [0f32; PANEL_TARGETS];
+                for (panel, tpanel) in self.packed.chunks_exact(PANEL_TARGETS * width).enumerate() {
+                    let t0 = panel * PANEL_TARGETS;
+                    let bt = PANEL_TARGETS.min(nt - t0);
+                    for (m, qpanel) in rows.chunks_exact(PANEL_QUERIES * width).enumerate() {
+                        // SAFETY: the CPU runs the kernel (asserted by `new`).
+                        unsafe { kernel.panel_scores(qpanel, tpanel, width, &mut raw) };
+                        for (r, scores) in raw.chunks_exact(PANEL_TARGETS).enumerate() {
+                            let i = m * PANEL_QUERIES + r;
+                            if i >= bq {
+                                break;
+                            }
+                            // The offsets' share of the raw score: one side's offset times the other's sum.
+                            let (sq, from_targets) = (qq.scale[q0 + i], target_offset * qq.sum[q0 + i]);
+                            let target_rows = self.scale[t0..t0 + bt].iter().zip(&self.sum[t0..t0 + bt]);
+                            for ((a, &s), (&st, &ts)) in approx.iter_mut().zip(scores).zip(target_rows) {
+                                *a = sq * st * (s - from_targets - query_offset * ts) as f32;
+                            }
+                            best[i].offer(&approx[..bt], t0 as u32);
                         }
-                        // The offsets' share of the raw score: one side's offset times the other's sum.
-                        let (sq, from_targets) = (qq.scale[q0 + i], target_offset * qq.sum[q0 + i]);
-                        let target_rows = target_scale[t0..t0 + bt].iter().zip(&target_sum[t0..t0 + bt]);
-                        for ((a, &s), (&st, &ts)) in approx.iter_mut().zip(scores).zip(target_rows) {
-                            *a = sq * st * (s - from_targets - query_offset * ts) as f32;
-                        }
-                        best[i].offer(&approx[..bt], t0 as u32);
                     }
                 }
-            }
-            on_block(bq);
-            best.into_iter().enumerate().map(move |(i, top)| {
-                rescore(
-                    &queries[(q0 + i) * dim..(q0 + i + 1) * dim],
-                    targets,
-                    dim,
-                    top.into_sorted(),
-                    p,
-                )
+                on_block(bq);
+                best.into_iter().enumerate().map(move |(i, top)| {
+                    rescore(
+                        &queries[(q0 + i) * dim..(q0 + i + 1) * dim],
+                        self.targets,
+                        dim,
+                        top.into_sorted(),
+                        p,
+                    )
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
+
+    /// Searches the rows `sample` of `queries` (`[nq, dim]`) both exactly and fast, and counts where
+    /// they differ. Since each query's answer depends on that query alone, the fast answers are those
+    /// a search of all of `queries` gives.
+    pub fn check(&self, queries: &[f32], sample: &[usize], p: usize, oversample: usize) -> FastCheck {
+        let dim = self.dim;
+        let rows: Vec<f32> = sample
+            .iter()
+            .flat_map(|&i| &queries[i * dim..(i + 1) * dim])
+            .copied()
+            .collect();
+        let exact = crate::retrieve::top_p(&rows, self.targets, dim, p, &|_| {});
+        let fast = self.top_p(&rows, p, oversample, &|_| {});
+        let mut check = FastCheck {
+            queries: sample.len(),
+            ..FastCheck::default()
+        };
+        for (e, f) in exact.iter().zip(&fast) {
+            if e != f {
+                check.differing += 1;
+                check.missed += e.iter().filter(|(t, _)| !f.iter().any(|(u, _)| u == t)).count();
+            }
+        }
+        check
+    }
 }
 
 #[cfg(test)]
@@ -459,6 +524,30 @@ mod tests {
         }
     }
 
+    /// Targets whose int8 codes are all the same while their exact scores rise with the index: a pool
+    /// as deep as `p` keeps the lowest indices (ties), exact search the highest.
+    #[test]
+    fn check_counts_the_queries_the_int8_pool_got_wrong() {
+        let dim = 8;
+        let row = |second: f32| (0..dim).map(move |k| [1.0, second][..].get(k).copied().unwrap_or(0.0));
+        let t: Vec<f32> = (0..20).flat_map(|j| row(0.5 + j as f32 * 1e-4)).collect();
+        let q: Vec<f32> = (0..5).flat_map(|_| row(1.0)).collect();
+        for kernel in KERNELS.into_iter().filter(|k| k.runs_here()) {
+            let targets = FastTargets::new(&t, dim, kernel);
+            let shallow = FastCheck {
+                queries: 2,
+                differing: 2,
+                missed: 6,
+            };
+            assert_eq!(targets.check(&q, &[0, 3], 3, 1), shallow, "{kernel:?}");
+            let deep = FastCheck {
+                queries: 2,
+                ..FastCheck::default()
+            };
+            assert_eq!(targets.check(&q, &[0, 3], 3, 7), deep, "{kernel:?}");
+        }
+    }
+
     #[test]
     fn fast_equals_exact_on_clustered_vectors() {
         let dim = 48;
@@ -481,7 +570,7 @@ mod tests {
         let exact = crate::retrieve::top_p(&q, &t, dim, 12, &|_| {});
         let ids = |v: &Vec<(u32, f32)>| v.iter().map(|x| x.0).collect::<Vec<_>>();
         for kernel in KERNELS.into_iter().filter(|k| k.runs_here()) {
-            let fast = top_p_fast(&q, &t, dim, 12, 4, kernel, &|_| {});
+            let fast = FastTargets::new(&t, dim, kernel).top_p(&q, 12, 4, &|_| {});
             for (i, (e, f)) in exact.iter().zip(&fast).enumerate() {
                 assert_eq!(ids(e), ids(f), "{kernel:?}: query {i}");
             }

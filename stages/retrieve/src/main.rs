@@ -15,6 +15,12 @@ fn main() {
         Some(k) => format!("int8 pre-selection by the {} kernel, exact f32 re-score", k.name()),
         None => "exact f32 scores".to_string(),
     };
+    if let Some(c) = s.fast_check {
+        eprintln!(
+            "{STAGE}: fast mode checked: {} of {} queries searched exactly as well got other candidates",
+            c.differing, c.queries
+        );
+    }
     eprintln!(
         "{STAGE}: {} candidates for {} queries ({scoring}) -> {}",
         s.rows,
