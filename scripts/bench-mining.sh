@@ -46,10 +46,13 @@ mine() { # prefix data-folder out-folder [retrieve flags...]: the three stages, 
 mine saha- "$OUT" "$OUT"
 differing=-
 fast_scoring=
+fast_check=
 INT8_KERNEL_FLAG=${INT8_KERNEL:+--int8-kernel $INT8_KERNEL}
 if [ "$FAST" = 1 ]; then
   mine fast- "$OUT" "$OUT/fast" --mode fast $INT8_KERNEL_FLAG
   fast_scoring=$(grep -o 'int8 pre-selection by the [a-z0-9]* kernel' "$OUT/.out-fast-retrieve" || echo "no int8 kernel: ran exact retrieval (neither AVX-512 VNNI nor AVX2)")
+  # saha-retrieve's own check: "N of M queries searched exactly as well got other candidates".
+  fast_check=$(grep -o '[0-9]* of [0-9]* queries searched exactly as well' "$OUT/.out-fast-retrieve" | awk '{print $1 " of " $3 " checked queries differ"}')
   differing=$("$BIN/saha-sql" --run "$OUT" -e "select count(*) as n from clusters a full outer join fast_clusters b on a.cluster_id = b.cluster_id and a.position = b.position and a.pair_id = b.pair_id and a.phase = b.phase where a.pair_id is null or b.pair_id is null" | sed -n 3p | tr -dc '0-9')
 fi
 per_anchor=-
@@ -85,7 +88,7 @@ for k in $LABELS; do
 done
 
 matrices_mib=$((2 * N * DIM * 4 / 1024 / 1024))
-awk -v cpu="$(bash scripts/cpu-line.sh "$load_start")" -v n="$N" -v dim="$DIM" -v peak="$peak_ours" -v np_peak="$peak_numpy" -v pa="$per_anchor" -v mat="$matrices_mib" -v diff="$differing" -v fast_scoring="$fast_scoring" -v labels="$OUT/labels" -v n_check="$N_CHECK" '
+awk -v cpu="$(bash scripts/cpu-line.sh "$load_start")" -v n="$N" -v dim="$DIM" -v peak="$peak_ours" -v np_peak="$peak_numpy" -v pa="$per_anchor" -v mat="$matrices_mib" -v diff="$differing" -v fast_scoring="$fast_scoring" -v fast_check="$fast_check" -v labels="$OUT/labels" -v n_check="$N_CHECK" '
   function max3(a, b, c) { return a > b ? (a > c ? a : c) : (b > c ? b : c) }
   { secs[$1] = $2; rss[$1] = $3 }
   END {
@@ -103,7 +106,7 @@ awk -v cpu="$(bash scripts/cpu-line.sh "$load_start")" -v n="$N" -v dim="$DIM" -
     if ("fast-retrieve" in secs) {
       fast = secs["fast-retrieve"] + secs["fast-remap"] + secs["fast-filter"]
       fast_rss = max3(rss["fast-retrieve"], rss["fast-remap"], rss["fast-filter"])
-      how = (fast_scoring ~ /^int8/) ? fast_scoring " (2x the pool), exact f32 re-score" : fast_scoring
+      how = (fast_scoring ~ /^int8/) ? fast_scoring " (2x the pool), exact f32 re-score; " fast_check : fast_scoring
       printf "| saha-retrieve --mode fast | %.1f | %d | %s |\n", secs["fast-retrieve"], rss["fast-retrieve"], how
       same = (diff == 0) ? "clusters identical to exact mode (0 differing rows)" : ("clusters differ from exact mode in " diff " rows")
       printf "| **fast, end to end** | **%.1f** | %d | %s |\n", fast, fast_rss, same
