@@ -44,7 +44,7 @@ pub struct Args {
     pub pool: Option<usize>,
     /// exact: f32 scores for every pair. fast: int8 scores pick an `--oversample` times deeper
     /// pool, re-scored exactly in f32; equal to exact whenever the true top P lie in that pool
-    /// (checked by the tests and `make bench-mining`). On a CPU with neither AVX-512 VNNI nor AVX2
+    /// (checked by the tests, `make bench-mining` and --check-queries). On a CPU with neither AVX-512 VNNI nor AVX2
     /// fast mode runs exact retrieval (recorded as mode_used).
     #[arg(long, value_enum, default_value_t = Mode::Exact)]
     pub mode: Mode,
