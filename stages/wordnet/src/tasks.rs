@@ -1,7 +1,7 @@
 //! Three MMEB-style subsets from WordNet noun synsets, labelled by synset so the false-negative audit
 //! can tell a mined negative that means the same as the anchor's positive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use saha_common::rng::Rng;
 use saha_schemas::mmeb_data::DataRow;
@@ -151,15 +151,23 @@ pub(crate) fn row(query: String, positive: String, distractors: Vec<String>, lab
 /// Training pairs of one subset from `synsets`. Synonym: several pairs per synset (lemma i -> lemma i+1),
 /// so a mined negative can be the anchor's own synonym; gloss: each of two lemmas -> the definition;
 /// hypernym: word and definition -> a lemma of the hypernym drawn at random, so one category (several
-/// words each) appears under several names (labels are the hypernym's synset).
+/// words each) appears under several names (labels are the hypernym's synset). A query and positive
+/// that an earlier synset already gave (two synsets sharing two lemmas: "bank" and "depository" in
+/// two senses) are left out, as MMEB's data has no repeated pair.
 pub fn train_rows(subset: &str, synsets: &[&Synset], lex: &Lexicon, rng: &mut Rng) -> Vec<DataRow> {
     let mut rows = Vec::new();
+    let mut seen = HashSet::new();
+    let mut push = |r: DataRow| {
+        if seen.insert((r.query.clone(), r.targets[0].0.clone())) {
+            rows.push(r);
+        }
+    };
     for s in synsets {
         match subset {
             "WordNet_Synonym" => {
                 let n = s.lemmas.len().min(3);
                 for i in 0..n {
-                    rows.push(row(
+                    push(row(
                         synonym_query(&s.lemmas[i]),
                         s.lemmas[(i + 1) % n].clone(),
                         vec![],
@@ -169,13 +177,13 @@ pub fn train_rows(subset: &str, synsets: &[&Synset], lex: &Lexicon, rng: &mut Rn
             }
             "WordNet_Gloss" => {
                 for lemma in s.lemmas.iter().take(2) {
-                    rows.push(row(gloss_query(lemma), s.definition.clone(), vec![], &s.id));
+                    push(row(gloss_query(lemma), s.definition.clone(), vec![], &s.id));
                 }
             }
             _ => {
                 if let Some(h) = lex.hypernym(s) {
                     let name = rng.pick(&h.lemmas).clone();
-                    rows.push(row(hypernym_query(s), name, vec![], &h.id));
+                    push(row(hypernym_query(s), name, vec![], &h.id));
                 }
             }
         }
@@ -193,4 +201,53 @@ pub(crate) fn gloss_query(word: &str) -> String {
 
 pub(crate) fn hypernym_query(s: &Synset) -> String {
     format!("What kind of thing is this? {}: {}", s.lemmas[0], s.definition)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synset(id: &str, lemmas: &[&str], definition: &str) -> Synset {
+        Synset {
+            id: id.to_string(),
+            lemmas: lemmas.iter().map(|l| l.to_string()).collect(),
+            hypernyms: vec!["n00000001".to_string()],
+            definition: definition.to_string(),
+        }
+    }
+
+    /// Two senses sharing their two lemmas would give the synonym subset the same two pairs twice.
+    #[test]
+    fn a_pair_an_earlier_synset_gave_is_left_out() {
+        let all = [
+            synset("n00000001", &["entity"], "that which exists"),
+            synset("n00000002", &["bank", "depository"], "a financial institution"),
+            synset(
+                "n00000003",
+                &["bank", "depository", "vault"],
+                "a place where things are kept",
+            ),
+        ];
+        let lex = Lexicon::new(&all);
+        let picked = [&all[1], &all[2]];
+        let pairs = |subset: &str| -> Vec<(String, String)> {
+            train_rows(subset, &picked, &lex, &mut Rng::new(1))
+                .into_iter()
+                .map(|r| (r.query, r.targets[0].0.clone()))
+                .collect()
+        };
+        let synonym = pairs("WordNet_Synonym");
+        let q = |w: &str| synonym_query(w);
+        assert_eq!(
+            synonym,
+            [
+                (q("bank"), "depository".to_string()),
+                (q("depository"), "bank".to_string()),
+                (q("depository"), "vault".to_string()),
+                (q("vault"), "bank".to_string()),
+            ]
+        );
+        // Different definitions: nothing repeats, nothing is left out.
+        assert_eq!(pairs("WordNet_Gloss").len(), 4);
+    }
 }
