@@ -25,8 +25,9 @@ const PANEL_TARGETS: usize = 32;
 /// held in L2 (`QUERY_BLOCK x width` bytes).
 const QUERY_BLOCK: usize = 256;
 
-/// Rows quantised symmetrically (`x ~ scale * q`, `q` in `-levels..=levels`), padded with zeros to a
-/// multiple of 64 values; `sum` is each row's sum of quantised values.
+/// Rows less a fixed row `shift`, quantised symmetrically (`x - shift ~ scale * q`, `q` in
+/// `-levels..=levels`), padded with zeros to a multiple of 64 values; `sum` is each row's sum of
+/// quantised values.
 struct Quantised {
     data: Vec<i8>,
     scale: Vec<f32>,
@@ -34,7 +35,7 @@ struct Quantised {
     width: usize,
 }
 
-fn quantise(m: &[f32], dim: usize, levels: i32) -> Quantised {
+fn quantise(m: &[f32], dim: usize, levels: i32, shift: &[f32]) -> Quantised {
     let rows = m.len() / dim;
     let width = dim.div_ceil(LANES) * LANES;
     let mut data = vec![0i8; rows * width];
@@ -45,12 +46,12 @@ fn quantise(m: &[f32], dim: usize, levels: i32) -> Quantised {
         .zip(sum.par_iter_mut())
         .enumerate()
         .for_each(|(r, ((out, s), total))| {
-            let row = &m[r * dim..(r + 1) * dim];
-            let max = row.iter().fold(0f32, |a, x| a.max(x.abs()));
+            let row = || m[r * dim..(r + 1) * dim].iter().zip(shift).map(|(x, c)| x - c);
+            let max = row().fold(0f32, |a, x| a.max(x.abs()));
             let levels = levels as f32;
             *s = if max > 0.0 { max / levels } else { 1.0 };
             let mut acc = 0i32;
-            for (o, x) in out.iter_mut().zip(row) {
+            for (o, x) in out.iter_mut().zip(row()) {
                 *o = (x / *s).round().clamp(-levels, levels) as i8;
                 acc += *o as i32;
             }
@@ -293,8 +294,41 @@ mod avx2 {
     }
 }
 
-/// One subset's targets made ready for fast search by one kernel: quantised and packed, next to the
-/// f32 rows the pre-selection is re-scored against.
+/// The mean of `m`'s rows: f64 sums over fixed blocks of rows, added in order, so the same bits on
+/// every run whatever the threads do.
+fn mean_row(m: &[f32], dim: usize) -> Vec<f32> {
+    let rows = m.len() / dim;
+    let partial: Vec<Vec<f64>> = m
+        .par_chunks(1024 * dim)
+        .map(|block| {
+            let mut sum = vec![0f64; dim];
+            for row in block.chunks_exact(dim) {
+                for (a, &x) in sum.iter_mut().zip(row) {
+                    *a += x as f64;
+                }
+            }
+            sum
+        })
+        .collect();
+    let mut total = vec![0f64; dim];
+    for block in partial {
+        for (a, b) in total.iter_mut().zip(block) {
+            *a += b;
+        }
+    }
+    total.into_iter().map(|s| (s / rows.max(1) as f64) as f32).collect()
+}
+
+/// One subset's targets made ready for fast search by one kernel: centred on their mean, quantised
+/// and packed, next to the f32 rows the pre-selection is re-scored against.
+///
+/// Centring changes no query's order of targets (`q·(t - c) = q·t - q·c`, and `q·c` is the same for
+/// every target), but it takes out what all targets share. Real embeddings share a few large
+/// channels (a Qwen2 0.5B decoder's: three channels of mean |x| 0.40-0.46 in unit vectors, against a
+/// median of 0.012), which would otherwise set each row's quantisation step and leave the other
+/// channels a few levels. On 2855 of its embeddings (each item searched among all), the true top 45
+/// of 40 items fell outside a 7-bit pool of 90 without centring, of none with it (worst member at
+/// rank 66); at 8 bits the worst member sat at rank 82 without centring, 56 with it.
 pub struct FastTargets<'a> {
     targets: &'a [f32],
     dim: usize,
@@ -331,7 +365,7 @@ impl<'a> FastTargets<'a> {
             "the {} int8 kernel does not run on this CPU",
             kernel.name()
         );
-        let tq = quantise(targets, dim, kernel.levels());
+        let tq = quantise(targets, dim, kernel.levels(), &mean_row(targets, dim));
         Self {
             targets,
             dim,
@@ -357,7 +391,7 @@ impl<'a> FastTargets<'a> {
         let p = p.min(nt);
         let deep = p.saturating_mul(oversample.max(1)).min(nt);
         let (query_offset, target_offset) = (kernel.query_offset(), kernel.target_offset());
-        let qq = quantise(queries, dim, kernel.levels());
+        let qq = quantise(queries, dim, kernel.levels(), &vec![0.0; dim]);
         let width = qq.width;
         qq.data
             .par_chunks(QUERY_BLOCK * width)
@@ -524,14 +558,16 @@ mod tests {
         }
     }
 
-    /// Targets whose int8 codes are all the same while their exact scores rise with the index: a pool
-    /// as deep as `p` keeps the lowest indices (ties), exact search the highest.
+    /// Targets whose int8 codes are all the same while their exact scores rise with the index (and as
+    /// many opposite ones, so that centring moves nothing): a pool as deep as `p` keeps the lowest
+    /// indices (ties), exact search the highest.
     #[test]
     fn check_counts_the_queries_the_int8_pool_got_wrong() {
         let dim = 8;
-        let row = |second: f32| (0..dim).map(move |k| [1.0, second][..].get(k).copied().unwrap_or(0.0));
-        let t: Vec<f32> = (0..20).flat_map(|j| row(0.5 + j as f32 * 1e-4)).collect();
-        let q: Vec<f32> = (0..5).flat_map(|_| row(1.0)).collect();
+        let row = |first: f32, second: f32| (0..dim).map(move |k| [first, second].get(k).copied().unwrap_or(0.0));
+        let near: Vec<f32> = (0..20).flat_map(|j| row(1.0, 0.3 + j as f32 * 1e-4)).collect();
+        let t: Vec<f32> = near.iter().copied().chain(near.iter().map(|x| -x)).collect();
+        let q: Vec<f32> = (0..5).flat_map(|_| row(1.0, 1.0)).collect();
         for kernel in KERNELS.into_iter().filter(|k| k.runs_here()) {
             let targets = FastTargets::new(&t, dim, kernel);
             let shallow = FastCheck {
@@ -545,6 +581,38 @@ mod tests {
                 ..FastCheck::default()
             };
             assert_eq!(targets.check(&q, &[0, 3], 3, 7), deep, "{kernel:?}");
+        }
+    }
+
+    /// Vectors in 30 clusters of small values that all share one large channel, as real embeddings
+    /// do: without centring, that channel sets every row's quantisation step and the pool misses (a
+    /// numpy statement of the same data: 33 of 200 queries at 8 bits, 151 at 7).
+    #[test]
+    fn centring_keeps_the_pool_when_every_vector_shares_a_large_channel() {
+        let dim = 64;
+        let mut rng = saha_common::rng::Rng::new(7);
+        let mut g = || (rng.below(20001) as f32 / 10000.0) - 1.0;
+        let centres: Vec<f32> = (0..30 * dim).map(|_| 0.1 * g()).collect();
+        let mut make = |n: usize| -> Vec<f32> {
+            (0..n)
+                .flat_map(|i| {
+                    (0..dim)
+                        .map(|k| {
+                            if k == 0 {
+                                1.0
+                            } else {
+                                centres[(i % 30) * dim + k] + 0.01 * g()
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let (q, t) = (make(200), make(3000));
+        let all: Vec<usize> = (0..200).collect();
+        for kernel in KERNELS.into_iter().filter(|k| k.runs_here()) {
+            let check = FastTargets::new(&t, dim, kernel).check(&q, &all, 10, 3);
+            assert_eq!(check.differing, 0, "{kernel:?}: {check:?}");
         }
     }
 
