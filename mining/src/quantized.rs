@@ -416,10 +416,10 @@ impl<'a> FastTargets<'a> {
                                 break;
                             }
                             // The offsets' share of the raw score: one side's offset times the other's sum.
-                            let (sq, from_targets) = (qq.scale[q0 + i], target_offset * qq.sum[q0 + i]);
+                            let (sq, from_target_offset) = (qq.scale[q0 + i], target_offset * qq.sum[q0 + i]);
                             let target_rows = self.scale[t0..t0 + bt].iter().zip(&self.sum[t0..t0 + bt]);
                             for ((a, &s), (&st, &ts)) in approx.iter_mut().zip(scores).zip(target_rows) {
-                                *a = sq * st * (s - from_targets - query_offset * ts) as f32;
+                                *a = sq * st * (s - from_target_offset - query_offset * ts) as f32;
                             }
                             best[i].offer(&approx[..bt], t0 as u32);
                         }
