@@ -58,7 +58,7 @@ pub struct Args {
     /// identical to exact mode on the 100k x 1536 benchmark; raise it if in doubt).
     #[arg(long, default_value_t = 2, value_parser = saha_common::numbers::count)]
     pub oversample: usize,
-    /// fast mode: this many queries, spread evenly over the subsets, are searched exactly as well;
+    /// fast mode: about this many queries, every k-th of each subset, are searched exactly as well;
     /// the footer (fast_check) and the last line say how many of them got other candidates (0: no
     /// check). At 256 of 100k queries it costs a fraction of a percent.
     #[arg(long, default_value_t = 256)]
@@ -150,10 +150,10 @@ pub fn run(args: &Args) -> Result<Summary> {
         prov.stat("int8_kernel", k);
     }
     let total: usize = subsets.iter().map(|s| s.queries.len()).sum();
-    // Every `stride`-th query of each subset is checked.
-    let stride = (fast_kernel.is_some() && args.check_queries > 0).then(|| total.div_ceil(args.check_queries).max(1));
+    // Every `stride`-th query of each subset is checked, and the counts add up here.
+    let mut check = (fast_kernel.is_some() && args.check_queries > 0)
+        .then(|| (total.div_ceil(args.check_queries).max(1), FastCheck::default()));
     let bar = progress::bar(total as u64, "retrieve");
-    let mut fast_check = stride.map(|_| FastCheck::default());
     // All subsets are searched before the output is opened, since the footer records the check.
     let mut found = Vec::with_capacity(subsets.len());
     for s in &subsets {
@@ -164,15 +164,16 @@ pub fn run(args: &Args) -> Result<Summary> {
             None => top_p(&q, &t, vectors.dim, pool, &on_block),
             Some(k) => {
                 let targets = FastTargets::new(&t, vectors.dim, k);
-                if let (Some(stride), Some(check)) = (stride, fast_check.as_mut()) {
-                    let sample: Vec<usize> = (0..s.queries.len()).step_by(stride).collect();
-                    *check += targets.check(&q, &sample, pool, args.oversample);
+                if let Some((stride, counts)) = check.as_mut() {
+                    let sample: Vec<usize> = (0..s.queries.len()).step_by(*stride).collect();
+                    *counts += targets.check(&q, &sample, pool, args.oversample);
                 }
                 targets.top_p(&q, pool, args.oversample, &on_block)
             }
         });
     }
     bar.finish_and_clear();
+    let fast_check = check.map(|(_, counts)| counts);
     if let Some(check) = fast_check {
         prov.stat("fast_check", check);
         if check.differing > 0 {
